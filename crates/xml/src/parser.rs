@@ -1,0 +1,548 @@
+//! The incremental stream parser: bytes in, [`StreamEvent`]s out.
+//!
+//! Two passes (see `scanner.rs` for why): the scanner delimits each complete
+//! top-level unit while enforcing the limits, then quick-xml parses exactly
+//! that unit into an [`Element`], with the stream header's namespace
+//! declarations seeded into its resolver. Consumed bytes are dropped on the
+//! next [`StreamParser::feed`], so the buffer never holds more than one unit
+//! under way plus the last chunk fed.
+
+use std::borrow::Cow;
+
+use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::name::{Namespace, PrefixDeclaration, ResolveResult};
+use quick_xml::reader::NsReader;
+use quick_xml::XmlVersion;
+
+use crate::element::Element;
+use crate::error::{StreamErrorKind, XmlError};
+use crate::scanner::{Scanner, Unit};
+use crate::XML_NS;
+
+/// Parser limits. Every one is counted while bytes arrive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest top-level unit (stream header or stanza) before authentication.
+    pub max_stanza_bytes_preauth: usize,
+    /// Largest stanza once the stream is authenticated.
+    pub max_stanza_bytes: usize,
+    /// Deepest element nesting inside a stanza (the stanza itself is depth 1).
+    pub max_depth: usize,
+    /// Most attributes on one element, namespace declarations included.
+    pub max_attrs: usize,
+    /// Most namespace declarations on one element.
+    pub max_ns_decls: usize,
+    /// Longest element or attribute name, in bytes.
+    pub max_name_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_stanza_bytes_preauth: 8 * 1024,
+            max_stanza_bytes: 256 * 1024,
+            max_depth: 64,
+            max_attrs: 64,
+            max_ns_decls: 16,
+            max_name_len: 256,
+        }
+    }
+}
+
+/// The opening `<stream:stream>` tag, resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamHeader {
+    /// Local name (`stream`).
+    pub name: String,
+    /// Resolved namespace (`http://etherx.jabber.org/streams`).
+    pub ns: String,
+    /// The default namespace the header declared (`jabber:client`), or "".
+    pub default_ns: String,
+    /// Prefixes the header declared, as (prefix, uri).
+    pub prefixes: Vec<(String, String)>,
+    /// Other attributes (`to`, `from`, `version`, `id`, `xml:lang`), keyed as
+    /// [`Element`] keys them.
+    pub attrs: Vec<(String, String)>,
+}
+
+impl StreamHeader {
+    pub fn attr(&self, key: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What the parser yields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamEvent {
+    /// The stream header; stanzas follow.
+    Header(StreamHeader),
+    /// One complete top-level element (a stanza, `<starttls/>`, `<auth/>`...).
+    Element(Element),
+    /// `</stream:stream>`: the peer closed the stream.
+    End,
+}
+
+/// An incremental, restartable XMPP stream parser. After it returns an error
+/// the stream is dead: send the error's condition and close.
+pub struct StreamParser {
+    limits: Limits,
+    authenticated: bool,
+    buf: Vec<u8>,
+    /// Bytes at the front of `buf` already turned into events.
+    consumed: usize,
+    scanner: Scanner,
+    header: Option<StreamHeader>,
+    /// The stream has ended or failed; nothing more is parsed.
+    done: bool,
+}
+
+impl StreamParser {
+    pub fn new(limits: Limits) -> Self {
+        StreamParser {
+            limits,
+            authenticated: false,
+            buf: Vec::new(),
+            consumed: 0,
+            scanner: Scanner::new(),
+            header: None,
+            done: false,
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Applies new limits (config reload); they take effect from the next unit.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// Switches to the post-authentication stanza size limit.
+    pub fn set_authenticated(&mut self, authenticated: bool) {
+        self.authenticated = authenticated;
+    }
+
+    /// The header of the current stream, once parsed.
+    pub fn header(&self) -> Option<&StreamHeader> {
+        self.header.as_ref()
+    }
+
+    /// Bytes held for units not yet complete.
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.consumed
+    }
+
+    /// Starts a new stream on the same connection (RFC 6120 §4.3.3 after
+    /// STARTTLS and SASL). Anything buffered is discarded: bytes a peer
+    /// pipelined after `<starttls/>` must not survive into the TLS stream.
+    pub fn reset(&mut self) {
+        self.buf.clear();
+        // Don't keep a large buffer alive on an idle connection.
+        self.buf.shrink_to(4096);
+        self.consumed = 0;
+        self.scanner = Scanner::new();
+        self.header = None;
+        self.done = false;
+    }
+
+    /// Appends bytes. Call [`StreamParser::next_event`] until it returns
+    /// `Ok(None)` after each feed; memory is then bounded by the unit limit
+    /// plus the size of one chunk.
+    pub fn feed(&mut self, data: &[u8]) {
+        if self.done {
+            return;
+        }
+        let keep = self.scanner.keep_from().min(self.consumed);
+        if keep > 0 {
+            self.buf.drain(..keep);
+            self.scanner.shift(keep);
+            self.consumed -= keep;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete event, `Ok(None)` if more bytes are needed.
+    pub fn next_event(&mut self) -> Result<Option<StreamEvent>, XmlError> {
+        let result = self.next_event_inner();
+        if result.is_err() {
+            self.done = true;
+        }
+        result
+    }
+
+    fn next_event_inner(&mut self) -> Result<Option<StreamEvent>, XmlError> {
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            let max_unit = if self.authenticated {
+                self.limits.max_stanza_bytes
+            } else {
+                self.limits.max_stanza_bytes_preauth
+            };
+            let Some(unit) = self.scanner.scan(&self.buf, &self.limits, max_unit)? else {
+                self.consumed = self.scanner.keep_from();
+                return Ok(None);
+            };
+            match unit {
+                Unit::Decl(s, e) => {
+                    check_decl(&self.buf[s..e])?;
+                    self.consumed = e;
+                }
+                Unit::Header(s, e) => {
+                    let header = parse_header(&self.buf[s..e], &self.limits)?;
+                    self.header = Some(header.clone());
+                    self.consumed = e;
+                    return Ok(Some(StreamEvent::Header(header)));
+                }
+                Unit::Stanza(s, e) => {
+                    let el = parse_element(&self.buf[s..e], self.header.as_ref(), &self.limits)?;
+                    self.consumed = e;
+                    return Ok(Some(StreamEvent::Element(el)));
+                }
+                Unit::StreamEnd(s, e) => {
+                    check_stream_end(&self.buf[s..e], self.header.as_ref())?;
+                    self.consumed = e;
+                    self.done = true;
+                    return Ok(Some(StreamEvent::End));
+                }
+            }
+        }
+    }
+}
+
+fn xerr(kind: StreamErrorKind, detail: impl Into<String>) -> XmlError {
+    XmlError::new(kind, detail)
+}
+
+/// Maps a quick-xml error onto the stream error RFC 6120 asks for.
+fn map_qx(e: quick_xml::Error) -> XmlError {
+    use quick_xml::escape::EscapeError;
+    use quick_xml::Error as E;
+    match &e {
+        E::Escape(EscapeError::UnrecognizedEntity(..)) => xerr(
+            StreamErrorKind::RestrictedXml,
+            "only the predefined entities and character references are allowed",
+        ),
+        E::Namespace(_) => xerr(StreamErrorKind::BadNamespacePrefix, e.to_string()),
+        E::Encoding(_) => xerr(StreamErrorKind::NotWellFormed, "invalid UTF-8"),
+        _ => xerr(StreamErrorKind::NotWellFormed, e.to_string()),
+    }
+}
+
+/// XML 1.0 `Char`: TAB, LF, CR, U+0020-U+D7FF, U+E000-U+FFFD, U+10000-U+10FFFF.
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// Valid UTF-8 with no U+FFFE/U+FFFF (C0 controls were refused by the scanner).
+fn check_text(bytes: &[u8]) -> Result<&str, XmlError> {
+    let s = std::str::from_utf8(bytes)
+        .map_err(|_| xerr(StreamErrorKind::NotWellFormed, "invalid UTF-8"))?;
+    // U+FFFE and U+FFFF are EF BF BE / EF BF BF in UTF-8.
+    let mut rest = bytes;
+    while let Some(i) = memchr::memchr(0xEF, rest) {
+        if rest.len() >= i + 3
+            && rest[i + 1] == 0xBF
+            && (rest[i + 2] == 0xBE || rest[i + 2] == 0xBF)
+        {
+            return Err(xerr(
+                StreamErrorKind::NotWellFormed,
+                "forbidden character U+FFFE/U+FFFF",
+            ));
+        }
+        rest = &rest[i + 1..];
+    }
+    Ok(s)
+}
+
+fn check_decl(bytes: &[u8]) -> Result<(), XmlError> {
+    let s = check_text(bytes)?;
+    let mut reader = quick_xml::Reader::from_str(s);
+    match reader.read_event().map_err(map_qx)? {
+        Event::Decl(d) => {
+            let version = d.version().map_err(map_qx)?;
+            if version != "1.0" {
+                return Err(xerr(
+                    StreamErrorKind::RestrictedXml,
+                    "only XML 1.0 is allowed",
+                ));
+            }
+            if let Some(enc) = d.encoding() {
+                let enc = enc.map_err(|e| xerr(StreamErrorKind::NotWellFormed, e.to_string()))?;
+                if !enc.eq_ignore_ascii_case("utf-8") {
+                    return Err(xerr(
+                        StreamErrorKind::UnsupportedEncoding,
+                        format!("encoding {enc} is not supported; use UTF-8"),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        _ => Err(xerr(
+            StreamErrorKind::RestrictedXml,
+            "processing instructions are not allowed",
+        )),
+    }
+}
+
+/// Resolves a start tag's attributes into (key, value) pairs, skipping
+/// namespace declarations (the resolver has already taken them).
+fn collect_attrs(
+    start: &BytesStart<'_>,
+    reader: &NsReader<&[u8]>,
+    out: &mut Vec<(String, String)>,
+) -> Result<(), XmlError> {
+    for attr in start.attributes() {
+        let attr = attr.map_err(|e| xerr(StreamErrorKind::NotWellFormed, e.to_string()))?;
+        let key = attr.key;
+        if key.as_namespace_binding().is_some() {
+            continue;
+        }
+        let value = attr
+            .normalized_value(XmlVersion::Implicit1_0)
+            .map_err(map_qx)?;
+        if let Cow::Owned(v) = &value {
+            // Character references can produce characters that raw bytes could not.
+            if !v.chars().all(is_xml_char) {
+                return Err(xerr(
+                    StreamErrorKind::NotWellFormed,
+                    "forbidden character reference",
+                ));
+            }
+        }
+        let local = key.local_name();
+        let local = local.as_ref();
+        let full_key = if key.prefix().is_some() {
+            match reader.resolver().resolve_attribute(key).0 {
+                ResolveResult::Bound(Namespace(ns)) if ns == XML_NS => format!("xml:{local}"),
+                ResolveResult::Bound(Namespace(ns)) => format!("{{{ns}}}{local}"),
+                ResolveResult::Unbound => local.to_owned(),
+                ResolveResult::Unknown(p) => {
+                    return Err(xerr(
+                        StreamErrorKind::BadNamespacePrefix,
+                        format!("undeclared prefix '{p}'"),
+                    ))
+                }
+            }
+        } else {
+            local.to_owned()
+        };
+        if out.iter().any(|(k, _)| *k == full_key) {
+            // Two prefixes bound to one namespace: duplicate after resolution.
+            return Err(xerr(StreamErrorKind::NotWellFormed, "duplicate attribute"));
+        }
+        out.push((full_key, value.into_owned()));
+    }
+    Ok(())
+}
+
+fn resolved_ns(res: ResolveResult<'_>) -> Result<String, XmlError> {
+    match res {
+        ResolveResult::Bound(Namespace(ns)) => Ok(ns.to_owned()),
+        ResolveResult::Unbound => Ok(String::new()),
+        ResolveResult::Unknown(p) => Err(xerr(
+            StreamErrorKind::BadNamespacePrefix,
+            format!("undeclared prefix '{p}'"),
+        )),
+    }
+}
+
+fn new_reader<'a>(s: &'a str, limits: &Limits) -> NsReader<&'a [u8]> {
+    let mut reader = NsReader::from_reader(s.as_bytes());
+    let config = reader.config_mut();
+    config.check_end_names = true;
+    config.trim_text(false);
+    config.expand_empty_elements = false;
+    reader
+        .resolver_mut()
+        .set_max_namespace_bindings(limits.max_ns_decls * (limits.max_depth + 2));
+    reader
+}
+
+fn parse_header(bytes: &[u8], limits: &Limits) -> Result<StreamHeader, XmlError> {
+    let s = check_text(bytes)?;
+    let mut reader = new_reader(s, limits);
+    let (res, event) = reader.read_resolved_event().map_err(map_qx)?;
+    let ns = resolved_ns(res)?;
+    let Event::Start(start) = event else {
+        return Err(xerr(
+            StreamErrorKind::NotWellFormed,
+            "expected a stream header",
+        ));
+    };
+    let mut default_ns = String::new();
+    let mut prefixes = Vec::new();
+    for attr in start.attributes() {
+        let attr = attr.map_err(|e| xerr(StreamErrorKind::NotWellFormed, e.to_string()))?;
+        match attr.key.as_namespace_binding() {
+            Some(PrefixDeclaration::Default) => default_ns = attr.value.into_owned(),
+            Some(PrefixDeclaration::Named(p)) => {
+                prefixes.push((p.to_owned(), attr.value.into_owned()))
+            }
+            None => {}
+        }
+    }
+    let mut attrs = Vec::new();
+    collect_attrs(&start, &reader, &mut attrs)?;
+    let name = start.local_name().as_ref().to_owned();
+    Ok(StreamHeader {
+        name,
+        ns,
+        default_ns,
+        prefixes,
+        attrs,
+    })
+}
+
+/// `</stream:stream>` must close the element the header opened.
+fn check_stream_end(bytes: &[u8], header: Option<&StreamHeader>) -> Result<(), XmlError> {
+    let s = check_text(bytes)?;
+    let qname = s
+        .trim_start_matches("</")
+        .trim_end_matches('>')
+        .trim_end_matches([' ', '\t', '\r', '\n']);
+    let (prefix, local) = match qname.split_once(':') {
+        Some((p, l)) => (Some(p), l),
+        None => (None, qname),
+    };
+    let ok = header.is_some_and(|h| {
+        let ns = match prefix {
+            None => Some(h.default_ns.as_str()),
+            Some(p) => h
+                .prefixes
+                .iter()
+                .find(|(hp, _)| hp == p)
+                .map(|(_, uri)| uri.as_str()),
+        };
+        local == h.name && ns == Some(h.ns.as_str())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(xerr(
+            StreamErrorKind::NotWellFormed,
+            "end tag does not match the stream header",
+        ))
+    }
+}
+
+fn char_of_ref(r: &BytesRef<'_>) -> Result<char, XmlError> {
+    if let Some(c) = r.resolve_char_ref().map_err(map_qx)? {
+        if !is_xml_char(c) {
+            return Err(xerr(
+                StreamErrorKind::NotWellFormed,
+                "forbidden character reference",
+            ));
+        }
+        return Ok(c);
+    }
+    match r.as_ref() {
+        "lt" => Ok('<'),
+        "gt" => Ok('>'),
+        "amp" => Ok('&'),
+        "apos" => Ok('\''),
+        "quot" => Ok('"'),
+        other => Err(xerr(
+            StreamErrorKind::RestrictedXml,
+            format!("entity '&{other};' is not allowed"),
+        )),
+    }
+}
+
+pub(crate) fn parse_element(
+    bytes: &[u8],
+    header: Option<&StreamHeader>,
+    limits: &Limits,
+) -> Result<Element, XmlError> {
+    let s = check_text(bytes)?;
+    let mut reader = new_reader(s, limits);
+    if let Some(h) = header {
+        // The unit is parsed out of context; give it the stream's scope.
+        let r = reader.resolver_mut();
+        if !h.default_ns.is_empty() {
+            r.add(PrefixDeclaration::Default, Namespace(&h.default_ns))
+                .map_err(|e| xerr(StreamErrorKind::BadNamespacePrefix, e.to_string()))?;
+        }
+        for (p, uri) in &h.prefixes {
+            r.add(PrefixDeclaration::Named(p), Namespace(uri))
+                .map_err(|e| xerr(StreamErrorKind::BadNamespacePrefix, e.to_string()))?;
+        }
+    }
+    let mut stack: Vec<Element> = Vec::new();
+    loop {
+        let (res, event) = reader.read_resolved_event().map_err(map_qx)?;
+        let ns = match event {
+            Event::Start(_) | Event::Empty(_) => resolved_ns(res)?,
+            _ => String::new(),
+        };
+        match event {
+            Event::Start(start) => {
+                stack.push(open(&start, ns, &reader)?);
+            }
+            Event::Empty(start) => {
+                stack.push(open(&start, ns, &reader)?);
+                if let Some(done) = close(&mut stack) {
+                    return Ok(done);
+                }
+            }
+            Event::End(_) => {
+                if let Some(done) = close(&mut stack) {
+                    return Ok(done);
+                }
+            }
+            Event::Text(t) => {
+                if let Some(top) = stack.last_mut() {
+                    top.push_text(t.xml10_content());
+                }
+            }
+            Event::CData(c) => {
+                if let Some(top) = stack.last_mut() {
+                    top.push_text(c.xml10_content());
+                }
+            }
+            Event::GeneralRef(r) => {
+                let c = char_of_ref(&r)?;
+                if let Some(top) = stack.last_mut() {
+                    let mut tmp = [0u8; 4];
+                    top.push_text(c.encode_utf8(&mut tmp).to_owned());
+                }
+            }
+            Event::Comment(_) | Event::PI(_) | Event::DocType(_) | Event::Decl(_) => {
+                return Err(xerr(
+                    StreamErrorKind::RestrictedXml,
+                    "restricted XML construct",
+                ));
+            }
+            Event::Eof => {
+                return Err(xerr(StreamErrorKind::NotWellFormed, "incomplete element"));
+            }
+        }
+    }
+}
+
+fn open(start: &BytesStart<'_>, ns: String, reader: &NsReader<&[u8]>) -> Result<Element, XmlError> {
+    let mut attrs = Vec::new();
+    collect_attrs(start, reader, &mut attrs)?;
+    let mut el = Element::new(start.local_name().as_ref(), &ns);
+    for (k, v) in attrs {
+        el.push_attr_unchecked(k, v);
+    }
+    Ok(el)
+}
+
+/// Pops the innermost element into its parent; returns the root when it closes.
+fn close(stack: &mut Vec<Element>) -> Option<Element> {
+    let el = stack.pop()?;
+    match stack.last_mut() {
+        Some(parent) => {
+            parent.push(el);
+            None
+        }
+        None => Some(el),
+    }
+}
