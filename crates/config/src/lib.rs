@@ -1,0 +1,382 @@
+//! Chorus configuration: `config/chorus.toml`, overridden by `CHORUS_`
+//! environment variables (`CHORUS_SERVER__DATA_DIR=/var/lib/chorus`: a double
+//! underscore separates nesting levels), loaded with figment.
+//!
+//! Strict like ejabberd's econf: every struct denies unknown keys, and the
+//! error names the key and suggests the closest valid one. Safety limits have
+//! floors, checked in [`Config::validate`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub listeners: Vec<ListenerConfig>,
+    pub limits: LimitsConfig,
+    pub c2s: C2sConfig,
+    pub admin: AdminConfig,
+    pub supervision: SupervisionConfig,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The XMPP domains this server hosts.
+    pub domains: Vec<String>,
+    /// Where the database, the admin socket and the dev certificate live.
+    pub data_dir: PathBuf,
+}
+
+/// The kind of a listening port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ListenerKind {
+    /// Client-to-server with STARTTLS (RFC 6120 §5).
+    #[serde(rename = "c2s")]
+    C2s,
+    /// Client-to-server with direct TLS (XEP-0368).
+    #[serde(rename = "c2s-tls")]
+    C2sTls,
+}
+
+impl ListenerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ListenerKind::C2s => "c2s",
+            ListenerKind::C2sTls => "c2s-tls",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    pub kind: ListenerKind,
+    pub address: SocketAddr,
+}
+
+impl ListenerConfig {
+    /// The port actor's id in the supervision tree: `port:c2s@127.0.0.1:5222`.
+    pub fn actor_id(&self) -> String {
+        format!("port:{}@{}", self.kind.as_str(), self.address)
+    }
+}
+
+/// XML limits, applied by the receiver through `chorus-xml` while bytes arrive.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_stanza_bytes_preauth: usize,
+    pub max_stanza_bytes: usize,
+    pub max_depth: usize,
+    pub max_attrs: usize,
+    pub max_ns_decls: usize,
+    pub max_name_len: usize,
+    /// Outbound queue per connection: stanzas waiting for a slow reader.
+    pub max_outbound_stanzas: usize,
+    pub max_outbound_bytes: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct C2sConfig {
+    /// Seconds a new connection may take to send its stream header
+    /// (RFC 6120 §4.9.3.4 `connection-timeout`).
+    pub header_timeout_secs: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Unix socket of the admin API; empty means `<data_dir>/chorus.sock`.
+    pub socket: PathBuf,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisionConfig {
+    /// OTP restart intensity: restarts allowed per `period_ms` before a
+    /// supervisor gives up and escalates to its parent.
+    pub intensity: u32,
+    pub period_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            listeners: vec![ListenerConfig {
+                kind: ListenerKind::C2s,
+                address: SocketAddr::from(([127, 0, 0, 1], 5222)),
+            }],
+            limits: LimitsConfig::default(),
+            c2s: C2sConfig::default(),
+            admin: AdminConfig::default(),
+            supervision: SupervisionConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            domains: vec!["localhost".to_owned()],
+            data_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let x = chorus_xml::Limits::default();
+        LimitsConfig {
+            max_stanza_bytes_preauth: x.max_stanza_bytes_preauth,
+            max_stanza_bytes: x.max_stanza_bytes,
+            max_depth: x.max_depth,
+            max_attrs: x.max_attrs,
+            max_ns_decls: x.max_ns_decls,
+            max_name_len: x.max_name_len,
+            max_outbound_stanzas: 1000,
+            max_outbound_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for C2sConfig {
+    fn default() -> Self {
+        C2sConfig {
+            header_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            socket: PathBuf::new(),
+        }
+    }
+}
+
+impl Default for SupervisionConfig {
+    fn default() -> Self {
+        SupervisionConfig {
+            intensity: 10,
+            period_ms: 1000,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn xml(&self) -> chorus_xml::Limits {
+        chorus_xml::Limits {
+            max_stanza_bytes_preauth: self.max_stanza_bytes_preauth,
+            max_stanza_bytes: self.max_stanza_bytes,
+            max_depth: self.max_depth,
+            max_attrs: self.max_attrs,
+            max_ns_decls: self.max_ns_decls,
+            max_name_len: self.max_name_len,
+        }
+    }
+}
+
+impl C2sConfig {
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs)
+    }
+}
+
+impl SupervisionConfig {
+    pub fn period(&self) -> Duration {
+        Duration::from_millis(self.period_ms)
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `path` if given, then `CHORUS_*` variables.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(p) = path {
+            if !p.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    p.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(p));
+        }
+        // CHORUS_LOG is the log filter, read by the binary, not a config key.
+        fig = fig.merge(Env::prefixed("CHORUS_").ignore(&["log"]).split("__"));
+        Self::extract(fig)
+    }
+
+    /// Parses a TOML string over the defaults (tests and `config check`).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Self::extract(
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text)),
+        )
+    }
+
+    fn extract(fig: Figment) -> Result<Config, ConfigError> {
+        let cfg: Config = fig
+            .extract()
+            .map_err(|e| ConfigError::Invalid(describe(e)))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Floors on safety limits: a config may tighten them, never disable them.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        let floor = |name: &str, v: usize, min: usize| {
+            if v < min {
+                Err(ConfigError::Invalid(format!(
+                    "limits.{name} = {v} is below the minimum {min}"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        floor("max_stanza_bytes_preauth", l.max_stanza_bytes_preauth, 1024)?;
+        floor("max_stanza_bytes", l.max_stanza_bytes, 4096)?;
+        floor("max_depth", l.max_depth, 4)?;
+        floor("max_attrs", l.max_attrs, 8)?;
+        floor("max_ns_decls", l.max_ns_decls, 2)?;
+        floor("max_name_len", l.max_name_len, 32)?;
+        floor("max_outbound_stanzas", l.max_outbound_stanzas, 16)?;
+        floor("max_outbound_bytes", l.max_outbound_bytes, 64 * 1024)?;
+        if self.server.domains.is_empty() {
+            return Err(ConfigError::Invalid(
+                "server.domains must name at least one domain".into(),
+            ));
+        }
+        if self.c2s.header_timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "c2s.header_timeout_secs must be at least 1".into(),
+            ));
+        }
+        if self.supervision.intensity == 0 || self.supervision.period_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "supervision.intensity and supervision.period_ms must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The admin socket path, defaulting into the data directory.
+    pub fn admin_socket(&self) -> PathBuf {
+        if self.admin.socket.as_os_str().is_empty() {
+            self.server.data_dir.join("chorus.sock")
+        } else {
+            self.admin.socket.clone()
+        }
+    }
+}
+
+/// Turns figment's error into one line per problem, with a did-you-mean for
+/// unknown keys.
+fn describe(err: figment::Error) -> String {
+    let mut lines = Vec::new();
+    for e in err {
+        let path = e.path.join(".");
+        let msg = match &e.kind {
+            figment::error::Kind::UnknownField(field, expected) => {
+                // figment's path already ends with the offending key.
+                let key = if path.is_empty() || path.ends_with(field.as_str()) {
+                    if path.is_empty() {
+                        field.clone()
+                    } else {
+                        path.clone()
+                    }
+                } else {
+                    format!("{path}.{field}")
+                };
+                match suggest(field, expected) {
+                    Some(s) => format!("unknown key `{key}`: did you mean `{s}`?"),
+                    None => format!(
+                        "unknown key `{key}`; valid keys here: {}",
+                        expected.join(", ")
+                    ),
+                }
+            }
+            _ if path.is_empty() => e.to_string(),
+            _ => format!("{path}: {e}"),
+        };
+        lines.push(msg);
+    }
+    lines.join("\n")
+}
+
+/// The closest candidate by edit distance, if it is close enough to be a typo.
+pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.server.domains, vec!["localhost"]);
+        assert_eq!(c.limits.max_stanza_bytes_preauth, 8192);
+        assert_eq!(c.admin_socket(), PathBuf::from("data/chorus.sock"));
+    }
+
+    #[test]
+    fn unknown_key_suggests_the_closest() {
+        let err = Config::from_toml("[server]\ndomian = ['a']\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown key `server.domian`"), "{err}");
+        assert!(err.contains("did you mean `domains`?"), "{err}");
+    }
+
+    #[test]
+    fn unknown_section_is_an_error() {
+        let err = Config::from_toml("[limit]\nmax_depth = 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean `limits`?"), "{err}");
+    }
+
+    #[test]
+    fn listeners_parse() {
+        let c = Config::from_toml(
+            "[[listeners]]\nkind = 'c2s'\naddress = '127.0.0.1:5222'\n[[listeners]]\nkind = 'c2s-tls'\naddress = '[::1]:5223'\n",
+        )
+        .unwrap();
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.listeners[1].kind, ListenerKind::C2sTls);
+        assert_eq!(c.listeners[0].actor_id(), "port:c2s@127.0.0.1:5222");
+    }
+
+    #[test]
+    fn limits_have_floors() {
+        let err = Config::from_toml("[limits]\nmax_depth = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_depth"), "{err}");
+    }
+}
