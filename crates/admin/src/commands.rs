@@ -1,0 +1,96 @@
+//! The command registry: each command declared once, as data, with its
+//! arguments, help, an example and the version it appeared in. `chorusctl`
+//! builds its command line from this table and the admin server dispatches
+//! on it, so the two cannot drift.
+
+/// One argument of a command.
+#[derive(Debug)]
+pub struct ArgSpec {
+    pub name: &'static str,
+    pub help: &'static str,
+    /// Positional (`<path>`) rather than a flag (`--depth N`).
+    pub positional: bool,
+    pub required: bool,
+    /// A boolean switch (`--json`); otherwise it takes a value.
+    pub switch: bool,
+    /// Values allowed, if restricted.
+    pub values: &'static [&'static str],
+}
+
+/// One command.
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// Words, space-separated: `actors tree`.
+    pub name: &'static str,
+    pub help: &'static str,
+    pub example: &'static str,
+    pub since: &'static str,
+    pub args: &'static [ArgSpec],
+    /// Changes nothing; `--json` prints the raw result.
+    pub read_only: bool,
+}
+
+impl CommandSpec {
+    /// The API path: `/api/actors/tree`.
+    pub fn http_path(&self) -> String {
+        format!("/api/{}", self.name.replace(' ', "/"))
+    }
+}
+
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "actors tree",
+        help: "Show the live supervision tree",
+        example: "chorusctl actors tree --depth 4",
+        since: "0.1.0",
+        read_only: true,
+        args: &[
+            ArgSpec {
+                name: "depth",
+                help: "Levels to show below the root",
+                positional: false,
+                required: false,
+                switch: false,
+                values: &[],
+            },
+            ArgSpec {
+                name: "path",
+                help: "Subtree to show (default: root)",
+                positional: false,
+                required: false,
+                switch: false,
+                values: &[],
+            },
+        ],
+    },
+    CommandSpec {
+        name: "actors kill",
+        help: "Kill or stop the actor at a tree path (its supervisor decides what happens next)",
+        example: "chorusctl actors kill root/listeners/port:c2s@127.0.0.1:5222/acceptor",
+        since: "0.1.0",
+        read_only: false,
+        args: &[
+            ArgSpec {
+                name: "path",
+                help: "Tree path of the actor",
+                positional: true,
+                required: true,
+                switch: false,
+                values: &[],
+            },
+            ArgSpec {
+                name: "mode",
+                help: "kill (abnormal, like exit(Pid, kill)) or stop (normal)",
+                positional: false,
+                required: false,
+                switch: false,
+                values: &["kill", "stop"],
+            },
+        ],
+    },
+];
+
+/// Looks a command up by its words.
+pub fn find(name: &str) -> Option<&'static CommandSpec> {
+    COMMANDS.iter().find(|c| c.name == name)
+}

@@ -1,0 +1,16 @@
+//! Administration: one command registry ([`commands`]) that serves both the
+//! HTTP+JSON API on a unix socket ([`server`]) and `chorusctl`, and later
+//! XEP-0133 ad-hoc commands.
+//!
+//! The API is `POST /api/<command words joined by '/'>` with a JSON object
+//! of arguments as the body (an empty body means no arguments), answered with
+//! JSON: `{"ok": <result>}` or `{"error": "..."}` with a 4xx status. File
+//! permissions on the socket are the access control (mode 0600), so
+//! `curl --unix-socket data/chorus.sock -X POST http://chorus/api/actors/tree`
+//! works for the operator and nobody else.
+
+pub mod commands;
+pub mod server;
+
+pub use commands::{ArgSpec, CommandSpec, COMMANDS};
+pub use server::{AdminActor, AdminArgs, AdminContext};

@@ -1,0 +1,21 @@
+//! The three actors of one client connection, and how they are started.
+//!
+//! A connection is a one_for_all group `conn-<id>` under its port's `conns`
+//! supervisor (see `chorus-supervisor` groups): any of the three exiting ends
+//! the connection, and nothing is restarted.
+//!
+//! - [`socket`]: owns the write half; a bounded outbound queue.
+//! - [`receiver`]: owns the read half and the `chorus-xml` parser; hands each
+//!   complete element to c2s and waits for its answer before reading more, so
+//!   a slow c2s becomes TCP backpressure rather than mailbox growth.
+//! - [`c2s`]: the stream state machine (RFC 6120 §4): header, features,
+//!   errors; TLS, SASL and bind come next.
+//!
+//! **Architecture Invariant:** only the socket actor writes to a TCP stream.
+
+pub mod c2s;
+pub mod conn;
+pub mod receiver;
+pub mod socket;
+
+pub use conn::{connection_group, C2sContext};

@@ -1,0 +1,192 @@
+//! The socket actor: the only writer of a connection's TCP stream.
+//!
+//! ractor mailboxes are unbounded, so the bound lives in [`SocketHandle`]:
+//! every sender counts the stanzas and bytes it queues in a shared
+//! [`OutboundGauge`], and the socket actor uncounts them once written. A peer
+//! that stops reading fills the gauge; the next send past the limit marks the
+//! queue overflowed, the socket drops what is queued and ends the connection
+//! with `policy-violation`, as ejabberd's `max_fsm_queue` does. Every write
+//! has a deadline so that a peer that never reads cannot pin the actor.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+
+/// How long one write may stall before the connection is declared dead.
+const WRITE_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Queue accounting shared by every sender and the socket actor.
+#[derive(Debug)]
+pub struct OutboundGauge {
+    stanzas: AtomicUsize,
+    bytes: AtomicUsize,
+    overflowed: AtomicBool,
+    max_stanzas: usize,
+    max_bytes: usize,
+}
+
+impl OutboundGauge {
+    pub fn new(max_stanzas: usize, max_bytes: usize) -> Self {
+        OutboundGauge {
+            stanzas: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            overflowed: AtomicBool::new(false),
+            max_stanzas,
+            max_bytes,
+        }
+    }
+
+    /// Stanzas queued and not yet written.
+    pub fn queued(&self) -> usize {
+        self.stanzas.load(Ordering::Relaxed)
+    }
+
+    fn done(&self, len: usize) {
+        self.stanzas.fetch_sub(1, Ordering::Relaxed);
+        self.bytes.fetch_sub(len, Ordering::Relaxed);
+    }
+}
+
+pub enum SocketMsg {
+    Write(Vec<u8>),
+    /// The queue overflowed: write `policy-violation` and close.
+    Overflow,
+    /// Flush and close the connection (after a closing `</stream:stream>`).
+    Close,
+}
+
+/// Why a send did not queue.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// The queue is over its limit; the connection is being closed.
+    Overflow,
+    /// The socket actor is gone.
+    Closed,
+}
+
+/// A cheap, cloneable way to queue bytes on one connection.
+#[derive(Clone)]
+pub struct SocketHandle {
+    actor: ActorRef<SocketMsg>,
+    gauge: Arc<OutboundGauge>,
+}
+
+impl SocketHandle {
+    pub fn new(actor: ActorRef<SocketMsg>, gauge: Arc<OutboundGauge>) -> Self {
+        SocketHandle { actor, gauge }
+    }
+
+    pub fn gauge(&self) -> &Arc<OutboundGauge> {
+        &self.gauge
+    }
+
+    /// Queues bytes for writing, enforcing the outbound limits.
+    pub fn send(&self, bytes: Vec<u8>) -> Result<(), SendError> {
+        let g = &self.gauge;
+        if g.overflowed.load(Ordering::Relaxed) {
+            return Err(SendError::Overflow);
+        }
+        let len = bytes.len();
+        let stanzas = g.stanzas.fetch_add(1, Ordering::Relaxed) + 1;
+        let total = g.bytes.fetch_add(len, Ordering::Relaxed) + len;
+        if stanzas > g.max_stanzas || total > g.max_bytes {
+            g.done(len);
+            if !g.overflowed.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    stanzas,
+                    bytes = total,
+                    "outbound queue overflow; closing connection"
+                );
+                let _ = self.actor.cast(SocketMsg::Overflow);
+            }
+            return Err(SendError::Overflow);
+        }
+        self.actor.cast(SocketMsg::Write(bytes)).map_err(|_| {
+            g.done(len);
+            SendError::Closed
+        })
+    }
+
+    /// Asks the socket to flush what is queued and close.
+    pub fn close(&self) {
+        let _ = self.actor.cast(SocketMsg::Close);
+    }
+}
+
+pub struct SocketActor;
+
+pub struct SocketArgs {
+    pub writer: OwnedWriteHalf,
+    pub gauge: Arc<OutboundGauge>,
+    /// The stream error to write on overflow (pre-serialized by c2s's crate).
+    pub overflow_error: Vec<u8>,
+}
+
+pub struct SocketState {
+    /// Dropping the state (normal exit, kill, or group shutdown) drops the
+    /// write half, which is what closes our side of the connection.
+    writer: OwnedWriteHalf,
+    gauge: Arc<OutboundGauge>,
+    overflow_error: Vec<u8>,
+}
+
+impl SocketState {
+    async fn write(&mut self, bytes: &[u8]) -> bool {
+        matches!(
+            tokio::time::timeout(WRITE_DEADLINE, self.writer.write_all(bytes)).await,
+            Ok(Ok(()))
+        )
+    }
+}
+
+impl Actor for SocketActor {
+    type Msg = SocketMsg;
+    type State = SocketState;
+    type Arguments = SocketArgs;
+
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        args: SocketArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        Ok(SocketState {
+            writer: args.writer,
+            gauge: args.gauge,
+            overflow_error: args.overflow_error,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SocketMsg::Write(bytes) => {
+                state.gauge.done(bytes.len());
+                if state.gauge.overflowed.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                if !state.write(&bytes).await {
+                    myself.stop(Some("write failed".into()));
+                }
+            }
+            SocketMsg::Overflow => {
+                let err = std::mem::take(&mut state.overflow_error);
+                state.write(&err).await;
+                let _ = state.writer.shutdown().await;
+                myself.stop(Some("outbound queue overflow".into()));
+            }
+            SocketMsg::Close => {
+                let _ = tokio::time::timeout(WRITE_DEADLINE, state.writer.shutdown()).await;
+                myself.stop(None);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,276 @@
+//! `chorusctl`: talks to a running server's admin API over its unix socket.
+//!
+//! The command line is built at run time from `chorus_admin::COMMANDS`, the
+//! same registry the server dispatches on, so a command added there appears
+//! here with its help and example. Exit codes, as ejabberdctl scripts expect
+//! them to be stable: 0 ok, 1 command error, 2 usage error, 3 server
+//! unreachable.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chorus_admin::{CommandSpec, COMMANDS};
+use clap::{Arg, ArgAction, ArgMatches, Command};
+use serde_json::{Map, Value};
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_COMMAND: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_UNREACHABLE: i32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CtlError {
+    #[error("cannot reach the server at {path}: {source}")]
+    Unreachable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Command(String),
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl CtlError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CtlError::Unreachable { .. } => EXIT_UNREACHABLE,
+            CtlError::Command(_) => EXIT_COMMAND,
+            CtlError::Usage(_) => EXIT_USAGE,
+        }
+    }
+}
+
+/// The clap command tree: one subcommand per first word, nested per word.
+pub fn cli() -> Command {
+    let mut root = Command::new("chorusctl")
+        .about("Administer a running Chorus XMPP server")
+        .version(env!("CARGO_PKG_VERSION"))
+        .subcommand_required(true)
+        .arg_required_else_help(true)
+        .arg(
+            Arg::new("socket")
+                .long("socket")
+                .global(true)
+                .value_name("PATH")
+                .help("Admin socket (default: admin.socket of --config, else data/chorus.sock)"),
+        )
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .global(true)
+                .value_name("PATH")
+                .help("Server config file, to find the admin socket"),
+        )
+        .arg(
+            Arg::new("json")
+                .long("json")
+                .global(true)
+                .action(ArgAction::SetTrue)
+                .help("Print the raw JSON result"),
+        );
+    let mut groups: Vec<(&str, Command)> = Vec::new();
+    for spec in COMMANDS {
+        let mut words = spec.name.split(' ');
+        let group = words.next().unwrap_or(spec.name);
+        let leaf = words.next();
+        let cmd = leaf_command(leaf.unwrap_or(group), spec);
+        match leaf {
+            None => root = root.subcommand(cmd),
+            Some(_) => match groups.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, g)) => *g = g.clone().subcommand(cmd),
+                None => groups.push((
+                    group,
+                    Command::new(group)
+                        .subcommand_required(true)
+                        .arg_required_else_help(true)
+                        .subcommand(cmd),
+                )),
+            },
+        }
+    }
+    for (_, g) in groups {
+        root = root.subcommand(g);
+    }
+    root
+}
+
+fn leaf_command(name: &'static str, spec: &'static CommandSpec) -> Command {
+    let mut cmd = Command::new(name)
+        .about(spec.help)
+        .after_help(format!("Example: {}\nSince: {}", spec.example, spec.since));
+    for a in spec.args {
+        let mut arg = Arg::new(a.name).help(a.help).required(a.required);
+        if !a.positional {
+            arg = arg.long(a.name);
+        }
+        if a.switch {
+            arg = arg.action(ArgAction::SetTrue);
+        } else if !a.values.is_empty() {
+            arg = arg.value_parser(a.values.to_vec());
+        }
+        cmd = cmd.arg(arg);
+    }
+    cmd
+}
+
+/// Finds the admin socket: `--socket`, else `admin.socket` of `--config`,
+/// else the default in the default data directory.
+pub fn socket_path(socket: Option<&str>, config: Option<&str>) -> Result<PathBuf, CtlError> {
+    if let Some(s) = socket {
+        return Ok(PathBuf::from(s));
+    }
+    let cfg = chorus_config::Config::load(config.map(Path::new))
+        .map_err(|e| CtlError::Usage(format!("config: {e}")))?;
+    Ok(cfg.admin_socket())
+}
+
+/// Sends one request and returns the `ok` value.
+pub fn request(socket: &Path, api_path: &str, args: &Value) -> Result<Value, CtlError> {
+    let unreachable = |source| CtlError::Unreachable {
+        path: socket.to_owned(),
+        source,
+    };
+    let mut stream = UnixStream::connect(socket).map_err(unreachable)?;
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let body = args.to_string();
+    let req = format!(
+        "POST {api_path} HTTP/1.1\r\nHost: chorus\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).map_err(unreachable)?;
+    let mut resp = Vec::new();
+    stream.read_to_end(&mut resp).map_err(unreachable)?;
+    let text = String::from_utf8_lossy(&resp);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .ok_or_else(|| CtlError::Command("malformed response from server".into()))?;
+    let v: Value = serde_json::from_str(body)
+        .map_err(|e| CtlError::Command(format!("malformed response from server: {e}")))?;
+    if let Some(err) = v.get("error").and_then(Value::as_str) {
+        return Err(CtlError::Command(err.to_owned()));
+    }
+    Ok(v.get("ok").cloned().unwrap_or(Value::Null))
+}
+
+/// Walks the matches down to the leaf command and its spec.
+fn resolve(m: &ArgMatches) -> Option<(&'static CommandSpec, &ArgMatches)> {
+    let (first, sub) = m.subcommand()?;
+    if let Some(spec) = COMMANDS.iter().find(|c| c.name == first) {
+        return Some((spec, sub));
+    }
+    let (second, leaf) = sub.subcommand()?;
+    let name = format!("{first} {second}");
+    COMMANDS.iter().find(|c| c.name == name).map(|s| (s, leaf))
+}
+
+fn args_json(spec: &CommandSpec, m: &ArgMatches) -> Value {
+    let mut map = Map::new();
+    for a in spec.args {
+        if a.switch {
+            if m.get_flag(a.name) {
+                map.insert(a.name.into(), Value::Bool(true));
+            }
+        } else if let Some(v) = m.get_one::<String>(a.name) {
+            map.insert(a.name.into(), Value::String(v.clone()));
+        }
+    }
+    Value::Object(map)
+}
+
+fn print_human(spec: &CommandSpec, result: &Value) {
+    if let Some(text) = result.get("text").and_then(Value::as_str) {
+        print!("{text}");
+        if !text.ends_with('\n') {
+            println!();
+        }
+        return;
+    }
+    match spec.name {
+        "actors kill" => println!(
+            "killed {}",
+            result.get("killed").and_then(Value::as_str).unwrap_or("")
+        ),
+        _ => println!(
+            "{}",
+            serde_json::to_string_pretty(result).unwrap_or_default()
+        ),
+    }
+}
+
+/// Runs chorusctl with the given argv; returns the exit code.
+pub fn run<I, T>(argv: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let matches = match cli().try_get_matches_from(argv) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    EXIT_OK
+                }
+                _ => EXIT_USAGE,
+            };
+        }
+    };
+    let Some((spec, leaf)) = resolve(&matches) else {
+        eprintln!("error: unknown command");
+        return EXIT_USAGE;
+    };
+    let json = matches.get_flag("json");
+    let result = socket_path(
+        matches.get_one::<String>("socket").map(String::as_str),
+        matches.get_one::<String>("config").map(String::as_str),
+    )
+    .and_then(|socket| request(&socket, &spec.http_path(), &args_json(spec, leaf)));
+    match result {
+        Ok(v) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                print_human(spec, &v);
+            }
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("chorusctl: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        cli().debug_assert();
+    }
+
+    #[test]
+    fn unknown_subcommand_is_a_usage_error() {
+        assert_eq!(run(["chorusctl", "actors", "tre"]), EXIT_USAGE);
+        assert_eq!(run(["chorusctl", "actorz"]), EXIT_USAGE);
+    }
+
+    #[test]
+    fn unreachable_server_exits_3() {
+        assert_eq!(
+            run([
+                "chorusctl",
+                "--socket",
+                "/nonexistent/chorus.sock",
+                "actors",
+                "tree"
+            ]),
+            EXIT_UNREACHABLE
+        );
+    }
+}

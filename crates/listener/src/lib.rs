@@ -1,0 +1,162 @@
+//! Port actors: `listeners/port:<kind>@<addr>`, each a one_for_one
+//! supervisor of an `acceptor` and a `conns` supervisor.
+//!
+//! The port's start function binds the socket and the acceptor only borrows
+//! it (an `Arc`), so a killed acceptor is restarted onto the very same bound
+//! socket at once: nothing is rebound, no connection attempt is refused, and
+//! established connections (under `conns`) never notice. Killing `conns`
+//! drops every connection of that port and nothing else.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chorus_c2s::{connection_group, C2sContext};
+use chorus_config::ListenerConfig;
+use chorus_supervisor::{
+    spawn_supervisor, ChildSpec, Restart, StartCtx, Strategy, SupervisorMsg, SupervisorOptions,
+};
+use dashmap::DashMap;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::net::TcpListener;
+
+/// Where each listener actually bound, by port actor id (port 0 in tests
+/// binds an ephemeral port).
+pub type BoundAddrs = Arc<DashMap<String, SocketAddr>>;
+
+/// The child spec of one port actor under `listeners`.
+pub fn port_spec(
+    cfg: ListenerConfig,
+    ctx: Arc<C2sContext>,
+    bound: BoundAddrs,
+    options: SupervisorOptions,
+) -> ChildSpec {
+    let id = cfg.actor_id();
+    ChildSpec::supervisor(id.clone(), Restart::Permanent, move |sctx: StartCtx| {
+        let cfg = cfg.clone();
+        let ctx = ctx.clone();
+        let bound = bound.clone();
+        let id = id.clone();
+        let options = options.clone();
+        Box::pin(async move {
+            let listener = TcpListener::bind(cfg.address).await.map_err(|e| {
+                tracing::error!(address = %cfg.address, error = %e, "cannot bind listener");
+                ractor::SpawnErr::StartupFailed(format!("bind {}: {e}", cfg.address).into())
+            })?;
+            let local = listener
+                .local_addr()
+                .map_err(|e| ractor::SpawnErr::StartupFailed(format!("local_addr: {e}").into()))?;
+            tracing::info!(listener = %id, address = %local, "listening");
+            bound.insert(id, local);
+            let listener = Arc::new(listener);
+            let port_path = sctx.path.clone();
+            let children = vec![
+                acceptor_spec(listener, port_path, ctx),
+                ChildSpec::supervisor("conns", Restart::Permanent, move |c: StartCtx| {
+                    Box::pin(spawn_supervisor(
+                        c,
+                        SupervisorOptions {
+                            strategy: Strategy::OneForOne,
+                            ..options_for_conns()
+                        },
+                        Vec::new(),
+                    ))
+                }),
+            ];
+            spawn_supervisor(
+                sctx,
+                SupervisorOptions {
+                    strategy: Strategy::OneForOne,
+                    ..options
+                },
+                children,
+            )
+            .await
+        })
+    })
+}
+
+/// `conns` only has temporary groups, which never restart, so its intensity
+/// never trips; the defaults are kept for uniformity.
+fn options_for_conns() -> SupervisorOptions {
+    SupervisorOptions::default()
+}
+
+fn acceptor_spec(listener: Arc<TcpListener>, port_path: String, ctx: Arc<C2sContext>) -> ChildSpec {
+    ChildSpec::worker("acceptor", Restart::Permanent, move |sctx: StartCtx| {
+        let args = AcceptorArgs {
+            listener: listener.clone(),
+            conns_path: format!("{port_path}/conns"),
+            registry: sctx.registry.clone(),
+            ctx: ctx.clone(),
+        };
+        Box::pin(async move {
+            let (actor, _) = Actor::spawn_linked(None, Acceptor, args, sctx.supervisor).await?;
+            Ok(actor.get_cell())
+        })
+    })
+    // Its handler waits in accept(); a stop would only be seen after the next
+    // connection, so shutdown is a kill (OTP's brutal_kill). It holds nothing.
+    .shutdown(Duration::ZERO)
+}
+
+pub struct Acceptor;
+
+pub struct AcceptorArgs {
+    listener: Arc<TcpListener>,
+    conns_path: String,
+    registry: chorus_supervisor::Registry,
+    ctx: Arc<C2sContext>,
+}
+
+pub enum AcceptorMsg {
+    Accept,
+}
+
+impl Actor for Acceptor {
+    type Msg = AcceptorMsg;
+    type State = AcceptorArgs;
+    type Arguments = AcceptorArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: AcceptorArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        myself.cast(AcceptorMsg::Accept)?;
+        Ok(args)
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        _msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match state.listener.accept().await {
+            Ok((stream, peer)) => {
+                let id = state.ctx.next_conn_id();
+                match state.registry.lookup(&state.conns_path) {
+                    Some(cell) => {
+                        tracing::debug!(conn = id, %peer, "accepted");
+                        let conns: ActorRef<SupervisorMsg> = cell.into();
+                        let spec = connection_group(id, stream, state.ctx.clone());
+                        conns.cast(SupervisorMsg::StartGroup(spec, None))?;
+                    }
+                    // `conns` is restarting; dropping the stream refuses this
+                    // one connection rather than queueing it unsupervised.
+                    None => {
+                        tracing::warn!(%peer, "conns supervisor unavailable; connection dropped")
+                    }
+                }
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        myself.cast(AcceptorMsg::Accept)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,155 @@
+//! The Chorus server as a library: [`Server::start`] builds the supervision
+//! tree from a [`Config`] and returns a handle. The `chorus` binary is a thin
+//! shell around it; integration tests start servers in-process with it.
+//!
+//! ```text
+//! root                      one_for_one, intensity from [supervision]
+//! ├─ sessions               permanent worker: owns the session table
+//! ├─ listeners              one_for_one supervisor
+//! │  └─ port:c2s@ADDR       one per [[listeners]] entry
+//! │     ├─ acceptor
+//! │     └─ conns            temporary one_for_all groups, one per connection
+//! │        └─ conn-N        socket, receiver, c2s
+//! └─ admin                  HTTP+JSON admin API on a unix socket
+//! ```
+
+pub mod sessions;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chorus_admin::{AdminActor, AdminArgs, AdminContext};
+use chorus_c2s::C2sContext;
+use chorus_config::Config;
+use chorus_listener::{port_spec, BoundAddrs};
+use chorus_supervisor::{
+    spawn_root, spawn_supervisor, ChildSpec, Registry, Restart, RootExit, RootHandle, StartCtx,
+    Strategy, SupervisorMsg, SupervisorOptions,
+};
+use ractor::{Actor, ActorRef};
+
+use crate::sessions::{SessionTable, SessionsActor};
+
+/// The root of the tree's paths.
+pub const ROOT: &str = "root";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create data directory {0}: {1}")]
+    DataDir(PathBuf, std::io::Error),
+    #[error("cannot start the supervision tree: {0}")]
+    Spawn(String),
+}
+
+/// A running server.
+pub struct Server {
+    pub registry: Registry,
+    pub root: ActorRef<SupervisorMsg>,
+    handle: RootHandle,
+    pub bound: BoundAddrs,
+    pub admin_socket: PathBuf,
+    pub sessions: SessionTable,
+}
+
+impl Server {
+    pub async fn start(config: Config) -> Result<Server, StartError> {
+        let data_dir = config.server.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).map_err(|e| StartError::DataDir(data_dir.clone(), e))?;
+        let registry = Registry::new();
+        let options = SupervisorOptions {
+            strategy: Strategy::OneForOne,
+            intensity: config.supervision.intensity,
+            period: config.supervision.period(),
+            ..SupervisorOptions::default()
+        };
+        let ctx = Arc::new(C2sContext::new(
+            config.server.domains.clone(),
+            config.limits.xml(),
+            config.c2s.header_timeout(),
+            config.limits.max_outbound_stanzas,
+            config.limits.max_outbound_bytes,
+        ));
+        let bound: BoundAddrs = Arc::default();
+        let sessions: SessionTable = Arc::default();
+        let admin_socket = config.admin_socket();
+        let admin_ctx = Arc::new(AdminContext {
+            registry: registry.clone(),
+            started: Instant::now(),
+            root: ROOT.to_owned(),
+        });
+
+        let table = sessions.clone();
+        let sessions_spec =
+            ChildSpec::worker("sessions", Restart::Permanent, move |c: StartCtx| {
+                let table = table.clone();
+                Box::pin(async move {
+                    let (a, _) =
+                        Actor::spawn_linked(None, SessionsActor, table, c.supervisor).await?;
+                    Ok(a.get_cell())
+                })
+            });
+        let ports: Vec<ChildSpec> = config
+            .listeners
+            .iter()
+            .map(|l| port_spec(l.clone(), ctx.clone(), bound.clone(), options.clone()))
+            .collect();
+        let listener_options = options.clone();
+        let listeners_spec =
+            ChildSpec::supervisor("listeners", Restart::Permanent, move |c: StartCtx| {
+                Box::pin(spawn_supervisor(c, listener_options.clone(), ports.clone()))
+            });
+        let socket = admin_socket.clone();
+        let admin_spec = ChildSpec::worker("admin", Restart::Permanent, move |c: StartCtx| {
+            let args = AdminArgs {
+                socket: socket.clone(),
+                ctx: admin_ctx.clone(),
+            };
+            Box::pin(async move {
+                let (a, _) = Actor::spawn_linked(None, AdminActor, args, c.supervisor).await?;
+                Ok(a.get_cell())
+            })
+        })
+        // Waits in accept() like the acceptor: shut down by kill; requests in
+        // flight run in their own tasks.
+        .shutdown(std::time::Duration::ZERO);
+        let (root, handle) = spawn_root(
+            ROOT,
+            registry.clone(),
+            options,
+            vec![sessions_spec, listeners_spec, admin_spec],
+        )
+        .await
+        .map_err(|e| StartError::Spawn(e.to_string()))?;
+        Ok(Server {
+            registry,
+            root,
+            handle,
+            bound,
+            admin_socket,
+            sessions,
+        })
+    }
+
+    /// Where a listener bound, by its port actor id.
+    pub fn bound_addr(&self, port_id: &str) -> Option<SocketAddr> {
+        self.bound.get(port_id).map(|a| *a)
+    }
+
+    /// The first listener's bound address (tests).
+    pub fn first_addr(&self) -> Option<SocketAddr> {
+        self.bound.iter().next().map(|e| *e.value())
+    }
+
+    /// Stops the whole tree.
+    pub fn stop(&self) {
+        self.root.stop(Some("shutdown".into()));
+    }
+
+    /// Waits until the root exits; `Escalated` means a restart intensity was
+    /// exceeded all the way up (the binary exits non-zero so systemd restarts it).
+    pub async fn wait(self) -> RootExit {
+        self.handle.wait().await
+    }
+}

@@ -1,0 +1,84 @@
+//! `chorus`: the XMPP server daemon.
+//!
+//! Exit status: 0 after a requested shutdown (SIGTERM, SIGINT), 1 when the
+//! supervision tree gave up (restart intensity exceeded up to the root: a
+//! supervisor such as systemd should restart the process), 2 for a bad
+//! configuration or start failure.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chorus_config::Config;
+use chorus_server::Server;
+use chorus_supervisor::RootExit;
+use clap::Parser;
+use tokio::signal::unix::{signal, SignalKind};
+
+#[derive(Parser)]
+#[command(name = "chorus", version, about = "Chorus XMPP server")]
+struct Args {
+    /// Configuration file (TOML). Without it, the embedded defaults apply.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Log format: human or json.
+    #[arg(long, default_value = "human", value_parser = ["human", "json"])]
+    log_format: String,
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CHORUS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = Config::load(args.config.as_deref()).context("invalid configuration")?;
+    let server = Server::start(config).await.context("cannot start")?;
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let root = server.root.clone();
+    let stopper = tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+        root.stop(Some("shutdown".into()));
+    });
+    let exit = server.wait().await;
+    stopper.abort();
+    Ok(match exit {
+        RootExit::Normal => ExitCode::SUCCESS,
+        RootExit::Escalated(reason) => {
+            tracing::error!(%reason, "supervision tree gave up; exiting non-zero");
+            ExitCode::from(1)
+        }
+    })
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_tracing(&args.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("chorus: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("chorus: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The `chorus` and `chorusctl` binaries together: the tree `chorusctl
+//! actors tree` prints matches the open connections, kill by path works
+//! through the CLI, and root escalation ends the process non-zero.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+struct Daemon {
+    child: Child,
+    socket: std::path::PathBuf,
+    addr: std::net::SocketAddr,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the real binary on an ephemeral port and waits for its
+/// "listening" log line.
+fn spawn_daemon(tag: &str, extra: &str) -> Daemon {
+    let dir = temp_dir(tag);
+    let socket = dir.join("chorus.sock");
+    let config = dir.join("chorus.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\ndomains = ['localhost']\ndata_dir = '{}'\n\n[[listeners]]\nkind = 'c2s'\naddress = '127.0.0.1:0'\n{extra}",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .arg("--config")
+        .arg(&config)
+        .env("CHORUS_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("address=").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("server logged its address")
+        .parse()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !socket.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Daemon {
+        child,
+        socket,
+        addr,
+    }
+}
+
+fn chorusctl(socket: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_chorusctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn conn_nodes(tree: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(n: &Value, out: &mut Vec<String>) {
+        if n["kind"].as_str().is_some_and(|k| k.starts_with("group")) {
+            out.push(n["id"].as_str().unwrap_or("").to_owned());
+        }
+        for c in n["children"].as_array().into_iter().flatten() {
+            walk(c, out);
+        }
+    }
+    walk(tree, &mut out);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actors_tree_matches_open_connections() {
+    let d = spawn_daemon("ctl-tree", "");
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        streams.push(open_stream(d.addr).await);
+    }
+    let (code, out, err) = chorusctl(&d.socket, &["actors", "tree", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let mut conns = conn_nodes(&v["tree"]);
+    conns.sort();
+    assert_eq!(conns, vec!["conn-1", "conn-2", "conn-3"]);
+
+    let (code, human, _) = chorusctl(&d.socket, &["actors", "tree"]);
+    assert_eq!(code, 0);
+    for needle in [
+        "root",
+        "sessions",
+        "listeners",
+        "acceptor",
+        "conns",
+        "conn-2",
+        "socket",
+        "receiver",
+        "c2s",
+        "admin",
+    ] {
+        assert!(human.contains(needle), "{needle} in\n{human}");
+    }
+
+    // Kill one connection through the CLI; the tree follows.
+    let port = v["tree"]["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "listeners")
+        .unwrap()["children"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("root/listeners/{port}/conns/conn-2");
+    let (code, _, err) = chorusctl(&d.socket, &["actors", "kill", &path]);
+    assert_eq!(code, 0, "{err}");
+    read_to_close(&mut streams[1]).await;
+    let mut left = Vec::new();
+    for _ in 0..100 {
+        let (_, out, _) = chorusctl(&d.socket, &["actors", "tree", "--json"]);
+        left = conn_nodes(&serde_json::from_str::<Value>(&out).unwrap()["tree"]);
+        left.sort();
+        if left.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(left, vec!["conn-1", "conn-3"]);
+
+    let (code, _, err) = chorusctl(&d.socket, &["actors", "kill", "root/nope"]);
+    assert_eq!(code, 1, "unknown path is a command error: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_intensity_exceeded_exits_non_zero() {
+    let mut d = spawn_daemon("ctl-escalate", "");
+    let started = Instant::now();
+    let mut status = None;
+    while started.elapsed() < Duration::from_secs(10) {
+        let _ = chorus_ctl::request(
+            &d.socket,
+            "/api/actors/kill",
+            &serde_json::json!({ "path": "root/sessions" }),
+        );
+        if let Some(s) = d.child.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+    }
+    let status = status.expect("process exited after root gave up");
+    assert_eq!(status.code(), Some(1));
+}
+
+#[test]
+fn chorusctl_without_server_exits_3() {
+    let (code, _, err) = chorusctl(
+        std::path::Path::new("/nonexistent/chorus.sock"),
+        &["actors", "tree"],
+    );
+    assert_eq!(code, 3, "{err}");
+}
