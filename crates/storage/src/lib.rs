@@ -1,0 +1,50 @@
+//! Chorus's persistent state, on SQLite (embedded, the default) or
+//! PostgreSQL, through one code path.
+//!
+//! The rest of the server programs against the traits in [`traits`] and
+//! holds a [`Storage`], which implements them. In this increment only
+//! [`AccountStore`] is implemented; [`RosterStore`], [`OfflineStore`] and
+//! [`ArchiveStore`] are declared so their callers can be designed, and
+//! get their tables and implementation with the issues that need them.
+//!
+//! # One code path: `sqlx::Any`
+//!
+//! [`Storage`] wraps an [`sqlx::AnyPool`], sqlx's backend-erased pool, and
+//! every query is one `&'static str` with `$N` placeholders run through it;
+//! PostgreSQL takes `$N` natively and sqlx's SQLite driver binds `$N` by
+//! number. The alternative, an enum over `SqlitePool`/`PgPool`, would share
+//! the SQL text but not the code: each method would be a `match` with two
+//! monomorphized arms (or a generic function with a wall of
+//! `for<'q> Encode<'q, DB>` bounds), and nothing would stop the arms
+//! drifting apart. `Any` costs a conversion of each argument and row
+//! through its own value type, negligible next to the I/O, and limits
+//! values to the portable set (integers, floats, text, bytes), which is
+//! the set a shared schema should use anyway: times are stored as integer
+//! microseconds since the epoch, never as a dialect's timestamp type.
+//!
+//! What does differ per dialect lives in two places only: the migrations
+//! (`migrations/sqlite` and `migrations/postgres`: BLOB vs BYTEA, rowid vs
+//! identity column, byte-wise collation), and the connection setup in
+//! [`Storage::connect`] (SQLite's WAL mode, foreign keys and busy timeout).
+//!
+//! `sqlx::any::install_default_drivers()` is called on connect; a program
+//! that installed a different driver set before would make it panic, so
+//! nothing else in Chorus installs `Any` drivers.
+//!
+//! **Architecture Invariant:** deleting an account deletes everything any
+//! store holds for it; every per-account table references `accounts(id)`
+//! with `ON DELETE CASCADE`.
+
+mod accounts;
+mod error;
+mod migrations;
+mod storage;
+pub mod traits;
+
+pub use error::StorageError;
+pub use storage::{Backend, Storage};
+pub use traits::{
+    AccountStore, ArchiveCursor, ArchivePage, ArchiveQuery, ArchiveStore, ArchivedMessage,
+    OfflineMessage, OfflineStore, OfflineStored, Roster, RosterItem, RosterStore,
+    StoredCredentials, Subscription,
+};
