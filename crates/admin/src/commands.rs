@@ -28,6 +28,9 @@ pub struct CommandSpec {
     pub args: &'static [ArgSpec],
     /// Changes nothing; `--json` prints the raw result.
     pub read_only: bool,
+    /// Needs a password, which `chorusctl` reads from a prompt or, with
+    /// `--password-stdin`, one line of standard input: never from argv.
+    pub password: bool,
 }
 
 impl CommandSpec {
@@ -44,6 +47,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         example: "chorusctl actors tree --depth 4",
         since: "0.1.0",
         read_only: true,
+        password: false,
         args: &[
             ArgSpec {
                 name: "depth",
@@ -69,6 +73,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         example: "chorusctl actors kill root/listeners/port:c2s@127.0.0.1:5222/acceptor",
         since: "0.1.0",
         read_only: false,
+        password: false,
         args: &[
             ArgSpec {
                 name: "path",
@@ -88,7 +93,68 @@ pub const COMMANDS: &[CommandSpec] = &[
             },
         ],
     },
+    CommandSpec {
+        name: "user add",
+        help: "Register an account (password from a prompt, or --password-stdin)",
+        example: "chorusctl user add alice@localhost",
+        since: "0.1.0",
+        read_only: false,
+        password: true,
+        args: &[JID_ARG, PASSWORD_STDIN],
+    },
+    CommandSpec {
+        name: "user del",
+        help: "Delete an account and everything stored for it",
+        example: "chorusctl user del alice@localhost",
+        since: "0.1.0",
+        read_only: false,
+        password: false,
+        args: &[JID_ARG],
+    },
+    CommandSpec {
+        name: "user passwd",
+        help: "Change an account's password (prompt, or --password-stdin)",
+        example: "echo 'new secret' | chorusctl user passwd alice@localhost --password-stdin",
+        since: "0.1.0",
+        read_only: false,
+        password: true,
+        args: &[JID_ARG, PASSWORD_STDIN],
+    },
+    CommandSpec {
+        name: "user list",
+        help: "List accounts, optionally of one domain",
+        example: "chorusctl user list localhost",
+        since: "0.1.0",
+        read_only: true,
+        password: false,
+        args: &[ArgSpec {
+            name: "domain",
+            help: "Only this domain",
+            positional: true,
+            required: false,
+            switch: false,
+            values: &[],
+        }],
+    },
 ];
+
+const JID_ARG: ArgSpec = ArgSpec {
+    name: "jid",
+    help: "The account's bare JID (user@domain)",
+    positional: true,
+    required: true,
+    switch: false,
+    values: &[],
+};
+
+const PASSWORD_STDIN: ArgSpec = ArgSpec {
+    name: "password-stdin",
+    help: "Read the password from one line of standard input instead of a prompt",
+    positional: false,
+    required: false,
+    switch: true,
+    values: &[],
+};
 
 /// Looks a command up by its words.
 pub fn find(name: &str) -> Option<&'static CommandSpec> {

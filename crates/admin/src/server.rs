@@ -11,6 +11,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chorus_jid::BareJid;
+use chorus_router::SessionTable;
+use chorus_sasl::{ScramCredentials, ScramHash};
+use chorus_storage::{AccountStore, Storage, StoredCredentials};
 use chorus_supervisor::{Registry, StopMode};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{json, Value};
@@ -28,6 +32,58 @@ pub struct AdminContext {
     pub started: Instant,
     /// The root path of the tree (`root`).
     pub root: String,
+    pub storage: Arc<Storage>,
+    pub sessions: Arc<SessionTable>,
+    /// Domains served, lowercase.
+    pub domains: Vec<String>,
+    /// PBKDF2 iterations for new credentials.
+    pub sasl_iterations: u32,
+}
+
+/// Parses `user@domain` for a local domain.
+fn account_arg(ctx: &AdminContext, args: &Value) -> Result<BareJid, CommandError> {
+    let raw = arg_str(args, "jid").unwrap_or_default();
+    let jid: BareJid = raw
+        .parse()
+        .map_err(|e| CommandError::BadArgs(format!("invalid JID '{raw}': {e}")))?;
+    if jid.node().is_none() {
+        return Err(CommandError::BadArgs(format!("'{raw}' has no user part")));
+    }
+    if !ctx.domains.iter().any(|d| d == jid.domain()) {
+        return Err(CommandError::BadArgs(format!(
+            "'{}' is not served here (server.domains: {})",
+            jid.domain(),
+            ctx.domains.join(", ")
+        )));
+    }
+    Ok(jid)
+}
+
+/// SCRAM credentials for every hash we offer; the password goes no further.
+fn credentials(ctx: &AdminContext, args: &Value) -> Result<Vec<StoredCredentials>, CommandError> {
+    let password = arg_str(args, "password")
+        .ok_or_else(|| CommandError::BadArgs("missing password".into()))?;
+    if password.is_empty() {
+        return Err(CommandError::BadArgs("the password is empty".into()));
+    }
+    [ScramHash::Sha1, ScramHash::Sha256]
+        .into_iter()
+        .map(|h| {
+            ScramCredentials::derive(password, h, ctx.sasl_iterations)
+                .map(|c| StoredCredentials {
+                    hash: h.name().to_owned(),
+                    salt: c.salt,
+                    iterations: c.iterations,
+                    stored_key: c.stored_key,
+                    server_key: c.server_key,
+                })
+                .map_err(|e| CommandError::BadArgs(format!("unusable password: {e}")))
+        })
+        .collect()
+}
+
+fn storage_err(e: chorus_storage::StorageError) -> CommandError {
+    CommandError::Failed(format!("storage: {e}"))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +128,7 @@ fn arg_usize(args: &Value, name: &str) -> Result<Option<usize>, CommandError> {
 }
 
 /// Runs one command by name.
-pub fn execute(ctx: &AdminContext, name: &str, args: &Value) -> Result<Value, CommandError> {
+pub async fn execute(ctx: &AdminContext, name: &str, args: &Value) -> Result<Value, CommandError> {
     let spec = commands::find(name).ok_or_else(|| CommandError::Unknown(name.to_owned()))?;
     for a in spec.args.iter().filter(|a| a.required) {
         if args.get(a.name).is_none() {
@@ -109,6 +165,65 @@ pub fn execute(ctx: &AdminContext, name: &str, args: &Value) -> Result<Value, Co
                 .map_err(|e| CommandError::Failed(e.to_string()))?;
             tracing::warn!(path, ?mode, "actor killed by operator");
             Ok(json!({ "killed": path }))
+        }
+        "user add" => {
+            let jid = account_arg(ctx, args)?;
+            let creds = credentials(ctx, args)?;
+            let node = jid.node().unwrap_or_default();
+            match ctx.storage.create_account(node, jid.domain(), &creds).await {
+                Ok(()) => {
+                    tracing::info!(jid = %jid, "account registered by operator");
+                    Ok(json!({ "added": jid.to_string() }))
+                }
+                Err(chorus_storage::StorageError::AlreadyExists) => {
+                    Err(CommandError::Failed(format!("{jid} already exists")))
+                }
+                Err(e) => Err(storage_err(e)),
+            }
+        }
+        "user del" => {
+            let jid = account_arg(ctx, args)?;
+            let node = jid.node().unwrap_or_default();
+            if ctx
+                .storage
+                .delete_account(node, jid.domain())
+                .await
+                .map_err(storage_err)?
+            {
+                tracing::info!(jid = %jid, "account deleted by operator");
+                Ok(json!({ "deleted": jid.to_string() }))
+            } else {
+                Err(CommandError::Failed(format!("{jid} does not exist")))
+            }
+        }
+        "user passwd" => {
+            let jid = account_arg(ctx, args)?;
+            let creds = credentials(ctx, args)?;
+            let node = jid.node().unwrap_or_default();
+            if ctx
+                .storage
+                .set_credentials(node, jid.domain(), &creds)
+                .await
+                .map_err(storage_err)?
+            {
+                tracing::info!(jid = %jid, "password changed by operator");
+                Ok(json!({ "changed": jid.to_string() }))
+            } else {
+                Err(CommandError::Failed(format!("{jid} does not exist")))
+            }
+        }
+        "user list" => {
+            let domain = arg_str(args, "domain");
+            let users: Vec<String> = ctx
+                .storage
+                .list_accounts(domain)
+                .await
+                .map_err(storage_err)?
+                .into_iter()
+                .map(|(l, d)| format!("{l}@{d}"))
+                .collect();
+            let text = users.iter().map(|u| format!("{u}\n")).collect::<String>();
+            Ok(json!({ "users": users, "text": text }))
         }
         other => Err(CommandError::Unknown(other.to_owned())),
     }
@@ -191,7 +306,7 @@ impl Actor for AdminActor {
 /// Reads one request, runs it, writes the response.
 async fn serve(mut stream: UnixStream, ctx: Arc<AdminContext>) -> std::io::Result<()> {
     let (status, body) = match read_request(&mut stream).await {
-        Ok((method, path, body)) => dispatch(&ctx, &method, &path, &body),
+        Ok((method, path, body)) => dispatch(&ctx, &method, &path, &body).await,
         Err(msg) => (400, json!({ "error": msg })),
     };
     let body = body.to_string();
@@ -210,7 +325,7 @@ async fn serve(mut stream: UnixStream, ctx: Arc<AdminContext>) -> std::io::Resul
     stream.shutdown().await
 }
 
-fn dispatch(ctx: &AdminContext, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
+async fn dispatch(ctx: &AdminContext, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
     let Some(rest) = path.strip_prefix("/api/") else {
         return (
             404,
@@ -232,7 +347,7 @@ fn dispatch(ctx: &AdminContext, method: &str, path: &str, body: &[u8]) -> (u16, 
             _ => return (400, json!({ "error": "the body must be a JSON object" })),
         }
     };
-    match execute(ctx, &name, &args) {
+    match execute(ctx, &name, &args).await {
         Ok(v) => (200, json!({ "ok": v })),
         Err(e) => (e.status(), json!({ "error": e.to_string() })),
     }

@@ -1,26 +1,50 @@
 //! The c2s actor: the stream state machine of one client connection
-//! (RFC 6120 §4).
+//! (RFC 6120 §4-§8).
 //!
-//! At this stage it opens the stream (validating the header), advertises the
-//! features, and ends the stream with the right error for every hostile input
-//! the parser reports. Stanzas before authentication get `not-authorized`
-//! (RFC 6120 §4.9.3.12). TLS, SASL and resource binding come in the next
-//! increment; until then no feature is advertised and nothing is faked.
+//! Phases, each starting with a stream header from the client:
+//! 1. plaintext: features offer STARTTLS (required by default, §5.3.1);
+//! 2. TLS (STARTTLS or direct TLS): features offer SASL (§6), SCRAM with
+//!    channel binding first;
+//! 3. authenticated: features offer resource binding (§7) and the legacy
+//!    `session` as optional;
+//! 4. bound: stanzas are checked, `from` is stamped (§8.1.2.1), and they are
+//!    routed from this actor through the shared session table.
+//!
+//! Every protocol violation ends the stream with the RFC's stream error;
+//! every stanza-level problem is answered with the RFC's stanza error and the
+//! stream goes on.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
-use chorus_proto::{ns, StreamError};
+use base64::Engine;
+use chorus_jid::{BareJid, FullJid};
+use chorus_proto::{
+    error_reply, ns, IqType, PresenceType, StanzaError, StanzaErrorCondition, StanzaKind,
+    StreamError,
+};
+use chorus_router::{Outcome, Session, SessionSink, SessionsMsg};
+use chorus_sasl::{
+    ChannelBindingData, Mechanism, PlainRequest, ScramCredentials, ScramHash, ScramServer,
+};
+use chorus_storage::AccountStore;
 use chorus_xml::{Element, NsContext, StreamEvent, StreamHeader, XmlError};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use crate::conn::C2sContext;
 use crate::receiver::Flow;
 use crate::socket::SocketHandle;
+use crate::tls::ChannelBindings;
 
 pub enum C2sMsg {
     /// One parser event from the receiver; the reply paces the receiver.
     Incoming(Box<Result<StreamEvent, XmlError>>, RpcReplyPort<Flow>),
+    /// TLS is up; the receiver waits for the reply before parsing on.
+    TlsEstablished(Box<ChannelBindings>, RpcReplyPort<()>),
+    /// A stanza routed to this session by another actor.
+    Routed(Box<Element>),
+    /// Another connection bound our full JID (RFC 6120 §7.7.2.2).
+    Replaced,
     /// The peer closed the TCP connection.
     PeerClosed,
     /// The stream header deadline passed.
@@ -35,23 +59,52 @@ pub struct C2sArgs {
     pub ctx: Arc<C2sContext>,
 }
 
+/// An exchange under way.
+enum SaslState {
+    Scram(Box<ScramServer>),
+}
+
 pub struct C2sState {
     conn_id: u64,
+    myself: ActorRef<C2sMsg>,
     socket: SocketHandle,
     ctx: Arc<C2sContext>,
     /// Our stream header has been sent (an error must follow a header,
     /// RFC 6120 §4.9.1.2).
     header_sent: bool,
-    /// The peer's header arrived.
+    /// The first stream header arrived (the connection-timeout check).
     header_received: bool,
     /// The stream is closing; ignore further input.
     closing: bool,
-    /// The domain the peer addressed.
+    /// The domain the client addressed.
     domain: Option<String>,
+    /// TLS is up, with these channel bindings.
+    tls: Option<ChannelBindings>,
+    sasl: Option<SaslState>,
+    /// Whether the features we sent offered a -PLUS mechanism (SCRAM's
+    /// downgrade check needs to know).
+    plus_advertised: bool,
+    auth_failures: u32,
+    /// Authenticated account.
+    user: Option<BareJid>,
+    /// Bound resource.
+    full: Option<FullJid>,
 }
 
-/// A random stream id (RFC 6120 §4.7.3): unpredictable, not secret.
-fn stream_id() -> String {
+impl Drop for C2sState {
+    /// Runs on every exit, kill included: ractor skips `post_stop` for a
+    /// killed actor, so the session table is cleaned here.
+    fn drop(&mut self) {
+        if let Some(full) = &self.full {
+            if self.ctx.router.sessions.remove(full, self.conn_id) {
+                tracing::info!(conn = self.conn_id, jid = %full, "session ended");
+            }
+        }
+    }
+}
+
+/// A random token (stream ids, generated resources): unpredictable, not secret.
+fn random_token() -> String {
     let a = std::collections::hash_map::RandomState::new()
         .build_hasher()
         .finish();
@@ -59,6 +112,52 @@ fn stream_id() -> String {
         .build_hasher()
         .finish();
     format!("{a:016x}{b:016x}")
+}
+
+fn b64(data: &[u8]) -> String {
+    if data.is_empty() {
+        // RFC 6120 §6.4.2: empty initial response / success data is "=".
+        "=".to_owned()
+    } else {
+        base64::engine::general_purpose::STANDARD.encode(data)
+    }
+}
+
+/// SASL payloads: "=" is an empty payload, absent is none (§6.4.2).
+fn unb64(text: &str) -> Result<Vec<u8>, ()> {
+    let t = text.trim();
+    if t == "=" || t.is_empty() {
+        return Ok(Vec::new());
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(t)
+        .map_err(|_| ())
+}
+
+/// How routing reaches this actor.
+struct Sink(ActorRef<C2sMsg>);
+
+impl SessionSink for Sink {
+    fn deliver(&self, stanza: Element) -> bool {
+        self.0.cast(C2sMsg::Routed(Box::new(stanza))).is_ok()
+    }
+
+    fn replaced(&self) {
+        let _ = self.0.cast(C2sMsg::Replaced);
+    }
+}
+
+fn stored_to_scram(
+    c: chorus_storage::StoredCredentials,
+    hash: ScramHash,
+) -> Option<ScramCredentials> {
+    Some(ScramCredentials {
+        hash,
+        salt: c.salt,
+        iterations: c.iterations,
+        stored_key: c.stored_key,
+        server_key: c.server_key,
+    })
 }
 
 impl C2sState {
@@ -78,7 +177,7 @@ impl C2sState {
             "<?xml version='1.0'?><stream:stream xmlns='{}' xmlns:stream='{}' id='{}' from='{}' version='1.0' xml:lang='en'>",
             ns::JABBER_CLIENT,
             ns::STREAM,
-            stream_id(),
+            random_token(),
             chorus_xml::escape_attr(from),
         );
         self.send(header.into_bytes());
@@ -90,12 +189,7 @@ impl C2sState {
         if self.closing {
             return Flow::Stop;
         }
-        tracing::info!(
-            conn = self.conn_id,
-            condition = err.as_str(),
-            text,
-            "stream error"
-        );
+        tracing::info!(conn = self.conn_id, jid = ?self.full.as_ref().map(|j| j.to_string()), condition = err.as_str(), text, "stream error");
         if !self.header_sent {
             let from = self
                 .domain
@@ -112,6 +206,79 @@ impl C2sState {
         self.closing = true;
         self.send(b"</stream:stream>".to_vec());
         self.socket.close();
+    }
+
+    fn mechanisms(&self) -> Vec<Mechanism> {
+        let mut out = Vec::new();
+        let cb = self.channel_binding_data();
+        if self.tls.is_some() && !cb.is_empty() {
+            out.push(Mechanism::ScramSha256Plus);
+            out.push(Mechanism::ScramSha1Plus);
+        }
+        out.push(Mechanism::ScramSha256);
+        out.push(Mechanism::ScramSha1);
+        if self.tls.is_some() || self.ctx.allow_plain_without_tls {
+            out.push(Mechanism::Plain);
+        }
+        out
+    }
+
+    fn channel_binding_data(&self) -> ChannelBindingData {
+        match &self.tls {
+            Some(b) => ChannelBindingData {
+                tls_exporter: b.tls_exporter.clone(),
+                tls_server_end_point: b.tls_server_end_point.clone(),
+            },
+            None => ChannelBindingData::none(),
+        }
+    }
+
+    fn features(&mut self) -> Element {
+        let mut f = Element::new("features", ns::STREAM);
+        if self.user.is_some() {
+            f.push(Element::new("bind", ns::BIND));
+            // RFC 6121 Appendix E: advertised for old clients, optional.
+            f.push(
+                Element::new("session", ns::SESSION)
+                    .with_child(Element::new("optional", ns::SESSION)),
+            );
+            return f;
+        }
+        let starttls_offered = self.tls.is_none() && self.ctx.tls.is_some();
+        if starttls_offered {
+            let mut st = Element::new("starttls", ns::TLS);
+            if self.ctx.require_encryption {
+                st.push(Element::new("required", ns::TLS));
+            }
+            f.push(st);
+        }
+        if self.tls.is_some() || !self.ctx.require_encryption {
+            let mechs = self.mechanisms();
+            self.plus_advertised = mechs.iter().any(|m| m.is_plus());
+            let mut m = Element::new("mechanisms", ns::SASL);
+            for mech in mechs {
+                m.push(Element::new("mechanism", ns::SASL).with_text(mech.name()));
+            }
+            f.push(m);
+            if let Some(b) = &self.tls {
+                // XEP-0440: which channel-binding types we can verify.
+                let mut cb = Element::new("sasl-channel-binding", ns::SASL_CB);
+                if b.tls_exporter.is_some() {
+                    cb.push(
+                        Element::new("channel-binding", ns::SASL_CB)
+                            .with_attr("type", "tls-exporter"),
+                    );
+                }
+                if b.tls_server_end_point.is_some() {
+                    cb.push(
+                        Element::new("channel-binding", ns::SASL_CB)
+                            .with_attr("type", "tls-server-end-point"),
+                    );
+                }
+                f.push(cb);
+            }
+        }
+        f
     }
 
     fn on_header(&mut self, h: &StreamHeader) -> Flow {
@@ -134,6 +301,11 @@ impl C2sState {
             .attr("to")
             .map(|t| t.trim_end_matches('.').to_ascii_lowercase());
         match to {
+            // A restarted stream must stay on the domain it started with.
+            Some(d) if self.domain.as_ref().is_some_and(|cur| *cur != d) => {
+                return self
+                    .stream_error(StreamError::HostUnknown, Some("domain changed on restart"));
+            }
             Some(d) if self.ctx.domains.contains(&d) => self.domain = Some(d),
             // §4.9.3.6: a 'to' we do not serve (or none at all).
             _ => return self.stream_error(StreamError::HostUnknown, None),
@@ -152,10 +324,423 @@ impl C2sState {
         }
         let domain = self.domain.clone().unwrap_or_default();
         self.send_header(&domain);
-        // No stream features are negotiable yet (TLS, SASL and bind land in
-        // the next increment): an empty list, never a faked one.
-        self.send_element(&Element::new("features", ns::STREAM));
+        let features = self.features();
+        self.send_element(&features);
         Flow::Continue
+    }
+
+    fn sasl_failure(&mut self, condition: &str, text: Option<&str>) -> Flow {
+        self.sasl = None;
+        self.auth_failures += 1;
+        let mut f = Element::new("failure", ns::SASL).with_child(Element::new(condition, ns::SASL));
+        if let Some(t) = text {
+            f.push(
+                Element::new("text", ns::SASL)
+                    .with_attr("xml:lang", "en")
+                    .with_text(t),
+            );
+        }
+        self.send_element(&f);
+        tracing::info!(conn = self.conn_id, condition, "authentication failed");
+        if self.auth_failures >= self.ctx.sasl_max_attempts {
+            return self.stream_error(
+                StreamError::PolicyViolation,
+                Some("too many failed authentication attempts"),
+            );
+        }
+        Flow::Continue
+    }
+
+    /// The authzid, if any, must name the authenticated account (§6.4.6).
+    fn authzid_ok(&self, user: &BareJid, authzid: Option<&str>) -> bool {
+        match authzid {
+            None | Some("") => true,
+            Some(a) => a.parse::<BareJid>().is_ok_and(|j| j == *user),
+        }
+    }
+
+    fn account(&self, username: &str) -> Option<BareJid> {
+        BareJid::new(Some(username), self.domain.as_deref()?).ok()
+    }
+
+    async fn lookup(
+        &self,
+        user: &BareJid,
+        hash: ScramHash,
+    ) -> Result<Option<ScramCredentials>, ()> {
+        let Some(node) = user.node() else {
+            return Ok(None);
+        };
+        match self
+            .ctx
+            .storage
+            .credentials(node, user.domain(), hash.name())
+            .await
+        {
+            Ok(c) => Ok(c.and_then(|c| stored_to_scram(c, hash))),
+            Err(e) => {
+                tracing::error!(error = %e, "storage error during authentication");
+                Err(())
+            }
+        }
+    }
+
+    fn sasl_success(&mut self, user: BareJid, additional: &[u8]) -> Flow {
+        tracing::info!(conn = self.conn_id, jid = %user, "authenticated");
+        self.sasl = None;
+        self.user = Some(user);
+        let mut s = Element::new("success", ns::SASL);
+        if !additional.is_empty() {
+            s.push_text(b64(additional));
+        }
+        self.send_element(&s);
+        // §6.4.6: the client restarts the stream; so do we.
+        Flow::Reset
+    }
+
+    async fn on_auth(&mut self, el: &Element) -> Flow {
+        if self.tls.is_none() && self.ctx.require_encryption {
+            return self.sasl_failure("encryption-required", None);
+        }
+        let mech = el
+            .attr("mechanism")
+            .and_then(|m| m.parse::<Mechanism>().ok());
+        let Some(mech) = mech.filter(|m| self.mechanisms().contains(m)) else {
+            return self.sasl_failure("invalid-mechanism", None);
+        };
+        let Ok(payload) = unb64(&el.text()) else {
+            return self.sasl_failure("incorrect-encoding", None);
+        };
+        if mech == Mechanism::Plain {
+            let req = match PlainRequest::parse(&payload) {
+                Ok(r) => r,
+                Err(e) => return self.sasl_failure(e.condition().as_str(), None),
+            };
+            let Some(user) = self.account(req.username()) else {
+                return self.sasl_failure("not-authorized", None);
+            };
+            let creds = match self.lookup(&user, ScramHash::Sha256).await {
+                Ok(c) => c,
+                Err(()) => return self.sasl_failure("temporary-auth-failure", None),
+            };
+            return match req.verify(creds.as_ref()) {
+                Ok(out) if self.authzid_ok(&user, out.authzid.as_deref()) => {
+                    self.sasl_success(user, &[])
+                }
+                Ok(_) => self.sasl_failure("invalid-authzid", None),
+                Err(e) => self.sasl_failure(e.condition().as_str(), None),
+            };
+        }
+        let Some(hash) = mech.hash() else {
+            return self.sasl_failure("invalid-mechanism", None);
+        };
+        let mut server = ScramServer::new(mech, self.channel_binding_data(), self.plus_advertised)
+            .with_unknown_user_iterations(self.ctx.sasl_iterations);
+        let first = match server.handle_client_first(&payload) {
+            Ok(f) => f,
+            Err(e) => return self.sasl_failure(e.condition().as_str(), None),
+        };
+        let creds = match self.account(&first.username) {
+            Some(user) => match self.lookup(&user, hash).await {
+                Ok(c) => c,
+                Err(()) => return self.sasl_failure("temporary-auth-failure", None),
+            },
+            None => None,
+        };
+        match server.server_first(creds.as_ref()) {
+            Ok(challenge) => {
+                self.send_element(&Element::new("challenge", ns::SASL).with_text(b64(&challenge)));
+                self.sasl = Some(SaslState::Scram(Box::new(server)));
+                Flow::Continue
+            }
+            Err(e) => self.sasl_failure(e.condition().as_str(), None),
+        }
+    }
+
+    fn on_response(&mut self, el: &Element) -> Flow {
+        let Some(SaslState::Scram(mut server)) = self.sasl.take() else {
+            return self.sasl_failure("malformed-request", Some("no authentication in progress"));
+        };
+        let Ok(payload) = unb64(&el.text()) else {
+            return self.sasl_failure("incorrect-encoding", None);
+        };
+        match server.handle_client_final(&payload) {
+            Ok((server_final, outcome)) => {
+                let Some(user) = self.account(&outcome.username) else {
+                    return self.sasl_failure("not-authorized", None);
+                };
+                if !self.authzid_ok(&user, outcome.authzid.as_deref()) {
+                    return self.sasl_failure("invalid-authzid", None);
+                }
+                self.sasl_success(user, &server_final)
+            }
+            Err(e) => self.sasl_failure(e.condition().as_str(), None),
+        }
+    }
+
+    /// Elements before authentication: STARTTLS and SASL only.
+    async fn on_preauth(&mut self, el: &Element) -> Flow {
+        if el.is("starttls", ns::TLS) {
+            if self.tls.is_some() || self.ctx.tls.is_none() {
+                // §5.4.2.2: failure, then close.
+                self.send_element(&Element::new("failure", ns::TLS));
+                self.close();
+                return Flow::Stop;
+            }
+            self.send_element(&Element::new("proceed", ns::TLS));
+            return Flow::StartTls;
+        }
+        if StanzaKind::of(el).is_some() {
+            // §4.9.3.12: stanzas before authentication, with or without TLS.
+            return self.stream_error(StreamError::NotAuthorized, Some("authenticate first"));
+        }
+        match (el.name(), el.ns()) {
+            ("auth", ns::SASL) => self.on_auth(el).await,
+            ("response", ns::SASL) => self.on_response(el),
+            ("abort", ns::SASL) => self.sasl_failure("aborted", None),
+            // §5.3.1: STARTTLS is mandatory-to-negotiate here.
+            _ if self.tls.is_none() && self.ctx.require_encryption => {
+                self.stream_error(StreamError::PolicyViolation, Some("STARTTLS is required"))
+            }
+            _ => self.stream_error(StreamError::NotAuthorized, Some("authenticate first")),
+        }
+    }
+
+    fn iq_result(&self, iq: &Element) -> Element {
+        let mut r = Element::new("iq", ns::JABBER_CLIENT).with_attr("type", "result");
+        if let Some(id) = iq.attr("id") {
+            r.set_attr("id", id);
+        }
+        r
+    }
+
+    fn iq_error(&self, iq: &Element, cond: StanzaErrorCondition) {
+        if let Some(e) = error_reply(iq, &StanzaError::new(cond)) {
+            self.send_element(&e);
+        }
+    }
+
+    /// Authenticated, not yet bound: resource binding (§7) only.
+    async fn on_unbound(&mut self, el: &Element) -> Flow {
+        if !el.is("iq", ns::JABBER_CLIENT) {
+            return self.stream_error(StreamError::NotAuthorized, Some("bind a resource first"));
+        }
+        if el.attr("id").is_none() {
+            return self.stream_error(StreamError::InvalidXml, Some("iq without id"));
+        }
+        if let Some(bind) = el.get_child("bind", ns::BIND) {
+            if IqType::of(el) != Some(IqType::Set) {
+                self.iq_error(el, StanzaErrorCondition::BadRequest);
+                return Flow::Continue;
+            }
+            self.bind(el, bind.get_child("resource", ns::BIND).map(|r| r.text()))
+                .await;
+            return Flow::Continue;
+        }
+        if el.get_child("session", ns::SESSION).is_some() {
+            let r = self.iq_result(el);
+            self.send_element(&r);
+            return Flow::Continue;
+        }
+        self.iq_error(el, StanzaErrorCondition::NotAllowed);
+        Flow::Continue
+    }
+
+    async fn bind(&mut self, iq: &Element, requested: Option<String>) {
+        let Some(user) = self.user.clone() else {
+            return;
+        };
+        let requested = requested
+            .map(|r| r.trim().to_owned())
+            .filter(|r| !r.is_empty());
+        let full = match requested {
+            Some(r) => match user.with_resource(&r) {
+                Ok(f) => f,
+                // §7.7.2.1: a resource that cannot be prepared.
+                Err(_) => return self.iq_error(iq, StanzaErrorCondition::BadRequest),
+            },
+            // §7.6: the server generates one.
+            None => match user.with_resource(&format!("chorus-{}", &random_token()[..12])) {
+                Ok(f) => f,
+                Err(_) => return self.iq_error(iq, StanzaErrorCondition::InternalServerError),
+            },
+        };
+        let session = Arc::new(Session::new(
+            full.clone(),
+            self.conn_id,
+            Box::new(Sink(self.myself.clone())),
+        ));
+        let Some(sessions) = self.ctx.sessions_actor() else {
+            return self.iq_error(iq, StanzaErrorCondition::InternalServerError);
+        };
+        let registered = sessions
+            .call(
+                |reply| SessionsMsg::Register {
+                    session,
+                    max_resources: self.ctx.max_resources,
+                    reply,
+                },
+                Some(std::time::Duration::from_secs(5)),
+            )
+            .await;
+        match registered {
+            Ok(ractor::rpc::CallResult::Success(Ok(()))) => {
+                tracing::info!(conn = self.conn_id, jid = %full, "resource bound");
+                self.full = Some(full.clone());
+                let r = self.iq_result(iq).with_child(
+                    Element::new("bind", ns::BIND)
+                        .with_child(Element::new("jid", ns::BIND).with_text(full.to_string())),
+                );
+                self.send_element(&r);
+            }
+            Ok(ractor::rpc::CallResult::Success(Err(_))) => {
+                self.iq_error(iq, StanzaErrorCondition::ResourceConstraint)
+            }
+            _ => self.iq_error(iq, StanzaErrorCondition::InternalServerError),
+        }
+    }
+
+    /// A stanza from the bound client.
+    async fn on_stanza(&mut self, mut el: Element) -> Flow {
+        let Some(full) = self.full.clone() else {
+            return Flow::Continue;
+        };
+        let Some(kind) = StanzaKind::of(&el) else {
+            // §8.2-8.3: only message, presence and iq exist in jabber:client.
+            return self.stream_error(StreamError::UnsupportedStanzaType, Some(el.name()));
+        };
+        // §8.1.2.1: the server stamps 'from'; a client may only claim itself.
+        if let Some(claimed) = el.attr("from") {
+            let ok = claimed
+                .parse::<chorus_jid::Jid>()
+                .is_ok_and(|j| j == *full.as_jid() || j == *full.bare().as_jid());
+            if !ok {
+                return self.stream_error(StreamError::InvalidFrom, None);
+            }
+        }
+        el.set_attr("from", full.to_string());
+        if kind == StanzaKind::Iq {
+            // §8.2.3: id required, exactly one payload for get/set.
+            let typ = IqType::of(&el);
+            let payloads = el.children().count();
+            let bad = el.attr("id").is_none()
+                || typ.is_none()
+                || (typ.is_some_and(IqType::is_request) && payloads != 1);
+            if bad {
+                if el.attr("id").is_some() {
+                    self.iq_error(&el, StanzaErrorCondition::BadRequest);
+                    return Flow::Continue;
+                }
+                return self.stream_error(StreamError::InvalidXml, Some("iq without id or type"));
+            }
+        }
+        if kind == StanzaKind::Presence {
+            if el.attr("to").is_none() {
+                self.on_broadcast_presence(&full, &el);
+                return Flow::Continue;
+            }
+            if PresenceType::of(&el).is_none() && el.attr("type").is_some() {
+                if let Some(e) =
+                    error_reply(&el, &StanzaError::new(StanzaErrorCondition::BadRequest))
+                {
+                    self.send_element(&e);
+                }
+                return Flow::Continue;
+            }
+        }
+        if el.attr("to").is_none() {
+            // §8.1.1.1: no 'to' means the account itself (bare JID).
+            el.set_attr("to", full.bare().to_string());
+        }
+        match self.ctx.router.route(el).await {
+            Outcome::Delivered | Outcome::Dropped => {}
+            Outcome::Reply(e) => self.send_element(&e),
+            Outcome::ForServer(e) | Outcome::ForAccount(e) => self.answer_for_server(&e),
+        }
+        Flow::Continue
+    }
+
+    /// Presence without 'to' is broadcast presence (RFC 6121 §4.2-§4.5). The
+    /// roster broadcast arrives with the IM issue; here it sets availability
+    /// and priority, which message routing to the bare JID depends on.
+    fn on_broadcast_presence(&mut self, full: &FullJid, el: &Element) {
+        let Some(session) = self.ctx.router.sessions.get(full) else {
+            return;
+        };
+        match PresenceType::of(el) {
+            Some(PresenceType::Available) => {
+                // §4.7.2.3: priority is an integer in -128..=127, default 0.
+                let priority = el
+                    .get_child("priority", ns::JABBER_CLIENT)
+                    .and_then(|p| p.text().trim().parse::<i8>().ok())
+                    .unwrap_or(0);
+                session.set_presence(true, priority);
+            }
+            Some(PresenceType::Unavailable) => session.set_presence(false, 0),
+            // An undefined type (§4.7.1).
+            None => {
+                if let Some(e) =
+                    error_reply(el, &StanzaError::new(StanzaErrorCondition::BadRequest))
+                {
+                    self.send_element(&e);
+                }
+            }
+            // Subscription states and probes need an addressee; nothing to do.
+            Some(_) => {}
+        }
+    }
+
+    /// IQs the server answers itself (for the domain, or on behalf of an
+    /// account). Feature modules arrive with the IM issue; until then only
+    /// ping is known and everything else gets `service-unavailable`
+    /// (RFC 6120 §8.4), never a faked answer.
+    fn answer_for_server(&self, el: &Element) {
+        if StanzaKind::of(el) != Some(StanzaKind::Iq) {
+            // Messages and presence to the server itself are not processed.
+            if StanzaKind::of(el) == Some(StanzaKind::Message) {
+                if let Some(e) = error_reply(
+                    el,
+                    &StanzaError::new(StanzaErrorCondition::ServiceUnavailable),
+                ) {
+                    self.send_element(&e);
+                }
+            }
+            return;
+        }
+        let typ = IqType::of(el);
+        if !typ.is_some_and(IqType::is_request) {
+            return;
+        }
+        let payload = el.children().next();
+        let reply = match payload {
+            Some(p) if p.is("ping", ns::PING) && typ == Some(IqType::Get) => {
+                let mut r = self.iq_result(el);
+                if let Some(to) = el.attr("to") {
+                    r.set_attr("from", to);
+                }
+                if let Some(from) = el.attr("from") {
+                    r.set_attr("to", from);
+                }
+                Some(r)
+            }
+            _ => error_reply(
+                el,
+                &StanzaError::new(StanzaErrorCondition::ServiceUnavailable),
+            ),
+        };
+        if let Some(r) = reply {
+            self.send_element(&r);
+        }
+    }
+
+    async fn on_element(&mut self, el: Element) -> Flow {
+        if self.user.is_none() {
+            return self.on_preauth(&el).await;
+        }
+        if self.full.is_none() {
+            return self.on_unbound(&el).await;
+        }
+        self.on_stanza(el).await
     }
 }
 
@@ -172,12 +757,19 @@ impl Actor for C2sActor {
         myself.send_after(args.ctx.header_timeout, || C2sMsg::HeaderTimeout);
         Ok(C2sState {
             conn_id: args.conn_id,
+            myself,
             socket: args.socket,
             ctx: args.ctx,
             header_sent: false,
             header_received: false,
             closing: false,
             domain: None,
+            tls: None,
+            sasl: None,
+            plus_advertised: false,
+            auth_failures: 0,
+            user: None,
+            full: None,
         })
     }
 
@@ -193,9 +785,12 @@ impl Actor for C2sActor {
                     Flow::Stop
                 } else {
                     match *ev {
-                        Ok(StreamEvent::Header(h)) => state.on_header(&h),
-                        Ok(StreamEvent::Element(_)) => state
-                            .stream_error(StreamError::NotAuthorized, Some("authenticate first")),
+                        Ok(StreamEvent::Header(h)) => {
+                            // A restart after TLS or SASL re-sends our header.
+                            state.header_sent = false;
+                            state.on_header(&h)
+                        }
+                        Ok(StreamEvent::Element(el)) => state.on_element(el).await,
                         Ok(StreamEvent::End) => {
                             state.close();
                             Flow::Stop
@@ -204,6 +799,19 @@ impl Actor for C2sActor {
                     }
                 };
                 let _ = reply.send(flow);
+            }
+            C2sMsg::TlsEstablished(bindings, reply) => {
+                state.tls = Some(*bindings);
+                state.header_sent = false;
+                let _ = reply.send(());
+            }
+            C2sMsg::Routed(stanza) => {
+                if !state.closing {
+                    state.send_element(&stanza);
+                }
+            }
+            C2sMsg::Replaced => {
+                state.stream_error(StreamError::Conflict, Some("replaced by a new connection"));
             }
             C2sMsg::PeerClosed => {
                 state.closing = true;

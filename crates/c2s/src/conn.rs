@@ -5,17 +5,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chorus_proto::{ns, StreamError};
-use chorus_supervisor::{GroupMember, GroupSpec, StartCtx};
+use chorus_router::{Router, SessionsMsg};
+use chorus_storage::Storage;
+use chorus_supervisor::{GroupMember, GroupSpec, PartialGroup, Registry, StartCtx};
 use chorus_xml::{Limits, NsContext};
-use ractor::{Actor, ActorCell};
+use ractor::{Actor, ActorRef};
 use tokio::net::TcpStream;
 
 use crate::c2s::{C2sActor, C2sArgs};
-use crate::receiver::{ReceiverActor, ReceiverArgs};
-use crate::socket::{OutboundGauge, SocketActor, SocketArgs, SocketHandle};
+use crate::receiver::{Input, ReceiverActor, ReceiverArgs};
+use crate::socket::{OutboundGauge, SocketActor, SocketArgs, SocketHandle, Writer};
+use crate::tls::TlsSetup;
 
-/// What every connection of a server shares: configuration and counters.
-#[derive(Debug)]
+/// What every connection of a server shares: configuration, services and
+/// counters. Built once by the server.
 pub struct C2sContext {
     /// Domains served, lowercase.
     pub domains: Vec<String>,
@@ -23,27 +26,69 @@ pub struct C2sContext {
     pub header_timeout: Duration,
     pub max_outbound_stanzas: usize,
     pub max_outbound_bytes: usize,
+    /// None only in tests that run without certificates.
+    pub tls: Option<Arc<TlsSetup>>,
+    pub handshake_timeout: Duration,
+    pub require_encryption: bool,
+    pub allow_plain_without_tls: bool,
+    pub sasl_max_attempts: u32,
+    pub sasl_iterations: u32,
+    pub max_resources: usize,
+    pub router: Arc<Router>,
+    pub storage: Arc<Storage>,
+    pub registry: Registry,
+    /// Tree path of the `sessions` actor (looked up per bind: it may have
+    /// been restarted).
+    pub sessions_path: String,
     /// Source of `conn-<id>` ids, unique across ports.
     next_id: AtomicU64,
 }
 
+/// The options of [`C2sContext::new`] that come straight from configuration.
+pub struct C2sOptions {
+    pub domains: Vec<String>,
+    pub limits: Limits,
+    pub header_timeout: Duration,
+    pub max_outbound_stanzas: usize,
+    pub max_outbound_bytes: usize,
+    pub tls: Option<Arc<TlsSetup>>,
+    pub handshake_timeout: Duration,
+    pub require_encryption: bool,
+    pub allow_plain_without_tls: bool,
+    pub sasl_max_attempts: u32,
+    pub sasl_iterations: u32,
+    pub max_resources: usize,
+}
+
 impl C2sContext {
     pub fn new(
-        domains: Vec<String>,
-        limits: Limits,
-        header_timeout: Duration,
-        max_outbound_stanzas: usize,
-        max_outbound_bytes: usize,
+        o: C2sOptions,
+        router: Arc<Router>,
+        storage: Arc<Storage>,
+        registry: Registry,
+        sessions_path: String,
     ) -> Self {
         C2sContext {
-            domains: domains
+            domains: o
+                .domains
                 .into_iter()
                 .map(|d| d.to_ascii_lowercase())
                 .collect(),
-            limits,
-            header_timeout,
-            max_outbound_stanzas,
-            max_outbound_bytes,
+            limits: o.limits,
+            header_timeout: o.header_timeout,
+            max_outbound_stanzas: o.max_outbound_stanzas,
+            max_outbound_bytes: o.max_outbound_bytes,
+            tls: o.tls,
+            handshake_timeout: o.handshake_timeout,
+            require_encryption: o.require_encryption,
+            allow_plain_without_tls: o.allow_plain_without_tls,
+            sasl_max_attempts: o.sasl_max_attempts,
+            sasl_iterations: o.sasl_iterations,
+            max_resources: o.max_resources,
+            router,
+            storage,
+            registry,
+            sessions_path,
             next_id: AtomicU64::new(1),
         }
     }
@@ -51,103 +96,94 @@ impl C2sContext {
     pub fn next_conn_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
+
+    pub(crate) fn sessions_actor(&self) -> Option<ActorRef<SessionsMsg>> {
+        self.registry
+            .lookup(&self.sessions_path)
+            .map(ActorRef::from)
+    }
 }
 
 /// The group spec for one accepted connection. The members are spawned
 /// linked to the `conns` supervisor in dependency order (socket, c2s,
-/// receiver) and listed in the tree as socket, receiver, c2s.
-pub fn connection_group(id: u64, stream: TcpStream, ctx: Arc<C2sContext>) -> GroupSpec {
-    GroupSpec {
-        id: format!("conn-{id}"),
-        start: Box::new(move |sctx: StartCtx| {
-            Box::pin(async move {
-                let sup = sctx.supervisor.clone();
-                let _ = stream.set_nodelay(true);
-                let (reader, writer) = stream.into_split();
-                let gauge = Arc::new(OutboundGauge::new(
-                    ctx.max_outbound_stanzas,
-                    ctx.max_outbound_bytes,
-                ));
-                let mut overflow_error = Vec::new();
-                StreamError::PolicyViolation
-                    .to_element(Some("outbound queue overflow"))
-                    .write_to(&mut overflow_error, &NsContext::stream(ns::JABBER_CLIENT));
-                overflow_error.extend_from_slice(b"</stream:stream>");
-                let (socket, _) = Actor::spawn_linked(
-                    None,
-                    SocketActor,
-                    SocketArgs {
-                        writer,
-                        gauge: gauge.clone(),
-                        overflow_error,
-                    },
-                    sup.clone(),
-                )
-                .await?;
-                let handle = SocketHandle::new(socket.clone(), gauge);
-                let started: Vec<ActorCell> = vec![socket.get_cell()];
-                let c2s = match Actor::spawn_linked(
-                    None,
-                    C2sActor,
-                    C2sArgs {
-                        conn_id: id,
-                        socket: handle,
-                        ctx: ctx.clone(),
-                    },
-                    sup.clone(),
-                )
-                .await
-                {
-                    Ok((c2s, _)) => c2s,
-                    Err(e) => {
-                        kill_all(&started);
-                        return Err(e);
-                    }
-                };
-                let receiver = match Actor::spawn_linked(
-                    None,
-                    ReceiverActor,
-                    ReceiverArgs {
-                        reader,
-                        c2s: c2s.clone(),
-                        limits: ctx.limits.clone(),
-                    },
-                    sup,
-                )
-                .await
-                {
-                    Ok((r, _)) => r,
-                    Err(e) => {
-                        kill_all(&started);
-                        c2s.kill();
-                        return Err(e);
-                    }
-                };
-                tracing::debug!(conn = id, "connection started");
-                Ok(vec![
-                    GroupMember {
-                        id: "socket".into(),
-                        kind: "worker",
-                        cell: socket.get_cell(),
-                    },
-                    GroupMember {
-                        id: "receiver".into(),
-                        kind: "worker",
-                        cell: receiver.get_cell(),
-                    },
-                    GroupMember {
-                        id: "c2s".into(),
-                        kind: "worker",
-                        cell: c2s.get_cell(),
-                    },
-                ])
-            })
-        }),
-    }
-}
-
-fn kill_all(cells: &[ActorCell]) {
-    for c in cells {
-        c.kill();
-    }
+/// receiver) and listed in the tree as socket, receiver, c2s. With
+/// `direct_tls` (XEP-0368) the receiver runs the handshake before anything
+/// is read.
+pub fn connection_group(
+    id: u64,
+    stream: TcpStream,
+    direct_tls: bool,
+    ctx: Arc<C2sContext>,
+) -> GroupSpec {
+    GroupSpec::new(format!("conn-{id}"), move |sctx: StartCtx| async move {
+        let sup = sctx.supervisor.clone();
+        let _ = stream.set_nodelay(true);
+        let (input, writer) = if direct_tls {
+            (Input::Handshake(stream), Writer::Detached)
+        } else {
+            let (r, w) = stream.into_split();
+            (Input::Plain(r), Writer::Plain(w))
+        };
+        let gauge = Arc::new(OutboundGauge::new(
+            ctx.max_outbound_stanzas,
+            ctx.max_outbound_bytes,
+        ));
+        let mut overflow_error = Vec::new();
+        StreamError::PolicyViolation
+            .to_element(Some("outbound queue overflow"))
+            .write_to(&mut overflow_error, &NsContext::stream(ns::JABBER_CLIENT));
+        overflow_error.extend_from_slice(b"</stream:stream>");
+        // Kills whatever was started if a later spawn fails.
+        let mut started = PartialGroup::new();
+        let (socket, _) = Actor::spawn_linked(
+            None,
+            SocketActor,
+            SocketArgs {
+                writer,
+                gauge: gauge.clone(),
+                overflow_error,
+            },
+            sup.clone(),
+        )
+        .await?;
+        started.push("socket", "worker", socket.get_cell());
+        let handle = SocketHandle::new(socket.clone(), gauge);
+        let (c2s, _) = Actor::spawn_linked(
+            None,
+            C2sActor,
+            C2sArgs {
+                conn_id: id,
+                socket: handle,
+                ctx: ctx.clone(),
+            },
+            sup.clone(),
+        )
+        .await?;
+        let c2s_cell = c2s.get_cell();
+        let (receiver, _) = match Actor::spawn_linked(
+            None,
+            ReceiverActor,
+            ReceiverArgs {
+                input,
+                c2s,
+                socket,
+                limits: ctx.limits.clone(),
+                tls: ctx.tls.clone(),
+                handshake_timeout: ctx.handshake_timeout,
+            },
+            sup,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                c2s_cell.kill();
+                return Err(e);
+            }
+        };
+        started.push("receiver", "worker", receiver.get_cell());
+        started.push("c2s", "worker", c2s_cell);
+        tracing::debug!(conn = id, "connection started");
+        Ok::<Vec<GroupMember>, ractor::SpawnErr>(started.finish())
+    })
 }

@@ -8,8 +8,10 @@
 //! - [`receiver`]: owns the read half and the `chorus-xml` parser; hands each
 //!   complete element to c2s and waits for its answer before reading more, so
 //!   a slow c2s becomes TCP backpressure rather than mailbox growth.
-//! - [`c2s`]: the stream state machine (RFC 6120 §4): header, features,
-//!   errors; TLS, SASL and bind come next.
+//! - [`c2s`]: the stream state machine (RFC 6120 §4-§8): STARTTLS, SASL,
+//!   resource binding, `from` stamping, routing through `chorus-router`.
+//! - [`tls`]: rustls configurations, SNI, the dev certificate, channel
+//!   bindings for SCRAM -PLUS.
 //!
 //! **Architecture Invariant:** only the socket actor writes to a TCP stream.
 
@@ -17,5 +19,6 @@ pub mod c2s;
 pub mod conn;
 pub mod receiver;
 pub mod socket;
+pub mod tls;
 
-pub use conn::{connection_group, C2sContext};
+pub use conn::{connection_group, C2sContext, C2sOptions};

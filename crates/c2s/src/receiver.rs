@@ -1,4 +1,5 @@
-//! The receiver actor: owns the read half and the XML parser.
+//! The receiver actor: owns the read half, the TLS handshake and the XML
+//! parser.
 //!
 //! It reads, feeds `chorus-xml`, and hands each event to c2s with a `call`,
 //! waiting for c2s's [`Flow`] answer before it parses the next one. At most
@@ -7,33 +8,54 @@
 //! merged its receiver because a receiver parsing at socket speed flooded a
 //! slow c2s's mailbox.
 //!
-//! The answer also carries stream restarts: `Flow::Reset` resets the parser
-//! right after the element that caused it (`<starttls/>`, SASL success), so
-//! anything the peer pipelined behind it is discarded, as RFC 6120 §5.4.3.3
-//! requires for STARTTLS.
+//! The answer also carries stream restarts. `Flow::Reset` (SASL success) and
+//! `Flow::StartTls` reset the parser right after the element that caused
+//! them, so anything the peer pipelined behind it is discarded, as RFC 6120
+//! §5.4.3.3 requires for STARTTLS. For STARTTLS the receiver takes the write
+//! half back from the socket actor (after `<proceed/>` is written, since the
+//! socket handles messages in order), runs the handshake on the reunited
+//! stream, keeps the TLS read half and hands the write half back.
 
 use std::io;
+use std::sync::Arc;
 
 use chorus_xml::{Limits, StreamEvent, StreamParser, XmlError};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::io::{AsyncReadExt, ReadHalf};
 use tokio::net::tcp::OwnedReadHalf;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
 
 use crate::c2s::C2sMsg;
+use crate::socket::SocketMsg;
+use crate::tls::TlsSetup;
 
-/// Bytes read per wakeup. The buffer lives on the stack only while reading:
-/// an idle connection waits in `readable()` and holds no read buffer at all.
+/// Bytes read per wakeup. On plain TCP the buffer lives on the stack only
+/// while reading: an idle connection waits in `readable()` and holds none.
 const READ_CHUNK: usize = 4096;
 
 /// What c2s tells the receiver after each event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flow {
     Continue,
-    /// Start a new stream: discard everything buffered.
+    /// Start a new stream (after SASL success): discard everything buffered,
+    /// and apply the post-authentication stanza limit.
     Reset,
-    /// Authenticated: apply the post-auth stanza limit.
-    Authenticated,
+    /// `<proceed/>` was queued: hand over for the TLS handshake, then start a
+    /// new stream.
+    StartTls,
     /// The stream is over; read no more.
     Stop,
+}
+
+/// The read side, as it changes through STARTTLS.
+pub enum Input {
+    Plain(OwnedReadHalf),
+    /// Direct TLS (XEP-0368): the whole stream until the handshake is done.
+    Handshake(TcpStream),
+    Tls(ReadHalf<TlsStream<TcpStream>>),
+    Gone,
 }
 
 pub enum ReceiverMsg {
@@ -43,15 +65,23 @@ pub enum ReceiverMsg {
 pub struct ReceiverActor;
 
 pub struct ReceiverArgs {
-    pub reader: OwnedReadHalf,
+    pub input: Input,
     pub c2s: ActorRef<C2sMsg>,
+    pub socket: ActorRef<SocketMsg>,
     pub limits: Limits,
+    pub tls: Option<Arc<TlsSetup>>,
+    pub handshake_timeout: std::time::Duration,
 }
 
 pub struct ReceiverState {
-    reader: OwnedReadHalf,
+    input: Input,
     parser: StreamParser,
     c2s: ActorRef<C2sMsg>,
+    socket: ActorRef<SocketMsg>,
+    tls: Option<Arc<TlsSetup>>,
+    handshake_timeout: std::time::Duration,
+    /// TLS reads need a buffer across the await (rustls decrypts into it).
+    tls_buf: Vec<u8>,
 }
 
 /// Reads what is available without holding a buffer across an await.
@@ -60,6 +90,13 @@ fn read_available(reader: &OwnedReadHalf, parser: &mut StreamParser) -> io::Resu
     let n = reader.try_read(&mut buf)?;
     parser.feed(&buf[..n]);
     Ok(n)
+}
+
+enum ReadResult {
+    Data,
+    Eof,
+    Again,
+    Failed,
 }
 
 impl ReceiverState {
@@ -73,6 +110,91 @@ impl ReceiverState {
             Ok(ractor::rpc::CallResult::Success(flow)) => flow,
             _ => Flow::Stop,
         }
+    }
+
+    async fn read(&mut self) -> ReadResult {
+        match &mut self.input {
+            Input::Plain(r) => {
+                if r.readable().await.is_err() {
+                    return ReadResult::Failed;
+                }
+                match read_available(r, &mut self.parser) {
+                    Ok(0) => ReadResult::Eof,
+                    Ok(_) => ReadResult::Data,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => ReadResult::Again,
+                    Err(_) => ReadResult::Failed,
+                }
+            }
+            Input::Tls(r) => {
+                if self.tls_buf.len() < READ_CHUNK {
+                    self.tls_buf.resize(READ_CHUNK, 0);
+                }
+                match r.read(&mut self.tls_buf).await {
+                    Ok(0) => ReadResult::Eof,
+                    Ok(n) => {
+                        self.parser.feed(&self.tls_buf[..n]);
+                        ReadResult::Data
+                    }
+                    Err(_) => ReadResult::Failed,
+                }
+            }
+            Input::Handshake(_) => match self.handshake(true).await {
+                true => ReadResult::Again,
+                false => ReadResult::Failed,
+            },
+            Input::Gone => ReadResult::Failed,
+        }
+    }
+
+    /// Runs the TLS handshake, direct or after STARTTLS. False when the
+    /// connection must end.
+    async fn handshake(&mut self, direct: bool) -> bool {
+        let Some(tls) = self.tls.clone() else {
+            return false;
+        };
+        let stream = match std::mem::replace(&mut self.input, Input::Gone) {
+            Input::Handshake(s) => s,
+            Input::Plain(r) => {
+                let taken = self.socket.call(SocketMsg::TakeWriter, None).await;
+                let Ok(ractor::rpc::CallResult::Success(Some(w))) = taken else {
+                    return false;
+                };
+                match r.reunite(w) {
+                    Ok(s) => s,
+                    Err(_) => return false,
+                }
+            }
+            _ => return false,
+        };
+        let config = if direct { &tls.direct } else { &tls.starttls };
+        let acceptor = TlsAcceptor::from(config.clone());
+        let stream =
+            match tokio::time::timeout(self.handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::info!(error = %e, "TLS handshake failed");
+                    return false;
+                }
+                Err(_) => {
+                    tracing::info!("TLS handshake timed out");
+                    return false;
+                }
+            };
+        let bindings = tls.bindings(stream.get_ref().1);
+        let (r, w) = tokio::io::split(stream);
+        if self.socket.cast(SocketMsg::Upgrade(Box::new(w))).is_err() {
+            return false;
+        }
+        self.input = Input::Tls(r);
+        self.parser.reset();
+        let told = self
+            .c2s
+            .call(
+                |reply| C2sMsg::TlsEstablished(Box::new(bindings), reply),
+                None,
+            )
+            .await;
+        matches!(told, Ok(ractor::rpc::CallResult::Success(())))
     }
 }
 
@@ -88,9 +210,13 @@ impl Actor for ReceiverActor {
     ) -> Result<Self::State, ActorProcessingErr> {
         myself.cast(ReceiverMsg::Read)?;
         Ok(ReceiverState {
-            reader: args.reader,
+            input: args.input,
             parser: StreamParser::new(args.limits),
             c2s: args.c2s,
+            socket: args.socket,
+            tls: args.tls,
+            handshake_timeout: args.handshake_timeout,
+            tls_buf: Vec::new(),
         })
     }
 
@@ -100,23 +226,18 @@ impl Actor for ReceiverActor {
         _msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        if state.reader.readable().await.is_err() {
-            let _ = state.c2s.cast(C2sMsg::PeerClosed);
-            myself.stop(Some("read failed".into()));
-            return Ok(());
-        }
-        match read_available(&state.reader, &mut state.parser) {
-            Ok(0) => {
+        match state.read().await {
+            ReadResult::Data => {}
+            ReadResult::Again => {
+                myself.cast(ReceiverMsg::Read)?;
+                return Ok(());
+            }
+            ReadResult::Eof => {
                 let _ = state.c2s.cast(C2sMsg::PeerClosed);
                 myself.stop(None);
                 return Ok(());
             }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                myself.cast(ReceiverMsg::Read)?;
-                return Ok(());
-            }
-            Err(_) => {
+            ReadResult::Failed => {
                 let _ = state.c2s.cast(C2sMsg::PeerClosed);
                 myself.stop(Some("read failed".into()));
                 return Ok(());
@@ -131,8 +252,18 @@ impl Actor for ReceiverActor {
             let failed = ev.is_err();
             match state.deliver(ev).await {
                 Flow::Continue => {}
-                Flow::Reset => state.parser.reset(),
-                Flow::Authenticated => state.parser.set_authenticated(true),
+                Flow::Reset => {
+                    state.parser.reset();
+                    state.parser.set_authenticated(true);
+                }
+                Flow::StartTls => {
+                    if !state.handshake(false).await {
+                        let _ = state.c2s.cast(C2sMsg::PeerClosed);
+                        myself.stop(Some("STARTTLS failed".into()));
+                        return Ok(());
+                    }
+                    break;
+                }
                 Flow::Stop => return Ok(()),
             }
             if failed {

@@ -12,9 +12,20 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::io::AsyncWriteExt;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+/// The write side of a connection, as it changes through STARTTLS.
+pub enum Writer {
+    Plain(OwnedWriteHalf),
+    Tls(WriteHalf<TlsStream<TcpStream>>),
+    /// Handed to the receiver for a TLS handshake, or not yet there (direct
+    /// TLS before its handshake): writes are dropped.
+    Detached,
+}
 
 /// How long one write may stall before the connection is declared dead.
 const WRITE_DEADLINE: Duration = Duration::from_secs(30);
@@ -53,6 +64,11 @@ impl OutboundGauge {
 
 pub enum SocketMsg {
     Write(Vec<u8>),
+    /// STARTTLS: give the plain write half back (after everything queued
+    /// before it, `<proceed/>` included, has been written).
+    TakeWriter(RpcReplyPort<Option<OwnedWriteHalf>>),
+    /// TLS is up: write through it from now on.
+    Upgrade(Box<WriteHalf<TlsStream<TcpStream>>>),
     /// The queue overflowed: write `policy-violation` and close.
     Overflow,
     /// Flush and close the connection (after a closing `</stream:stream>`).
@@ -76,6 +92,11 @@ pub struct SocketHandle {
 }
 
 impl SocketHandle {
+    /// The socket actor (the receiver talks to it directly for STARTTLS).
+    pub fn actor(&self) -> &ActorRef<SocketMsg> {
+        &self.actor
+    }
+
     pub fn new(actor: ActorRef<SocketMsg>, gauge: Arc<OutboundGauge>) -> Self {
         SocketHandle { actor, gauge }
     }
@@ -120,7 +141,7 @@ impl SocketHandle {
 pub struct SocketActor;
 
 pub struct SocketArgs {
-    pub writer: OwnedWriteHalf,
+    pub writer: Writer,
     pub gauge: Arc<OutboundGauge>,
     /// The stream error to write on overflow (pre-serialized by c2s's crate).
     pub overflow_error: Vec<u8>,
@@ -129,17 +150,35 @@ pub struct SocketArgs {
 pub struct SocketState {
     /// Dropping the state (normal exit, kill, or group shutdown) drops the
     /// write half, which is what closes our side of the connection.
-    writer: OwnedWriteHalf,
+    writer: Writer,
     gauge: Arc<OutboundGauge>,
     overflow_error: Vec<u8>,
 }
 
 impl SocketState {
     async fn write(&mut self, bytes: &[u8]) -> bool {
-        matches!(
-            tokio::time::timeout(WRITE_DEADLINE, self.writer.write_all(bytes)).await,
-            Ok(Ok(()))
-        )
+        let io = async {
+            match &mut self.writer {
+                Writer::Plain(w) => w.write_all(bytes).await,
+                Writer::Tls(w) => {
+                    w.write_all(bytes).await?;
+                    w.flush().await
+                }
+                Writer::Detached => Ok(()),
+            }
+        };
+        matches!(tokio::time::timeout(WRITE_DEADLINE, io).await, Ok(Ok(())))
+    }
+
+    async fn shutdown(&mut self) {
+        let io = async {
+            match &mut self.writer {
+                Writer::Plain(w) => w.shutdown().await,
+                Writer::Tls(w) => w.shutdown().await,
+                Writer::Detached => Ok(()),
+            }
+        };
+        let _ = tokio::time::timeout(WRITE_DEADLINE, io).await;
     }
 }
 
@@ -176,14 +215,25 @@ impl Actor for SocketActor {
                     myself.stop(Some("write failed".into()));
                 }
             }
+            SocketMsg::TakeWriter(reply) => {
+                let writer = match std::mem::replace(&mut state.writer, Writer::Detached) {
+                    Writer::Plain(w) => Some(w),
+                    other => {
+                        state.writer = other;
+                        None
+                    }
+                };
+                let _ = reply.send(writer);
+            }
+            SocketMsg::Upgrade(w) => state.writer = Writer::Tls(*w),
             SocketMsg::Overflow => {
                 let err = std::mem::take(&mut state.overflow_error);
                 state.write(&err).await;
-                let _ = state.writer.shutdown().await;
+                state.shutdown().await;
                 myself.stop(Some("outbound queue overflow".into()));
             }
             SocketMsg::Close => {
-                let _ = tokio::time::timeout(WRITE_DEADLINE, state.writer.shutdown()).await;
+                state.shutdown().await;
                 myself.stop(None);
             }
         }

@@ -1,6 +1,7 @@
 //! Chorus configuration: `config/chorus.toml`, overridden by `CHORUS_`
 //! environment variables (`CHORUS_SERVER__DATA_DIR=/var/lib/chorus`: a double
-//! underscore separates nesting levels), loaded with figment.
+//! underscore separates nesting levels, and only variables with one are
+//! configuration), loaded with figment.
 //!
 //! Strict like ejabberd's econf: every struct denies unknown keys, and the
 //! error names the key and suggests the closest valid one. Safety limits have
@@ -31,6 +32,9 @@ pub struct Config {
     pub c2s: C2sConfig,
     pub admin: AdminConfig,
     pub supervision: SupervisionConfig,
+    pub tls: TlsConfig,
+    pub sasl: SaslConfig,
+    pub storage: StorageConfig,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -97,6 +101,53 @@ pub struct C2sConfig {
     /// Seconds a new connection may take to send its stream header
     /// (RFC 6120 §4.9.3.4 `connection-timeout`).
     pub header_timeout_secs: u64,
+    /// STARTTLS is required before anything else. FOR BENCHMARKS AND TESTS
+    /// ONLY may this be false (STARTTLS is then offered, not required).
+    pub require_encryption: bool,
+    /// Resources one account may bind at once (`resource-constraint` past it).
+    pub max_resources: usize,
+}
+
+/// TLS certificates. Without `cert`/`key`, a self-signed development
+/// certificate for every configured domain is generated in `data_dir` on
+/// first start (never for production: clients will warn).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain served by default.
+    pub cert: PathBuf,
+    /// PEM private key of `cert`.
+    pub key: PathBuf,
+    /// Further certificates chosen by SNI, one per domain.
+    pub sni: Vec<SniCert>,
+    /// Seconds a TLS handshake may take before the connection is dropped.
+    pub handshake_timeout_secs: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SniCert {
+    pub domain: String,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SaslConfig {
+    /// PBKDF2 iterations for newly stored SCRAM credentials (RFC 7677 asks >= 4096).
+    pub iterations: u32,
+    /// Failed authentications allowed per stream before it is closed.
+    pub max_attempts: u32,
+    /// FOR BENCHMARKS AND TESTS ONLY: offer PLAIN on unencrypted streams.
+    pub allow_plain_without_tls: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// `sqlite://path` or `postgres://...`; empty = `sqlite://<data_dir>/chorus.db`.
+    pub url: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -127,6 +178,30 @@ impl Default for Config {
             c2s: C2sConfig::default(),
             admin: AdminConfig::default(),
             supervision: SupervisionConfig::default(),
+            tls: TlsConfig::default(),
+            sasl: SaslConfig::default(),
+            storage: StorageConfig::default(),
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: PathBuf::new(),
+            key: PathBuf::new(),
+            sni: Vec::new(),
+            handshake_timeout_secs: 10,
+        }
+    }
+}
+
+impl Default for SaslConfig {
+    fn default() -> Self {
+        SaslConfig {
+            iterations: 4096,
+            max_attempts: 5,
+            allow_plain_without_tls: false,
         }
     }
 }
@@ -160,6 +235,8 @@ impl Default for C2sConfig {
     fn default() -> Self {
         C2sConfig {
             header_timeout_secs: 30,
+            require_encryption: true,
+            max_resources: 10,
         }
     }
 }
@@ -219,8 +296,14 @@ impl Config {
             }
             fig = fig.merge(Toml::file(p));
         }
-        // CHORUS_LOG is the log filter, read by the binary, not a config key.
-        fig = fig.merge(Env::prefixed("CHORUS_").ignore(&["log"]).split("__"));
+        // Every key lives in a section, so a configuration variable always
+        // has a double underscore (CHORUS_SERVER__DATA_DIR). Others sharing
+        // the prefix (CHORUS_LOG, test harness variables) are not config.
+        fig = fig.merge(
+            Env::prefixed("CHORUS_")
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        );
         Self::extract(fig)
     }
 
@@ -269,12 +352,43 @@ impl Config {
                 "c2s.header_timeout_secs must be at least 1".into(),
             ));
         }
+        if self.sasl.iterations < 4096 {
+            return Err(ConfigError::Invalid(
+                "sasl.iterations must be at least 4096 (RFC 7677)".into(),
+            ));
+        }
+        if self.sasl.max_attempts == 0 || self.c2s.max_resources == 0 {
+            return Err(ConfigError::Invalid(
+                "sasl.max_attempts and c2s.max_resources must be positive".into(),
+            ));
+        }
+        if self.tls.cert.as_os_str().is_empty() != self.tls.key.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid(
+                "tls.cert and tls.key go together".into(),
+            ));
+        }
         if self.supervision.intensity == 0 || self.supervision.period_ms == 0 {
             return Err(ConfigError::Invalid(
                 "supervision.intensity and supervision.period_ms must be positive".into(),
             ));
         }
         Ok(())
+    }
+
+    /// The storage URL, defaulting to a SQLite file in the data directory.
+    pub fn storage_url(&self) -> String {
+        if self.storage.url.is_empty() {
+            format!(
+                "sqlite://{}",
+                self.server.data_dir.join("chorus.db").display()
+            )
+        } else {
+            self.storage.url.clone()
+        }
+    }
+
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.tls.handshake_timeout_secs.max(1))
     }
 
     /// The admin socket path, defaulting into the data directory.
@@ -370,6 +484,26 @@ mod tests {
         assert_eq!(c.listeners.len(), 2);
         assert_eq!(c.listeners[1].kind, ListenerKind::C2sTls);
         assert_eq!(c.listeners[0].actor_id(), "port:c2s@127.0.0.1:5222");
+    }
+
+    #[test]
+    fn environment_overrides_and_is_strict() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CHORUS_SERVER__DOMAINS", "[\"example.org\"]");
+            jail.set_env("CHORUS_LOG", "debug");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.server.domains, vec!["example.org"]);
+            jail.set_env("CHORUS_SERVER__DOMIAN", "x");
+            let err = Config::load(None).unwrap_err().to_string();
+            assert!(err.contains("did you mean `domains`?"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn shipped_config_file_is_the_defaults() {
+        let shipped = Config::from_toml(include_str!("../../../config/chorus.toml")).unwrap();
+        assert_eq!(shipped, Config::default());
     }
 
     #[test]

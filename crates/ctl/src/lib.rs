@@ -181,6 +181,35 @@ fn args_json(spec: &CommandSpec, m: &ArgMatches) -> Value {
     Value::Object(map)
 }
 
+/// Reads the password for commands that need one: a line of standard input
+/// with `--password-stdin`, else an interactive prompt without echo.
+fn read_password(from_stdin: bool) -> Result<String, CtlError> {
+    let line = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| CtlError::Usage(format!("cannot read the password from stdin: {e}")))?;
+        line
+    } else {
+        let first = rpassword::prompt_password("Password: ").map_err(|e| {
+            CtlError::Usage(format!(
+                "cannot prompt for a password: {e} (use --password-stdin)"
+            ))
+        })?;
+        let again = rpassword::prompt_password("Again: ")
+            .map_err(|e| CtlError::Usage(format!("cannot prompt for a password: {e}")))?;
+        if first != again {
+            return Err(CtlError::Usage("the passwords differ".into()));
+        }
+        first
+    };
+    let pw = line.trim_end_matches(['\r', '\n']).to_owned();
+    if pw.is_empty() {
+        return Err(CtlError::Usage("empty password".into()));
+    }
+    Ok(pw)
+}
+
 fn print_human(spec: &CommandSpec, result: &Value) {
     if let Some(text) = result.get("text").and_then(Value::as_str) {
         print!("{text}");
@@ -194,6 +223,17 @@ fn print_human(spec: &CommandSpec, result: &Value) {
             "killed {}",
             result.get("killed").and_then(Value::as_str).unwrap_or("")
         ),
+        "user add" | "user del" | "user passwd" => {
+            let (verb, key) = match spec.name {
+                "user add" => ("registered", "added"),
+                "user del" => ("deleted", "deleted"),
+                _ => ("changed the password of", "changed"),
+            };
+            println!(
+                "{verb} {}",
+                result.get(key).and_then(Value::as_str).unwrap_or("")
+            );
+        }
         _ => println!(
             "{}",
             serde_json::to_string_pretty(result).unwrap_or_default()
@@ -224,11 +264,27 @@ where
         return EXIT_USAGE;
     };
     let json = matches.get_flag("json");
+    let mut args = args_json(spec, leaf);
+    if spec.password {
+        let from_stdin = leaf.get_flag("password-stdin");
+        match read_password(from_stdin) {
+            Ok(pw) => {
+                if let Value::Object(map) = &mut args {
+                    map.remove("password-stdin");
+                    map.insert("password".into(), Value::String(pw));
+                }
+            }
+            Err(e) => {
+                eprintln!("chorusctl: {e}");
+                return e.exit_code();
+            }
+        }
+    }
     let result = socket_path(
         matches.get_one::<String>("socket").map(String::as_str),
         matches.get_one::<String>("config").map(String::as_str),
     )
-    .and_then(|socket| request(&socket, &spec.http_path(), &args_json(spec, leaf)));
+    .and_then(|socket| request(&socket, &spec.http_path(), &args));
     match result {
         Ok(v) => {
             if json {

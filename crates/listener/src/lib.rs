@@ -50,8 +50,9 @@ pub fn port_spec(
             bound.insert(id, local);
             let listener = Arc::new(listener);
             let port_path = sctx.path.clone();
+            let direct_tls = cfg.kind == chorus_config::ListenerKind::C2sTls;
             let children = vec![
-                acceptor_spec(listener, port_path, ctx),
+                acceptor_spec(listener, port_path, direct_tls, ctx),
                 ChildSpec::supervisor("conns", Restart::Permanent, move |c: StartCtx| {
                     Box::pin(spawn_supervisor(
                         c,
@@ -82,11 +83,17 @@ fn options_for_conns() -> SupervisorOptions {
     SupervisorOptions::default()
 }
 
-fn acceptor_spec(listener: Arc<TcpListener>, port_path: String, ctx: Arc<C2sContext>) -> ChildSpec {
+fn acceptor_spec(
+    listener: Arc<TcpListener>,
+    port_path: String,
+    direct_tls: bool,
+    ctx: Arc<C2sContext>,
+) -> ChildSpec {
     ChildSpec::worker("acceptor", Restart::Permanent, move |sctx: StartCtx| {
         let args = AcceptorArgs {
             listener: listener.clone(),
             conns_path: format!("{port_path}/conns"),
+            direct_tls,
             registry: sctx.registry.clone(),
             ctx: ctx.clone(),
         };
@@ -105,6 +112,8 @@ pub struct Acceptor;
 pub struct AcceptorArgs {
     listener: Arc<TcpListener>,
     conns_path: String,
+    /// XEP-0368 port: connections start with a TLS handshake.
+    direct_tls: bool,
     registry: chorus_supervisor::Registry,
     ctx: Arc<C2sContext>,
 }
@@ -140,7 +149,8 @@ impl Actor for Acceptor {
                     Some(cell) => {
                         tracing::debug!(conn = id, %peer, "accepted");
                         let conns: ActorRef<SupervisorMsg> = cell.into();
-                        let spec = connection_group(id, stream, state.ctx.clone());
+                        let spec =
+                            connection_group(id, stream, state.direct_tls, state.ctx.clone());
                         conns.cast(SupervisorMsg::StartGroup(spec, None))?;
                     }
                     // `conns` is restarting; dropping the stream refuses this

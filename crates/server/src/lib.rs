@@ -13,24 +13,23 @@
 //! └─ admin                  HTTP+JSON admin API on a unix socket
 //! ```
 
-pub mod sessions;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use chorus_admin::{AdminActor, AdminArgs, AdminContext};
-use chorus_c2s::C2sContext;
+use chorus_c2s::tls::{dev_certificate, CertSource, TlsSetup};
+use chorus_c2s::{C2sContext, C2sOptions};
 use chorus_config::Config;
 use chorus_listener::{port_spec, BoundAddrs};
+use chorus_router::{Router, SessionTable, SessionsActor};
+use chorus_storage::Storage;
 use chorus_supervisor::{
     spawn_root, spawn_supervisor, ChildSpec, Registry, Restart, RootExit, RootHandle, StartCtx,
     Strategy, SupervisorMsg, SupervisorOptions,
 };
 use ractor::{Actor, ActorRef};
-
-use crate::sessions::{SessionTable, SessionsActor};
 
 /// The root of the tree's paths.
 pub const ROOT: &str = "root";
@@ -41,6 +40,40 @@ pub enum StartError {
     DataDir(PathBuf, std::io::Error),
     #[error("cannot start the supervision tree: {0}")]
     Spawn(String),
+    #[error("storage: {0}")]
+    Storage(#[from] chorus_storage::StorageError),
+    #[error("TLS: {0}")]
+    Tls(#[from] chorus_c2s::tls::TlsError),
+}
+
+/// The TLS setup from configuration, generating the dev certificate when
+/// none is configured.
+fn tls_setup(config: &Config) -> Result<TlsSetup, StartError> {
+    let default = if config.tls.cert.as_os_str().is_empty() {
+        let (cert, key) = dev_certificate(&config.server.data_dir, &config.server.domains)?;
+        CertSource {
+            domain: None,
+            cert,
+            key,
+        }
+    } else {
+        CertSource {
+            domain: None,
+            cert: config.tls.cert.clone(),
+            key: config.tls.key.clone(),
+        }
+    };
+    let sni: Vec<CertSource> = config
+        .tls
+        .sni
+        .iter()
+        .map(|s| CertSource {
+            domain: Some(s.domain.clone()),
+            cert: s.cert.clone(),
+            key: s.key.clone(),
+        })
+        .collect();
+    Ok(TlsSetup::new(&default, &sni)?)
 }
 
 /// A running server.
@@ -50,7 +83,8 @@ pub struct Server {
     handle: RootHandle,
     pub bound: BoundAddrs,
     pub admin_socket: PathBuf,
-    pub sessions: SessionTable,
+    pub sessions: Arc<SessionTable>,
+    pub storage: Arc<Storage>,
 }
 
 impl Server {
@@ -64,20 +98,50 @@ impl Server {
             period: config.supervision.period(),
             ..SupervisorOptions::default()
         };
+        let storage = Arc::new(Storage::connect(&config.storage_url()).await?);
+        let tls = Arc::new(tls_setup(&config)?);
+        let sessions: Arc<SessionTable> = Arc::default();
+        let domains: Vec<String> = config
+            .server
+            .domains
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect();
+        let router = Arc::new(Router::new(
+            sessions.clone(),
+            domains.clone(),
+            storage.clone(),
+        ));
         let ctx = Arc::new(C2sContext::new(
-            config.server.domains.clone(),
-            config.limits.xml(),
-            config.c2s.header_timeout(),
-            config.limits.max_outbound_stanzas,
-            config.limits.max_outbound_bytes,
+            C2sOptions {
+                domains: domains.clone(),
+                limits: config.limits.xml(),
+                header_timeout: config.c2s.header_timeout(),
+                max_outbound_stanzas: config.limits.max_outbound_stanzas,
+                max_outbound_bytes: config.limits.max_outbound_bytes,
+                tls: Some(tls),
+                handshake_timeout: config.handshake_timeout(),
+                require_encryption: config.c2s.require_encryption,
+                allow_plain_without_tls: config.sasl.allow_plain_without_tls,
+                sasl_max_attempts: config.sasl.max_attempts,
+                sasl_iterations: config.sasl.iterations,
+                max_resources: config.c2s.max_resources,
+            },
+            router,
+            storage.clone(),
+            registry.clone(),
+            format!("{ROOT}/sessions"),
         ));
         let bound: BoundAddrs = Arc::default();
-        let sessions: SessionTable = Arc::default();
         let admin_socket = config.admin_socket();
         let admin_ctx = Arc::new(AdminContext {
             registry: registry.clone(),
             started: Instant::now(),
             root: ROOT.to_owned(),
+            storage: storage.clone(),
+            sessions: sessions.clone(),
+            domains,
+            sasl_iterations: config.sasl.iterations,
         });
 
         let table = sessions.clone();
@@ -129,6 +193,7 @@ impl Server {
             bound,
             admin_socket,
             sessions,
+            storage,
         })
     }
 

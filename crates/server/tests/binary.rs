@@ -191,3 +191,109 @@ fn chorusctl_without_server_exits_3() {
     );
     assert_eq!(code, 3, "{err}");
 }
+
+fn chorusctl_stdin(socket: &std::path::Path, args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chorusctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_commands_manage_accounts_and_logins_follow() {
+    let d = spawn_daemon("ctl-users", "");
+    let (code, out, err) = chorusctl_stdin(
+        &d.socket,
+        &["user", "add", "dora@localhost", "--password-stdin"],
+        "explorer\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("dora@localhost"));
+    let (code, _, err) = chorusctl_stdin(
+        &d.socket,
+        &["user", "add", "dora@localhost", "--password-stdin"],
+        "x\n",
+    );
+    assert_eq!(code, 1, "duplicate is a command error: {err}");
+    assert!(err.contains("already exists"), "{err}");
+    let (code, _, err) = chorusctl_stdin(
+        &d.socket,
+        &["user", "add", "eve@elsewhere.example", "--password-stdin"],
+        "x\n",
+    );
+    assert_eq!(code, 1, "{err}");
+    chorusctl_stdin(
+        &d.socket,
+        &["user", "add", "abe@localhost", "--password-stdin"],
+        "lincoln\n",
+    );
+
+    let (code, out, _) = chorusctl(&d.socket, &["user", "list"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        vec!["abe@localhost", "dora@localhost"]
+    );
+    let (_, out, _) = chorusctl(&d.socket, &["user", "list", "--json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["users"].as_array().unwrap().len(), 2);
+
+    // The password set through chorusctl logs in; a changed one replaces it.
+    let (_c, jid) = common::client::XmppClient::login(d.addr, "dora", "explorer", Some("r")).await;
+    assert_eq!(jid, "dora@localhost/r");
+    let (code, _, err) = chorusctl_stdin(
+        &d.socket,
+        &["user", "passwd", "dora@localhost", "--password-stdin"],
+        "map\n",
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut c = common::client::XmppClient::connect(d.addr).await;
+    c.open().await;
+    c.starttls().await;
+    c.open().await;
+    assert_eq!(
+        c.scram(
+            chorus_sasl::Mechanism::ScramSha256,
+            "dora",
+            "explorer",
+            None
+        )
+        .await
+        .unwrap_err(),
+        "not-authorized"
+    );
+    c.scram(chorus_sasl::Mechanism::ScramSha256, "dora", "map", None)
+        .await
+        .unwrap();
+
+    let (code, _, err) = chorusctl(&d.socket, &["user", "del", "dora@localhost"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, _) = chorusctl(&d.socket, &["user", "del", "dora@localhost"]);
+    assert_eq!(code, 1);
+    let (_, out, _) = chorusctl(&d.socket, &["user", "list"]);
+    assert_eq!(out.trim(), "abe@localhost");
+    // Passwords never appear on argv: there is no such flag.
+    let (code, _, _) = chorusctl(
+        &d.socket,
+        &["user", "add", "x@localhost", "--password", "p"],
+    );
+    assert_eq!(code, 2);
+}

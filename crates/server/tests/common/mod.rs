@@ -2,6 +2,8 @@
 //! port 0 with its own temporary data directory, and raw-socket XMPP I/O.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod client;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -163,4 +165,28 @@ pub fn assert_stream_error(out: &str, condition: &str) {
 pub fn conns_path(server: &Server) -> String {
     let id = server.bound.iter().next().unwrap().key().clone();
     format!("root/listeners/{id}/conns")
+}
+
+/// Registers an account directly in the server's storage.
+pub async fn add_user(server: &Server, local: &str, password: &str) {
+    use chorus_sasl::{ScramCredentials, ScramHash};
+    use chorus_storage::{AccountStore, StoredCredentials};
+    let creds: Vec<StoredCredentials> = [ScramHash::Sha1, ScramHash::Sha256]
+        .into_iter()
+        .map(|h| {
+            let c = ScramCredentials::derive(password, h, 4096).unwrap();
+            StoredCredentials {
+                hash: h.name().to_owned(),
+                salt: c.salt,
+                iterations: c.iterations,
+                stored_key: c.stored_key,
+                server_key: c.server_key,
+            }
+        })
+        .collect();
+    server
+        .storage
+        .create_account(local, "localhost", &creds)
+        .await
+        .unwrap();
 }

@@ -1,0 +1,207 @@
+//! Routing a stanza from a local session: RFC 6120 §8 and RFC 6121 §8.5.
+//!
+//! Runs in the sender's c2s actor. The sender has already checked and
+//! stamped `from`; this decides who receives the stanza and what the sender
+//! gets back when nobody does. Offline storage and subscription handling
+//! arrive with the IM issue; until then the RFC's no-storage answers apply
+//! (`service-unavailable` for messages that would be stored).
+
+use std::sync::Arc;
+
+use chorus_jid::{BareJid, FullJid, Jid};
+use chorus_proto::{
+    error_reply, MessageType, PresenceType, StanzaError, StanzaErrorCondition, StanzaKind,
+};
+use chorus_storage::{AccountStore, Storage};
+use chorus_xml::Element;
+
+use crate::table::{Session, SessionTable};
+
+/// What happened to a routed stanza.
+#[derive(Debug, PartialEq)]
+pub enum Outcome {
+    /// Handed to at least one session.
+    Delivered,
+    /// Silently ignored, as the RFC asks for this case.
+    Dropped,
+    /// An error for the sender (already addressed to it).
+    Reply(Element),
+    /// Addressed to the server itself (no localpart): the caller answers.
+    ForServer(Element),
+    /// An IQ to an existing account's bare JID: the server answers on the
+    /// account's behalf (RFC 6121 §8.5.2.1.3).
+    ForAccount(Element),
+}
+
+/// Routes between the sessions of the local domains.
+pub struct Router {
+    pub sessions: Arc<SessionTable>,
+    domains: Vec<String>,
+    storage: Arc<Storage>,
+}
+
+fn reply(stanza: &Element, cond: StanzaErrorCondition) -> Outcome {
+    match error_reply(stanza, &StanzaError::new(cond)) {
+        Some(e) => Outcome::Reply(e),
+        None => Outcome::Dropped,
+    }
+}
+
+/// RFC 6121 §8.5.2.1.1: chat and normal go to the resource(s) with the
+/// highest non-negative priority; headline to every non-negative one.
+fn message_targets(all: &[Arc<Session>], highest_only: bool) -> Vec<Arc<Session>> {
+    let eligible: Vec<&Arc<Session>> = all
+        .iter()
+        .filter(|s| s.available() && s.priority() >= 0)
+        .collect();
+    let Some(max) = eligible.iter().map(|s| s.priority()).max() else {
+        return Vec::new();
+    };
+    eligible
+        .into_iter()
+        .filter(|s| !highest_only || s.priority() == max)
+        .cloned()
+        .collect()
+}
+
+impl Router {
+    pub fn new(sessions: Arc<SessionTable>, domains: Vec<String>, storage: Arc<Storage>) -> Self {
+        Router {
+            sessions,
+            domains: domains
+                .into_iter()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+            storage,
+        }
+    }
+
+    pub fn is_local(&self, domain: &str) -> bool {
+        self.domains.iter().any(|d| d == domain)
+    }
+
+    async fn account_exists(&self, bare: &BareJid) -> bool {
+        match bare.node() {
+            Some(node) => self
+                .storage
+                .account_exists(node, bare.domain())
+                .await
+                .unwrap_or_else(|e| {
+                    // Fail closed toward the sender: treated as unknown.
+                    tracing::error!(error = %e, "storage error during routing");
+                    false
+                }),
+            None => false,
+        }
+    }
+
+    /// Routes a stanza whose `to` is set and whose `from` is stamped.
+    pub async fn route(&self, stanza: Element) -> Outcome {
+        let Some(kind) = StanzaKind::of(&stanza) else {
+            return Outcome::Dropped;
+        };
+        let to: Jid = match stanza.attr("to").unwrap_or_default().parse() {
+            Ok(j) => j,
+            Err(e) => {
+                return match error_reply(&stanza, &StanzaError::from(&e)) {
+                    Some(r) => Outcome::Reply(r),
+                    None => Outcome::Dropped,
+                }
+            }
+        };
+        if !self.is_local(to.domain()) {
+            // No server-to-server yet: RFC 6120 §8.3.3.15.
+            return reply(&stanza, StanzaErrorCondition::RemoteServerNotFound);
+        }
+        if to.node().is_none() {
+            return Outcome::ForServer(stanza);
+        }
+        match FullJid::try_from(to.clone()) {
+            Ok(full) => self.to_full(kind, &full, stanza).await,
+            Err(_) => self.to_bare(kind, &to.bare(), stanza).await,
+        }
+    }
+
+    fn deliver_all(&self, targets: &[Arc<Session>], stanza: Element) -> bool {
+        let mut delivered = false;
+        if let Some((last, rest)) = targets.split_last() {
+            for s in rest {
+                delivered |= s.sink.deliver(stanza.clone());
+            }
+            delivered |= last.sink.deliver(stanza);
+        }
+        delivered
+    }
+
+    async fn to_bare(&self, kind: StanzaKind, bare: &BareJid, stanza: Element) -> Outcome {
+        let resources = self.sessions.resources(bare);
+        match kind {
+            StanzaKind::Iq => {
+                if !resources.is_empty() || self.account_exists(bare).await {
+                    Outcome::ForAccount(stanza)
+                } else {
+                    // RFC 6121 §8.5.1: no such user.
+                    reply(&stanza, StanzaErrorCondition::ServiceUnavailable)
+                }
+            }
+            StanzaKind::Message => {
+                let mt = MessageType::of(&stanza);
+                if mt == MessageType::Error {
+                    return Outcome::Dropped;
+                }
+                if mt == MessageType::Groupchat {
+                    // §8.5.2.1.1 / §8.5.2.2.1: never delivered to a bare JID.
+                    return reply(&stanza, StanzaErrorCondition::ServiceUnavailable);
+                }
+                let targets = message_targets(&resources, mt != MessageType::Headline);
+                if self.deliver_all(&targets, stanza.clone()) {
+                    return Outcome::Delivered;
+                }
+                match mt {
+                    // §8.5.2.2.1: headlines are not stored; ignore.
+                    MessageType::Headline => Outcome::Dropped,
+                    // §8.5.2.2.1 (no offline storage yet) and §8.5.1 (no such
+                    // user): the sender learns it did not arrive.
+                    _ => reply(&stanza, StanzaErrorCondition::ServiceUnavailable),
+                }
+            }
+            StanzaKind::Presence => match PresenceType::of(&stanza) {
+                // The server answers probes from the roster (IM issue).
+                Some(PresenceType::Probe) | Some(PresenceType::Error) | None => Outcome::Dropped,
+                // Directed presence and, until rosters exist, subscription
+                // requests reach every available resource (§4.6, §3.1.3).
+                Some(_) => {
+                    let available: Vec<Arc<Session>> =
+                        resources.into_iter().filter(|s| s.available()).collect();
+                    if self.deliver_all(&available, stanza) {
+                        Outcome::Delivered
+                    } else {
+                        Outcome::Dropped
+                    }
+                }
+            },
+        }
+    }
+
+    async fn to_full(&self, kind: StanzaKind, full: &FullJid, stanza: Element) -> Outcome {
+        if let Some(session) = self.sessions.get(full) {
+            return if session.sink.deliver(stanza) {
+                Outcome::Delivered
+            } else {
+                Outcome::Dropped
+            };
+        }
+        match kind {
+            // §8.5.3.2.2
+            StanzaKind::Iq => reply(&stanza, StanzaErrorCondition::ServiceUnavailable),
+            // §8.5.3.2.3
+            StanzaKind::Presence => Outcome::Dropped,
+            // §8.5.3.2.1: chat, normal and headline fall back to the bare JID.
+            StanzaKind::Message => match MessageType::of(&stanza) {
+                MessageType::Error => Outcome::Dropped,
+                MessageType::Groupchat => reply(&stanza, StanzaErrorCondition::ServiceUnavailable),
+                _ => self.to_bare(kind, &full.bare(), stanza).await,
+            },
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The session table: who is bound where, and how to reach them.
+
+use std::sync::atomic::{AtomicBool, AtomicI8, Ordering};
+use std::sync::Arc;
+
+use chorus_jid::{BareJid, FullJid};
+use chorus_xml::Element;
+use dashmap::DashMap;
+
+/// How routing reaches a session's actor without knowing its type.
+pub trait SessionSink: Send + Sync + 'static {
+    /// Queues a routed stanza for the session. False if the session is gone.
+    fn deliver(&self, stanza: Element) -> bool;
+    /// Tells the session it was replaced by a new binding of its full JID
+    /// (RFC 6120 §7.7.2.2): it ends its stream with `<conflict/>`.
+    fn replaced(&self);
+}
+
+/// One bound resource.
+pub struct Session {
+    pub full: FullJid,
+    /// The connection that bound it: removal only removes our own entry,
+    /// never the session that replaced us.
+    pub conn_id: u64,
+    /// Presence priority (RFC 6121 §4.7.2.3), -128..=127.
+    priority: AtomicI8,
+    /// Sent initial presence and not yet unavailable (RFC 6121 §4.2).
+    available: AtomicBool,
+    pub sink: Box<dyn SessionSink>,
+}
+
+impl Session {
+    pub fn new(full: FullJid, conn_id: u64, sink: Box<dyn SessionSink>) -> Self {
+        Session {
+            full,
+            conn_id,
+            priority: AtomicI8::new(0),
+            available: AtomicBool::new(false),
+            sink,
+        }
+    }
+
+    pub fn priority(&self) -> i8 {
+        self.priority.load(Ordering::Relaxed)
+    }
+
+    pub fn available(&self) -> bool {
+        self.available.load(Ordering::Relaxed)
+    }
+
+    /// Records a broadcast presence: available with a priority, or not.
+    pub fn set_presence(&self, available: bool, priority: i8) {
+        self.priority.store(priority, Ordering::Relaxed);
+        self.available.store(available, Ordering::Relaxed);
+    }
+}
+
+/// Bound sessions by bare JID.
+#[derive(Default)]
+pub struct SessionTable {
+    by_bare: DashMap<BareJid, Vec<Arc<Session>>>,
+}
+
+impl SessionTable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Every bound resource of an account.
+    pub fn resources(&self, bare: &BareJid) -> Vec<Arc<Session>> {
+        self.by_bare
+            .get(bare)
+            .map(|v| v.value().clone())
+            .unwrap_or_default()
+    }
+
+    pub fn get(&self, full: &FullJid) -> Option<Arc<Session>> {
+        self.by_bare
+            .get(&full.bare())
+            .and_then(|v| v.iter().find(|s| s.full == *full).cloned())
+    }
+
+    /// Inserts, returning the session it replaced (same full JID), if any.
+    /// Only the sessions actor calls this, so checks and insert are serial.
+    pub fn insert(&self, session: Arc<Session>) -> Option<Arc<Session>> {
+        let mut entry = self.by_bare.entry(session.full.bare()).or_default();
+        let old = entry
+            .iter()
+            .position(|s| s.full == session.full)
+            .map(|i| entry.remove(i));
+        entry.push(session);
+        old
+    }
+
+    /// Removes `full` if it is still bound by `conn_id`.
+    pub fn remove(&self, full: &FullJid, conn_id: u64) -> bool {
+        let bare = full.bare();
+        let mut removed = false;
+        if let Some(mut v) = self.by_bare.get_mut(&bare) {
+            let before = v.len();
+            v.retain(|s| !(s.full == *full && s.conn_id == conn_id));
+            removed = v.len() != before;
+        }
+        self.by_bare.remove_if(&bare, |_, v| v.is_empty());
+        removed
+    }
+
+    /// Bound resources in all.
+    pub fn len(&self) -> usize {
+        self.by_bare.iter().map(|e| e.value().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_bare.is_empty()
+    }
+
+    /// Every bound full JID (admin listing).
+    pub fn all(&self) -> Vec<FullJid> {
+        let mut out: Vec<FullJid> = self
+            .by_bare
+            .iter()
+            .flat_map(|e| e.value().iter().map(|s| s.full.clone()).collect::<Vec<_>>())
+            .collect();
+        out.sort();
+        out
+    }
+}
