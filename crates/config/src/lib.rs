@@ -487,6 +487,8 @@ mod tests {
     }
 
     #[test]
+    // figment's Jail closure returns its own (large) error type.
+    #[allow(clippy::result_large_err)]
     fn environment_overrides_and_is_strict() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("CHORUS_SERVER__DOMAINS", "[\"example.org\"]");
