@@ -26,6 +26,7 @@ pub struct C2sContext {
     pub header_timeout: Duration,
     pub max_outbound_stanzas: usize,
     pub max_outbound_bytes: usize,
+    pub write_timeout: Duration,
     /// None only in tests that run without certificates.
     pub tls: Option<Arc<TlsSetup>>,
     pub handshake_timeout: Duration,
@@ -51,6 +52,7 @@ pub struct C2sOptions {
     pub header_timeout: Duration,
     pub max_outbound_stanzas: usize,
     pub max_outbound_bytes: usize,
+    pub write_timeout: Duration,
     pub tls: Option<Arc<TlsSetup>>,
     pub handshake_timeout: Duration,
     pub require_encryption: bool,
@@ -78,6 +80,7 @@ impl C2sContext {
             header_timeout: o.header_timeout,
             max_outbound_stanzas: o.max_outbound_stanzas,
             max_outbound_bytes: o.max_outbound_bytes,
+            write_timeout: o.write_timeout,
             tls: o.tls,
             handshake_timeout: o.handshake_timeout,
             require_encryption: o.require_encryption,
@@ -140,6 +143,7 @@ pub fn connection_group(
             SocketActor,
             SocketArgs {
                 writer,
+                write_timeout: ctx.write_timeout,
                 gauge: gauge.clone(),
                 overflow_error,
             },

@@ -27,9 +27,6 @@ pub enum Writer {
     Detached,
 }
 
-/// How long one write may stall before the connection is declared dead.
-const WRITE_DEADLINE: Duration = Duration::from_secs(30);
-
 /// Queue accounting shared by every sender and the socket actor.
 #[derive(Debug)]
 pub struct OutboundGauge {
@@ -142,6 +139,8 @@ pub struct SocketActor;
 
 pub struct SocketArgs {
     pub writer: Writer,
+    /// How long one write may stall before the connection is declared dead.
+    pub write_timeout: Duration,
     pub gauge: Arc<OutboundGauge>,
     /// The stream error to write on overflow (pre-serialized by c2s's crate).
     pub overflow_error: Vec<u8>,
@@ -153,6 +152,7 @@ pub struct SocketState {
     writer: Writer,
     gauge: Arc<OutboundGauge>,
     overflow_error: Vec<u8>,
+    write_timeout: Duration,
 }
 
 impl SocketState {
@@ -167,7 +167,10 @@ impl SocketState {
                 Writer::Detached => Ok(()),
             }
         };
-        matches!(tokio::time::timeout(WRITE_DEADLINE, io).await, Ok(Ok(())))
+        matches!(
+            tokio::time::timeout(self.write_timeout, io).await,
+            Ok(Ok(()))
+        )
     }
 
     async fn shutdown(&mut self) {
@@ -178,7 +181,7 @@ impl SocketState {
                 Writer::Detached => Ok(()),
             }
         };
-        let _ = tokio::time::timeout(WRITE_DEADLINE, io).await;
+        let _ = tokio::time::timeout(self.write_timeout, io).await;
     }
 }
 
@@ -196,6 +199,7 @@ impl Actor for SocketActor {
             writer: args.writer,
             gauge: args.gauge,
             overflow_error: args.overflow_error,
+            write_timeout: args.write_timeout,
         })
     }
 

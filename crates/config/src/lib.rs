@@ -101,6 +101,9 @@ pub struct C2sConfig {
     /// Seconds a new connection may take to send its stream header
     /// (RFC 6120 §4.9.3.4 `connection-timeout`).
     pub header_timeout_secs: u64,
+    /// Seconds one write to a client may stall (a peer that stopped reading)
+    /// before its connection is dropped.
+    pub write_timeout_secs: u64,
     /// STARTTLS is required before anything else. FOR BENCHMARKS AND TESTS
     /// ONLY may this be false (STARTTLS is then offered, not required).
     pub require_encryption: bool,
@@ -235,6 +238,7 @@ impl Default for C2sConfig {
     fn default() -> Self {
         C2sConfig {
             header_timeout_secs: 30,
+            write_timeout_secs: 30,
             require_encryption: true,
             max_resources: 10,
         }
@@ -274,6 +278,10 @@ impl LimitsConfig {
 impl C2sConfig {
     pub fn header_timeout(&self) -> Duration {
         Duration::from_secs(self.header_timeout_secs)
+    }
+
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_secs)
     }
 }
 
@@ -347,9 +355,9 @@ impl Config {
                 "server.domains must name at least one domain".into(),
             ));
         }
-        if self.c2s.header_timeout_secs == 0 {
+        if self.c2s.header_timeout_secs == 0 || self.c2s.write_timeout_secs == 0 {
             return Err(ConfigError::Invalid(
-                "c2s.header_timeout_secs must be at least 1".into(),
+                "c2s.header_timeout_secs and c2s.write_timeout_secs must be at least 1".into(),
             ));
         }
         if self.sasl.iterations < 4096 {

@@ -119,6 +119,7 @@ impl Server {
                 header_timeout: config.c2s.header_timeout(),
                 max_outbound_stanzas: config.limits.max_outbound_stanzas,
                 max_outbound_bytes: config.limits.max_outbound_bytes,
+                write_timeout: config.c2s.write_timeout(),
                 tls: Some(tls),
                 handshake_timeout: config.handshake_timeout(),
                 require_encryption: config.c2s.require_encryption,

@@ -745,3 +745,46 @@ async fn killing_sessions_disconnects_nobody() {
     let _ = &mut alice;
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_cut_off_and_others_go_on() {
+    let mut cfg = test_config("slowreader");
+    cfg.limits.max_outbound_stanzas = 64;
+    cfg.limits.max_outbound_bytes = 64 * 1024;
+    cfg.c2s.write_timeout_secs = 1;
+    let server = start(cfg).await;
+    add_user(&server, "alice", "wonderland").await;
+    add_user(&server, "bob", "builder").await;
+    let addr = server.first_addr().unwrap();
+    let (mut alice, _) = XmppClient::login(addr, "alice", "wonderland", Some("a")).await;
+    let (_bob, _) = XmppClient::login(addr, "bob", "builder", Some("b")).await;
+    // Bob never reads again. Alice floods him with 20 MB of messages, more
+    // than the loopback socket buffers on both sides can absorb.
+    let body = "x".repeat(4000);
+    for i in 0..5000 {
+        alice
+            .send(&format!(
+                "<message to='bob@localhost/b' id='f{i}'><body>{body}</body></message>"
+            ))
+            .await;
+    }
+    // Bob's connection is dropped once his queue overflows or a write stalls.
+    assert!(
+        wait_until(Duration::from_secs(10), || server.sessions.len() == 1).await,
+        "the slow reader was cut off"
+    );
+    // Alice's session is untouched and still answered.
+    alice
+        .send("<iq to='localhost' type='get' id='alive'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    loop {
+        let e = alice.next_element().await;
+        if e.name() == "iq" {
+            assert_eq!(e.attr("id"), Some("alive"));
+            break;
+        }
+        // Errors for messages sent after bob left are fine.
+        assert_eq!(e.name(), "message");
+    }
+    server.stop();
+}
