@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use chorus_jid::{BareJid, FullJid};
+use chorus_modules::IqCtx;
 use chorus_proto::{
     error_reply, ns, IqType, PresenceType, StanzaError, StanzaErrorCondition, StanzaKind,
     StreamError,
@@ -35,6 +36,9 @@ use crate::conn::C2sContext;
 use crate::receiver::Flow;
 use crate::socket::SocketHandle;
 use crate::tls::ChannelBindings;
+
+/// XEP-0115 node identifying the software.
+const CAPS_NODE: &str = "https://chorus.invalid/caps";
 
 pub enum C2sMsg {
     /// One parser event from the receiver; the reply paces the receiver.
@@ -235,6 +239,13 @@ impl C2sState {
 
     fn features(&mut self) -> Element {
         let mut f = Element::new("features", ns::STREAM);
+        // XEP-0115 §6.3: the server's own capabilities, in every feature list.
+        f.push(
+            Element::new("c", ns::CAPS)
+                .with_attr("hash", "sha-1")
+                .with_attr("node", CAPS_NODE)
+                .with_attr("ver", self.ctx.caps_ver.as_str()),
+        );
         if self.user.is_some() {
             f.push(Element::new("bind", ns::BIND));
             // RFC 6121 Appendix E: advertised for old clients, optional.
@@ -655,7 +666,11 @@ impl C2sState {
         match self.ctx.router.route(el).await {
             Outcome::Delivered | Outcome::Dropped => {}
             Outcome::Reply(e) => self.send_element(&e),
-            Outcome::ForServer(e) | Outcome::ForAccount(e) => self.answer_for_server(&e),
+            Outcome::ForServer(e) => self.answer_for_server(&e, None).await,
+            Outcome::ForAccount(e) => {
+                let account = e.attr("to").and_then(|t| t.parse::<BareJid>().ok());
+                self.answer_for_server(&e, account).await
+            }
         }
         Flow::Continue
     }
@@ -690,14 +705,26 @@ impl C2sState {
         }
     }
 
-    /// IQs the server answers itself (for the domain, or on behalf of an
-    /// account). Feature modules arrive with the IM issue; until then only
-    /// ping is known and everything else gets `service-unavailable`
-    /// (RFC 6120 §8.4), never a faked answer.
-    fn answer_for_server(&self, el: &Element) {
-        if StanzaKind::of(el) != Some(StanzaKind::Iq) {
-            // Messages and presence to the server itself are not processed.
-            if StanzaKind::of(el) == Some(StanzaKind::Message) {
+    /// Stanzas for the server itself, or IQs on an account's behalf: IQs go
+    /// to the feature modules (`chorus-modules`); a message to the server is
+    /// not processed (`service-unavailable`); presence to it is ignored.
+    async fn answer_for_server(&self, el: &Element, account: Option<BareJid>) {
+        match StanzaKind::of(el) {
+            Some(StanzaKind::Iq) => {
+                let (Some(from), Some(domain)) = (&self.full, &self.domain) else {
+                    return;
+                };
+                let ctx = IqCtx {
+                    from,
+                    domain,
+                    account: account.as_ref(),
+                    services: &self.ctx.services,
+                };
+                if let Some(reply) = self.ctx.modules.dispatch(&ctx, el).await {
+                    self.send_element(&reply);
+                }
+            }
+            Some(StanzaKind::Message) => {
                 if let Some(e) = error_reply(
                     el,
                     &StanzaError::new(StanzaErrorCondition::ServiceUnavailable),
@@ -705,31 +732,7 @@ impl C2sState {
                     self.send_element(&e);
                 }
             }
-            return;
-        }
-        let typ = IqType::of(el);
-        if !typ.is_some_and(IqType::is_request) {
-            return;
-        }
-        let payload = el.children().next();
-        let reply = match payload {
-            Some(p) if p.is("ping", ns::PING) && typ == Some(IqType::Get) => {
-                let mut r = self.iq_result(el);
-                if let Some(to) = el.attr("to") {
-                    r.set_attr("from", to);
-                }
-                if let Some(from) = el.attr("from") {
-                    r.set_attr("to", from);
-                }
-                Some(r)
-            }
-            _ => error_reply(
-                el,
-                &StanzaError::new(StanzaErrorCondition::ServiceUnavailable),
-            ),
-        };
-        if let Some(r) = reply {
-            self.send_element(&r);
+            _ => {}
         }
     }
 

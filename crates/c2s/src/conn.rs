@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chorus_modules::{Modules, Services};
 use chorus_proto::{ns, StreamError};
 use chorus_router::{Router, SessionsMsg};
 use chorus_storage::Storage;
@@ -37,6 +38,10 @@ pub struct C2sContext {
     pub max_resources: usize,
     pub router: Arc<Router>,
     pub storage: Arc<Storage>,
+    pub modules: Arc<Modules>,
+    pub services: Arc<Services>,
+    /// XEP-0115 verification string of the server's features.
+    pub caps_ver: String,
     pub registry: Registry,
     /// Tree path of the `sessions` actor (looked up per bind: it may have
     /// been restarted).
@@ -67,9 +72,12 @@ impl C2sContext {
         o: C2sOptions,
         router: Arc<Router>,
         storage: Arc<Storage>,
+        modules: Arc<Modules>,
+        services: Arc<Services>,
         registry: Registry,
         sessions_path: String,
     ) -> Self {
+        let caps_ver = chorus_modules::caps_ver(&modules.features());
         C2sContext {
             domains: o
                 .domains
@@ -90,6 +98,9 @@ impl C2sContext {
             max_resources: o.max_resources,
             router,
             storage,
+            modules,
+            services,
+            caps_ver,
             registry,
             sessions_path,
             next_id: AtomicU64::new(1),

@@ -41,6 +41,13 @@ pub struct Router {
 }
 
 fn reply(stanza: &Element, cond: StanzaErrorCondition) -> Outcome {
+    tracing::debug!(
+        to = stanza.attr("to"),
+        kind = stanza.name(),
+        typ = stanza.attr("type"),
+        condition = ?cond,
+        "undeliverable"
+    );
     match error_reply(stanza, &StanzaError::new(cond)) {
         Some(e) => Outcome::Reply(e),
         None => Outcome::Dropped,

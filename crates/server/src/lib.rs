@@ -23,6 +23,7 @@ use chorus_c2s::tls::{dev_certificate, CertSource, TlsSetup};
 use chorus_c2s::{C2sContext, C2sOptions};
 use chorus_config::Config;
 use chorus_listener::{port_spec, BoundAddrs};
+use chorus_modules::{Modules, Services};
 use chorus_router::{Router, SessionTable, SessionsActor};
 use chorus_storage::Storage;
 use chorus_supervisor::{
@@ -112,6 +113,14 @@ impl Server {
             domains.clone(),
             storage.clone(),
         ));
+        let modules = Arc::new(Modules::standard());
+        let services = Arc::new(Services {
+            storage: storage.clone(),
+            sessions: sessions.clone(),
+            started: Instant::now(),
+            software: ("Chorus", env!("CARGO_PKG_VERSION")),
+            features: modules.features(),
+        });
         let ctx = Arc::new(C2sContext::new(
             C2sOptions {
                 domains: domains.clone(),
@@ -130,6 +139,8 @@ impl Server {
             },
             router,
             storage.clone(),
+            modules,
+            services,
             registry.clone(),
             format!("{ROOT}/sessions"),
         ));

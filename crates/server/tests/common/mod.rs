@@ -39,6 +39,13 @@ pub fn test_config(tag: &str) -> Config {
 }
 
 pub async fn start(config: Config) -> Server {
+    // CHORUS_TEST_LOG=debug shows the server's logs while debugging a test.
+    if let Ok(filter) = std::env::var("CHORUS_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    }
     let server = Server::start(config).await.expect("server starts");
     wait_until(Duration::from_secs(5), || server.first_addr().is_some()).await;
     server

@@ -1,0 +1,116 @@
+//! XEP-0030: Service Discovery (version 2.5) for the server and for
+//! accounts, and the XEP-0115 (version 1.6) verification string of the
+//! server's own capabilities, which c2s puts in the stream features.
+
+use base64::Engine;
+use chorus_proto::ns;
+use chorus_xml::Element;
+use futures_util::future::BoxFuture;
+use sha1::Digest;
+
+use crate::{IqCtx, IqReply, Module};
+
+pub struct Disco;
+
+/// The server's identity (XEP-0030 registry: server/im).
+const SERVER_IDENTITY: (&str, &str, &str) = ("server", "im", "Chorus");
+
+fn info(identity: (&str, &str, &str), features: &[&str]) -> Element {
+    let mut q = Element::new("query", ns::DISCO_INFO);
+    let (category, typ, name) = identity;
+    let mut id = Element::new("identity", ns::DISCO_INFO)
+        .with_attr("category", category)
+        .with_attr("type", typ);
+    if !name.is_empty() {
+        id.set_attr("name", name);
+    }
+    q.push(id);
+    for f in features {
+        q.push(Element::new("feature", ns::DISCO_INFO).with_attr("var", *f));
+    }
+    q
+}
+
+/// Features of the server itself: what the modules declare, plus disco.
+fn server_features(module_features: &[&'static str]) -> Vec<&'static str> {
+    let mut f: Vec<&'static str> = module_features.to_vec();
+    f.push(ns::DISCO_INFO);
+    f.push(ns::DISCO_ITEMS);
+    f.sort_unstable();
+    f.dedup();
+    f
+}
+
+/// XEP-0115 §5.1: `category/type/lang/name<` for each identity, then
+/// `feature<` for each feature, both sorted; SHA-1; base64.
+pub fn caps_ver(module_features: &[&'static str]) -> String {
+    let (category, typ, name) = SERVER_IDENTITY;
+    let mut s = format!("{category}/{typ}//{name}<");
+    for f in server_features(module_features) {
+        s.push_str(f);
+        s.push('<');
+    }
+    base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(s.as_bytes()))
+}
+
+impl Module for Disco {
+    fn name(&self) -> &'static str {
+        "disco"
+    }
+
+    fn payloads(&self) -> &'static [(&'static str, &'static str)] {
+        &[("query", ns::DISCO_INFO), ("query", ns::DISCO_ITEMS)]
+    }
+
+    fn features(&self) -> &'static [&'static str] {
+        &[ns::DISCO_INFO, ns::DISCO_ITEMS]
+    }
+
+    fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {
+        Box::pin(async move {
+            if iq.attr("type") != Some("get") {
+                return IqReply::Error(chorus_proto::StanzaErrorCondition::BadRequest);
+            }
+            let Some(q) = iq.children().next() else {
+                return IqReply::Error(chorus_proto::StanzaErrorCondition::BadRequest);
+            };
+            // Nodes are not used by the server or accounts yet.
+            if q.attr("node").is_some() {
+                return IqReply::Error(chorus_proto::StanzaErrorCondition::ItemNotFound);
+            }
+            if q.ns() == ns::DISCO_ITEMS {
+                // No components or account items are hosted yet.
+                return IqReply::Result(Some(Element::new("query", ns::DISCO_ITEMS)));
+            }
+            match ctx.account {
+                // XEP-0030 §... accounts: identity account/registered.
+                Some(_) => IqReply::Result(Some(info(("account", "registered", ""), &[]))),
+                None => IqReply::Result(Some(info(
+                    SERVER_IDENTITY,
+                    &server_features(&ctx.services.features),
+                ))),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// XEP-0115 §5.2's example, rebuilt with our formula.
+    #[test]
+    fn caps_ver_matches_the_xep_example() {
+        let s = "client/pc//Exodus 0.9.1<http://jabber.org/protocol/caps<http://jabber.org/protocol/disco#info<http://jabber.org/protocol/disco#items<http://jabber.org/protocol/muc<";
+        let ver =
+            base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(s.as_bytes()));
+        assert_eq!(ver, "QgayPKawpkPSDYmwT/WM94uAlu0=");
+    }
+
+    #[test]
+    fn caps_ver_is_stable_and_feature_sensitive() {
+        let a = caps_ver(&[ns::PING]);
+        assert_eq!(a, caps_ver(&[ns::PING]));
+        assert_ne!(a, caps_ver(&[ns::PING, ns::VERSION]));
+    }
+}
