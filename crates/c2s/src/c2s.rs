@@ -28,7 +28,7 @@ use chorus_router::{Outcome, Session, SessionSink, SessionsMsg};
 use chorus_sasl::{
     ChannelBindingData, Mechanism, PlainRequest, ScramCredentials, ScramHash, ScramServer,
 };
-use chorus_storage::AccountStore;
+use chorus_storage::{AccountStore, OfflineStore};
 use chorus_xml::{Element, NsContext, StreamEvent, StreamHeader, XmlError};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
@@ -647,7 +647,7 @@ impl C2sState {
         }
         if kind == StanzaKind::Presence {
             if el.attr("to").is_none() {
-                self.on_broadcast_presence(&full, &el);
+                self.on_broadcast_presence(&full, &el).await;
                 return Flow::Continue;
             }
             if PresenceType::of(&el).is_none() && el.attr("type").is_some() {
@@ -664,7 +664,7 @@ impl C2sState {
             el.set_attr("to", full.bare().to_string());
         }
         match self.ctx.router.route(el).await {
-            Outcome::Delivered | Outcome::Dropped => {}
+            Outcome::Delivered | Outcome::Dropped | Outcome::Stored => {}
             Outcome::Reply(e) => self.send_element(&e),
             Outcome::ForServer(e) => self.answer_for_server(&e, None).await,
             Outcome::ForAccount(e) => {
@@ -678,7 +678,7 @@ impl C2sState {
     /// Presence without 'to' is broadcast presence (RFC 6121 §4.2-§4.5). The
     /// roster broadcast arrives with the IM issue; here it sets availability
     /// and priority, which message routing to the bare JID depends on.
-    fn on_broadcast_presence(&mut self, full: &FullJid, el: &Element) {
+    async fn on_broadcast_presence(&mut self, full: &FullJid, el: &Element) {
         let Some(session) = self.ctx.router.sessions.get(full) else {
             return;
         };
@@ -689,7 +689,13 @@ impl C2sState {
                     .get_child("priority", ns::JABBER_CLIENT)
                     .and_then(|p| p.text().trim().parse::<i8>().ok())
                     .unwrap_or(0);
+                let initial = !session.available();
                 session.set_presence(true, priority);
+                // XEP-0160 §3: stored messages go out on the first available
+                // presence with a non-negative priority (RFC 6121 §8.5.2.2.1).
+                if initial && priority >= 0 {
+                    self.deliver_offline(full).await;
+                }
             }
             Some(PresenceType::Unavailable) => session.set_presence(false, 0),
             // An undefined type (§4.7.1).
@@ -702,6 +708,64 @@ impl C2sState {
             }
             // Subscription states and probes need an addressee; nothing to do.
             Some(_) => {}
+        }
+    }
+
+    /// Sends stored messages with their XEP-0203 delay stamps, deleting each
+    /// batch only after the socket reports it written.
+    async fn deliver_offline(&mut self, full: &FullJid) {
+        let bare = full.bare();
+        let (Some(node), domain) = (bare.node(), bare.domain()) else {
+            return;
+        };
+        loop {
+            let batch = match self.ctx.storage.offline_messages(node, domain, 100).await {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(conn = self.conn_id, error = %e, "cannot read offline messages");
+                    return;
+                }
+            };
+            let Some(last) = batch.last().map(|m| m.id) else {
+                return;
+            };
+            let n = batch.len();
+            for m in batch {
+                match Element::from_xml(&m.stanza) {
+                    Ok(mut msg) => {
+                        msg.push(
+                            Element::new("delay", ns::DELAY)
+                                .with_attr("from", domain)
+                                .with_attr(
+                                    "stamp",
+                                    humantime::format_rfc3339_seconds(m.stored_at).to_string(),
+                                ),
+                        );
+                        self.send_element(&msg);
+                    }
+                    // Stored by us, so this is corruption: log, skip, go on.
+                    Err(e) => {
+                        tracing::error!(conn = self.conn_id, error = %e, "unreadable offline message skipped")
+                    }
+                }
+            }
+            if !self.socket.sync().await {
+                // Not written: keep them for the next login.
+                return;
+            }
+            if let Err(e) = self
+                .ctx
+                .storage
+                .delete_offline_up_to(node, domain, last)
+                .await
+            {
+                tracing::error!(conn = self.conn_id, error = %e, "cannot delete delivered offline messages");
+                return;
+            }
+            tracing::debug!(conn = self.conn_id, count = n, "offline messages delivered");
+            if n < 100 {
+                return;
+            }
         }
     }
 

@@ -70,6 +70,10 @@ pub enum SocketMsg {
     Overflow,
     /// Flush and close the connection (after a closing `</stream:stream>`).
     Close,
+    /// Answered once everything queued before it has been written (or the
+    /// connection failed): "delete offline messages only after they are
+    /// written" needs to know.
+    Sync(RpcReplyPort<bool>),
 }
 
 /// Why a send did not queue.
@@ -127,6 +131,15 @@ impl SocketHandle {
             g.done(len);
             SendError::Closed
         })
+    }
+
+    /// Waits until everything queued so far has been written. False if the
+    /// connection failed or overflowed meanwhile.
+    pub async fn sync(&self) -> bool {
+        matches!(
+            self.actor.call(SocketMsg::Sync, None).await,
+            Ok(ractor::rpc::CallResult::Success(true))
+        )
     }
 
     /// Asks the socket to flush what is queued and close.
@@ -230,6 +243,11 @@ impl Actor for SocketActor {
                 let _ = reply.send(writer);
             }
             SocketMsg::Upgrade(w) => state.writer = Writer::Tls(*w),
+            SocketMsg::Sync(reply) => {
+                let ok = !matches!(state.writer, Writer::Detached)
+                    && !state.gauge.overflowed.load(Ordering::Relaxed);
+                let _ = reply.send(ok);
+            }
             SocketMsg::Overflow => {
                 let err = std::mem::take(&mut state.overflow_error);
                 state.write(&err).await;

@@ -35,6 +35,21 @@ pub struct Config {
     pub tls: TlsConfig,
     pub sasl: SaslConfig,
     pub storage: StorageConfig,
+    pub offline: OfflineConfig,
+}
+
+/// XEP-0160 offline messages.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OfflineConfig {
+    /// Messages kept per account; senders get `service-unavailable` past it.
+    pub quota: u32,
+}
+
+impl Default for OfflineConfig {
+    fn default() -> Self {
+        OfflineConfig { quota: 1000 }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -184,6 +199,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             sasl: SaslConfig::default(),
             storage: StorageConfig::default(),
+            offline: OfflineConfig::default(),
         }
     }
 }

@@ -8,10 +8,12 @@
 //! - [`Router::route`]: runs in the sender's actor (as in ejabberd) and
 //!   applies RFC 6120 §8 and RFC 6121 §8.5 delivery rules.
 
+mod presence;
 mod route;
 mod sessions;
 mod table;
 
+pub use presence::item_element;
 pub use route::{Outcome, Router};
 pub use sessions::{RegisterError, SessionsActor, SessionsMsg};
 pub use table::{Session, SessionSink, SessionTable};

@@ -2,9 +2,8 @@
 //!
 //! Runs in the sender's c2s actor. The sender has already checked and
 //! stamped `from`; this decides who receives the stanza and what the sender
-//! gets back when nobody does. Offline storage and subscription handling
-//! arrive with the IM issue; until then the RFC's no-storage answers apply
-//! (`service-unavailable` for messages that would be stored).
+//! gets back when nobody does. Chat and normal messages for an account with
+//! no available resource go to offline storage (XEP-0160).
 
 use std::sync::Arc;
 
@@ -12,7 +11,7 @@ use chorus_jid::{BareJid, FullJid, Jid};
 use chorus_proto::{
     error_reply, MessageType, PresenceType, StanzaError, StanzaErrorCondition, StanzaKind,
 };
-use chorus_storage::{AccountStore, Storage};
+use chorus_storage::{AccountStore, OfflineStore, OfflineStored, Storage, StorageError};
 use chorus_xml::Element;
 
 use crate::table::{Session, SessionTable};
@@ -22,6 +21,8 @@ use crate::table::{Session, SessionTable};
 pub enum Outcome {
     /// Handed to at least one session.
     Delivered,
+    /// Kept in offline storage for the account (XEP-0160).
+    Stored,
     /// Silently ignored, as the RFC asks for this case.
     Dropped,
     /// An error for the sender (already addressed to it).
@@ -37,7 +38,26 @@ pub enum Outcome {
 pub struct Router {
     pub sessions: Arc<SessionTable>,
     domains: Vec<String>,
-    storage: Arc<Storage>,
+    pub(crate) storage: Arc<Storage>,
+    /// Messages kept per account while offline (XEP-0160); past it, senders
+    /// get `service-unavailable`.
+    offline_quota: u32,
+}
+
+/// XEP-0160 §3 with XEP-0334 hints: store messages with content a user
+/// would miss (a body, or an explicit `<store/>`), never those marked
+/// `<no-store/>` or `<no-permanent-store/>`, and not bare chat states.
+fn worth_storing(stanza: &Element) -> bool {
+    const HINTS: &str = "urn:xmpp:hints";
+    if stanza.get_child("no-store", HINTS).is_some()
+        || stanza.get_child("no-permanent-store", HINTS).is_some()
+    {
+        return false;
+    }
+    stanza
+        .get_child("body", chorus_proto::ns::JABBER_CLIENT)
+        .is_some()
+        || stanza.get_child("store", HINTS).is_some()
 }
 
 fn reply(stanza: &Element, cond: StanzaErrorCondition) -> Outcome {
@@ -72,7 +92,12 @@ fn message_targets(all: &[Arc<Session>], highest_only: bool) -> Vec<Arc<Session>
 }
 
 impl Router {
-    pub fn new(sessions: Arc<SessionTable>, domains: Vec<String>, storage: Arc<Storage>) -> Self {
+    pub fn new(
+        sessions: Arc<SessionTable>,
+        domains: Vec<String>,
+        storage: Arc<Storage>,
+        offline_quota: u32,
+    ) -> Self {
         Router {
             sessions,
             domains: domains
@@ -80,6 +105,34 @@ impl Router {
                 .map(|d| d.to_ascii_lowercase())
                 .collect(),
             storage,
+            offline_quota,
+        }
+    }
+
+    /// XEP-0160: keeps a chat or normal message for an account with no
+    /// available resource.
+    async fn store_offline(&self, bare: &BareJid, stanza: &Element) -> Outcome {
+        let Some(node) = bare.node() else {
+            return reply(stanza, StanzaErrorCondition::ServiceUnavailable);
+        };
+        if !worth_storing(stanza) {
+            return Outcome::Dropped;
+        }
+        match self
+            .storage
+            .store_offline(node, bare.domain(), &stanza.to_xml(), self.offline_quota)
+            .await
+        {
+            Ok(OfflineStored::Stored(_)) => Outcome::Stored,
+            Ok(OfflineStored::QuotaExceeded) => {
+                reply(stanza, StanzaErrorCondition::ServiceUnavailable)
+            }
+            // RFC 6121 §8.5.1: no such user.
+            Err(StorageError::NotFound) => reply(stanza, StanzaErrorCondition::ServiceUnavailable),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot store an offline message");
+                reply(stanza, StanzaErrorCondition::InternalServerError)
+            }
         }
     }
 
@@ -167,9 +220,9 @@ impl Router {
                 match mt {
                     // §8.5.2.2.1: headlines are not stored; ignore.
                     MessageType::Headline => Outcome::Dropped,
-                    // §8.5.2.2.1 (no offline storage yet) and §8.5.1 (no such
-                    // user): the sender learns it did not arrive.
-                    _ => reply(&stanza, StanzaErrorCondition::ServiceUnavailable),
+                    // §8.5.2.2.1: chat and normal go to offline storage
+                    // (§8.5.1 for an account that does not exist).
+                    _ => self.store_offline(bare, &stanza).await,
                 }
             }
             StanzaKind::Presence => match PresenceType::of(&stanza) {

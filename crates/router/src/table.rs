@@ -1,7 +1,7 @@
 //! The session table: who is bound where, and how to reach them.
 
 use std::sync::atomic::{AtomicBool, AtomicI8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chorus_jid::{BareJid, FullJid};
 use chorus_xml::Element;
@@ -26,6 +26,10 @@ pub struct Session {
     priority: AtomicI8,
     /// Sent initial presence and not yet unavailable (RFC 6121 §4.2).
     available: AtomicBool,
+    /// Requested the roster, so it gets roster pushes (RFC 6121 §2.1.6).
+    interested: AtomicBool,
+    /// The last broadcast presence, to answer probes (RFC 6121 §4.3.2).
+    last_presence: Mutex<Option<Element>>,
     pub sink: Box<dyn SessionSink>,
 }
 
@@ -36,7 +40,28 @@ impl Session {
             conn_id,
             priority: AtomicI8::new(0),
             available: AtomicBool::new(false),
+            interested: AtomicBool::new(false),
+            last_presence: Mutex::new(None),
             sink,
+        }
+    }
+
+    pub fn interested(&self) -> bool {
+        self.interested.load(Ordering::Relaxed)
+    }
+
+    pub fn set_interested(&self) {
+        self.interested.store(true, Ordering::Relaxed);
+    }
+
+    /// The last available presence broadcast by this resource.
+    pub fn last_presence(&self) -> Option<Element> {
+        self.last_presence.lock().ok().and_then(|p| p.clone())
+    }
+
+    pub fn set_last_presence(&self, presence: Option<Element>) {
+        if let Ok(mut p) = self.last_presence.lock() {
+            *p = presence;
         }
     }
 

@@ -112,6 +112,7 @@ impl Server {
             sessions.clone(),
             domains.clone(),
             storage.clone(),
+            config.offline.quota,
         ));
         let modules = Arc::new(Modules::standard());
         let services = Arc::new(Services {

@@ -783,3 +783,86 @@ async fn a_client_that_never_reads_is_cut_off_and_others_go_on() {
     assert_eq!(e.attr("id"), Some("alive"));
     server.stop();
 }
+
+#[tokio::test]
+async fn offline_messages_are_delivered_with_delay_on_next_login_then_deleted() {
+    let server = server_with_users("offline").await;
+    let addr = server.first_addr().unwrap();
+    let (mut alice, _) = XmppClient::login(addr, "alice", "wonderland", Some("a")).await;
+    alice
+        .send("<message to='bob@localhost' type='chat' id='o1'><body>first</body></message>")
+        .await;
+    alice
+        .send("<message to='bob@localhost/gone' id='o2'><body>second</body></message>")
+        .await;
+    // Not stored: headline, a bare chat state, a no-store hint.
+    alice
+        .send("<message to='bob@localhost' type='headline' id='h'><body>news</body></message>")
+        .await;
+    alice
+        .send("<message to='bob@localhost' type='chat' id='cs'><composing xmlns='http://jabber.org/protocol/chatstates'/></message>")
+        .await;
+    alice
+        .send("<message to='bob@localhost' type='chat' id='ns'><body>x</body><no-store xmlns='urn:xmpp:hints'/></message>")
+        .await;
+    // Nothing bounced: a ping is the next thing Alice reads.
+    alice
+        .send("<iq to='localhost' type='get' id='p'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    assert_eq!(alice.expect("iq").await.attr("id"), Some("p"));
+
+    let (mut bob, _) = XmppClient::login(addr, "bob", "builder", Some("b")).await;
+    for (id, body) in [("o1", "first"), ("o2", "second")] {
+        let m = bob.expect("message").await;
+        assert_eq!(m.attr("id"), Some(id));
+        assert_eq!(m.attr("from"), Some("alice@localhost/a"));
+        assert_eq!(m.get_child("body", "jabber:client").unwrap().text(), body);
+        let delay = m
+            .get_child("delay", "urn:xmpp:delay")
+            .expect("XEP-0203 stamp");
+        assert_eq!(delay.attr("from"), Some("localhost"));
+        assert!(delay.attr("stamp").unwrap().ends_with('Z'));
+    }
+    bob.send("<iq to='localhost' type='get' id='p2'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    assert_eq!(
+        bob.expect("iq").await.attr("id"),
+        Some("p2"),
+        "nothing else was stored"
+    );
+    drop(bob);
+    // Delivered messages are gone: the next login gets none.
+    assert!(wait_until(Duration::from_secs(2), || server.sessions.len() == 1).await);
+    let (mut bob, _) = XmppClient::login(addr, "bob", "builder", Some("b2")).await;
+    bob.send("<iq to='localhost' type='get' id='p3'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    assert_eq!(bob.expect("iq").await.attr("id"), Some("p3"));
+    server.stop();
+}
+
+#[tokio::test]
+async fn full_offline_quota_is_service_unavailable() {
+    let mut cfg = test_config("quota");
+    cfg.offline.quota = 2;
+    let server = start(cfg).await;
+    add_user(&server, "alice", "wonderland").await;
+    add_user(&server, "bob", "builder").await;
+    let (mut alice, _) = XmppClient::login(
+        server.first_addr().unwrap(),
+        "alice",
+        "wonderland",
+        Some("a"),
+    )
+    .await;
+    for i in 0..3 {
+        alice
+            .send(&format!(
+                "<message to='bob@localhost' id='q{i}'><body>{i}</body></message>"
+            ))
+            .await;
+    }
+    let e = alice.expect("message").await;
+    assert_eq!((e.attr("id"), e.attr("type")), (Some("q2"), Some("error")));
+    assert_eq!(stanza_error_condition(&e), "service-unavailable");
+    server.stop();
+}

@@ -2,10 +2,12 @@
 //! PostgreSQL, through one code path.
 //!
 //! The rest of the server programs against the traits in [`traits`] and
-//! holds a [`Storage`], which implements them. In this increment only
-//! [`AccountStore`] is implemented; [`RosterStore`], [`OfflineStore`] and
-//! [`ArchiveStore`] are declared so their callers can be designed, and
-//! get their tables and implementation with the issues that need them.
+//! holds a [`Storage`], which implements them: [`AccountStore`],
+//! [`RosterStore`] (with roster versioning and pending subscription
+//! requests), [`OfflineStore`], [`PrivateStore`], [`VcardStore`] and
+//! [`BlockStore`]. [`ArchiveStore`] is declared so its callers can be
+//! designed, and gets its tables and implementation with the issue that
+//! needs it.
 //!
 //! # One code path: `sqlx::Any`
 //!
@@ -36,15 +38,21 @@
 //! with `ON DELETE CASCADE`.
 
 mod accounts;
+mod blocking;
 mod error;
 mod migrations;
+mod offline;
+mod private;
+mod roster;
 mod storage;
+mod time;
 pub mod traits;
 
 pub use error::StorageError;
+pub use roster::ROSTER_REMOVALS_KEPT;
 pub use storage::{Backend, Storage};
 pub use traits::{
     AccountStore, ArchiveCursor, ArchivePage, ArchiveQuery, ArchiveStore, ArchivedMessage,
-    OfflineMessage, OfflineStore, OfflineStored, Roster, RosterItem, RosterStore,
-    StoredCredentials, Subscription,
+    BlockStore, OfflineMessage, OfflineStore, OfflineStored, PendingSubscription, PrivateStore,
+    Roster, RosterChange, RosterItem, RosterStore, StoredCredentials, Subscription, VcardStore,
 };

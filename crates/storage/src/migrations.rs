@@ -28,17 +28,31 @@ struct Embedded {
     sql: &'static str,
 }
 
-const SQLITE: &[Embedded] = &[Embedded {
-    version: 1,
-    description: "accounts",
-    sql: include_str!("../migrations/sqlite/0001_accounts.sql"),
-}];
+const SQLITE: &[Embedded] = &[
+    Embedded {
+        version: 1,
+        description: "accounts",
+        sql: include_str!("../migrations/sqlite/0001_accounts.sql"),
+    },
+    Embedded {
+        version: 2,
+        description: "im",
+        sql: include_str!("../migrations/sqlite/0002_im.sql"),
+    },
+];
 
-const POSTGRES: &[Embedded] = &[Embedded {
-    version: 1,
-    description: "accounts",
-    sql: include_str!("../migrations/postgres/0001_accounts.sql"),
-}];
+const POSTGRES: &[Embedded] = &[
+    Embedded {
+        version: 1,
+        description: "accounts",
+        sql: include_str!("../migrations/postgres/0001_accounts.sql"),
+    },
+    Embedded {
+        version: 2,
+        description: "im",
+        sql: include_str!("../migrations/postgres/0002_im.sql"),
+    },
+];
 
 /// Adapts an embedded set to sqlx's migration source.
 #[derive(Debug)]

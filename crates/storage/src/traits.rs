@@ -1,11 +1,11 @@
 //! The storage traits the rest of the server programs against, and the
 //! records they carry.
 //!
-//! Only [`AccountStore`] is implemented in this increment. [`RosterStore`],
-//! [`OfflineStore`] and [`ArchiveStore`] are declared now so the modules that
-//! will need them can be written against a settled interface; their tables
-//! and their implementation on [`Storage`](crate::Storage) come with the
-//! issues that use them.
+//! [`AccountStore`], [`RosterStore`], [`OfflineStore`], [`PrivateStore`],
+//! [`VcardStore`] and [`BlockStore`] are implemented on
+//! [`Storage`](crate::Storage). [`ArchiveStore`] is declared now so the
+//! modules that will need it can be written against a settled interface; its
+//! tables and implementation come with the issue that uses it.
 //!
 //! Conventions shared by every trait:
 //! - An account is addressed by `(localpart, domain)`, both already
@@ -13,6 +13,12 @@
 //!   domain). Storage compares them byte for byte and never re-normalizes.
 //! - JIDs other than the account's own are passed as normalized strings for
 //!   the same reason.
+//! - XML (stanzas, private fragments, vCards) is passed and returned as
+//!   serialized text; the caller serializes and parses it, so this crate
+//!   does not depend on the XML crate.
+//! - Reads and deletes on an account that does not exist answer as for an
+//!   account with nothing stored; each write says what it does instead
+//!   (usually fail with [`StorageError::NotFound`]).
 //! - Methods return `impl Future + Send` rather than being `async fn` so the
 //!   futures can be spawned on the multi-threaded runtime; implementations
 //!   may still write `async fn`.
@@ -127,7 +133,38 @@ pub enum Subscription {
     Both,
 }
 
-/// One contact in a user's roster (RFC 6121 §2.1.2).
+impl Subscription {
+    /// The value of the `subscription` attribute: `"none"`, `"to"`,
+    /// `"from"` or `"both"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Subscription::None => "none",
+            Subscription::To => "to",
+            Subscription::From => "from",
+            Subscription::Both => "both",
+        }
+    }
+
+    /// The state a `subscription` attribute value names, or `None` for
+    /// anything else (including `"remove"`, which is a request, not a state).
+    pub fn parse(value: &str) -> Option<Subscription> {
+        match value {
+            "none" => Some(Subscription::None),
+            "to" => Some(Subscription::To),
+            "from" => Some(Subscription::From),
+            "both" => Some(Subscription::Both),
+            _ => None,
+        }
+    }
+}
+
+/// One contact in a user's roster (RFC 6121 §2.1.2): everything a roster
+/// item carries to the client.
+///
+/// An unanswered inbound subscription request ("Pending In") is not part of
+/// the item: the RFC does not show it to clients, and a request from someone
+/// who is not in the roster must be remembered without creating an item.
+/// See [`PendingSubscription`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RosterItem {
     /// The contact's bare JID, normalized; unique within one roster.
@@ -139,12 +176,11 @@ pub struct RosterItem {
     /// The user asked to subscribe to the contact and the contact has not
     /// answered yet (`ask='subscribe'`, the "Pending Out" states).
     pub ask: bool,
-    /// The contact asked to subscribe to the user and the user has not
-    /// answered yet ("Pending In", RFC 6121 §3.1.3). Never sent to clients
-    /// as an attribute, but the server must remember it to re-deliver the
-    /// request at the user's next login.
-    pub pending_in: bool,
-    /// The groups the item belongs to, without duplicates.
+    /// The user pre-approved a subscription request from the contact
+    /// (`approved='true'`, RFC 6121 §3.4).
+    pub approved: bool,
+    /// The groups the item belongs to, in the order the client gave them,
+    /// without duplicates.
     pub groups: Vec<String>,
 }
 
@@ -155,17 +191,78 @@ pub struct Roster {
     /// change to the roster, so a client presenting the current value needs
     /// no roster in the reply. Sent as the decimal string in `ver`.
     pub version: u64,
-    /// The items, ordered by JID.
+    /// The items, ordered by JID (byte-wise).
     pub items: Vec<RosterItem>,
 }
 
-/// Rosters (RFC 6121 §2) with versioning. Not implemented yet.
+/// One entry of a roster delta ([`RosterStore::roster_changes_since`]):
+/// what one roster push must say about one JID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RosterChange {
+    /// The item was added or changed; this is its state now.
+    Updated {
+        /// The roster version at which it last changed: the push's `ver`.
+        version: u64,
+        /// The item as it is now.
+        item: RosterItem,
+    },
+    /// The item was removed: push it with `subscription='remove'`.
+    Removed {
+        /// The roster version that removed it: the push's `ver`.
+        version: u64,
+        /// The removed contact's bare JID.
+        jid: String,
+    },
+}
+
+impl RosterChange {
+    /// The roster version at which this change happened.
+    pub fn version(&self) -> u64 {
+        match self {
+            RosterChange::Updated { version, .. } | RosterChange::Removed { version, .. } => {
+                *version
+            }
+        }
+    }
+
+    /// The JID the change is about.
+    pub fn jid(&self) -> &str {
+        match self {
+            RosterChange::Updated { item, .. } => &item.jid,
+            RosterChange::Removed { jid, .. } => jid,
+        }
+    }
+}
+
+/// An inbound presence subscription request the user has neither approved
+/// nor denied ("Pending In", RFC 6121 §3.1.3): the server must redeliver it
+/// when the user next becomes available.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSubscription {
+    /// The requester's bare JID, normalized.
+    pub jid: String,
+    /// The serialized `<presence type='subscribe'/>` as received, so that
+    /// redelivery carries its `<status/>` and extensions.
+    pub stanza: String,
+    /// When the server received it: the `stamp` of a XEP-0203 delay on
+    /// redelivery.
+    pub received_at: SystemTime,
+}
+
+/// Rosters (RFC 6121 §2) with versioning (§2.6), and the pending inbound
+/// subscription requests of §3.1.3.
 ///
-/// Every mutation bumps the roster version and returns the new one, so the
-/// caller can put it in the roster push that announces the change.
+/// Every roster mutation bumps the roster version and returns the new one,
+/// so the caller can put it in the roster push that announces the change.
+/// Each item remembers the version at which it last changed and each
+/// removal leaves a tombstone, so [`roster_changes_since`](Self::roster_changes_since)
+/// can answer a client's cached `ver` with only what changed. Pending
+/// subscription requests are invisible to clients' rosters and do not
+/// change the version.
 pub trait RosterStore {
-    /// The user's roster and its version; an empty roster at version 0 for
-    /// an account that never had one.
+    /// The user's roster and its version, read as one consistent snapshot;
+    /// an empty roster at version 0 for an account that never had one (or
+    /// does not exist).
     fn roster(
         &self,
         localpart: &str,
@@ -180,6 +277,24 @@ pub trait RosterStore {
         domain: &str,
     ) -> impl Future<Output = Result<u64, StorageError>> + Send;
 
+    /// What changed after `version`, oldest change first, at most one entry
+    /// per JID: the roster pushes that bring a client whose cached roster is
+    /// at `version` up to date (RFC 6121 §2.6.3). The last entry's version is
+    /// the current roster version; an empty list means `version` is current.
+    ///
+    /// `None` when `version` is not one this roster can answer from: newer
+    /// than the current version (it came from elsewhere, or from an account
+    /// since deleted and recreated), or older than the removals still
+    /// remembered (see [`ROSTER_REMOVALS_KEPT`](crate::ROSTER_REMOVALS_KEPT)).
+    /// The caller then sends the whole roster. Also `None` if the account
+    /// does not exist.
+    fn roster_changes_since(
+        &self,
+        localpart: &str,
+        domain: &str,
+        version: u64,
+    ) -> impl Future<Output = Result<Option<Vec<RosterChange>>, StorageError>> + Send;
+
     /// One item, for presence subscription handling.
     fn roster_item(
         &self,
@@ -190,7 +305,9 @@ pub trait RosterStore {
 
     /// Adds the item or replaces the one with the same JID (groups
     /// included). Returns the new roster version. Fails with
-    /// [`StorageError::NotFound`] if the account does not exist.
+    /// [`StorageError::NotFound`] if the account does not exist and with
+    /// [`StorageError::InvalidInput`] if a group is listed twice (RFC 6121
+    /// §2.3.3 makes that a `<bad-request/>`).
     fn put_roster_item(
         &self,
         localpart: &str,
@@ -199,22 +316,62 @@ pub trait RosterStore {
     ) -> impl Future<Output = Result<u64, StorageError>> + Send;
 
     /// Removes the item with that JID. Returns the new roster version, or
-    /// `None` (and no version bump) if there was no such item.
+    /// `None` (and no version bump) if there was no such item. A pending
+    /// subscription request from the same JID is left alone: whether
+    /// removing the item also denies it is the caller's decision.
     fn remove_roster_item(
         &self,
         localpart: &str,
         domain: &str,
         jid: &str,
     ) -> impl Future<Output = Result<Option<u64>, StorageError>> + Send;
+
+    /// Records an inbound subscription request from `jid`, replacing an
+    /// earlier one from the same JID (the latest stanza is the one worth
+    /// redelivering), whether or not `jid` is in the roster. Fails with
+    /// [`StorageError::NotFound`] if the account does not exist.
+    fn add_pending_subscription(
+        &self,
+        localpart: &str,
+        domain: &str,
+        jid: &str,
+        stanza: &str,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// The pending request from `jid`, if any: whether the user's
+    /// `subscribed` answers a request or is a pre-approval.
+    fn pending_subscription(
+        &self,
+        localpart: &str,
+        domain: &str,
+        jid: &str,
+    ) -> impl Future<Output = Result<Option<PendingSubscription>, StorageError>> + Send;
+
+    /// Every pending request, oldest first, for redelivery at login.
+    fn pending_subscriptions(
+        &self,
+        localpart: &str,
+        domain: &str,
+    ) -> impl Future<Output = Result<Vec<PendingSubscription>, StorageError>> + Send;
+
+    /// Forgets the request from `jid` once the user approved or denied it.
+    /// Returns whether there was one.
+    fn remove_pending_subscription(
+        &self,
+        localpart: &str,
+        domain: &str,
+        jid: &str,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
 }
 
 /// A message kept for an account while none of its resources was online
 /// (RFC 6121 §8.5.2.1.1, XEP-0160).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfflineMessage {
-    /// Increases with every message stored for the account, so delivery in
-    /// id order is delivery in arrival order, and "delivered up to id N"
-    /// is a single number.
+    /// Increases with every message stored for the account and is never
+    /// reused while the account exists, so delivery in id order is delivery
+    /// in arrival order, and "delivered up to id N" is a single number that
+    /// cannot cover a message stored after the fetch.
     pub id: i64,
     /// When the server stored it: the `stamp` of the XEP-0203 delay.
     pub stored_at: SystemTime,
@@ -232,7 +389,7 @@ pub enum OfflineStored {
     QuotaExceeded,
 }
 
-/// Offline message storage. Not implemented yet.
+/// Offline message storage (RFC 6121 §8.5.2.1.1).
 pub trait OfflineStore {
     /// Stores a message unless the account already holds `quota` messages.
     /// The check and the insert are one atomic step, so concurrent senders
@@ -246,9 +403,9 @@ pub trait OfflineStore {
         quota: u32,
     ) -> impl Future<Output = Result<OfflineStored, StorageError>> + Send;
 
-    /// Up to `limit` stored messages, oldest first. Fetching does not delete:
-    /// the caller deletes after delivery, so a crash in between delivers a
-    /// message twice rather than losing it.
+    /// Up to `limit` stored messages, oldest first (in id order). Fetching
+    /// does not delete: the caller deletes after delivery, so a crash in
+    /// between delivers a message twice rather than losing it.
     fn offline_messages(
         &self,
         localpart: &str,
@@ -271,6 +428,114 @@ pub trait OfflineStore {
         localpart: &str,
         domain: &str,
     ) -> impl Future<Output = Result<u64, StorageError>> + Send;
+}
+
+/// Private XML storage (XEP-0049): one XML fragment per account, root
+/// element name and namespace, which only the account's own user can read.
+///
+/// Fragments are serialized XML text; the caller produces and parses it.
+pub trait PrivateStore {
+    /// The fragment stored under `(name, namespace)`, if any.
+    fn private_xml(
+        &self,
+        localpart: &str,
+        domain: &str,
+        name: &str,
+        namespace: &str,
+    ) -> impl Future<Output = Result<Option<String>, StorageError>> + Send;
+
+    /// Stores `xml` under `(name, namespace)`, replacing what was there
+    /// (XEP-0049 has no merge). Fails with [`StorageError::NotFound`] if the
+    /// account does not exist.
+    fn set_private_xml(
+        &self,
+        localpart: &str,
+        domain: &str,
+        name: &str,
+        namespace: &str,
+        xml: &str,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+}
+
+/// vCard storage (XEP-0054, vcard-temp): one serialized `<vCard/>` per
+/// account, served to anyone who asks.
+pub trait VcardStore {
+    /// The account's vCard, if it published one.
+    fn vcard(
+        &self,
+        localpart: &str,
+        domain: &str,
+    ) -> impl Future<Output = Result<Option<String>, StorageError>> + Send;
+
+    /// Stores the vCard, replacing any previous one (a vcard-temp set
+    /// replaces the whole card). Fails with [`StorageError::NotFound`] if
+    /// the account does not exist.
+    fn set_vcard(
+        &self,
+        localpart: &str,
+        domain: &str,
+        vcard: &str,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Deletes the vCard. Returns whether there was one.
+    fn delete_vcard(
+        &self,
+        localpart: &str,
+        domain: &str,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+}
+
+/// Block lists (XEP-0191, Blocking Command).
+///
+/// Entries are normalized JID strings of any form the XEP allows: a full
+/// JID, a bare JID, a domain, or a domain with a resource. Storage keeps
+/// them as given, and [`is_blocked`](Self::is_blocked) applies the matching
+/// rules of XEP-0191 §6 (those of XEP-0016 §2.1).
+pub trait BlockStore {
+    /// The blocked JIDs, ordered byte-wise.
+    fn blocklist(
+        &self,
+        localpart: &str,
+        domain: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StorageError>> + Send;
+
+    /// Blocks every JID in `jids`, all or none. JIDs already blocked (or
+    /// listed twice) are not an error. Returns how many were newly added.
+    /// Fails with [`StorageError::NotFound`] if the account does not exist.
+    fn block(
+        &self,
+        localpart: &str,
+        domain: &str,
+        jids: &[&str],
+    ) -> impl Future<Output = Result<u64, StorageError>> + Send;
+
+    /// Unblocks every JID in `jids`, all or none; JIDs not blocked are
+    /// ignored. Only exact entries are removed: unblocking a bare JID leaves
+    /// a blocked domain blocked. Returns how many were removed.
+    fn unblock(
+        &self,
+        localpart: &str,
+        domain: &str,
+        jids: &[&str],
+    ) -> impl Future<Output = Result<u64, StorageError>> + Send;
+
+    /// Empties the block list (an `<unblock/>` without items). Returns how
+    /// many entries were removed.
+    fn unblock_all(
+        &self,
+        localpart: &str,
+        domain: &str,
+    ) -> impl Future<Output = Result<u64, StorageError>> + Send;
+
+    /// Whether stanzas from or to `jid` (normalized, of any form) are
+    /// blocked: true if the list holds `jid` itself, its bare JID, its
+    /// domain with its resource, or its domain.
+    fn is_blocked(
+        &self,
+        localpart: &str,
+        domain: &str,
+        jid: &str,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
 }
 
 /// One archived message (XEP-0313).

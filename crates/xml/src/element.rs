@@ -243,6 +243,39 @@ impl Element {
         String::from_utf8(out).unwrap_or_default()
     }
 
+    /// Parses one element serialized by [`Element::to_xml`] (or any
+    /// standalone element: stored stanzas, private XML, vCards), with the
+    /// same restrictions and limits as stream input. Unprefixed elements
+    /// without a declaration are in `jabber:client`, as in a client stream.
+    pub fn from_xml(xml: &str) -> Result<Element, crate::XmlError> {
+        use crate::{Limits, StreamEvent, StreamParser};
+        let mut p = StreamParser::new(Limits {
+            max_stanza_bytes_preauth: xml.len().max(1024) + 1,
+            ..Limits::default()
+        });
+        p.feed(
+            b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
+        );
+        p.feed(xml.as_bytes());
+        let mut found = None;
+        loop {
+            match p.next_event()? {
+                Some(StreamEvent::Element(e)) if found.is_none() => found = Some(e),
+                Some(StreamEvent::Header(_)) => {}
+                Some(_) => {
+                    return Err(crate::XmlError::new(
+                        crate::StreamErrorKind::BadFormat,
+                        "more than one element",
+                    ))
+                }
+                None => break,
+            }
+        }
+        found.ok_or_else(|| {
+            crate::XmlError::new(crate::StreamErrorKind::NotWellFormed, "incomplete element")
+        })
+    }
+
     /// Approximate heap bytes held by the tree, for size accounting.
     pub fn heap_size(&self) -> usize {
         let mut n = self.name.len() + self.ns.len();
@@ -298,6 +331,18 @@ mod tests {
             .with_text("b");
         assert_eq!(e.nodes().len(), 1);
         assert_eq!(e.text(), "ab");
+    }
+
+    #[test]
+    fn from_xml_round_trips_to_xml() {
+        let e = Element::new("message", "jabber:client")
+            .with_attr("to", "a@b")
+            .with_child(Element::new("body", "jabber:client").with_text("<hi>"))
+            .with_child(Element::new("x", "urn:x"));
+        assert_eq!(Element::from_xml(&e.to_xml()).unwrap(), e);
+        assert!(Element::from_xml("<a><b></a>").is_err());
+        assert!(Element::from_xml("<a/><b/>").is_err());
+        assert!(Element::from_xml("<a>").is_err());
     }
 
     #[test]
