@@ -93,15 +93,49 @@ pub struct C2sState {
     user: Option<BareJid>,
     /// Bound resource.
     full: Option<FullJid>,
+    /// Where we sent directed available presence (RFC 6121 §4.6).
+    directed: std::collections::HashSet<String>,
+    /// Replaced by a new binding of the same full JID: its successor owns
+    /// the presence, so ours must not announce unavailable.
+    replaced: bool,
 }
 
 impl Drop for C2sState {
     /// Runs on every exit, kill included: ractor skips `post_stop` for a
     /// killed actor, so the session table is cleaned here.
     fn drop(&mut self) {
-        if let Some(full) = &self.full {
-            if self.ctx.router.sessions.remove(full, self.conn_id) {
-                tracing::info!(conn = self.conn_id, jid = %full, "session ended");
+        let Some(full) = self.full.clone() else {
+            return;
+        };
+        let session = self
+            .ctx
+            .router
+            .sessions
+            .get(&full)
+            .filter(|s| s.conn_id == self.conn_id);
+        if self.ctx.router.sessions.remove(&full, self.conn_id) {
+            tracing::info!(conn = self.conn_id, jid = %full, "session ended");
+        }
+        // RFC 6121 §4.5.2: contacts learn we left, also when the c2s actor
+        // was killed. Drop cannot await, so the broadcast runs in a task.
+        let was_available = session.is_some_and(|s| s.available());
+        let directed = std::mem::take(&mut self.directed);
+        if (was_available || !directed.is_empty()) && !self.replaced {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let router = self.ctx.router.clone();
+                rt.spawn(async move {
+                    let p = Element::new("presence", ns::JABBER_CLIENT)
+                        .with_attr("type", "unavailable")
+                        .with_attr("from", full.to_string());
+                    if was_available {
+                        router.broadcast(&full, &p, false).await;
+                    }
+                    for to in directed {
+                        let mut d = p.clone();
+                        d.set_attr("to", to);
+                        let _ = router.route(d).await;
+                    }
+                });
             }
         }
     }
@@ -248,6 +282,9 @@ impl C2sState {
         );
         if self.user.is_some() {
             f.push(Element::new("bind", ns::BIND));
+            // RFC 6121 §2.6.1 and §3.4: roster versioning and pre-approval.
+            f.push(Element::new("ver", ns::ROSTER_VER));
+            f.push(Element::new("sub", ns::PRE_APPROVAL));
             // RFC 6121 Appendix E: advertised for old clients, optional.
             f.push(
                 Element::new("session", ns::SESSION)
@@ -658,6 +695,8 @@ impl C2sState {
                 }
                 return Flow::Continue;
             }
+            self.on_addressed_presence(&full, el).await;
+            return Flow::Continue;
         }
         if el.attr("to").is_none() {
             // §8.1.1.1: no 'to' means the account itself (bare JID).
@@ -690,14 +729,27 @@ impl C2sState {
                     .and_then(|p| p.text().trim().parse::<i8>().ok())
                     .unwrap_or(0);
                 let initial = !session.available();
+                let mut kept = el.clone();
+                kept.remove_attr("to");
+                session.set_last_presence(Some(kept));
                 session.set_presence(true, priority);
+                // §4.2-§4.4: to subscribers and own resources; probes first time.
+                self.ctx.router.broadcast(full, el, initial).await;
                 // XEP-0160 §3: stored messages go out on the first available
                 // presence with a non-negative priority (RFC 6121 §8.5.2.2.1).
                 if initial && priority >= 0 {
                     self.deliver_offline(full).await;
                 }
             }
-            Some(PresenceType::Unavailable) => session.set_presence(false, 0),
+            Some(PresenceType::Unavailable) => {
+                let was = session.available();
+                session.set_presence(false, 0);
+                session.set_last_presence(None);
+                if was {
+                    self.ctx.router.broadcast(full, el, false).await;
+                }
+                self.end_directed(full).await;
+            }
             // An undefined type (§4.7.1).
             None => {
                 if let Some(e) =
@@ -708,6 +760,72 @@ impl C2sState {
             }
             // Subscription states and probes need an addressee; nothing to do.
             Some(_) => {}
+        }
+    }
+
+    /// §4.6.3: entities that got directed presence get unavailable too.
+    async fn end_directed(&mut self, full: &FullJid) {
+        for to in std::mem::take(&mut self.directed) {
+            let p = Element::new("presence", ns::JABBER_CLIENT)
+                .with_attr("type", "unavailable")
+                .with_attr("from", full.to_string())
+                .with_attr("to", to);
+            let _ = self.ctx.router.route(p).await;
+        }
+    }
+
+    /// Presence with a 'to': subscription management (RFC 6121 §3) or
+    /// directed presence (§4.6).
+    async fn on_addressed_presence(&mut self, full: &FullJid, el: Element) {
+        let kind = PresenceType::of(&el);
+        let to = el.attr("to").unwrap_or_default().to_owned();
+        match kind {
+            Some(
+                k @ (PresenceType::Subscribe
+                | PresenceType::Subscribed
+                | PresenceType::Unsubscribe
+                | PresenceType::Unsubscribed),
+            ) => {
+                let contact = match to.parse::<chorus_jid::Jid>() {
+                    Ok(j) if j.node().is_some() => j.bare(),
+                    Ok(_) => return,
+                    Err(e) => {
+                        if let Some(r) = error_reply(&el, &StanzaError::from(&e)) {
+                            self.send_element(&r);
+                        }
+                        return;
+                    }
+                };
+                if !self.ctx.router.is_local(contact.domain()) {
+                    if let Some(r) = error_reply(
+                        &el,
+                        &StanzaError::new(StanzaErrorCondition::RemoteServerNotFound),
+                    ) {
+                        self.send_element(&r);
+                    }
+                    return;
+                }
+                self.ctx
+                    .router
+                    .subscription(&full.bare(), &contact, k, el)
+                    .await;
+            }
+            // §4.3: probes are the server's business, not the client's.
+            Some(PresenceType::Probe) => {}
+            _ => {
+                match kind {
+                    Some(PresenceType::Available) => {
+                        self.directed.insert(to);
+                    }
+                    Some(PresenceType::Unavailable) => {
+                        self.directed.remove(&to);
+                    }
+                    _ => {}
+                }
+                if let Outcome::Reply(e) = self.ctx.router.route(el).await {
+                    self.send_element(&e);
+                }
+            }
         }
     }
 
@@ -837,6 +955,8 @@ impl Actor for C2sActor {
             auth_failures: 0,
             user: None,
             full: None,
+            directed: Default::default(),
+            replaced: false,
         })
     }
 
@@ -878,6 +998,7 @@ impl Actor for C2sActor {
                 }
             }
             C2sMsg::Replaced => {
+                state.replaced = true;
                 state.stream_error(StreamError::Conflict, Some("replaced by a new connection"));
             }
             C2sMsg::PeerClosed => {

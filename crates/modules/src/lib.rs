@@ -10,7 +10,13 @@
 //! connection stays up, and the panic is logged and counted.
 
 mod disco;
+mod last;
 mod ping;
+mod private;
+mod roster;
+mod time;
+mod vcard;
+mod version;
 
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +25,7 @@ use std::time::Instant;
 
 use chorus_jid::{BareJid, FullJid};
 use chorus_proto::{error_reply, ns, IqType, StanzaError, StanzaErrorCondition};
-use chorus_router::SessionTable;
+use chorus_router::{Router, SessionTable};
 use chorus_storage::Storage;
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
@@ -50,6 +56,8 @@ impl IqCtx<'_> {
 pub struct Services {
     pub storage: Arc<Storage>,
     pub sessions: Arc<SessionTable>,
+    /// For roster pushes and subscription stanzas.
+    pub router: Arc<Router>,
     pub started: Instant,
     /// Software name and version for XEP-0092.
     pub software: (&'static str, &'static str),
@@ -86,7 +94,16 @@ pub struct Modules {
 impl Modules {
     /// Every module Chorus ships.
     pub fn standard() -> Modules {
-        Modules::with(vec![Box::new(ping::Ping), Box::new(disco::Disco)])
+        Modules::with(vec![
+            Box::new(ping::Ping),
+            Box::new(disco::Disco),
+            Box::new(roster::Roster),
+            Box::new(version::Version),
+            Box::new(time::Time),
+            Box::new(last::Last),
+            Box::new(private::Private),
+            Box::new(vcard::Vcard),
+        ])
     }
 
     pub fn with(modules: Vec<Box<dyn Module>>) -> Modules {
@@ -200,9 +217,17 @@ mod tests {
     async fn services() -> Services {
         let dir = std::env::temp_dir().join(format!("chorus-modules-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
+        let storage = Arc::new(Storage::connect("sqlite::memory:").await.unwrap());
+        let sessions: Arc<SessionTable> = Arc::default();
         Services {
-            storage: Arc::new(Storage::connect("sqlite::memory:").await.unwrap()),
-            sessions: Arc::default(),
+            router: Arc::new(Router::new(
+                sessions.clone(),
+                vec!["localhost".into()],
+                storage.clone(),
+                10,
+            )),
+            storage,
+            sessions,
             started: Instant::now(),
             software: ("Chorus", "test"),
             features: Vec::new(),

@@ -118,6 +118,7 @@ impl Server {
         let services = Arc::new(Services {
             storage: storage.clone(),
             sessions: sessions.clone(),
+            router: router.clone(),
             started: Instant::now(),
             software: ("Chorus", env!("CARGO_PKG_VERSION")),
             features: modules.features(),

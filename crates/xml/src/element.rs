@@ -271,6 +271,13 @@ impl Element {
                 None => break,
             }
         }
+        // Bytes that never completed an element ("<a/><b>"): not one element.
+        if p.buffered() > 0 {
+            return Err(crate::XmlError::new(
+                crate::StreamErrorKind::NotWellFormed,
+                "trailing data",
+            ));
+        }
         found.ok_or_else(|| {
             crate::XmlError::new(crate::StreamErrorKind::NotWellFormed, "incomplete element")
         })
@@ -343,6 +350,7 @@ mod tests {
         assert!(Element::from_xml("<a><b></a>").is_err());
         assert!(Element::from_xml("<a/><b/>").is_err());
         assert!(Element::from_xml("<a>").is_err());
+        assert!(Element::from_xml("<a/><b>").is_err());
     }
 
     #[test]

@@ -185,11 +185,18 @@ impl XmppClient {
         }
     }
 
-    /// The next element, which must be `name`.
+    /// The next element, which must be `name`. Presence stanzas in between
+    /// (broadcasts from the user's own other resources and contacts) are
+    /// skipped unless presence is what is expected.
     pub async fn expect(&mut self, name: &str) -> Element {
-        let e = self.next_element().await;
-        assert_eq!(e.name(), name, "got {}", e.to_xml());
-        e
+        loop {
+            let e = self.next_element().await;
+            if e.name() == "presence" && name != "presence" {
+                continue;
+            }
+            assert_eq!(e.name(), name, "got {}", e.to_xml());
+            return e;
+        }
     }
 
     /// Reads until the server closes; returns the stream error condition
