@@ -702,6 +702,10 @@ impl C2sState {
             // §8.1.1.1: no 'to' means the account itself (bare JID).
             el.set_attr("to", full.bare().to_string());
         }
+        if kind == StanzaKind::Message {
+            // XEP-0280 §4: the user's other resources see what it sent.
+            self.ctx.router.carbon_sent(&full, &el);
+        }
         match self.ctx.router.route(el).await {
             Outcome::Delivered | Outcome::Dropped | Outcome::Stored => {}
             Outcome::Reply(e) => self.send_element(&e),

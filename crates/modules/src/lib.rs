@@ -9,6 +9,7 @@
 //! that panics is caught: the sender gets `internal-server-error`, the
 //! connection stays up, and the panic is logged and counted.
 
+mod carbons;
 mod disco;
 mod last;
 mod ping;
@@ -98,6 +99,7 @@ impl Modules {
             Box::new(ping::Ping),
             Box::new(disco::Disco),
             Box::new(roster::Roster),
+            Box::new(carbons::Carbons),
             Box::new(version::Version),
             Box::new(time::Time),
             Box::new(last::Last),

@@ -214,7 +214,9 @@ impl Router {
                     return reply(&stanza, StanzaErrorCondition::ServiceUnavailable);
                 }
                 let targets = message_targets(&resources, mt != MessageType::Headline);
+                let delivered_to: Vec<FullJid> = targets.iter().map(|s| s.full.clone()).collect();
                 if self.deliver_all(&targets, stanza.clone()) {
+                    self.carbon_received(bare, &delivered_to, &stanza);
                     return Outcome::Delivered;
                 }
                 match mt {
@@ -245,6 +247,9 @@ impl Router {
 
     async fn to_full(&self, kind: StanzaKind, full: &FullJid, stanza: Element) -> Outcome {
         if let Some(session) = self.sessions.get(full) {
+            if kind == StanzaKind::Message {
+                self.carbon_received(&full.bare(), std::slice::from_ref(full), &stanza);
+            }
             return if session.sink.deliver(stanza) {
                 Outcome::Delivered
             } else {

@@ -28,6 +28,8 @@ pub struct Session {
     available: AtomicBool,
     /// Requested the roster, so it gets roster pushes (RFC 6121 §2.1.6).
     interested: AtomicBool,
+    /// Enabled message carbons (XEP-0280).
+    carbons: AtomicBool,
     /// The last broadcast presence, to answer probes (RFC 6121 §4.3.2).
     last_presence: Mutex<Option<Element>>,
     pub sink: Box<dyn SessionSink>,
@@ -41,6 +43,7 @@ impl Session {
             priority: AtomicI8::new(0),
             available: AtomicBool::new(false),
             interested: AtomicBool::new(false),
+            carbons: AtomicBool::new(false),
             last_presence: Mutex::new(None),
             sink,
         }
@@ -48,6 +51,14 @@ impl Session {
 
     pub fn interested(&self) -> bool {
         self.interested.load(Ordering::Relaxed)
+    }
+
+    pub fn carbons(&self) -> bool {
+        self.carbons.load(Ordering::Relaxed)
+    }
+
+    pub fn set_carbons(&self, enabled: bool) {
+        self.carbons.store(enabled, Ordering::Relaxed);
     }
 
     pub fn set_interested(&self) {
