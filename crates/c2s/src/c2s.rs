@@ -53,6 +53,8 @@ pub enum C2sMsg {
     PeerClosed,
     /// The stream header deadline passed.
     HeaderTimeout,
+    /// Periodic XEP-0199 keepalive check.
+    Keepalive,
 }
 
 pub struct C2sActor;
@@ -95,6 +97,12 @@ pub struct C2sState {
     full: Option<FullJid>,
     /// Where we sent directed available presence (RFC 6121 §4.6).
     directed: std::collections::HashSet<String>,
+    /// When the client last sent a complete element.
+    last_inbound: std::time::Instant,
+    /// Our keepalive ping awaiting any sign of life, sent at this time.
+    ping_sent: Option<std::time::Instant>,
+    /// The keepalive timer, started at bind.
+    keepalive: Option<ractor::concurrency::JoinHandle<()>>,
     /// Replaced by a new binding of the same full JID: its successor owns
     /// the presence, so ours must not announce unavailable.
     replaced: bool,
@@ -104,6 +112,9 @@ impl Drop for C2sState {
     /// Runs on every exit, kill included: ractor skips `post_stop` for a
     /// killed actor, so the session table is cleaned here.
     fn drop(&mut self) {
+        if let Some(k) = self.keepalive.take() {
+            k.abort();
+        }
         let Some(full) = self.full.clone() else {
             return;
         };
@@ -635,6 +646,10 @@ impl C2sState {
             Ok(ractor::rpc::CallResult::Success(Ok(()))) => {
                 tracing::info!(conn = self.conn_id, jid = %full, "resource bound");
                 self.full = Some(full.clone());
+                // XEP-0199 keepalive: check at half the shorter period.
+                let tick = (self.ctx.ping_interval.min(self.ctx.ping_timeout) / 2)
+                    .max(std::time::Duration::from_millis(100));
+                self.keepalive = Some(self.myself.send_interval(tick, || C2sMsg::Keepalive));
                 let r = self.iq_result(iq).with_child(
                     Element::new("bind", ns::BIND)
                         .with_child(Element::new("jid", ns::BIND).with_text(full.to_string())),
@@ -833,6 +848,30 @@ impl C2sState {
         }
     }
 
+    /// XEP-0199 §4.1: pings a client that has been silent for the ping
+    /// interval; closes the session when the answer does not come in time.
+    fn keepalive_tick(&mut self) {
+        let (Some(full), false) = (&self.full, self.closing) else {
+            return;
+        };
+        if let Some(sent) = self.ping_sent {
+            if sent.elapsed() >= self.ctx.ping_timeout {
+                self.stream_error(StreamError::ConnectionTimeout, Some("no answer to ping"));
+            }
+            return;
+        }
+        if self.last_inbound.elapsed() >= self.ctx.ping_interval {
+            let ping = Element::new("iq", ns::JABBER_CLIENT)
+                .with_attr("type", "get")
+                .with_attr("id", format!("keepalive-{}", self.conn_id))
+                .with_attr("from", self.domain.clone().unwrap_or_default())
+                .with_attr("to", full.to_string())
+                .with_child(Element::new("ping", ns::PING));
+            self.send_element(&ping);
+            self.ping_sent = Some(std::time::Instant::now());
+        }
+    }
+
     /// Sends stored messages with their XEP-0203 delay stamps, deleting each
     /// batch only after the socket reports it written.
     async fn deliver_offline(&mut self, full: &FullJid) {
@@ -960,6 +999,9 @@ impl Actor for C2sActor {
             user: None,
             full: None,
             directed: Default::default(),
+            last_inbound: std::time::Instant::now(),
+            ping_sent: None,
+            keepalive: None,
             replaced: false,
         })
     }
@@ -981,7 +1023,12 @@ impl Actor for C2sActor {
                             state.header_sent = false;
                             state.on_header(&h)
                         }
-                        Ok(StreamEvent::Element(el)) => state.on_element(el).await,
+                        Ok(StreamEvent::Element(el)) => {
+                            // Any stanza proves the client is alive (XEP-0199 §4.1).
+                            state.last_inbound = std::time::Instant::now();
+                            state.ping_sent = None;
+                            state.on_element(el).await
+                        }
                         Ok(StreamEvent::End) => {
                             state.close();
                             Flow::Stop
@@ -1009,6 +1056,7 @@ impl Actor for C2sActor {
                 state.closing = true;
                 state.socket.close();
             }
+            C2sMsg::Keepalive => state.keepalive_tick(),
             C2sMsg::HeaderTimeout => {
                 if !state.header_received {
                     state.stream_error(StreamError::ConnectionTimeout, None);

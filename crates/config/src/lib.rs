@@ -124,6 +124,12 @@ pub struct C2sConfig {
     pub require_encryption: bool,
     /// Resources one account may bind at once (`resource-constraint` past it).
     pub max_resources: usize,
+    /// XEP-0199 keepalive: after this many seconds without a stanza from a
+    /// bound client, the server pings it.
+    pub ping_interval_secs: u64,
+    /// Seconds to wait for the answer before closing the session with
+    /// `connection-timeout`.
+    pub ping_timeout_secs: u64,
 }
 
 /// TLS certificates. Without `cert`/`key`, a self-signed development
@@ -257,6 +263,8 @@ impl Default for C2sConfig {
             write_timeout_secs: 30,
             require_encryption: true,
             max_resources: 10,
+            ping_interval_secs: 300,
+            ping_timeout_secs: 60,
         }
     }
 }
@@ -294,6 +302,14 @@ impl LimitsConfig {
 impl C2sConfig {
     pub fn header_timeout(&self) -> Duration {
         Duration::from_secs(self.header_timeout_secs)
+    }
+
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.ping_interval_secs)
+    }
+
+    pub fn ping_timeout(&self) -> Duration {
+        Duration::from_secs(self.ping_timeout_secs)
     }
 
     pub fn write_timeout(&self) -> Duration {
@@ -371,9 +387,13 @@ impl Config {
                 "server.domains must name at least one domain".into(),
             ));
         }
-        if self.c2s.header_timeout_secs == 0 || self.c2s.write_timeout_secs == 0 {
+        if self.c2s.header_timeout_secs == 0
+            || self.c2s.write_timeout_secs == 0
+            || self.c2s.ping_interval_secs == 0
+            || self.c2s.ping_timeout_secs == 0
+        {
             return Err(ConfigError::Invalid(
-                "c2s.header_timeout_secs and c2s.write_timeout_secs must be at least 1".into(),
+                "c2s timeouts and intervals must be at least 1 second".into(),
             ));
         }
         if self.sasl.iterations < 4096 {

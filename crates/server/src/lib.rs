@@ -131,6 +131,8 @@ impl Server {
                 max_outbound_stanzas: config.limits.max_outbound_stanzas,
                 max_outbound_bytes: config.limits.max_outbound_bytes,
                 write_timeout: config.c2s.write_timeout(),
+                ping_interval: config.c2s.ping_interval(),
+                ping_timeout: config.c2s.ping_timeout(),
                 tls: Some(tls),
                 handshake_timeout: config.handshake_timeout(),
                 require_encryption: config.c2s.require_encryption,

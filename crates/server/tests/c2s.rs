@@ -866,3 +866,50 @@ async fn full_offline_quota_is_service_unavailable() {
     assert_eq!(stanza_error_condition(&e), "service-unavailable");
     server.stop();
 }
+
+#[tokio::test]
+async fn silent_clients_are_pinged_and_dropped_without_an_answer() {
+    let mut cfg = test_config("keepalive");
+    cfg.c2s.ping_interval_secs = 1;
+    cfg.c2s.ping_timeout_secs = 1;
+    let server = start(cfg).await;
+    add_user(&server, "alice", "wonderland").await;
+    add_user(&server, "bob", "builder").await;
+    let addr = server.first_addr().unwrap();
+    let (mut alice, _) = XmppClient::login(addr, "alice", "wonderland", Some("a")).await;
+    let (mut bob, _) = XmppClient::login(addr, "bob", "builder", Some("b")).await;
+    // Alice answers the server's ping; Bob ignores it.
+    let ping = alice.expect("iq").await;
+    assert_eq!(
+        (ping.attr("type"), ping.attr("from")),
+        (Some("get"), Some("localhost"))
+    );
+    assert!(ping.get_child("ping", "urn:xmpp:ping").is_some());
+    alice
+        .send(&format!(
+            "<iq to='localhost' type='result' id='{}'/>",
+            ping.attr("id").unwrap()
+        ))
+        .await;
+    assert_eq!(bob.expect("iq").await.attr("type"), Some("get"));
+    assert_eq!(bob.expect_stream_error().await, "connection-timeout");
+    assert!(wait_until(Duration::from_secs(2), || server.sessions.len() == 1).await);
+    // Alice's session is still there and answers.
+    alice
+        .send("<iq to='localhost' type='get' id='still'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    loop {
+        let e = alice.expect("iq").await;
+        if e.attr("id") == Some("still") {
+            break;
+        }
+        // Further keepalive pings may arrive meanwhile; answer them.
+        alice
+            .send(&format!(
+                "<iq to='localhost' type='result' id='{}'/>",
+                e.attr("id").unwrap()
+            ))
+            .await;
+    }
+    server.stop();
+}
