@@ -94,6 +94,117 @@ pub const COMMANDS: &[CommandSpec] = &[
         ],
     },
     CommandSpec {
+        name: "status",
+        help: "Version, uptime, listeners, sessions and the config hash",
+        example: "chorusctl status",
+        since: "0.1.0",
+        read_only: true,
+        password: false,
+        args: &[],
+    },
+    CommandSpec {
+        name: "sessions list",
+        help: "Bound sessions (full JID, connection, priority, availability)",
+        example: "chorusctl sessions list --jid alice@localhost",
+        since: "0.1.0",
+        read_only: true,
+        password: false,
+        args: &[ArgSpec {
+            name: "jid",
+            help: "Only this account (bare JID)",
+            positional: false,
+            required: false,
+            switch: false,
+            values: &[],
+        }],
+    },
+    CommandSpec {
+        name: "sessions count",
+        help: "How many sessions are bound",
+        example: "chorusctl sessions count",
+        since: "0.1.0",
+        read_only: true,
+        password: false,
+        args: &[],
+    },
+    CommandSpec {
+        name: "sessions kick",
+        help: "End a session (full JID) or every session of an account (bare JID)",
+        example: "chorusctl sessions kick alice@localhost/phone --reason 'maintenance'",
+        since: "0.1.0",
+        read_only: false,
+        password: false,
+        args: &[
+            JID_ARG,
+            ArgSpec {
+                name: "reason",
+                help: "Text sent to the client with the stream error",
+                positional: false,
+                required: false,
+                switch: false,
+                values: &[],
+            },
+        ],
+    },
+    CommandSpec {
+        name: "actors info",
+        help: "One actor: kind, status, uptime, restarts, messages handled, mailbox depth, last error",
+        example: "chorusctl actors info root/sessions",
+        since: "0.1.0",
+        read_only: true,
+        password: false,
+        args: &[ArgSpec {
+            name: "path",
+            help: "Tree path of the actor",
+            positional: true,
+            required: true,
+            switch: false,
+            values: &[],
+        }],
+    },
+    CommandSpec {
+        name: "actors top",
+        help: "Actors ranked by mailbox depth, messages handled or restarts",
+        example: "chorusctl actors top --by restarts",
+        since: "0.1.0",
+        read_only: true,
+        password: false,
+        args: &[
+            ArgSpec {
+                name: "by",
+                help: "Ranking key",
+                positional: false,
+                required: false,
+                switch: false,
+                values: &["mailbox", "msgs", "restarts"],
+            },
+            ArgSpec {
+                name: "limit",
+                help: "How many to show (default 10)",
+                positional: false,
+                required: false,
+                switch: false,
+                values: &[],
+            },
+        ],
+    },
+    CommandSpec {
+        name: "config check",
+        help: "Check a configuration file offline (no server needed) and print every effective value with its source",
+        example: "chorusctl config check --file /etc/chorus/chorus.toml",
+        since: "0.1.0",
+        read_only: true,
+        password: false,
+        args: &[ArgSpec {
+            name: "file",
+            help: "The file to check (default: --config, else the defaults alone)",
+            positional: false,
+            required: false,
+            switch: false,
+            values: &[],
+        }],
+    },
+    CommandSpec {
         name: "user add",
         help: "Register an account (password from a prompt, or --password-stdin)",
         example: "chorusctl user add alice@localhost",
@@ -140,7 +251,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 
 const JID_ARG: ArgSpec = ArgSpec {
     name: "jid",
-    help: "The account's bare JID (user@domain)",
+    help: "The JID: user@domain (sessions kick also takes user@domain/resource)",
     positional: true,
     required: true,
     switch: false,
@@ -155,6 +266,9 @@ const PASSWORD_STDIN: ArgSpec = ArgSpec {
     switch: true,
     values: &[],
 };
+
+/// Commands `chorusctl` runs itself, without a server.
+pub const LOCAL: &[&str] = &["config check"];
 
 /// Looks a command up by its words.
 pub fn find(name: &str) -> Option<&'static CommandSpec> {

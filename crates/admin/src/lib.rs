@@ -12,5 +12,5 @@
 pub mod commands;
 pub mod server;
 
-pub use commands::{ArgSpec, CommandSpec, COMMANDS};
+pub use commands::{ArgSpec, CommandSpec, COMMANDS, LOCAL};
 pub use server::{AdminActor, AdminArgs, AdminContext};

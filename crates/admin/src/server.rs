@@ -38,6 +38,20 @@ pub struct AdminContext {
     pub domains: Vec<String>,
     /// PBKDF2 iterations for new credentials.
     pub sasl_iterations: u32,
+    /// Where each listener bound, by port actor id.
+    pub listeners: Arc<dashmap::DashMap<String, std::net::SocketAddr>>,
+    /// SHA-256 of the effective configuration, to tell configs apart.
+    pub config_hash: String,
+}
+
+/// Every node of a tree, depth first.
+fn flatten(node: &chorus_supervisor::TreeNode, out: &mut Vec<chorus_supervisor::TreeNode>) {
+    let mut n = node.clone();
+    n.children = Vec::new();
+    out.push(n);
+    for c in &node.children {
+        flatten(c, out);
+    }
 }
 
 /// Parses `user@domain` for a local domain.
@@ -166,6 +180,153 @@ pub async fn execute(ctx: &AdminContext, name: &str, args: &Value) -> Result<Val
             tracing::warn!(path, ?mode, "actor killed by operator");
             Ok(json!({ "killed": path }))
         }
+        "status" => {
+            let mut listeners: Vec<Value> = ctx
+                .listeners
+                .iter()
+                .map(|e| json!({ "id": e.key(), "address": e.value().to_string() }))
+                .collect();
+            listeners.sort_by_key(|v| v["id"].as_str().unwrap_or_default().to_owned());
+            let uptime = ctx.started.elapsed().as_secs();
+            let sessions = ctx.sessions.len();
+            let text = format!(
+                "Chorus {}\nuptime: {uptime} s\nsessions: {sessions}\nconfig: {}\nlisteners:\n{}",
+                env!("CARGO_PKG_VERSION"),
+                ctx.config_hash,
+                listeners
+                    .iter()
+                    .map(|l| format!(
+                        "  {} on {}\n",
+                        l["id"].as_str().unwrap_or(""),
+                        l["address"].as_str().unwrap_or("")
+                    ))
+                    .collect::<String>()
+            );
+            Ok(json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "uptime_s": uptime,
+                "listeners": listeners,
+                "sessions": sessions,
+                "config_hash": ctx.config_hash,
+                "text": text,
+            }))
+        }
+        "sessions list" => {
+            let filter = match arg_str(args, "jid") {
+                Some(j) => Some(
+                    j.parse::<BareJid>()
+                        .map_err(|e| CommandError::BadArgs(format!("invalid JID '{j}': {e}")))?,
+                ),
+                None => None,
+            };
+            let mut rows = Vec::new();
+            for full in ctx.sessions.all() {
+                if filter.as_ref().is_some_and(|b| full.bare() != *b) {
+                    continue;
+                }
+                if let Some(s) = ctx.sessions.get(&full) {
+                    rows.push(json!({
+                        "jid": full.to_string(),
+                        "conn": s.conn_id,
+                        "available": s.available(),
+                        "priority": s.priority(),
+                    }));
+                }
+            }
+            let text = rows
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}  conn-{}  {}  priority {}\n",
+                        r["jid"].as_str().unwrap_or(""),
+                        r["conn"],
+                        if r["available"] == true {
+                            "available"
+                        } else {
+                            "unavailable"
+                        },
+                        r["priority"]
+                    )
+                })
+                .collect::<String>();
+            Ok(json!({ "sessions": rows, "text": text }))
+        }
+        "sessions count" => {
+            let n = ctx.sessions.len();
+            Ok(json!({ "count": n, "text": format!("{n}\n") }))
+        }
+        "sessions kick" => {
+            let raw = arg_str(args, "jid").unwrap_or_default();
+            let jid: chorus_jid::Jid = raw
+                .parse()
+                .map_err(|e| CommandError::BadArgs(format!("invalid JID '{raw}': {e}")))?;
+            let reason = arg_str(args, "reason").unwrap_or("Kicked by the server operator");
+            let targets: Vec<_> = match chorus_jid::FullJid::try_from(jid.clone()) {
+                Ok(full) => ctx.sessions.get(&full).into_iter().collect(),
+                Err(_) => ctx.sessions.resources(&jid.bare()),
+            };
+            if targets.is_empty() {
+                return Err(CommandError::Failed(format!("no session for {raw}")));
+            }
+            let kicked: Vec<String> = targets.iter().map(|s| s.full.to_string()).collect();
+            for s in targets {
+                s.sink.kick(reason.to_owned());
+            }
+            tracing::warn!(
+                jid = raw,
+                count = kicked.len(),
+                "sessions kicked by operator"
+            );
+            Ok(json!({ "kicked": kicked, "text": format!("kicked {}\n", kicked.join(", ")) }))
+        }
+        "actors info" => {
+            let path = arg_str(args, "path").unwrap_or_default();
+            let node = ctx
+                .registry
+                .snapshot(path, Some(0))
+                .ok_or_else(|| CommandError::Failed(format!("no actor at '{path}'")))?;
+            let text = format!(
+                "path: {}\nkind: {}\nstatus: {}\nuptime: {} ms\nrestarts: {}\nmessages handled: {}\nmailbox: {}\nlast error: {}\n",
+                node.path,
+                node.kind,
+                node.status,
+                node.uptime_ms,
+                node.restarts,
+                node.handled,
+                node.mailbox.map(|m| m.to_string()).unwrap_or_else(|| "not counted".into()),
+                node.last_error.clone().unwrap_or_else(|| "none".into()),
+            );
+            Ok(json!({ "actor": node, "text": text }))
+        }
+        "actors top" => {
+            let by = arg_str(args, "by").unwrap_or("mailbox");
+            let limit = arg_usize(args, "limit")?.unwrap_or(10);
+            let root = ctx
+                .registry
+                .snapshot(&ctx.root, None)
+                .ok_or_else(|| CommandError::Failed("the tree is not running".into()))?;
+            let mut all = Vec::new();
+            flatten(&root, &mut all);
+            let key = |n: &chorus_supervisor::TreeNode| -> i64 {
+                match by {
+                    "msgs" => n.handled as i64,
+                    "restarts" => i64::from(n.restarts),
+                    _ => n.mailbox.unwrap_or(-1),
+                }
+            };
+            if !matches!(by, "mailbox" | "msgs" | "restarts") {
+                return Err(CommandError::BadArgs(format!(
+                    "--by must be mailbox, msgs or restarts, not '{by}'"
+                )));
+            }
+            all.sort_by_key(|n| std::cmp::Reverse(key(n)));
+            all.truncate(limit);
+            let text = all
+                .iter()
+                .map(|n| format!("{:>10}  {}\n", key(n), n.path))
+                .collect::<String>();
+            Ok(json!({ "actors": all, "text": text }))
+        }
         "user add" => {
             let jid = account_arg(ctx, args)?;
             let creds = credentials(ctx, args)?;
@@ -225,6 +386,9 @@ pub async fn execute(ctx: &AdminContext, name: &str, args: &Value) -> Result<Val
             let text = users.iter().map(|u| format!("{u}\n")).collect::<String>();
             Ok(json!({ "users": users, "text": text }))
         }
+        "config check" => Err(CommandError::BadArgs(
+            "config check runs offline in chorusctl, not through the server".into(),
+        )),
         other => Err(CommandError::Unknown(other.to_owned())),
     }
 }

@@ -55,6 +55,8 @@ pub enum C2sMsg {
     HeaderTimeout,
     /// Periodic XEP-0199 keepalive check.
     Keepalive,
+    /// An operator ends the session, with a reason for the client.
+    Kick(Box<String>),
 }
 
 pub struct C2sActor;
@@ -193,6 +195,10 @@ impl SessionSink for Sink {
 
     fn replaced(&self) {
         let _ = self.0.cast(C2sMsg::Replaced);
+    }
+
+    fn kick(&self, reason: String) {
+        let _ = self.0.cast(C2sMsg::Kick(Box::new(reason)));
     }
 }
 
@@ -1057,6 +1063,11 @@ impl Actor for C2sActor {
                 state.socket.close();
             }
             C2sMsg::Keepalive => state.keepalive_tick(),
+            C2sMsg::Kick(reason) => {
+                // As ejabberd's kick_session: a policy-violation with the reason.
+                tracing::info!(conn = state.conn_id, reason = %reason, "kicked by operator");
+                state.stream_error(StreamError::PolicyViolation, Some(&reason));
+            }
             C2sMsg::HeaderTimeout => {
                 if !state.header_received {
                     state.stream_error(StreamError::ConnectionTimeout, None);

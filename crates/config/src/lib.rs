@@ -347,6 +347,68 @@ impl Config {
         Self::extract(fig)
     }
 
+    /// Every effective value with where it came from (`chorusctl config
+    /// check`): `default`, `file PATH` or `env VAR`. Loads like
+    /// [`Config::load`], so an invalid file gives the same error.
+    pub fn explain(path: Option<&Path>) -> Result<Vec<(String, String, String)>, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(p) = path {
+            if !p.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    p.display()
+                )));
+            }
+            fig = fig.merge(Toml::file(p));
+        }
+        fig = fig.merge(
+            Env::prefixed("CHORUS_")
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        );
+        let config = Self::extract(fig.clone())?;
+        let value =
+            serde_json::to_value(&config).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let mut out = Vec::new();
+        fn walk(
+            fig: &Figment,
+            prefix: &str,
+            v: &serde_json::Value,
+            out: &mut Vec<(String, String, String)>,
+        ) {
+            match v {
+                serde_json::Value::Object(map) => {
+                    for (k, child) in map {
+                        let key = if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        walk(fig, &key, child, out);
+                    }
+                }
+                leaf => {
+                    let source = match fig.find_metadata(prefix).and_then(|m| m.source.clone()) {
+                        Some(figment::Source::File(p)) => format!("file {}", p.display()),
+                        // Serialized::defaults is tagged with our own source line.
+                        Some(figment::Source::Code(_)) => "default".to_owned(),
+                        Some(figment::Source::Custom(c)) => c,
+                        Some(other) => other.to_string(),
+                        None => match fig.find_metadata(prefix).map(|m| m.name.to_string()) {
+                            Some(n) if n.contains("environment") => {
+                                format!("env CHORUS_{}", prefix.replace('.', "__").to_uppercase())
+                            }
+                            _ => "default".to_owned(),
+                        },
+                    };
+                    out.push((prefix.to_owned(), leaf.to_string(), source));
+                }
+            }
+        }
+        walk(&fig, "", &value, &mut out);
+        Ok(out)
+    }
+
     /// Parses a TOML string over the defaults (tests and `config check`).
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         Self::extract(
@@ -417,6 +479,17 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// A short fingerprint of the effective configuration (`chorusctl
+    /// status`), so an operator can tell whether a reload took.
+    pub fn hash(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        // Stable across runs of one build: the serialized form, hashed.
+        let text = serde_json::to_string(self).unwrap_or_default();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        text.hash(&mut h);
+        format!("{:016x}", h.finish())
     }
 
     /// The storage URL, defaulting to a SQLite file in the data directory.
@@ -542,6 +615,30 @@ mod tests {
             jail.set_env("CHORUS_SERVER__DOMIAN", "x");
             let err = Config::load(None).unwrap_err().to_string();
             assert!(err.contains("did you mean `domains`?"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)]
+    fn explain_names_each_source() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "[server]\ndomains = ['example.org']\n")?;
+            jail.set_env("CHORUS_C2S__MAX_RESOURCES", "3");
+            let rows = Config::explain(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
+            let find = |k: &str| rows.iter().find(|r| r.0 == k).cloned().unwrap();
+            assert!(
+                find("server.domains").2.starts_with("file "),
+                "{:?}",
+                find("server.domains")
+            );
+            assert_eq!(find("server.domains").1, "[\"example.org\"]");
+            assert!(
+                find("c2s.max_resources").2.starts_with("env"),
+                "{:?}",
+                find("c2s.max_resources")
+            );
+            assert_eq!(find("limits.max_depth").2, "default");
             Ok(())
         });
     }

@@ -241,6 +241,37 @@ fn print_human(spec: &CommandSpec, result: &Value) {
     }
 }
 
+/// `config check`: offline, every effective value with its source.
+fn config_check(file: Option<&Path>, json: bool) -> i32 {
+    match chorus_config::Config::explain(file) {
+        Ok(rows) => {
+            if json {
+                let v: Vec<Value> = rows
+                    .iter()
+                    .map(|(k, v, src)| serde_json::json!({ "key": k, "value": v, "source": src }))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            } else {
+                let width = rows
+                    .iter()
+                    .map(|r| r.0.len() + r.1.len() + 3)
+                    .max()
+                    .unwrap_or(0);
+                for (k, v, src) in rows {
+                    let kv = format!("{k} = {v}");
+                    println!("{kv:<width$}  # {src}");
+                }
+                println!("configuration OK");
+            }
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("chorusctl: invalid configuration:\n{e}");
+            EXIT_COMMAND
+        }
+    }
+}
+
 /// Runs chorusctl with the given argv; returns the exit code.
 pub fn run<I, T>(argv: I) -> i32
 where
@@ -264,6 +295,13 @@ where
         return EXIT_USAGE;
     };
     let json = matches.get_flag("json");
+    if spec.name == "config check" {
+        let file = leaf
+            .get_one::<String>("file")
+            .or_else(|| matches.get_one::<String>("config"))
+            .map(PathBuf::from);
+        return config_check(file.as_deref(), json);
+    }
     let mut args = args_json(spec, leaf);
     if spec.password {
         let from_stdin = leaf.get_flag("password-stdin");

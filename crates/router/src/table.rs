@@ -14,6 +14,8 @@ pub trait SessionSink: Send + Sync + 'static {
     /// Tells the session it was replaced by a new binding of its full JID
     /// (RFC 6120 §7.7.2.2): it ends its stream with `<conflict/>`.
     fn replaced(&self);
+    /// An operator ends the session (`chorusctl sessions kick`).
+    fn kick(&self, reason: String);
 }
 
 /// One bound resource.

@@ -158,6 +158,8 @@ impl Server {
             sessions: sessions.clone(),
             domains,
             sasl_iterations: config.sasl.iterations,
+            listeners: bound.clone(),
+            config_hash: config.hash(),
         });
 
         let table = sessions.clone();

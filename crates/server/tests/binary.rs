@@ -297,3 +297,108 @@ async fn user_commands_manage_accounts_and_logins_follow() {
     );
     assert_eq!(code, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_sessions_and_actor_commands() {
+    let d = spawn_daemon("ctl-ops", "");
+    chorusctl_stdin(
+        &d.socket,
+        &["user", "add", "kim@localhost", "--password-stdin"],
+        "possible\n",
+    );
+    let (code, out, err) = chorusctl(&d.socket, &["status"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("sessions: 0") && out.contains("port:c2s@127.0.0.1:0"),
+        "{out}"
+    );
+    let (_, out, _) = chorusctl(&d.socket, &["status", "--json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["listeners"][0]["address"], d.addr.to_string());
+    assert_eq!(v["config_hash"].as_str().unwrap().len(), 16);
+
+    let (mut a, _) =
+        common::client::XmppClient::login(d.addr, "kim", "possible", Some("one")).await;
+    let (_b, _) = common::client::XmppClient::login(d.addr, "kim", "possible", Some("two")).await;
+    let (_, out, _) = chorusctl(&d.socket, &["sessions", "count"]);
+    assert_eq!(out.trim(), "2");
+    let (_, out, _) = chorusctl(&d.socket, &["sessions", "list", "--jid", "kim@localhost"]);
+    assert!(
+        out.contains("kim@localhost/one") && out.contains("kim@localhost/two"),
+        "{out}"
+    );
+    let (code, _, err) = chorusctl(
+        &d.socket,
+        &[
+            "sessions",
+            "kick",
+            "kim@localhost/one",
+            "--reason",
+            "maintenance",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(a.expect_stream_error().await, "policy-violation");
+    let (_, out, _) = chorusctl(&d.socket, &["sessions", "count"]);
+    assert_eq!(out.trim(), "1");
+    let (code, _, _) = chorusctl(&d.socket, &["sessions", "kick", "nobody@localhost"]);
+    assert_eq!(code, 1);
+
+    let (code, out, err) = chorusctl(&d.socket, &["actors", "info", "root/sessions"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("kind: worker") && out.contains("restarts: 0"),
+        "{out}"
+    );
+    chorusctl(&d.socket, &["actors", "kill", "root/sessions"]);
+    let mut restarted = false;
+    for _ in 0..50 {
+        let (_, out, _) = chorusctl(
+            &d.socket,
+            &["actors", "top", "--by", "restarts", "--limit", "1"],
+        );
+        if out.contains("root/sessions") && out.trim_start().starts_with('1') {
+            restarted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        restarted,
+        "actors top --by restarts shows the restarted sessions actor first"
+    );
+    let (code, _, _) = chorusctl(&d.socket, &["actors", "top", "--by", "cpu"]);
+    assert_eq!(code, 2, "invalid value is a usage error");
+}
+
+#[test]
+fn config_check_is_offline_and_names_sources() {
+    let dir = temp_dir("config-check");
+    let good = dir.join("good.toml");
+    std::fs::write(&good, "[server]\ndomains = ['example.org']\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_chorusctl"))
+        .args(["config", "check", "--file"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text.contains("server.domains = [\"example.org\"]") && text.contains("# file "),
+        "{text}"
+    );
+    assert!(
+        text.contains("limits.max_depth = 64") && text.contains("# default"),
+        "{text}"
+    );
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[server]\ndomian = ['x']\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_chorusctl"))
+        .args(["config", "check", "--file"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did you mean `domains`?"), "{err}");
+}
