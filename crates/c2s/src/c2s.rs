@@ -57,6 +57,8 @@ pub enum C2sMsg {
     Keepalive,
     /// An operator ends the session, with a reason for the client.
     Kick(Box<String>),
+    /// The server is shutting down (RFC 6120 §4.9.3.17).
+    Shutdown,
 }
 
 pub struct C2sActor;
@@ -348,6 +350,13 @@ impl C2sState {
 
     fn on_header(&mut self, h: &StreamHeader) -> Flow {
         self.header_received = true;
+        if self
+            .ctx
+            .shutting_down
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return self.stream_error(StreamError::SystemShutdown, None);
+        }
         // RFC 6120 §4.8.1: the stream element must be in the streams namespace.
         if h.name != "stream" || h.ns != ns::STREAM {
             return self.stream_error(
@@ -1063,6 +1072,9 @@ impl Actor for C2sActor {
                 state.socket.close();
             }
             C2sMsg::Keepalive => state.keepalive_tick(),
+            C2sMsg::Shutdown => {
+                state.stream_error(StreamError::SystemShutdown, None);
+            }
             C2sMsg::Kick(reason) => {
                 // As ejabberd's kick_session: a policy-violation with the reason.
                 tracing::info!(conn = state.conn_id, reason = %reason, "kicked by operator");

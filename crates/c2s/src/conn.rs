@@ -50,6 +50,8 @@ pub struct C2sContext {
     pub sessions_path: String,
     /// Source of `conn-<id>` ids, unique across ports.
     next_id: AtomicU64,
+    /// The server is draining: new streams are refused with system-shutdown.
+    pub shutting_down: std::sync::atomic::AtomicBool,
 }
 
 /// The options of [`C2sContext::new`] that come straight from configuration.
@@ -110,6 +112,7 @@ impl C2sContext {
             registry,
             sessions_path,
             next_id: AtomicU64::new(1),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

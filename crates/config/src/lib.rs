@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub domains: Vec<String>,
     /// Where the database, the admin socket and the dev certificate live.
     pub data_dir: PathBuf,
+    /// On SIGTERM every stream gets `system-shutdown`; the server then waits
+    /// up to this many seconds for the connections to close.
+    pub shutdown_grace_secs: u64,
 }
 
 /// The kind of a listening port.
@@ -236,6 +239,7 @@ impl Default for ServerConfig {
         ServerConfig {
             domains: vec!["localhost".to_owned()],
             data_dir: PathBuf::from("data"),
+            shutdown_grace_secs: 10,
         }
     }
 }

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chorus_admin::{AdminActor, AdminArgs, AdminContext};
+use chorus_c2s::c2s::C2sMsg;
 use chorus_c2s::tls::{dev_certificate, CertSource, TlsSetup};
 use chorus_c2s::{C2sContext, C2sOptions};
 use chorus_config::Config;
@@ -81,11 +82,12 @@ fn tls_setup(config: &Config) -> Result<TlsSetup, StartError> {
 pub struct Server {
     pub registry: Registry,
     pub root: ActorRef<SupervisorMsg>,
-    handle: RootHandle,
+    handle: Option<RootHandle>,
     pub bound: BoundAddrs,
     pub admin_socket: PathBuf,
     pub sessions: Arc<SessionTable>,
     pub storage: Arc<Storage>,
+    c2s: Arc<C2sContext>,
 }
 
 impl Server {
@@ -207,11 +209,12 @@ impl Server {
         Ok(Server {
             registry,
             root,
-            handle,
+            handle: Some(handle),
             bound,
             admin_socket,
             sessions,
             storage,
+            c2s: ctx,
         })
     }
 
@@ -225,6 +228,37 @@ impl Server {
         self.bound.iter().next().map(|e| *e.value())
     }
 
+    /// Graceful shutdown: every stream gets `system-shutdown` (RFC 6120
+    /// §4.9.3.17), new streams too; after all connections closed or `grace`
+    /// passed, the tree stops.
+    pub async fn shutdown(&self, grace: std::time::Duration) {
+        self.c2s
+            .shutting_down
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let c2s = self.registry.paths_matching("root/listeners/*/conns/*/c2s");
+        tracing::info!(
+            streams = c2s.len(),
+            ?grace,
+            "shutting down: closing every stream"
+        );
+        for path in c2s {
+            if let Some(cell) = self.registry.lookup(&path) {
+                let r: ActorRef<C2sMsg> = cell.into();
+                let _ = r.cast(C2sMsg::Shutdown);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while tokio::time::Instant::now() < deadline
+            && !self
+                .registry
+                .paths_matching("root/listeners/*/conns/*")
+                .is_empty()
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self.stop();
+    }
+
     /// Stops the whole tree.
     pub fn stop(&self) {
         self.root.stop(Some("shutdown".into()));
@@ -232,7 +266,16 @@ impl Server {
 
     /// Waits until the root exits; `Escalated` means a restart intensity was
     /// exceeded all the way up (the binary exits non-zero so systemd restarts it).
-    pub async fn wait(self) -> RootExit {
-        self.handle.wait().await
+    pub async fn wait(mut self) -> RootExit {
+        match self.handle.take() {
+            Some(h) => h.wait().await,
+            None => RootExit::Normal,
+        }
+    }
+
+    /// The root's exit, for a caller that keeps sharing the server (the
+    /// binary drains it from a signal task meanwhile).
+    pub fn take_exit(&mut self) -> Option<RootHandle> {
+        self.handle.take()
     }
 }

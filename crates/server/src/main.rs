@@ -42,18 +42,25 @@ fn init_tracing(format: &str) {
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::load(args.config.as_deref()).context("invalid configuration")?;
-    let server = Server::start(config).await.context("cannot start")?;
+    let config_grace = config.server.shutdown_grace_secs;
+    let mut server = Server::start(config).await.context("cannot start")?;
+    let exit = server.take_exit();
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-    let root = server.root.clone();
+    let grace = std::time::Duration::from_secs(config_grace);
+    let server = std::sync::Arc::new(server);
+    let drainer = server.clone();
     let stopper = tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
             _ = int.recv() => tracing::info!("SIGINT: shutting down"),
         }
-        root.stop(Some("shutdown".into()));
+        drainer.shutdown(grace).await;
     });
-    let exit = server.wait().await;
+    let exit = match exit {
+        Some(h) => h.wait().await,
+        None => RootExit::Normal,
+    };
     stopper.abort();
     Ok(match exit {
         RootExit::Normal => ExitCode::SUCCESS,

@@ -402,3 +402,32 @@ fn config_check_is_offline_and_names_sources() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("did you mean `domains`?"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_sends_system_shutdown_drains_and_exits_zero() {
+    let mut d = spawn_daemon("sigterm", "");
+    let mut a = common::client::XmppClient::connect(d.addr).await;
+    a.open().await;
+    let mut b = common::client::XmppClient::connect(d.addr).await;
+    b.open().await;
+    let status = Command::new("kill")
+        .args(["-TERM", &d.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(a.expect_stream_error().await, "system-shutdown");
+    assert_eq!(b.expect_stream_error().await, "system-shutdown");
+    let started = Instant::now();
+    let code = loop {
+        if let Some(s) = d.child.try_wait().unwrap() {
+            break s.code();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "exited within the grace period"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(code, Some(0));
+    assert!(!d.socket.exists(), "the admin socket is removed");
+}
