@@ -13,6 +13,8 @@
 //! └─ admin                  HTTP+JSON admin API on a unix socket
 //! ```
 
+pub mod notify;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

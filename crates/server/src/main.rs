@@ -43,8 +43,15 @@ fn init_tracing(format: &str) {
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::load(args.config.as_deref()).context("invalid configuration")?;
     let config_grace = config.server.shutdown_grace_secs;
+    let listeners = config.listeners.len();
     let mut server = Server::start(config).await.context("cannot start")?;
     let exit = server.take_exit();
+    // READY once every listener is bound (Type=notify in the unit).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while server.bound.len() < listeners && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    chorus_server::notify::notify("READY=1");
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     let grace = std::time::Duration::from_secs(config_grace);
@@ -55,6 +62,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
             _ = int.recv() => tracing::info!("SIGINT: shutting down"),
         }
+        chorus_server::notify::notify("STOPPING=1");
         drainer.shutdown(grace).await;
     });
     let exit = match exit {

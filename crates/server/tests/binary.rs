@@ -28,6 +28,10 @@ impl Drop for Daemon {
 /// Starts the real binary on an ephemeral port and waits for its
 /// "listening" log line.
 fn spawn_daemon(tag: &str, extra: &str) -> Daemon {
+    spawn_daemon_env(tag, extra, &[])
+}
+
+fn spawn_daemon_env(tag: &str, extra: &str, env: &[(&str, &std::ffi::OsStr)]) -> Daemon {
     let dir = temp_dir(tag);
     let socket = dir.join("chorus.sock");
     let config = dir.join("chorus.toml");
@@ -44,6 +48,7 @@ fn spawn_daemon(tag: &str, extra: &str) -> Daemon {
         .arg(&config)
         .env("CHORUS_LOG", "info")
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -430,4 +435,23 @@ async fn sigterm_sends_system_shutdown_drains_and_exits_zero() {
     };
     assert_eq!(code, Some(0));
     assert!(!d.socket.exists(), "the admin socket is removed");
+}
+
+#[test]
+fn sd_notify_reports_ready_and_stopping() {
+    let dir = temp_dir("notify");
+    let path = dir.join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let d = spawn_daemon_env("notify-daemon", "", &[("NOTIFY_SOCKET", path.as_os_str())]);
+    let mut buf = [0u8; 256];
+    let n = sock.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"READY=1");
+    Command::new("kill")
+        .args(["-TERM", &d.child.id().to_string()])
+        .status()
+        .unwrap();
+    let n = sock.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"STOPPING=1");
 }
