@@ -99,6 +99,9 @@ def server(tmp_path_factory):
 domains = ["localhost"]
 data_dir = "{data_dir}"
 
+[metrics]
+address = "127.0.0.1:0"
+
 [[listeners]]
 kind = "c2s"
 address = "127.0.0.1:{p1}"

@@ -10,6 +10,7 @@
 //! works for the operator and nobody else.
 
 pub mod commands;
+pub mod metrics;
 pub mod server;
 
 pub use commands::{ArgSpec, CommandSpec, COMMANDS, LOCAL};

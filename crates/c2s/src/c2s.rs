@@ -95,6 +95,8 @@ pub struct C2sState {
     /// downgrade check needs to know).
     plus_advertised: bool,
     auth_failures: u32,
+    /// The mechanism of the exchange under way, for metrics.
+    auth_mech: &'static str,
     /// Authenticated account.
     user: Option<BareJid>,
     /// Bound resource.
@@ -219,13 +221,23 @@ fn stored_to_scram(
 
 impl C2sState {
     fn send(&self, bytes: Vec<u8>) {
-        // On overflow the socket is already closing the connection.
-        let _ = self.socket.send(bytes);
+        // On overflow the socket is already closing the connection; count
+        // the moment it happened.
+        if let Err(crate::socket::SendError::OverflowNow) = self.socket.send(bytes) {
+            self.ctx
+                .metrics
+                .outbound_drops
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     fn send_element(&self, el: &Element) {
         let mut out = Vec::with_capacity(256);
         el.write_to(&mut out, &NsContext::stream(ns::JABBER_CLIENT));
+        if let Some(kind) = StanzaKind::of(el) {
+            self.ctx.metrics.stanzas_out.inc(kind.as_str());
+            self.ctx.metrics.observe_size(out.len());
+        }
         self.send(out);
     }
 
@@ -246,6 +258,7 @@ impl C2sState {
         if self.closing {
             return Flow::Stop;
         }
+        self.ctx.metrics.stream_errors.inc(err.as_str());
         tracing::info!(conn = self.conn_id, jid = ?self.full.as_ref().map(|j| j.to_string()), condition = err.as_str(), text, "stream error");
         if !self.header_sent {
             let from = self
@@ -406,6 +419,10 @@ impl C2sState {
     fn sasl_failure(&mut self, condition: &str, text: Option<&str>) -> Flow {
         self.sasl = None;
         self.auth_failures += 1;
+        self.ctx
+            .metrics
+            .auth
+            .inc(&format!("{}/failure", self.auth_mech));
         let mut f = Element::new("failure", ns::SASL).with_child(Element::new(condition, ns::SASL));
         if let Some(t) = text {
             f.push(
@@ -461,6 +478,10 @@ impl C2sState {
 
     fn sasl_success(&mut self, user: BareJid, additional: &[u8]) -> Flow {
         tracing::info!(conn = self.conn_id, jid = %user, "authenticated");
+        self.ctx
+            .metrics
+            .auth
+            .inc(&format!("{}/success", self.auth_mech));
         self.sasl = None;
         self.user = Some(user);
         let mut s = Element::new("success", ns::SASL);
@@ -479,6 +500,7 @@ impl C2sState {
         let mech = el
             .attr("mechanism")
             .and_then(|m| m.parse::<Mechanism>().ok());
+        self.auth_mech = mech.map(Mechanism::name).unwrap_or("unknown");
         let Some(mech) = mech.filter(|m| self.mechanisms().contains(m)) else {
             return self.sasl_failure("invalid-mechanism", None);
         };
@@ -685,8 +707,10 @@ impl C2sState {
         };
         let Some(kind) = StanzaKind::of(&el) else {
             // §8.2-8.3: only message, presence and iq exist in jabber:client.
+            self.ctx.metrics.stanzas_in.inc("other");
             return self.stream_error(StreamError::UnsupportedStanzaType, Some(el.name()));
         };
+        self.ctx.metrics.stanzas_in.inc(kind.as_str());
         // §8.1.2.1: the server stamps 'from'; a client may only claim itself.
         if let Some(claimed) = el.attr("from") {
             let ok = claimed
@@ -1011,6 +1035,7 @@ impl Actor for C2sActor {
             sasl: None,
             plus_advertised: false,
             auth_failures: 0,
+            auth_mech: "none",
             user: None,
             full: None,
             directed: Default::default(),

@@ -41,6 +41,7 @@ pub struct C2sContext {
     pub router: Arc<Router>,
     pub storage: Arc<Storage>,
     pub modules: Arc<Modules>,
+    pub metrics: Arc<chorus_metrics::Metrics>,
     pub services: Arc<Services>,
     /// XEP-0115 verification string of the server's features.
     pub caps_ver: String,
@@ -73,16 +74,29 @@ pub struct C2sOptions {
     pub max_resources: usize,
 }
 
+/// The server-wide services a connection uses, built once by the server.
+pub struct C2sShared {
+    pub router: Arc<Router>,
+    pub storage: Arc<Storage>,
+    pub modules: Arc<Modules>,
+    pub services: Arc<Services>,
+    pub metrics: Arc<chorus_metrics::Metrics>,
+    pub registry: Registry,
+    /// Tree path of the `sessions` actor.
+    pub sessions_path: String,
+}
+
 impl C2sContext {
-    pub fn new(
-        o: C2sOptions,
-        router: Arc<Router>,
-        storage: Arc<Storage>,
-        modules: Arc<Modules>,
-        services: Arc<Services>,
-        registry: Registry,
-        sessions_path: String,
-    ) -> Self {
+    pub fn new(o: C2sOptions, shared: C2sShared) -> Self {
+        let C2sShared {
+            router,
+            storage,
+            modules,
+            services,
+            metrics,
+            registry,
+            sessions_path,
+        } = shared;
         let caps_ver = chorus_modules::caps_ver(&modules.features());
         C2sContext {
             domains: o
@@ -107,6 +121,7 @@ impl C2sContext {
             router,
             storage,
             modules,
+            metrics,
             services,
             caps_ver,
             registry,

@@ -79,7 +79,9 @@ pub enum SocketMsg {
 /// Why a send did not queue.
 #[derive(Debug, PartialEq, Eq)]
 pub enum SendError {
-    /// The queue is over its limit; the connection is being closed.
+    /// This send overflowed the queue: the connection is now being closed.
+    OverflowNow,
+    /// The queue overflowed earlier; the connection is being closed.
     Overflow,
     /// The socket actor is gone.
     Closed,
@@ -124,6 +126,7 @@ impl SocketHandle {
                     "outbound queue overflow; closing connection"
                 );
                 let _ = self.actor.cast(SocketMsg::Overflow);
+                return Err(SendError::OverflowNow);
             }
             return Err(SendError::Overflow);
         }

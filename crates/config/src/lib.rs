@@ -36,6 +36,23 @@ pub struct Config {
     pub sasl: SaslConfig,
     pub storage: StorageConfig,
     pub offline: OfflineConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// The loopback monitoring endpoint: /metrics, /healthz, /readyz.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `host:port` to listen on; empty turns the endpoint off.
+    pub address: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            address: "127.0.0.1:5290".to_owned(),
+        }
+    }
 }
 
 /// XEP-0160 offline messages.
@@ -209,6 +226,7 @@ impl Default for Config {
             sasl: SaslConfig::default(),
             storage: StorageConfig::default(),
             offline: OfflineConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -461,6 +479,12 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "c2s timeouts and intervals must be at least 1 second".into(),
             ));
+        }
+        if !self.metrics.address.is_empty() && self.metrics.address.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "metrics.address '{}' is not host:port (empty turns it off)",
+                self.metrics.address
+            )));
         }
         if self.sasl.iterations < 4096 {
             return Err(ConfigError::Invalid(

@@ -20,10 +20,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use chorus_admin::metrics::{MetricsActor, MetricsArgs, MetricsContext};
 use chorus_admin::{AdminActor, AdminArgs, AdminContext};
 use chorus_c2s::c2s::C2sMsg;
 use chorus_c2s::tls::{dev_certificate, CertSource, TlsSetup};
-use chorus_c2s::{C2sContext, C2sOptions};
+use chorus_c2s::{C2sContext, C2sOptions, C2sShared};
 use chorus_config::Config;
 use chorus_listener::{port_spec, BoundAddrs};
 use chorus_modules::{Modules, Services};
@@ -90,6 +91,8 @@ pub struct Server {
     pub sessions: Arc<SessionTable>,
     pub storage: Arc<Storage>,
     c2s: Arc<C2sContext>,
+    /// Where the metrics endpoint bound, once it has.
+    pub metrics_addr: Arc<std::sync::Mutex<Option<SocketAddr>>>,
 }
 
 impl Server {
@@ -119,6 +122,7 @@ impl Server {
             config.offline.quota,
         ));
         let modules = Arc::new(Modules::standard());
+        let metrics: Arc<chorus_metrics::Metrics> = Arc::default();
         let services = Arc::new(Services {
             storage: storage.clone(),
             sessions: sessions.clone(),
@@ -145,12 +149,15 @@ impl Server {
                 sasl_iterations: config.sasl.iterations,
                 max_resources: config.c2s.max_resources,
             },
-            router,
-            storage.clone(),
-            modules,
-            services,
-            registry.clone(),
-            format!("{ROOT}/sessions"),
+            C2sShared {
+                router,
+                storage: storage.clone(),
+                modules: modules.clone(),
+                services,
+                metrics: metrics.clone(),
+                registry: registry.clone(),
+                sessions_path: format!("{ROOT}/sessions"),
+            },
         ));
         let bound: BoundAddrs = Arc::default();
         let admin_socket = config.admin_socket();
@@ -200,14 +207,38 @@ impl Server {
         // Waits in accept() like the acceptor: shut down by kill; requests in
         // flight run in their own tasks.
         .shutdown(std::time::Duration::ZERO);
-        let (root, handle) = spawn_root(
-            ROOT,
-            registry.clone(),
-            options,
-            vec![sessions_spec, listeners_spec, admin_spec],
-        )
-        .await
-        .map_err(|e| StartError::Spawn(e.to_string()))?;
+        let mut children = vec![sessions_spec, listeners_spec, admin_spec];
+        let metrics_addr: Arc<std::sync::Mutex<Option<SocketAddr>>> = Arc::default();
+        if let Ok(address) = config.metrics.address.parse::<SocketAddr>() {
+            let mctx = Arc::new(MetricsContext {
+                metrics,
+                registry: registry.clone(),
+                sessions: sessions.clone(),
+                modules,
+                storage: storage.clone(),
+                listeners: bound.clone(),
+                configured_listeners: config.listeners.len(),
+                bound: metrics_addr.clone(),
+            });
+            children.push(
+                ChildSpec::worker("metrics", Restart::Permanent, move |c: StartCtx| {
+                    let args = MetricsArgs {
+                        address,
+                        ctx: mctx.clone(),
+                    };
+                    Box::pin(async move {
+                        let (a, _) =
+                            Actor::spawn_linked(None, MetricsActor, args, c.supervisor).await?;
+                        Ok(a.get_cell())
+                    })
+                })
+                // Waits in accept(), like the acceptor.
+                .shutdown(std::time::Duration::ZERO),
+            );
+        }
+        let (root, handle) = spawn_root(ROOT, registry.clone(), options, children)
+            .await
+            .map_err(|e| StartError::Spawn(e.to_string()))?;
         Ok(Server {
             registry,
             root,
@@ -217,6 +248,7 @@ impl Server {
             sessions,
             storage,
             c2s: ctx,
+            metrics_addr,
         })
     }
 

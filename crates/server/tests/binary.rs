@@ -38,7 +38,7 @@ fn spawn_daemon_env(tag: &str, extra: &str, env: &[(&str, &std::ffi::OsStr)]) ->
     std::fs::write(
         &config,
         format!(
-            "[server]\ndomains = ['localhost']\ndata_dir = '{}'\n\n[[listeners]]\nkind = 'c2s'\naddress = '127.0.0.1:0'\n{extra}",
+            "[server]\ndomains = ['localhost']\ndata_dir = '{}'\n\n[metrics]\naddress = '127.0.0.1:0'\n\n[[listeners]]\nkind = 'c2s'\naddress = '127.0.0.1:0'\n{extra}",
             dir.display()
         ),
     )

@@ -31,6 +31,8 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 pub fn test_config(tag: &str) -> Config {
     let mut c = Config::default();
     c.server.data_dir = temp_dir(tag);
+    // Parallel tests must not fight over the default metrics port.
+    c.metrics.address = "127.0.0.1:0".into();
     c.listeners = vec![ListenerConfig {
         kind: ListenerKind::C2s,
         address: "127.0.0.1:0".parse().unwrap(),

@@ -1,0 +1,191 @@
+//! The loopback HTTP endpoint for monitoring: `/metrics` (OpenMetrics
+//! text), `/healthz` (the process answers) and `/readyz` (every listener is
+//! bound and storage answers). Plain HTTP/1.1, one request per connection,
+//! on a loopback address by default (`[metrics] address`).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chorus_metrics::{Metrics, Snapshot};
+use chorus_modules::Modules;
+use chorus_router::SessionTable;
+use chorus_storage::Storage;
+use chorus_supervisor::Registry;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What the endpoint reads at scrape time.
+pub struct MetricsContext {
+    pub metrics: Arc<Metrics>,
+    pub registry: Registry,
+    pub sessions: Arc<SessionTable>,
+    pub modules: Arc<Modules>,
+    pub storage: Arc<Storage>,
+    /// Listener ids that are bound, and how many are configured.
+    pub listeners: Arc<dashmap::DashMap<String, SocketAddr>>,
+    pub configured_listeners: usize,
+    /// Where this endpoint bound (port 0 in tests).
+    pub bound: Arc<Mutex<Option<SocketAddr>>>,
+}
+
+impl MetricsContext {
+    fn snapshot(&self) -> Snapshot {
+        let mut connections = Vec::new();
+        let mut restarts = Vec::new();
+        let mut mailboxes = Vec::new();
+        if let Some(root) = self.registry.snapshot("root", None) {
+            let mut stack = vec![&root];
+            while let Some(n) = stack.pop() {
+                if n.id == "conns" {
+                    // .../port:<kind>@<addr>/conns: one child group per connection.
+                    let port = n.path.rsplit('/').nth(1).unwrap_or_default().to_owned();
+                    connections.push((port, n.children.len() as u64));
+                }
+                let child_restarts: u64 = n.children.iter().map(|c| u64::from(c.restarts)).sum();
+                if child_restarts > 0 {
+                    restarts.push((n.path.clone(), child_restarts));
+                }
+                if let Some(m) = n.mailbox {
+                    mailboxes.push((n.path.clone(), m));
+                }
+                stack.extend(n.children.iter());
+            }
+        }
+        connections.sort();
+        restarts.sort();
+        mailboxes.sort_by_key(|(_, m)| std::cmp::Reverse(*m));
+        mailboxes.truncate(10);
+        Snapshot {
+            connections,
+            sessions: self.sessions.len() as u64,
+            restarts,
+            mailboxes,
+            module_panics: self.modules.panics(),
+        }
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        if self.listeners.len() < self.configured_listeners {
+            return Err(format!(
+                "{} of {} listeners bound",
+                self.listeners.len(),
+                self.configured_listeners
+            ));
+        }
+        self.storage
+            .ping()
+            .await
+            .map_err(|e| format!("storage: {e}"))
+    }
+}
+
+pub struct MetricsActor;
+
+pub struct MetricsArgs {
+    pub address: SocketAddr,
+    pub ctx: Arc<MetricsContext>,
+}
+
+pub struct MetricsState {
+    listener: TcpListener,
+    ctx: Arc<MetricsContext>,
+}
+
+pub enum MetricsMsg {
+    Accept,
+}
+
+impl Actor for MetricsActor {
+    type Msg = MetricsMsg;
+    type State = MetricsState;
+    type Arguments = MetricsArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        args: MetricsArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let listener = TcpListener::bind(args.address).await?;
+        let local = listener.local_addr()?;
+        tracing::info!(endpoint = %local, "metrics endpoint listening");
+        if let Ok(mut b) = args.ctx.bound.lock() {
+            *b = Some(local);
+        }
+        myself.cast(MetricsMsg::Accept)?;
+        Ok(MetricsState {
+            listener,
+            ctx: args.ctx,
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<Self::Msg>,
+        _msg: Self::Msg,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        match state.listener.accept().await {
+            Ok((stream, _)) => {
+                let ctx = state.ctx.clone();
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(10), serve(stream, ctx)).await;
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        myself.cast(MetricsMsg::Accept)?;
+        Ok(())
+    }
+}
+
+async fn serve(mut stream: TcpStream, ctx: Arc<MetricsContext>) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 2048];
+    let mut n = 0;
+    // The request line is all we need; cap what we read.
+    while n < buf.len() {
+        let r = stream.read(&mut buf[n..]).await?;
+        if r == 0 {
+            break;
+        }
+        n += r;
+        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    let head = String::from_utf8_lossy(&buf[..n]);
+    let mut parts = head.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let (status, ctype, body) = match (method, path) {
+        ("GET", "/metrics") => (
+            "200 OK",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            ctx.metrics.render(&ctx.snapshot()),
+        ),
+        ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_owned()),
+        ("GET", "/readyz") => match ctx.ready().await {
+            Ok(()) => ("200 OK", "text/plain", "ready\n".to_owned()),
+            Err(why) => (
+                "503 Service Unavailable",
+                "text/plain",
+                format!("not ready: {why}\n"),
+            ),
+        },
+        ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_owned()),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "use GET\n".to_owned(),
+        ),
+    };
+    let resp = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(resp.as_bytes()).await?;
+    stream.shutdown().await
+}

@@ -1,0 +1,249 @@
+//! Server-wide counters, cheap to bump from any actor (atomics and a
+//! `DashMap` for labelled families), rendered as OpenMetrics text for
+//! `/metrics`. Gauges that the server can compute on demand (connections,
+//! sessions, restarts, mailboxes) are passed in at render time rather than
+//! mirrored here, so they cannot drift.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
+
+/// Upper bounds of the stanza size histogram, in bytes.
+const SIZE_BUCKETS: [u64; 6] = [256, 1024, 4096, 16384, 65536, 262144];
+
+/// A counter family with one label.
+#[derive(Default)]
+pub struct Family(DashMap<String, AtomicU64>);
+
+impl Family {
+    pub fn inc(&self, label: &str) {
+        if let Some(c) = self.0.get(label) {
+            c.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.0
+            .entry(label.to_owned())
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, label: &str) -> u64 {
+        self.0
+            .get(label)
+            .map(|c| c.load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+
+    fn sorted(&self) -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = self
+            .0
+            .iter()
+            .map(|e| (e.key().clone(), e.value().load(Ordering::Relaxed)))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// Every counter the server keeps.
+#[derive(Default)]
+pub struct Metrics {
+    /// Stanzas received from clients, by kind (message, presence, iq).
+    pub stanzas_in: Family,
+    /// Stanzas written to clients, by kind.
+    pub stanzas_out: Family,
+    /// Outbound stanza sizes: cumulative bucket counts, sum and count.
+    size_buckets: [AtomicU64; SIZE_BUCKETS.len()],
+    size_sum: AtomicU64,
+    size_count: AtomicU64,
+    /// SASL outcomes, labelled `mechanism/result`.
+    pub auth: Family,
+    /// Stream errors sent, by condition.
+    pub stream_errors: Family,
+    /// Connections closed because their outbound queue overflowed.
+    pub outbound_drops: AtomicU64,
+}
+
+/// Values computed by the server at scrape time.
+pub struct Snapshot {
+    /// Open connections by listener id.
+    pub connections: Vec<(String, u64)>,
+    pub sessions: u64,
+    /// Restarts by supervisor path.
+    pub restarts: Vec<(String, u64)>,
+    /// The deepest counted mailboxes, by actor path.
+    pub mailboxes: Vec<(String, i64)>,
+    pub module_panics: u64,
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    pub fn observe_size(&self, bytes: usize) {
+        let b = bytes as u64;
+        for (i, le) in SIZE_BUCKETS.iter().enumerate() {
+            if b <= *le {
+                self.size_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.size_sum.fetch_add(b, Ordering::Relaxed);
+        self.size_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The OpenMetrics text exposition (`application/openmetrics-text;
+    /// version=1.0.0`), ending with `# EOF`.
+    pub fn render(&self, snap: &Snapshot) -> String {
+        let mut o = String::new();
+        // A labelled family with no sample yet is left out: some parsers
+        // reject a descriptor-only family followed by another family.
+        let gauge =
+            |o: &mut String, name: &str, help: &str, label: &str, rows: &[(String, i64)]| {
+                if rows.is_empty() {
+                    return;
+                }
+                let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
+                for (l, v) in rows {
+                    let _ = writeln!(o, "{name}{{{label}=\"{}\"}} {v}", escape(l));
+                }
+            };
+        let counter =
+            |o: &mut String, name: &str, help: &str, label: &str, rows: &[(String, u64)]| {
+                if rows.is_empty() {
+                    return;
+                }
+                let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
+                for (l, v) in rows {
+                    let _ = writeln!(o, "{name}_total{{{label}=\"{}\"}} {v}", escape(l));
+                }
+            };
+        let conns: Vec<(String, i64)> = snap
+            .connections
+            .iter()
+            .map(|(l, v)| (l.clone(), *v as i64))
+            .collect();
+        gauge(
+            &mut o,
+            "chorus_connections",
+            "Open client connections.",
+            "listener",
+            &conns,
+        );
+        let _ = writeln!(
+            o,
+            "# HELP chorus_sessions Bound client sessions.\n# TYPE chorus_sessions gauge\nchorus_sessions {}",
+            snap.sessions
+        );
+        counter(
+            &mut o,
+            "chorus_stanzas_in",
+            "Stanzas received from clients.",
+            "kind",
+            &self.stanzas_in.sorted(),
+        );
+        counter(
+            &mut o,
+            "chorus_stanzas_out",
+            "Stanzas written to clients.",
+            "kind",
+            &self.stanzas_out.sorted(),
+        );
+        let _ = writeln!(
+            o,
+            "# HELP chorus_stanza_size_bytes Size of stanzas written to clients.\n# TYPE chorus_stanza_size_bytes histogram"
+        );
+        for (i, le) in SIZE_BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "chorus_stanza_size_bytes_bucket{{le=\"{le}\"}} {}",
+                self.size_buckets[i].load(Ordering::Relaxed)
+            );
+        }
+        let count = self.size_count.load(Ordering::Relaxed);
+        let _ = writeln!(o, "chorus_stanza_size_bytes_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            o,
+            "chorus_stanza_size_bytes_sum {}",
+            self.size_sum.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(o, "chorus_stanza_size_bytes_count {count}");
+        let auth: Vec<(String, u64)> = self.auth.sorted();
+        if !auth.is_empty() {
+            let _ = writeln!(
+            o,
+            "# HELP chorus_auth SASL authentications by mechanism and result.\n# TYPE chorus_auth counter"
+        );
+            for (l, v) in &auth {
+                let (mech, result) = l.split_once('/').unwrap_or((l.as_str(), ""));
+                let _ = writeln!(
+                    o,
+                    "chorus_auth_total{{mechanism=\"{}\",result=\"{}\"}} {v}",
+                    escape(mech),
+                    escape(result)
+                );
+            }
+        }
+        counter(
+            &mut o,
+            "chorus_stream_errors",
+            "Stream errors sent, by condition.",
+            "condition",
+            &self.stream_errors.sorted(),
+        );
+        counter(
+            &mut o,
+            "chorus_actor_restarts",
+            "Child restarts, by supervisor.",
+            "supervisor",
+            &snap.restarts,
+        );
+        gauge(
+            &mut o,
+            "chorus_mailbox_depth",
+            "Deepest counted actor mailboxes.",
+            "actor",
+            &snap.mailboxes,
+        );
+        let _ = writeln!(
+            o,
+            "# HELP chorus_outbound_queue_drops Connections closed on outbound queue overflow.\n# TYPE chorus_outbound_queue_drops counter\nchorus_outbound_queue_drops_total {}",
+            self.outbound_drops.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP chorus_module_panics Panics caught in module handlers.\n# TYPE chorus_module_panics counter\nchorus_module_panics_total {}",
+            snap.module_panics
+        );
+        o.push_str("# EOF\n");
+        o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_ends_with_eof_and_counts() {
+        let m = Metrics::default();
+        m.stanzas_in.inc("message");
+        m.stanzas_in.inc("message");
+        m.observe_size(300);
+        let text = m.render(&Snapshot {
+            connections: vec![("port:c2s@127.0.0.1:5222".into(), 3)],
+            sessions: 2,
+            restarts: vec![],
+            mailboxes: vec![],
+            module_panics: 0,
+        });
+        assert!(text.ends_with("# EOF\n"));
+        assert!(text.contains("chorus_stanzas_in_total{kind=\"message\"} 2"));
+        assert!(text.contains("chorus_stanza_size_bytes_bucket{le=\"256\"} 0"));
+        assert!(text.contains("chorus_stanza_size_bytes_bucket{le=\"1024\"} 1"));
+        assert!(text.contains("chorus_connections{listener=\"port:c2s@127.0.0.1:5222\"} 3"));
+    }
+}

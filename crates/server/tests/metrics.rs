@@ -1,0 +1,109 @@
+//! The monitoring endpoint over a real socket: `/metrics` parses with a
+//! real OpenMetrics parser and its counters move when stanzas flow;
+//! `/healthz` and `/readyz` answer.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::client::XmppClient;
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out.split_once("\r\n\r\n").unwrap().1.to_owned();
+    (status, body)
+}
+
+fn value(text: &str, family: &str, labels: &[(&str, &str)]) -> f64 {
+    let exposition = openmetrics_parser::openmetrics::parse_openmetrics(text)
+        .unwrap_or_else(|e| panic!("invalid OpenMetrics: {e:?}\n{text}"));
+    // Families without samples yet are not exposed: count them as 0.
+    let Some(fam) = exposition.families.get(family) else {
+        return 0.0;
+    };
+    for sample in fam.iter_samples() {
+        let ok = labels.iter().all(|(k, v)| {
+            sample
+                .get_labelset()
+                .ok()
+                .and_then(|ls| ls.get_label_value(k).map(|x| x == *v))
+                .unwrap_or(false)
+        });
+        if ok {
+            return match &sample.value {
+                openmetrics_parser::OpenMetricsValue::Counter(c) => c.value.as_f64(),
+                openmetrics_parser::OpenMetricsValue::Gauge(g) => g.as_f64(),
+                other => panic!("unexpected {other:?}"),
+            };
+        }
+    }
+    0.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_and_move_with_traffic() {
+    let server = start(test_config("metrics")).await;
+    add_user(&server, "alice", "wonderland").await;
+    add_user(&server, "bob", "builder").await;
+    let maddr = loop {
+        if let Some(a) = *server.metrics_addr.lock().unwrap() {
+            break a;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    assert_eq!(get(maddr, "/healthz").await.0, 200);
+    assert_eq!(get(maddr, "/readyz").await, (200, "ready\n".to_owned()));
+    assert_eq!(get(maddr, "/nope").await.0, 404);
+
+    let (_, before) = get(maddr, "/metrics").await;
+    assert_eq!(value(&before, "chorus_sessions", &[]), 0.0);
+    let addr = server.first_addr().unwrap();
+    let (mut alice, _) = XmppClient::login(addr, "alice", "wonderland", Some("a")).await;
+    let (mut bob, _) = XmppClient::login(addr, "bob", "builder", Some("b")).await;
+    for i in 0..3 {
+        alice
+            .send(&format!(
+                "<message to='bob@localhost/b' id='m{i}'><body>x</body></message>"
+            ))
+            .await;
+        bob.expect("message").await;
+    }
+    let mut bad = XmppClient::connect(addr).await;
+    bad.send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='nowhere.example' version='1.0'>").await;
+    bad.expect_stream_error().await;
+
+    let (status, after) = get(maddr, "/metrics").await;
+    assert_eq!(status, 200);
+    assert_eq!(value(&after, "chorus_sessions", &[]), 2.0);
+    assert!(value(&after, "chorus_stanzas_in", &[("kind", "message")]) >= 3.0);
+    assert!(value(&after, "chorus_stanzas_out", &[("kind", "message")]) >= 3.0);
+    assert_eq!(
+        value(
+            &after,
+            "chorus_auth",
+            &[("mechanism", "SCRAM-SHA-256-PLUS"), ("result", "success")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value(
+            &after,
+            "chorus_stream_errors",
+            &[("condition", "host-unknown")]
+        ),
+        1.0
+    );
+    let port = server.bound.iter().next().unwrap().key().clone();
+    assert_eq!(
+        value(&after, "chorus_connections", &[("listener", port.as_str())]),
+        2.0
+    );
+    server.stop();
+}
