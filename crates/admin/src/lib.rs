@@ -15,3 +15,21 @@ pub mod server;
 
 pub use commands::{ArgSpec, CommandSpec, COMMANDS, LOCAL};
 pub use server::{AdminActor, AdminArgs, AdminContext};
+
+/// Changes the log filter of the running process (`chorusctl log level`).
+pub type LogReloader = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+static LOG_RELOADER: std::sync::OnceLock<LogReloader> = std::sync::OnceLock::new();
+
+/// Installed once by the binary that owns the tracing subscriber; logging
+/// is process-global, so is this.
+pub fn set_log_reloader(f: LogReloader) {
+    let _ = LOG_RELOADER.set(f);
+}
+
+pub(crate) fn reload_log(spec: &str) -> Result<(), String> {
+    match LOG_RELOADER.get() {
+        Some(f) => f(spec),
+        None => Err("this process has no reloadable log filter".into()),
+    }
+}

@@ -40,8 +40,21 @@ pub struct AdminContext {
     pub sasl_iterations: u32,
     /// Where each listener bound, by port actor id.
     pub listeners: Arc<dashmap::DashMap<String, std::net::SocketAddr>>,
-    /// SHA-256 of the effective configuration, to tell configs apart.
+    /// A fingerprint of the effective configuration, to tell configs apart.
     pub config_hash: String,
+    pub metrics: Arc<chorus_metrics::Metrics>,
+}
+
+/// Resident memory of this process, from /proc (Linux).
+fn rss_kib() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 /// Every node of a tree, depth first.
@@ -385,6 +398,54 @@ pub async fn execute(ctx: &AdminContext, name: &str, args: &Value) -> Result<Val
                 .collect();
             let text = users.iter().map(|u| format!("{u}\n")).collect::<String>();
             Ok(json!({ "users": users, "text": text }))
+        }
+        "stats" => {
+            let m = &ctx.metrics;
+            let total = |f: &chorus_metrics::Family, keys: &[&str]| -> u64 {
+                keys.iter().map(|k| f.get(k)).sum()
+            };
+            let kinds = ["message", "presence", "iq"];
+            let connections = ctx
+                .registry
+                .paths_matching("root/listeners/*/conns/*")
+                .len();
+            let auth_ok: u64 = [
+                "SCRAM-SHA-256-PLUS",
+                "SCRAM-SHA-1-PLUS",
+                "SCRAM-SHA-256",
+                "SCRAM-SHA-1",
+                "PLAIN",
+            ]
+            .iter()
+            .map(|mech| m.auth.get(&format!("{mech}/success")))
+            .sum();
+            let v = json!({
+                "uptime_s": ctx.started.elapsed().as_secs(),
+                "connections": connections,
+                "sessions": ctx.sessions.len(),
+                "stanzas_in": total(&m.stanzas_in, &kinds),
+                "stanzas_out": total(&m.stanzas_out, &kinds),
+                "auth_success": auth_ok,
+                "actors": ctx.registry.len(),
+                "rss_kib": rss_kib(),
+            });
+            let text = v
+                .as_object()
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| format!("{k}: {v}\n"))
+                        .collect::<String>()
+                })
+                .unwrap_or_default();
+            let mut v = v;
+            v["text"] = json!(text);
+            Ok(v)
+        }
+        "log level" => {
+            let filter = arg_str(args, "filter").unwrap_or_default();
+            crate::reload_log(filter).map_err(CommandError::BadArgs)?;
+            tracing::warn!(filter, "log filter changed by operator");
+            Ok(json!({ "filter": filter, "text": format!("log filter: {filter}\n") }))
         }
         "config check" => Err(CommandError::BadArgs(
             "config check runs offline in chorusctl, not through the server".into(),

@@ -171,6 +171,7 @@ impl Server {
             sasl_iterations: config.sasl.iterations,
             listeners: bound.clone(),
             config_hash: config.hash(),
+            metrics: metrics.clone(),
         });
 
         let table = sessions.clone();

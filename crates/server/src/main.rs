@@ -33,10 +33,22 @@ fn init_tracing(format: &str) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // `chorusctl log level` swaps the filter at run time.
+    macro_rules! install {
+        ($builder:expr) => {{
+            let b = $builder;
+            let handle = b.reload_handle();
+            chorus_admin::set_log_reloader(Box::new(move |spec: &str| {
+                let f = tracing_subscriber::EnvFilter::try_new(spec).map_err(|e| e.to_string())?;
+                handle.reload(f).map_err(|e| e.to_string())
+            }));
+            b.init();
+        }};
+    }
     if format == "json" {
-        builder.json().init();
+        install!(builder.json().with_filter_reloading());
     } else {
-        builder.init();
+        install!(builder.with_filter_reloading());
     }
 }
 

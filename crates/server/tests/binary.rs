@@ -16,6 +16,8 @@ struct Daemon {
     child: Child,
     socket: std::path::PathBuf,
     addr: std::net::SocketAddr,
+    /// Every line the server logged, in order.
+    logs: std::sync::mpsc::Receiver<String>,
 }
 
 impl Drop for Daemon {
@@ -55,12 +57,14 @@ fn spawn_daemon_env(tag: &str, extra: &str, env: &[(&str, &std::ffi::OsStr)]) ->
         .unwrap();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let (log_tx, logs) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("address=").nth(1) {
                 let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
                 let _ = tx.send(addr);
             }
+            let _ = log_tx.send(line);
         }
     });
     let addr = rx
@@ -76,6 +80,7 @@ fn spawn_daemon_env(tag: &str, extra: &str, env: &[(&str, &std::ffi::OsStr)]) ->
         child,
         socket,
         addr,
+        logs,
     }
 }
 
@@ -454,4 +459,35 @@ fn sd_notify_reports_ready_and_stopping() {
         .unwrap();
     let n = sock.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"STOPPING=1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_and_live_log_level() {
+    let d = spawn_daemon("ctl-stats", "");
+    let _s = open_stream(d.addr).await;
+    let (code, out, err) = chorusctl(&d.socket, &["stats", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["connections"], 1);
+    assert_eq!(v["sessions"], 0);
+    assert!(v["rss_kib"].as_u64().unwrap() > 1000);
+    assert!(v["actors"].as_u64().unwrap() >= 9);
+    // At info, an accepted connection is not logged; at debug it is.
+    let _quiet = open_stream(d.addr).await;
+    let (code, out, err) = chorusctl(&d.socket, &["log", "level", "debug"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("log filter: debug"));
+    let before: Vec<String> = d.logs.try_iter().collect();
+    assert!(!before.iter().any(|l| l.contains("accepted")), "{before:?}");
+    let _loud = open_stream(d.addr).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut seen = false;
+    while Instant::now() < deadline && !seen {
+        if let Ok(l) = d.logs.recv_timeout(Duration::from_millis(100)) {
+            seen = l.contains("DEBUG") && l.contains("accepted");
+        }
+    }
+    assert!(seen, "debug lines appear after the change");
+    let (code, _, err) = chorusctl(&d.socket, &["log", "level", "info,[[bad"]);
+    assert_eq!(code, 1, "an invalid filter is refused: {err}");
 }
