@@ -9,6 +9,7 @@
 //! `curl --unix-socket data/chorus.sock -X POST http://chorus/api/actors/tree`
 //! works for the operator and nobody else.
 
+pub mod chaos;
 pub mod commands;
 pub mod metrics;
 pub mod server;

@@ -43,6 +43,8 @@ pub struct AdminContext {
     /// A fingerprint of the effective configuration, to tell configs apart.
     pub config_hash: String,
     pub metrics: Arc<chorus_metrics::Metrics>,
+    /// `admin.chaos`: whether `chaos` may run.
+    pub chaos_allowed: bool,
 }
 
 /// Resident memory of this process, from /proc (Linux).
@@ -447,6 +449,14 @@ pub async fn execute(ctx: &AdminContext, name: &str, args: &Value) -> Result<Val
             tracing::warn!(filter, "log filter changed by operator");
             Ok(json!({ "filter": filter, "text": format!("log filter: {filter}\n") }))
         }
+        "chaos" => {
+            let pattern = arg_str(args, "kill").unwrap_or_default();
+            let every =
+                crate::chaos::parse_duration("every", arg_str(args, "every").unwrap_or_default())?;
+            let total =
+                crate::chaos::parse_duration("for", arg_str(args, "for").unwrap_or_default())?;
+            crate::chaos::run(ctx, pattern, every, total).await
+        }
         "config check" => Err(CommandError::BadArgs(
             "config check runs offline in chorusctl, not through the server".into(),
         )),
@@ -515,7 +525,9 @@ impl Actor for AdminActor {
             Ok((stream, _)) => {
                 let ctx = state.ctx.clone();
                 tokio::spawn(async move {
-                    let _ = tokio::time::timeout(REQUEST_DEADLINE, serve(stream, ctx)).await;
+                    // A chaos run holds its request open for its duration.
+                    let deadline = REQUEST_DEADLINE + crate::chaos::MAX_DURATION;
+                    let _ = tokio::time::timeout(deadline, serve(stream, ctx)).await;
                 });
             }
             Err(e) => {

@@ -199,6 +199,9 @@ pub struct StorageConfig {
 pub struct AdminConfig {
     /// Unix socket of the admin API; empty means `<data_dir>/chorus.sock`.
     pub socket: PathBuf,
+    /// Allow `chorusctl chaos` (killing random actors on a schedule). Off
+    /// by default: it is for test and staging servers.
+    pub chaos: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -295,6 +298,7 @@ impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             socket: PathBuf::new(),
+            chaos: false,
         }
     }
 }

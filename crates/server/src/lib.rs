@@ -172,6 +172,7 @@ impl Server {
             listeners: bound.clone(),
             config_hash: config.hash(),
             metrics: metrics.clone(),
+            chaos_allowed: config.admin.chaos,
         });
 
         let table = sessions.clone();

@@ -491,3 +491,82 @@ async fn stats_and_live_log_level() {
     let (code, _, err) = chorusctl(&d.socket, &["log", "level", "info,[[bad"]);
     assert_eq!(code, 1, "an invalid filter is refused: {err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_is_refused_unless_enabled() {
+    let d = spawn_daemon("chaos-off", "");
+    let (code, _, err) = chorusctl(
+        &d.socket,
+        &[
+            "chaos",
+            "--kill",
+            "root/sessions",
+            "--every",
+            "100ms",
+            "--for",
+            "300ms",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("admin.chaos = true"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_report_matches_what_happened() {
+    let d = spawn_daemon("chaos-on", "\n[admin]\nchaos = true\n");
+    chorusctl_stdin(
+        &d.socket,
+        &["user", "add", "vic@localhost", "--password-stdin"],
+        "tim\n",
+    );
+    let (mut victim, _) = common::client::XmppClient::login(d.addr, "vic", "tim", Some("r")).await;
+    // Five acceptor kills, 200 ms apart: each restarted, nobody lost.
+    let (code, out, err) = chorusctl(
+        &d.socket,
+        &[
+            "chaos",
+            "--kill",
+            "root/listeners/*/acceptor",
+            "--every",
+            "200ms",
+            "--for",
+            "1s",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["killed"], 5, "{r}");
+    assert_eq!(r["restarted"], 5, "{r}");
+    assert!(r["kills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|k| k["restart_ms"].as_f64().unwrap() < 200.0));
+    assert_eq!(r["sessions_lost"].as_array().unwrap().len(), 0);
+    // The server still accepts.
+    let _s = open_stream(d.addr).await;
+
+    // Killing the session's c2s (conn-1: it logged in first) loses it, and
+    // the report says so;
+    // a connection is temporary, so it is not restarted.
+    let (code, out, err) = chorusctl(
+        &d.socket,
+        &[
+            "chaos",
+            "--kill",
+            "root/listeners/*/conns/conn-1/c2s",
+            "--every",
+            "300ms",
+            "--for",
+            "300ms",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let r: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["killed"], 1, "{r}");
+    assert_eq!(r["restarted"], 0, "{r}");
+    assert_eq!(r["sessions_lost"][0], "vic@localhost/r");
+    victim.next_event().await;
+}
