@@ -248,6 +248,15 @@ pub const COMMANDS: &[CommandSpec] = &[
         ],
     },
     CommandSpec {
+        name: "config reload",
+        help: "Reread the configuration file and apply limits, listeners and TLS certificates without dropping connections (as SIGHUP)",
+        example: "chorusctl config reload",
+        since: "0.1.0",
+        read_only: false,
+        password: false,
+        args: &[],
+    },
+    CommandSpec {
         name: "config check",
         help: "Check a configuration file offline (no server needed) and print every effective value with its source",
         example: "chorusctl config check --file /etc/chorus/chorus.toml",

@@ -45,7 +45,16 @@ pub struct AdminContext {
     pub metrics: Arc<chorus_metrics::Metrics>,
     /// `admin.chaos`: whether `chaos` may run.
     pub chaos_allowed: bool,
+    /// `config reload`: rereads the file and applies what it can.
+    pub reload: ReloadFn,
 }
+
+/// Reloads the configuration, returning a summary or the error.
+pub type ReloadFn = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Resident memory of this process, from /proc (Linux).
 fn rss_kib() -> Option<u64> {
@@ -448,6 +457,10 @@ pub async fn execute(ctx: &AdminContext, name: &str, args: &Value) -> Result<Val
             crate::reload_log(filter).map_err(CommandError::BadArgs)?;
             tracing::warn!(filter, "log filter changed by operator");
             Ok(json!({ "filter": filter, "text": format!("log filter: {filter}\n") }))
+        }
+        "config reload" => {
+            let summary = (ctx.reload)().await.map_err(CommandError::Failed)?;
+            Ok(json!({ "summary": summary, "text": format!("{summary}\n") }))
         }
         "chaos" => {
             let pattern = arg_str(args, "kill").unwrap_or_default();

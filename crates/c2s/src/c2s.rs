@@ -324,7 +324,7 @@ impl C2sState {
             );
             return f;
         }
-        let starttls_offered = self.tls.is_none() && self.ctx.tls.is_some();
+        let starttls_offered = self.tls.is_none() && self.ctx.tls().is_some();
         if starttls_offered {
             let mut st = Element::new("starttls", ns::TLS);
             if self.ctx.require_encryption {
@@ -577,7 +577,7 @@ impl C2sState {
     /// Elements before authentication: STARTTLS and SASL only.
     async fn on_preauth(&mut self, el: &Element) -> Flow {
         if el.is("starttls", ns::TLS) {
-            if self.tls.is_some() || self.ctx.tls.is_none() {
+            if self.tls.is_some() || self.ctx.tls().is_none() {
                 // §5.4.2.2: failure, then close.
                 self.send_element(&Element::new("failure", ns::TLS));
                 self.close();
@@ -772,9 +772,9 @@ impl C2sState {
         Flow::Continue
     }
 
-    /// Presence without 'to' is broadcast presence (RFC 6121 §4.2-§4.5). The
-    /// roster broadcast arrives with the IM issue; here it sets availability
-    /// and priority, which message routing to the bare JID depends on.
+    /// Presence without 'to' is broadcast presence (RFC 6121 §4.2-§4.5): it
+    /// sets availability and priority, which message routing to the bare JID
+    /// depends on, and the router broadcasts it from the roster.
     async fn on_broadcast_presence(&mut self, full: &FullJid, el: &Element) {
         let Some(session) = self.ctx.router.sessions.get(full) else {
             return;

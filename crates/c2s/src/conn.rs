@@ -23,7 +23,8 @@ use crate::tls::TlsSetup;
 pub struct C2sContext {
     /// Domains served, lowercase.
     pub domains: Vec<String>,
-    pub limits: Limits,
+    /// Parser limits for new connections; `config reload` replaces them.
+    limits: std::sync::RwLock<Limits>,
     pub header_timeout: Duration,
     pub max_outbound_stanzas: usize,
     pub max_outbound_bytes: usize,
@@ -31,7 +32,8 @@ pub struct C2sContext {
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
     /// None only in tests that run without certificates.
-    pub tls: Option<Arc<TlsSetup>>,
+    /// TLS for new connections; `config reload` replaces the certificates.
+    tls: std::sync::RwLock<Option<Arc<TlsSetup>>>,
     pub handshake_timeout: Duration,
     pub require_encryption: bool,
     pub allow_plain_without_tls: bool,
@@ -104,14 +106,14 @@ impl C2sContext {
                 .into_iter()
                 .map(|d| d.to_ascii_lowercase())
                 .collect(),
-            limits: o.limits,
+            limits: std::sync::RwLock::new(o.limits),
             header_timeout: o.header_timeout,
             max_outbound_stanzas: o.max_outbound_stanzas,
             max_outbound_bytes: o.max_outbound_bytes,
             write_timeout: o.write_timeout,
             ping_interval: o.ping_interval,
             ping_timeout: o.ping_timeout,
-            tls: o.tls,
+            tls: std::sync::RwLock::new(o.tls),
             handshake_timeout: o.handshake_timeout,
             require_encryption: o.require_encryption,
             allow_plain_without_tls: o.allow_plain_without_tls,
@@ -128,6 +130,33 @@ impl C2sContext {
             sessions_path,
             next_id: AtomicU64::new(1),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The current parser limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+            .read()
+            .map(|l| l.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// The current TLS setup (None only in tests without certificates).
+    pub fn tls(&self) -> Option<Arc<TlsSetup>> {
+        self.tls
+            .read()
+            .map(|t| t.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Applies reloaded limits and certificates to connections opened from
+    /// now on; established ones keep theirs.
+    pub fn reload(&self, limits: Limits, tls: Option<Arc<TlsSetup>>) {
+        if let Ok(mut l) = self.limits.write() {
+            *l = limits;
+        }
+        if let Ok(mut t) = self.tls.write() {
+            *t = tls;
         }
     }
 
@@ -206,8 +235,8 @@ pub fn connection_group(
                 input,
                 c2s,
                 socket,
-                limits: ctx.limits.clone(),
-                tls: ctx.tls.clone(),
+                limits: ctx.limits(),
+                tls: ctx.tls(),
                 handshake_timeout: ctx.handshake_timeout,
             },
             sup,

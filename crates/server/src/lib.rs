@@ -14,6 +14,7 @@
 //! ```
 
 pub mod notify;
+pub mod reload;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,7 +54,7 @@ pub enum StartError {
 
 /// The TLS setup from configuration, generating the dev certificate when
 /// none is configured.
-fn tls_setup(config: &Config) -> Result<TlsSetup, StartError> {
+pub(crate) fn tls_setup(config: &Config) -> Result<TlsSetup, StartError> {
     let default = if config.tls.cert.as_os_str().is_empty() {
         let (cert, key) = dev_certificate(&config.server.data_dir, &config.server.domains)?;
         CertSource {
@@ -91,12 +92,20 @@ pub struct Server {
     pub sessions: Arc<SessionTable>,
     pub storage: Arc<Storage>,
     c2s: Arc<C2sContext>,
+    /// Live configuration reload.
+    pub reloader: Arc<reload::Reloader>,
     /// Where the metrics endpoint bound, once it has.
     pub metrics_addr: Arc<std::sync::Mutex<Option<SocketAddr>>>,
 }
 
 impl Server {
     pub async fn start(config: Config) -> Result<Server, StartError> {
+        Self::start_from(config, None).await
+    }
+
+    /// Starts from a configuration read from `path`, which `config reload`
+    /// and SIGHUP read again.
+    pub async fn start_from(config: Config, path: Option<PathBuf>) -> Result<Server, StartError> {
         let data_dir = config.server.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|e| StartError::DataDir(data_dir.clone(), e))?;
         let registry = Registry::new();
@@ -160,6 +169,15 @@ impl Server {
             },
         ));
         let bound: BoundAddrs = Arc::default();
+        let reloader = Arc::new(reload::Reloader {
+            path,
+            current: std::sync::Mutex::new(config.clone()),
+            c2s: ctx.clone(),
+            registry: registry.clone(),
+            bound: bound.clone(),
+            options: options.clone(),
+            lock: tokio::sync::Mutex::new(()),
+        });
         let admin_socket = config.admin_socket();
         let admin_ctx = Arc::new(AdminContext {
             registry: registry.clone(),
@@ -173,6 +191,13 @@ impl Server {
             config_hash: config.hash(),
             metrics: metrics.clone(),
             chaos_allowed: config.admin.chaos,
+            reload: {
+                let r = reloader.clone();
+                Arc::new(move || {
+                    let r = r.clone();
+                    Box::pin(async move { r.reload().await })
+                })
+            },
         });
 
         let table = sessions.clone();
@@ -250,6 +275,7 @@ impl Server {
             sessions,
             storage,
             c2s: ctx,
+            reloader,
             metrics_addr,
         })
     }

@@ -56,7 +56,9 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::load(args.config.as_deref()).context("invalid configuration")?;
     let config_grace = config.server.shutdown_grace_secs;
     let listeners = config.listeners.len();
-    let mut server = Server::start(config).await.context("cannot start")?;
+    let mut server = Server::start_from(config, args.config.clone())
+        .await
+        .context("cannot start")?;
     let exit = server.take_exit();
     // READY once every listener is bound (Type=notify in the unit).
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -66,6 +68,21 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     chorus_server::notify::notify("READY=1");
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    // SIGHUP rereads the configuration, like `chorusctl config reload`.
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    let reloader = server.reloader.clone();
+    let reloads = tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            chorus_server::notify::notify("RELOADING=1");
+            match reloader.reload().await {
+                Ok(summary) => tracing::info!(%summary, "SIGHUP: configuration reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: configuration not reloaded; the old one stays")
+                }
+            }
+            chorus_server::notify::notify("READY=1");
+        }
+    });
     let grace = std::time::Duration::from_secs(config_grace);
     let server = std::sync::Arc::new(server);
     let drainer = server.clone();
@@ -82,6 +99,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => RootExit::Normal,
     };
     stopper.abort();
+    reloads.abort();
     Ok(match exit {
         RootExit::Normal => ExitCode::SUCCESS,
         RootExit::Escalated(reason) => {

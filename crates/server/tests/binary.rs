@@ -570,3 +570,94 @@ async fn chaos_report_matches_what_happened() {
     assert_eq!(r["sessions_lost"][0], "vic@localhost/r");
     victim.next_event().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_reload_swaps_certificates_and_listeners_without_dropping_connections() {
+    let certs = temp_dir("reload-certs");
+    let (cert_a, key_a) =
+        chorus_c2s::tls::dev_certificate(&certs.join("a"), &["localhost".into()]).unwrap();
+    let (cert_b, key_b) =
+        chorus_c2s::tls::dev_certificate(&certs.join("b"), &["localhost".into()]).unwrap();
+    let tls = |c: &std::path::Path, k: &std::path::Path| {
+        format!(
+            "\n[tls]\ncert = '{}'\nkey = '{}'\n",
+            c.display(),
+            k.display()
+        )
+    };
+    let d = spawn_daemon("reload", &tls(&cert_a, &key_a));
+    let config = d.socket.parent().unwrap().join("chorus.toml");
+    let original = std::fs::read_to_string(&config).unwrap();
+    let der = |p: &std::path::Path| {
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
+        CertificateDer::from_pem_file(p).unwrap().as_ref().to_vec()
+    };
+    chorusctl_stdin(
+        &d.socket,
+        &["user", "add", "ron@localhost", "--password-stdin"],
+        "weasley\n",
+    );
+    let (mut old, _) =
+        common::client::XmppClient::login(d.addr, "ron", "weasley", Some("old")).await;
+    assert_eq!(old.peer_cert().unwrap(), der(&cert_a));
+
+    // Certificate B and a second listener.
+    let swapped = original
+        .replace(&cert_a.display().to_string(), &cert_b.display().to_string())
+        .replace(&key_a.display().to_string(), &key_b.display().to_string())
+        + "\n[[listeners]]\nkind = 'c2s'\naddress = '127.0.0.2:0'\n";
+    std::fs::write(&config, swapped).unwrap();
+    let (code, out, err) = chorusctl(&d.socket, &["config", "reload"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("listener port:c2s@127.0.0.2:0 started"),
+        "{out}"
+    );
+    let mut fresh = common::client::XmppClient::connect(d.addr).await;
+    fresh.open().await;
+    fresh.starttls().await;
+    assert_eq!(
+        fresh.peer_cert().unwrap(),
+        der(&cert_b),
+        "new connections see the new certificate"
+    );
+    let (_, status, _) = chorusctl(&d.socket, &["status", "--json"]);
+    let status: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(status["listeners"].as_array().unwrap().len(), 2);
+    // The old session is untouched.
+    old.send("<iq to='localhost' type='get' id='alive'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    assert_eq!(old.expect("iq").await.attr("id"), Some("alive"));
+
+    // An invalid file changes nothing and says why.
+    std::fs::write(&config, "[server]\ndomian = ['x']\n").unwrap();
+    let (code, _, err) = chorusctl(&d.socket, &["config", "reload"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("did you mean `domains`?"), "{err}");
+    let mut again = common::client::XmppClient::connect(d.addr).await;
+    again.open().await;
+    again.starttls().await;
+    assert_eq!(
+        again.peer_cert().unwrap(),
+        der(&cert_b),
+        "the old configuration stays"
+    );
+
+    // SIGHUP does the same as config reload.
+    std::fs::write(&config, &original).unwrap();
+    Command::new("kill")
+        .args(["-HUP", &d.child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut c = common::client::XmppClient::connect(d.addr).await;
+        c.open().await;
+        c.starttls().await;
+        if c.peer_cert().unwrap() == der(&cert_a) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SIGHUP reloaded the certificate");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -252,6 +252,19 @@ impl XmppClient {
         self.io = Io::Tls(Box::new(tls));
     }
 
+    /// The DER certificate the server presented, once TLS is up.
+    pub fn peer_cert(&self) -> Option<Vec<u8>> {
+        let Io::Tls(t) = &self.io else { return None };
+        Some(
+            t.get_ref()
+                .1
+                .peer_certificates()?
+                .first()?
+                .as_ref()
+                .to_vec(),
+        )
+    }
+
     /// Channel-binding data of the current TLS connection.
     pub fn binding(&self, ty: ChannelBindingType) -> Option<Vec<u8>> {
         let Io::Tls(t) = &self.io else { return None };
