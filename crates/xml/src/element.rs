@@ -305,7 +305,8 @@ pub(crate) fn split_attr_key(key: &str) -> (Option<&str>, &str) {
         return (Some(XML_NS), local);
     }
     if let Some(rest) = key.strip_prefix('{') {
-        if let Some(end) = rest.find('}') {
+        // The local name cannot contain '}', a URI may: split at the last.
+        if let Some(end) = rest.rfind('}') {
             return (Some(&rest[..end]), &rest[end + 1..]);
         }
     }

@@ -301,8 +301,10 @@ fn collect_attrs(
         let attr = attr.map_err(|e| xerr(StreamErrorKind::NotWellFormed, e.to_string()))?;
         let key = attr.key;
         if key.as_namespace_binding().is_some() {
+            check_ns_decl(key.as_ref(), &attr.value)?;
             continue;
         }
+        check_qname(key.as_ref())?;
         let value = attr
             .normalized_value(XmlVersion::Implicit1_0)
             .map_err(map_qx)?;
@@ -337,6 +339,59 @@ fn collect_attrs(
             return Err(xerr(StreamErrorKind::NotWellFormed, "duplicate attribute"));
         }
         out.push((full_key, value.into_owned()));
+    }
+    Ok(())
+}
+
+/// XML Namespaces §3 NCName, approximated: a letter, `_` or any non-ASCII
+/// character first, then also digits, `-` and `.`. No colon.
+fn is_ncname(s: &str) -> bool {
+    let mut chars = s.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    (first.is_alphabetic() || first == '_' || !first.is_ascii())
+        && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.') || !c.is_ascii())
+}
+
+/// A QName is `NCName` or `NCName:NCName` (XML Namespaces §3): no empty
+/// part, one colon at most, no characters a name cannot hold. Anything else
+/// would be re-serialized as something that is not XML.
+fn check_qname(q: &str) -> Result<(), XmlError> {
+    let ok = match q.split_once(':') {
+        Some((prefix, local)) => is_ncname(prefix) && is_ncname(local),
+        None => is_ncname(q),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(xerr(
+            StreamErrorKind::NotWellFormed,
+            format!("invalid name '{q}'"),
+        ))
+    }
+}
+
+/// Namespace declarations are bound by quick-xml from the raw attribute
+/// value. Real namespace names never need entity references, whitespace
+/// other than spaces, or `}` (which our `{uri}local` keys use), so refuse
+/// them rather than bind a name that changes on every re-serialization.
+fn check_ns_decl(key: &str, value: &str) -> Result<(), XmlError> {
+    if let Some(prefix) = key.strip_prefix("xmlns:") {
+        if !is_ncname(prefix) {
+            return Err(xerr(
+                StreamErrorKind::NotWellFormed,
+                format!("invalid namespace prefix '{prefix}'"),
+            ));
+        }
+    }
+    // Anything the serializer would have to escape would come back as an
+    // entity reference, which is bound raw: refuse it at the source.
+    if value.contains('}') || crate::escape_attr(value) != value {
+        return Err(xerr(
+            StreamErrorKind::PolicyViolation,
+            "namespace names with entity references, quotes, control whitespace or '}' are not accepted",
+        ));
     }
     Ok(())
 }
@@ -379,6 +434,9 @@ fn parse_header(bytes: &[u8], limits: &Limits) -> Result<StreamHeader, XmlError>
     let mut prefixes = Vec::new();
     for attr in start.attributes() {
         let attr = attr.map_err(|e| xerr(StreamErrorKind::NotWellFormed, e.to_string()))?;
+        if attr.key.as_namespace_binding().is_some() {
+            check_ns_decl(attr.key.as_ref(), &attr.value)?;
+        }
         match attr.key.as_namespace_binding() {
             Some(PrefixDeclaration::Default) => default_ns = attr.value.into_owned(),
             Some(PrefixDeclaration::Named(p)) => {
@@ -389,6 +447,7 @@ fn parse_header(bytes: &[u8], limits: &Limits) -> Result<StreamHeader, XmlError>
     }
     let mut attrs = Vec::new();
     collect_attrs(&start, &reader, &mut attrs)?;
+    check_qname(start.name().as_ref())?;
     let name = start.local_name().as_ref().to_owned();
     Ok(StreamHeader {
         name,
@@ -526,6 +585,7 @@ pub(crate) fn parse_element(
 }
 
 fn open(start: &BytesStart<'_>, ns: String, reader: &NsReader<&[u8]>) -> Result<Element, XmlError> {
+    check_qname(start.name().as_ref())?;
     let mut attrs = Vec::new();
     collect_attrs(start, reader, &mut attrs)?;
     let mut el = Element::new(start.local_name().as_ref(), &ns);

@@ -521,3 +521,61 @@ proptest! {
         let _ = run(&input, 17, Limits::default());
     }
 }
+
+// --- found by fuzzing (fuzz/README.md): names and namespace values that
+// would re-serialize as something else ---
+
+#[test]
+fn names_must_be_qnames() {
+    for bad in [
+        "<xml:a:b/>",
+        "<p: xmlns:p='urn:p'/>",
+        "<stream:/>",
+        "<a/b/>",
+    ] {
+        assert_eq!(
+            error_of(&with_header(bad)),
+            StreamErrorKind::NotWellFormed,
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        error_of(&with_header("<message xmlns:p='urn:p' p:='1'/>")),
+        StreamErrorKind::NotWellFormed
+    );
+}
+
+#[test]
+fn namespace_values_that_would_not_round_trip_are_refused() {
+    assert_eq!(
+        error_of(&with_header("<x xmlns='a&amp;b'/>")),
+        StreamErrorKind::PolicyViolation
+    );
+    assert_eq!(
+        error_of(&with_header("<message xmlns:p='urn:x}y' p:a=''/>")),
+        StreamErrorKind::PolicyViolation
+    );
+}
+
+#[test]
+fn an_attribute_namespace_cannot_inject_attributes() {
+    // The proof of concept from fuzzing: a crafted URI tried to smuggle a
+    // second 'from' into the serialized stanza.
+    let evil = "<message to='victim@example.com' type='chat' xmlns:p=\"urn:x}a='1' from='admin@example.com'>\" p:c='v'><body>hi</body></message>";
+    assert_eq!(
+        error_of(&with_header(evil)),
+        StreamErrorKind::PolicyViolation
+    );
+    // And an Element built in code with such a key serializes safely.
+    let e = Element::new("message", "jabber:client").with_attr("{urn:x}y}a", "1");
+    let xml = e.to_xml();
+    assert!(
+        xml.contains(" ns0:a='1'") && xml.contains("xmlns:ns0='urn:x}y'"),
+        "{xml}"
+    );
+    // Our own parser refuses such a namespace name rather than misread it.
+    assert_eq!(
+        Element::from_xml(&xml).unwrap_err().kind,
+        StreamErrorKind::PolicyViolation
+    );
+}

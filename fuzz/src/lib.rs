@@ -1,0 +1,288 @@
+//! Invariants shared by the fuzz targets, asserted by panicking so that
+//! libFuzzer records the input as a crash.
+//!
+//! `crates/xml/tests/fuzz_long.rs` (the proptest fallback) checks the same
+//! invariants; keep the two in step.
+
+use std::sync::OnceLock;
+
+use chorus_xml::{Element, Limits, NsContext, StreamEvent, StreamParser, XmlError};
+
+/// The header every stream_parser input is fed after.
+pub const HEADER: &[u8] = b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+    xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>";
+
+/// Small limits, so that the fuzzer reaches them and the memory bound is
+/// meaningful.
+pub fn limits() -> Limits {
+    Limits {
+        max_stanza_bytes_preauth: 1024,
+        max_stanza_bytes: 4096,
+        max_depth: 8,
+        max_attrs: 8,
+        max_ns_decls: 4,
+        max_name_len: 32,
+    }
+}
+
+/// Limits for re-parsing serializer output: the serializer may grow a stanza
+/// (escaping, an `xmlns:nsN` declaration per namespaced attribute), but never
+/// deepens it.
+pub fn roundtrip_limits(max_depth: usize) -> Limits {
+    Limits {
+        max_stanza_bytes_preauth: 1 << 20,
+        max_stanza_bytes: 1 << 20,
+        max_depth,
+        max_attrs: 1 << 12,
+        max_ns_decls: 1 << 12,
+        max_name_len: 1 << 12,
+    }
+}
+
+/// Everything a run produced: the events, then the error that ended it.
+#[derive(Debug, PartialEq)]
+pub struct Outcome {
+    pub events: Vec<StreamEvent>,
+    pub error: Option<XmlError>,
+}
+
+fn active_limit(p: &StreamParser, authed: bool) -> usize {
+    if authed {
+        p.limits().max_stanza_bytes
+    } else {
+        p.limits().max_stanza_bytes_preauth
+    }
+}
+
+/// Feeds `input` in pieces ending at `cuts` (ascending, the last one
+/// `input.len()`), pulling every event after each feed. Authenticates right
+/// after the header event when `auth`. Asserts the memory bound: `buffered()`
+/// is at most the active stanza limit plus the piece just fed plus
+/// `header_len` at every step, and at most the active limit once every event
+/// has been pulled (unless the stream has ended or failed); and that nothing
+/// comes out after an error or the end.
+pub fn run(
+    p: &mut StreamParser,
+    input: &[u8],
+    cuts: &[usize],
+    header_len: usize,
+    auth: bool,
+) -> Outcome {
+    let mut authed = false;
+    let mut out = Outcome {
+        events: Vec::new(),
+        error: None,
+    };
+    let mut last = 0;
+    for &c in cuts {
+        let piece = &input[last..c];
+        last = c;
+        p.feed(piece);
+        loop {
+            let bound = active_limit(p, authed) + piece.len() + header_len;
+            assert!(
+                p.buffered() <= bound,
+                "buffered {} > {bound} (piece of {})",
+                p.buffered(),
+                piece.len()
+            );
+            match p.next_event() {
+                Ok(Some(ev)) => {
+                    if auth && matches!(ev, StreamEvent::Header(_)) {
+                        p.set_authenticated(true);
+                        authed = true;
+                    }
+                    out.events.push(ev);
+                }
+                // After the stream end the rest of the last piece stays
+                // buffered, unparsed: only the looser bound applies.
+                Ok(None) if matches!(out.events.last(), Some(StreamEvent::End)) => break,
+                Ok(None) => {
+                    let limit = active_limit(p, authed);
+                    assert!(
+                        p.buffered() <= limit,
+                        "buffered {} > limit {limit} with every event pulled",
+                        p.buffered()
+                    );
+                    break;
+                }
+                Err(e) => {
+                    out.error = Some(e);
+                    break;
+                }
+            }
+        }
+        if out.error.is_some() || matches!(out.events.last(), Some(StreamEvent::End)) {
+            p.feed(&input[last..]);
+            assert_eq!(p.next_event(), Ok(None), "event after the stream ended");
+            return out;
+        }
+    }
+    out
+}
+
+/// Parses `xml` as the one stanza of a stream opened by `header`.
+fn reparse(header: &str, xml: &[u8], max_depth: usize) -> Result<Element, String> {
+    let mut p = StreamParser::new(roundtrip_limits(max_depth));
+    p.feed(header.as_bytes());
+    p.feed(xml);
+    match p.next_event() {
+        Ok(Some(StreamEvent::Header(_))) => {}
+        other => return Err(format!("header: {other:?}")),
+    }
+    let el = match p.next_event() {
+        Ok(Some(StreamEvent::Element(el))) => el,
+        other => return Err(format!("element: {other:?}")),
+    };
+    match p.next_event() {
+        Ok(None) if p.buffered() == 0 => Ok(el),
+        other => Err(format!(
+            "trailing: {other:?}, {} bytes buffered",
+            p.buffered()
+        )),
+    }
+}
+
+fn depth(el: &Element) -> usize {
+    1 + el.children().map(depth).max().unwrap_or(0)
+}
+
+/// `el` written in stream context (`jabber:client` default namespace,
+/// `stream:` prefix) and standalone re-parses, with no error, to an equal
+/// element. Skipped for elements a known issue affects, unless strict.
+pub fn check_roundtrip(el: &Element) {
+    if !strict() && known_issue(el).is_some() {
+        return;
+    }
+    assert!(names_are_xml_names(el), "a name is not an XML name: {el:?}");
+    let max_depth = depth(el);
+    let mut out = Vec::new();
+    el.write_to(&mut out, &NsContext::stream("jabber:client"));
+    let header = "<stream:stream xmlns='jabber:client' \
+        xmlns:stream='http://etherx.jabber.org/streams'>";
+    match reparse(header, &out, max_depth) {
+        Ok(back) => assert_eq!(&back, el, "stream round trip of {}", out.escape_ascii()),
+        Err(e) => panic!(
+            "serializer output rejected ({e}): {}\nfrom {el:?}",
+            out.escape_ascii()
+        ),
+    }
+    let out = el.to_xml();
+    let header = "<stream:stream xmlns:stream='http://etherx.jabber.org/streams'>";
+    match reparse(header, out.as_bytes(), max_depth) {
+        Ok(back) => assert_eq!(
+            &back,
+            el,
+            "standalone round trip of {}",
+            out.escape_default()
+        ),
+        Err(e) => panic!(
+            "standalone output rejected ({e}): {}\nfrom {el:?}",
+            out.escape_default()
+        ),
+    }
+}
+
+/// Round-trip failures already reported against `crates/xml` (see README.md),
+/// checked (all fixed); `CHORUS_FUZZ_LENIENT=1` skips them, so that fuzzing can go on to find new
+/// ones. All five are fixed (parser name and namespace checks); checked strictly
+/// unless `CHORUS_FUZZ_LENIENT=1`.
+pub const KNOWN_ISSUES: &[&str] = &[
+    // 0. `<message xmlns='a&amp;b'/>`: namespace values are bound raw.
+    "namespace value taken raw",
+    // 1. `<xml:a:b/>`: a QName with two colons gets local name `a:b`.
+    "local name with a colon",
+    // 2. `<message xmlns:p='urn:x}y' p:a=''/>`: `}` breaks the Clark key.
+    "attribute namespace with '}'",
+    // 3. `<stream:/>`: a QName with an empty local part gets name "".
+    "empty local name",
+    // 4. `<stream:-x/>`, `<a/b/>`: local names are not checked to be XML names.
+    "local name that is not an XML name",
+];
+
+/// Checks every element unless `CHORUS_FUZZ_LENIENT=1`.
+pub fn strict() -> bool {
+    static STRICT: OnceLock<bool> = OnceLock::new();
+    // All five known issues are fixed in chorus-xml; lenient mode stays for
+    // triaging a new finding without stopping the run.
+    *STRICT.get_or_init(|| !std::env::var("CHORUS_FUZZ_LENIENT").is_ok_and(|v| v == "1"))
+}
+
+/// What the known issues depend on: every namespace URI, element name and
+/// attribute key in the tree.
+#[derive(Default)]
+struct Names<'a> {
+    namespaces: Vec<&'a str>,
+    elements: Vec<&'a str>,
+    attrs: Vec<&'a str>,
+}
+
+fn collect<'a>(el: &'a Element, out: &mut Names<'a>) {
+    out.namespaces.push(el.ns());
+    out.elements.push(el.name());
+    for (k, _) in el.attrs() {
+        out.attrs.push(k);
+    }
+    for c in el.children() {
+        collect(c, out);
+    }
+}
+
+/// Which entry of [`KNOWN_ISSUES`] `el` may trip over, if any.
+pub fn known_issue(el: &Element) -> Option<usize> {
+    let mut n = Names::default();
+    collect(el, &mut n);
+    // Attribute keys in Clark notation: `{uri}local`, and a local name has no `}`.
+    let clark = || n.attrs.iter().filter_map(|k| k.strip_prefix('{'));
+    // The URI of a Clark key runs to its last `}`.
+    let mut uris = (n.namespaces.iter().copied())
+        .chain(clark().map(|k| k.rsplit_once('}').map_or(k, |(u, _)| u)));
+    if uris.any(|u| chorus_xml::escape_attr(u) != u) {
+        return Some(0);
+    }
+    if n.elements.iter().any(|e| e.contains(':')) {
+        return Some(1);
+    }
+    if clark().any(|k| k.matches('}').count() > 1) {
+        return Some(2);
+    }
+    if n.elements.iter().any(|e| e.is_empty())
+        || n.attrs.iter().any(|k| *k == "xml:" || k.ends_with('}'))
+    {
+        return Some(3);
+    }
+    if !n
+        .elements
+        .iter()
+        .chain(&n.attrs)
+        .all(|k| is_ncname(local_part(k)))
+    {
+        return Some(4);
+    }
+    None
+}
+
+/// The local name of an element name or attribute key.
+fn local_part(key: &str) -> &str {
+    if let Some(rest) = key.strip_prefix('{') {
+        return rest.rsplit_once('}').map_or(rest, |(_, local)| local);
+    }
+    key.strip_prefix("xml:").unwrap_or(key)
+}
+
+/// An XML `NCName`, leniently: any non-ASCII character passes.
+fn is_ncname(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || !c.is_ascii())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') || !c.is_ascii())
+}
+
+/// Every element name and attribute local name of `el` is an XML name:
+/// anything else makes the serializer's output not well-formed.
+fn names_are_xml_names(el: &Element) -> bool {
+    is_ncname(el.name())
+        && el.attrs().all(|(k, _)| is_ncname(local_part(k)))
+        && el.children().all(names_are_xml_names)
+}
