@@ -9,6 +9,7 @@
 //! that panics is caught: the sender gets `internal-server-error`, the
 //! connection stays up, and the panic is logged and counted.
 
+mod blocking;
 mod carbons;
 mod disco;
 mod last;
@@ -105,6 +106,7 @@ impl Modules {
             Box::new(last::Last),
             Box::new(private::Private),
             Box::new(vcard::Vcard),
+            Box::new(blocking::Blocking::default()),
         ])
     }
 

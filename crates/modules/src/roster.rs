@@ -7,7 +7,7 @@
 //! subscription stanzas, handled in `chorus-router`'s presence module.
 
 use chorus_jid::BareJid;
-use chorus_proto::{ns, PresenceType, StanzaErrorCondition};
+use chorus_proto::{ns, StanzaErrorCondition};
 use chorus_router::item_element;
 use chorus_storage::{RosterChange, RosterItem, RosterStore, StorageError, Subscription};
 use chorus_xml::Element;
@@ -135,28 +135,9 @@ async fn set(ctx: &IqCtx<'_>, query: &Element) -> IqReply {
         let Some(old) = existing else {
             return IqReply::Error(StanzaErrorCondition::ItemNotFound);
         };
-        let probe =
-            |kind: &str| Element::new("presence", ns::JABBER_CLIENT).with_attr("type", kind);
-        if matches!(old.subscription, Subscription::To | Subscription::Both) || old.ask {
-            router
-                .subscription(
-                    &user,
-                    &contact,
-                    PresenceType::Unsubscribe,
-                    probe("unsubscribe"),
-                )
-                .await;
-        }
-        if matches!(old.subscription, Subscription::From | Subscription::Both) {
-            router
-                .subscription(
-                    &user,
-                    &contact,
-                    PresenceType::Unsubscribed,
-                    probe("unsubscribed"),
-                )
-                .await;
-        }
+        // The contact learns both subscriptions are over; the intermediate
+        // states are not pushed to the user, only the removal below.
+        router.cancel_subscriptions(&user, &contact, &old).await;
         return match storage
             .remove_roster_item(node, user.domain(), &contact.to_string())
             .await
@@ -185,8 +166,12 @@ async fn set(ctx: &IqCtx<'_>, query: &Element) -> IqReply {
             continue;
         }
         let text = g.text();
-        // §2.3.3: empty or duplicate groups are bad requests.
-        if text.is_empty() || text.len() > MAX_TEXT || groups.contains(&text) {
+        // §2.3.3: an empty group, or one longer than the server's limit, is
+        // not-acceptable; the same group twice is a bad request.
+        if text.is_empty() || text.len() > MAX_TEXT {
+            return IqReply::Error(StanzaErrorCondition::NotAcceptable);
+        }
+        if groups.contains(&text) {
             return IqReply::Error(StanzaErrorCondition::BadRequest);
         }
         groups.push(text);

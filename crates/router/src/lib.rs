@@ -8,6 +8,7 @@
 //! - [`Router::route`]: runs in the sender's actor (as in ejabberd) and
 //!   applies RFC 6120 §8 and RFC 6121 §8.5 delivery rules.
 
+mod blocking;
 mod carbons;
 mod presence;
 mod route;

@@ -183,6 +183,16 @@ impl Router {
         kind: PresenceType,
         stanza: Element,
     ) {
+        if user == contact {
+            // §4.2.2: a user is implicitly subscribed to its own presence,
+            // and its own JID is no roster item (roster sets refuse it, so
+            // one made here could never be removed): nothing to change.
+            return;
+        }
+        // XEP-0191 §3.3: no subscription stanza crosses a block list.
+        if self.subscription_blocked(user, contact, &stanza).await {
+            return;
+        }
         // §3.1.2: subscription stanzas are stamped with the bare JIDs.
         let mut stanza = stanza;
         stanza.set_attr("from", user.to_string());
@@ -199,14 +209,7 @@ impl Router {
             }
             PresenceType::Subscribed => {
                 // §3.1.4 with §3.4: approving a request, or pre-approving one.
-                let pending = match user.node() {
-                    Some(node) => self
-                        .storage
-                        .remove_pending_subscription(node, user.domain(), &contact.to_string())
-                        .await
-                        .unwrap_or(false),
-                    None => false,
-                };
+                let pending = self.drop_pending(user, contact).await;
                 let mut i = item.take().unwrap_or_else(|| new_item(contact));
                 if has_from(i.subscription) {
                     return;
@@ -243,12 +246,8 @@ impl Router {
                 }
             }
             PresenceType::Unsubscribed => {
-                if let Some(node) = user.node() {
-                    let _ = self
-                        .storage
-                        .remove_pending_subscription(node, user.domain(), &contact.to_string())
-                        .await;
-                }
+                // A.2.4: denies a pending request, if any.
+                self.drop_pending(user, contact).await;
                 if let Some(mut i) = item.take() {
                     if has_from(i.subscription) || i.approved {
                         let had_from = has_from(i.subscription);
@@ -271,95 +270,109 @@ impl Router {
         self.inbound(contact, user, kind, stanza).await;
     }
 
-    /// The contact's server half (RFC 6121 §3.1.3, §3.1.6, §3.2.3, §3.3.3).
+    /// The contact's server half (RFC 6121 §3.1.3, §3.1.6, §3.2.3, §3.3.3),
+    /// delivering only what Appendix A.3 delivers: a subscribed,
+    /// unsubscribe or unsubscribed that changes nothing on the contact's
+    /// side, or a request already pending, is not passed on. True when the
+    /// stanza reached the contact's side (delivered or kept for its next
+    /// login).
     async fn inbound(
         &self,
         contact: &BareJid,
         user: &BareJid,
         kind: PresenceType,
         stanza: Element,
-    ) {
-        let Some(cnode) = contact.node() else { return };
+    ) -> bool {
+        let Some(cnode) = contact.node() else {
+            return false;
+        };
         if !self.storage_exists(contact).await {
             if kind == PresenceType::Subscribe {
-                // §3.1.3: no such contact: answer unsubscribed on its behalf.
+                // §3.1.3: no such contact: answer unsubscribed on its behalf,
+                // handled by the user's side as any inbound unsubscribed.
                 let p = presence("unsubscribed", &contact.to_string(), &user.to_string());
-                self.to_available(user, &p);
-                Box::pin(self.subscription_inbound_only(user, contact, PresenceType::Unsubscribed))
-                    .await;
+                Box::pin(self.inbound(user, contact, PresenceType::Unsubscribed, p)).await;
             }
-            return;
+            return false;
         }
-        let mut item = self.item(contact, user).await;
-        match kind {
-            PresenceType::Subscribe => {
-                let mut i = item.take().unwrap_or_else(|| new_item(user));
-                if has_from(i.subscription) {
-                    // §3.1.3: already subscribed: answer for the contact.
-                    let p = presence("subscribed", &contact.to_string(), &user.to_string());
-                    Box::pin(self.subscription_inbound_only(
-                        user,
-                        contact,
-                        PresenceType::Subscribed,
-                    ))
-                    .await;
-                    self.to_available(user, &p);
-                    return;
-                }
-                if i.approved {
-                    // §3.4: pre-approved: subscribe at once.
-                    i.approved = false;
-                    i.subscription = match i.subscription {
-                        Subscription::To => Subscription::Both,
-                        _ => Subscription::From,
-                    };
-                    self.save(contact, &i).await;
-                    let p = presence("subscribed", &contact.to_string(), &user.to_string());
-                    Box::pin(self.subscription_inbound_only(
-                        user,
-                        contact,
-                        PresenceType::Subscribed,
-                    ))
-                    .await;
-                    self.to_available(user, &p);
-                    self.send_current_presence(contact, &user.to_string());
-                    return;
-                }
-                // §3.1.3: remember the request and show it to the contact.
-                if let Err(e) = self
-                    .storage
-                    .add_pending_subscription(
-                        cnode,
-                        contact.domain(),
-                        &user.to_string(),
-                        &stanza.to_xml(),
-                    )
-                    .await
-                {
-                    tracing::error!(error = %e, "cannot store a subscription request");
-                }
-                self.to_available(contact, &stanza);
+        if kind != PresenceType::Subscribe {
+            let Some(before) = self.apply_inbound(contact, user, kind).await else {
+                // A.3.2-A.3.4: no state change, no delivery.
+                return false;
+            };
+            self.to_available_unblocked(user.as_jid(), contact, &stanza)
+                .await;
+            if kind == PresenceType::Unsubscribe && has_from(before) {
+                // §3.3.3: the former subscriber stops seeing the contact.
+                self.send_unavailable(contact, user);
             }
-            _ => {
-                Box::pin(self.subscription_inbound_only(contact, user, kind)).await;
-                self.to_available(contact, &stanza);
-                if kind == PresenceType::Subscribed {
-                    // nothing more: the user's presence follows from §3.1.5.
-                }
-            }
+            return true;
         }
+        let mut i = self
+            .item(contact, user)
+            .await
+            .unwrap_or_else(|| new_item(user));
+        if has_from(i.subscription) {
+            // §3.1.3: already subscribed: answer for the contact. The user's
+            // side ignores the answer unless it was asking (A.3.2); if it
+            // was, it now gets the contact's presence as after an approval.
+            let p = presence("subscribed", &contact.to_string(), &user.to_string());
+            if Box::pin(self.inbound(user, contact, PresenceType::Subscribed, p)).await {
+                self.send_current_presence(contact, &user.to_string());
+            }
+            return false;
+        }
+        if i.approved {
+            // §3.4: pre-approved: subscribe at once, without asking.
+            i.approved = false;
+            i.subscription = match i.subscription {
+                Subscription::To => Subscription::Both,
+                _ => Subscription::From,
+            };
+            self.save(contact, &i).await;
+            let p = presence("subscribed", &contact.to_string(), &user.to_string());
+            Box::pin(self.inbound(user, contact, PresenceType::Subscribed, p)).await;
+            self.send_current_presence(contact, &user.to_string());
+            return true;
+        }
+        // A.3.1: a request that is already pending is not delivered again.
+        match self
+            .storage
+            .pending_subscription(cnode, contact.domain(), &user.to_string())
+            .await
+        {
+            Ok(Some(_)) => return false,
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "cannot read pending subscription requests"),
+        }
+        // §3.1.3: remember the request and show it to the contact.
+        if let Err(e) = self
+            .storage
+            .add_pending_subscription(cnode, contact.domain(), &user.to_string(), &stanza.to_xml())
+            .await
+        {
+            tracing::error!(error = %e, "cannot store a subscription request");
+        }
+        self.to_available_unblocked(user.as_jid(), contact, &stanza)
+            .await;
+        true
     }
 
-    /// Applies an inbound subscribed / unsubscribe / unsubscribed from
-    /// `other` to `owner`'s roster item (Appendix A.3).
-    async fn subscription_inbound_only(
+    /// Applies an inbound subscribed, unsubscribe or unsubscribed from
+    /// `other` to `owner`'s side (Appendix A.3), pushing the changed item.
+    /// Returns the subscription `owner` had if its state changed, `None` if
+    /// nothing changed.
+    async fn apply_inbound(
         &self,
         owner: &BareJid,
         other: &BareJid,
         kind: PresenceType,
-    ) {
+    ) -> Option<Subscription> {
+        // A.3.3: unsubscribe also withdraws a pending request ("None +
+        // Pending In" becomes "None"), which needs no roster item.
+        let withdrawn = kind == PresenceType::Unsubscribe && self.drop_pending(owner, other).await;
         let Some(mut i) = self.item(owner, other).await else {
-            return;
+            return withdrawn.then_some(Subscription::None);
         };
         let before = i.clone();
         match kind {
@@ -376,12 +389,6 @@ impl Router {
                     Subscription::From => Subscription::None,
                     s => s,
                 };
-                if let Some(node) = owner.node() {
-                    let _ = self
-                        .storage
-                        .remove_pending_subscription(node, owner.domain(), &other.to_string())
-                        .await;
-                }
             }
             PresenceType::Unsubscribed => {
                 i.ask = false;
@@ -393,8 +400,59 @@ impl Router {
             }
             _ => {}
         }
-        if i != before {
-            self.save(owner, &i).await;
+        if i == before {
+            return withdrawn.then_some(before.subscription);
+        }
+        self.save(owner, &i).await;
+        Some(before.subscription)
+    }
+
+    /// Forgets `other`'s pending request to `owner`; true if there was one.
+    async fn drop_pending(&self, owner: &BareJid, other: &BareJid) -> bool {
+        let Some(node) = owner.node() else {
+            return false;
+        };
+        self.storage
+            .remove_pending_subscription(node, owner.domain(), &other.to_string())
+            .await
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "cannot remove a pending subscription request");
+                false
+            })
+    }
+
+    /// RFC 6121 §2.5.2: before `item` leaves `user`'s roster, the contact
+    /// learns that both subscriptions are over: `unsubscribe` if the user was
+    /// subscribed or asking, `unsubscribed` if the contact was subscribed or
+    /// asking, each handled as the contact's server handles it. The user's
+    /// roster is the caller's: its removal push is the only one the user's
+    /// resources see.
+    pub async fn cancel_subscriptions(&self, user: &BareJid, contact: &BareJid, item: &RosterItem) {
+        let (from, to) = (user.to_string(), contact.to_string());
+        let pending_in = self.drop_pending(user, contact).await;
+        if has_to(item.subscription) || item.ask {
+            self.inbound(
+                contact,
+                user,
+                PresenceType::Unsubscribe,
+                presence("unsubscribe", &from, &to),
+            )
+            .await;
+        }
+        if has_from(item.subscription) || pending_in {
+            if has_from(item.subscription)
+                && !self.blocked_between(user.as_jid(), contact.as_jid()).await
+            {
+                // §3.2.2: the contact stops seeing the user.
+                self.send_unavailable(user, contact);
+            }
+            self.inbound(
+                contact,
+                user,
+                PresenceType::Unsubscribed,
+                presence("unsubscribed", &from, &to),
+            )
+            .await;
         }
     }
 
@@ -411,10 +469,10 @@ impl Router {
     }
 
     /// Broadcast presence from `from` (RFC 6121 §4.2, §4.4, §4.5): to every
-    /// contact with a `from` or `both` subscription and to the user's other
-    /// available resources; on initial presence also probes the contacts the
-    /// user is subscribed to (answered locally from their last presence) and
-    /// redelivers pending subscription requests.
+    /// contact with a `from` or `both` subscription and to the user's
+    /// available resources, the sender included; on initial presence also
+    /// probes the contacts the user is subscribed to (answered locally from
+    /// their last presence) and redelivers pending subscription requests.
     pub async fn broadcast(&self, from: &FullJid, stanza: &Element, initial: bool) {
         let user = from.bare();
         let Some(node) = user.node() else { return };
@@ -433,15 +491,20 @@ impl Router {
                 let mut p = stanza.clone();
                 p.set_attr("from", from.to_string());
                 p.set_attr("to", contact.to_string());
-                self.to_available(&contact, &p);
+                self.to_available_unblocked(from.as_jid(), &contact, &p)
+                    .await;
             }
             if initial && has_to(item.subscription) {
                 // §4.3: a probe, answered with the contact's presence.
-                self.send_current_presence(&contact, &from.to_string());
+                self.current_presence_unblocked(&contact, from).await;
             }
         }
+        // §4.2.2: every available resource of the user, the sender included
+        // ("an entity is implicitly subscribed to its own presence"), also
+        // for later broadcasts (§4.4.2). After unavailable presence the
+        // sender is no longer available and is left out.
         for s in self.sessions.resources(&user) {
-            if s.full != *from && s.available() {
+            if s.available() {
                 let mut p = stanza.clone();
                 p.set_attr("from", from.to_string());
                 p.set_attr("to", s.full.to_string());
@@ -469,6 +532,12 @@ impl Router {
             {
                 if let Some(me) = self.sessions.get(from) {
                     for p in pending {
+                        // XEP-0191 §3.3: not from a JID blocked since.
+                        if let Ok(requester) = p.jid.parse::<chorus_jid::Jid>() {
+                            if self.blocked_between(from.as_jid(), &requester).await {
+                                continue;
+                            }
+                        }
                         if let Ok(mut el) = Element::from_xml(&p.stanza) {
                             el.set_attr("to", user.to_string());
                             me.sink.deliver(el);

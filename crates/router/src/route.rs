@@ -160,6 +160,11 @@ impl Router {
         let Some(kind) = StanzaKind::of(&stanza) else {
             return Outcome::Dropped;
         };
+        // XEP-0191: a block list in either direction decides before any
+        // delivery rule (blocking.rs).
+        if let Some(outcome) = self.blocking_verdict(kind, &stanza).await {
+            return outcome;
+        }
         let to: Jid = match stanza.attr("to").unwrap_or_default().parse() {
             Ok(j) => j,
             Err(e) => {
