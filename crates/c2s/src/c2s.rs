@@ -37,6 +37,19 @@ use crate::receiver::Flow;
 use crate::socket::SocketHandle;
 use crate::tls::ChannelBindings;
 
+/// Presences held for an inactive client before the queue is flushed
+/// rather than grown (XEP-0352: bounded).
+const CSI_MAX_HELD: usize = 256;
+
+/// XEP-0352 client state indication.
+#[derive(Default)]
+struct Csi {
+    /// The client said `<inactive/>`.
+    inactive: bool,
+    /// Held presence, latest per sender, in arrival order.
+    held: Vec<(String, Element)>,
+}
+
 /// XEP-0115 node identifying the software.
 const CAPS_NODE: &str = "https://chorus.invalid/caps";
 
@@ -103,6 +116,8 @@ pub struct C2sState {
     full: Option<FullJid>,
     /// Where we sent directed available presence (RFC 6121 §4.6).
     directed: std::collections::HashSet<String>,
+    /// XEP-0352 client state.
+    csi: Csi,
     /// When the client last sent a complete element.
     last_inbound: std::time::Instant,
     /// Our keepalive ping awaiting any sign of life, sent at this time.
@@ -316,6 +331,8 @@ impl C2sState {
             f.push(Element::new("bind", ns::BIND));
             // RFC 6121 §2.6.1 and §3.4: roster versioning and pre-approval.
             f.push(Element::new("ver", ns::ROSTER_VER));
+            // XEP-0352 §3: client state indication.
+            f.push(Element::new("csi", ns::CSI));
             f.push(Element::new("sub", ns::PRE_APPROVAL));
             // RFC 6121 Appendix E: advertised for old clients, optional.
             f.push(
@@ -705,6 +722,18 @@ impl C2sState {
         let Some(full) = self.full.clone() else {
             return Flow::Continue;
         };
+        if el.ns() == ns::CSI {
+            // XEP-0352 nonzas: <active/> and <inactive/>.
+            match el.name() {
+                "inactive" => self.csi.inactive = true,
+                "active" => {
+                    self.csi.inactive = false;
+                    self.flush_held();
+                }
+                _ => {}
+            }
+            return Flow::Continue;
+        }
         let Some(kind) = StanzaKind::of(&el) else {
             // §8.2-8.3: only message, presence and iq exist in jabber:client.
             self.ctx.metrics.stanzas_in.inc("other");
@@ -887,6 +916,45 @@ impl C2sState {
         }
     }
 
+    /// Delivers a routed stanza, holding back presence while the client
+    /// says it is inactive (XEP-0352 §5): only the latest presence per
+    /// sender is kept, and anything else (messages, IQs) goes out at once,
+    /// after the held presence so that order is kept.
+    fn deliver(&mut self, stanza: Element) {
+        if self.csi.inactive && stanza.name() == "presence" {
+            let from = stanza.attr("from").unwrap_or_default().to_owned();
+            if let Some(slot) = self.csi.held.iter_mut().find(|(f, _)| *f == from) {
+                slot.1 = stanza;
+            } else if self.csi.held.len() < CSI_MAX_HELD {
+                self.csi.held.push((from, stanza));
+                self.ctx
+                    .metrics
+                    .csi_held
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                // Bounded: past the cap, flush rather than grow.
+                self.flush_held();
+                self.send_element(&stanza);
+            }
+            return;
+        }
+        if !self.csi.held.is_empty() && stanza.name() != "presence" {
+            self.flush_held();
+        }
+        self.send_element(&stanza);
+    }
+
+    fn flush_held(&mut self) {
+        let held = std::mem::take(&mut self.csi.held);
+        self.ctx
+            .metrics
+            .csi_flushed
+            .fetch_add(held.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        for (_, p) in held {
+            self.send_element(&p);
+        }
+    }
+
     /// XEP-0199 §4.1: pings a client that has been silent for the ping
     /// interval; closes the session when the answer does not come in time.
     fn keepalive_tick(&mut self) {
@@ -1039,6 +1107,7 @@ impl Actor for C2sActor {
             user: None,
             full: None,
             directed: Default::default(),
+            csi: Csi::default(),
             last_inbound: std::time::Instant::now(),
             ping_sent: None,
             keepalive: None,
@@ -1085,7 +1154,7 @@ impl Actor for C2sActor {
             }
             C2sMsg::Routed(stanza) => {
                 if !state.closing {
-                    state.send_element(&stanza);
+                    state.deliver(*stanza);
                 }
             }
             C2sMsg::Replaced => {

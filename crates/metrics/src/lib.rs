@@ -63,6 +63,9 @@ pub struct Metrics {
     pub stream_errors: Family,
     /// Connections closed because their outbound queue overflowed.
     pub outbound_drops: AtomicU64,
+    /// Presences held back for inactive clients (XEP-0352), and released.
+    pub csi_held: AtomicU64,
+    pub csi_flushed: AtomicU64,
 }
 
 /// Values computed by the server at scrape time.
@@ -212,6 +215,16 @@ impl Metrics {
             o,
             "# HELP chorus_outbound_queue_drops Connections closed on outbound queue overflow.\n# TYPE chorus_outbound_queue_drops counter\nchorus_outbound_queue_drops_total {}",
             self.outbound_drops.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP chorus_csi_held Presences held back for inactive clients (XEP-0352).\n# TYPE chorus_csi_held counter\nchorus_csi_held_total {}",
+            self.csi_held.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "# HELP chorus_csi_flushed Held presences released to clients.\n# TYPE chorus_csi_flushed counter\nchorus_csi_flushed_total {}",
+            self.csi_flushed.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             o,

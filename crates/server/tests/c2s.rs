@@ -913,3 +913,96 @@ async fn silent_clients_are_pinged_and_dropped_without_an_answer() {
     }
     server.stop();
 }
+
+#[tokio::test]
+async fn inactive_clients_get_latest_presence_only_and_messages_at_once() {
+    let server = server_with_users("csi").await;
+    add_user(&server, "carol", "c4r0l").await;
+    let addr = server.first_addr().unwrap();
+    let (mut alice, _) = XmppClient::login(addr, "alice", "wonderland", Some("a")).await;
+    let (mut bob, _) = XmppClient::login(addr, "bob", "builder", Some("b")).await;
+    let (mut carol, _) = XmppClient::login(addr, "carol", "c4r0l", Some("c")).await;
+    let features_have_csi = {
+        let mut c = XmppClient::connect(addr).await;
+        c.open().await;
+        c.starttls().await;
+        c.open().await;
+        c.scram(Mechanism::ScramSha256, "alice", "wonderland", None)
+            .await
+            .unwrap();
+        c.open().await.get_child("csi", "urn:xmpp:csi:0").is_some()
+    };
+    assert!(
+        features_have_csi,
+        "XEP-0352 §3: advertised after authentication"
+    );
+
+    alice.send("<inactive xmlns='urn:xmpp:csi:0'/>").await;
+    // Directed presence from bob (three updates) and carol (one) is held.
+    for show in ["away", "xa", "dnd"] {
+        bob.send(&format!(
+            "<presence to='alice@localhost/a'><show>{show}</show></presence>"
+        ))
+        .await;
+    }
+    carol
+        .send("<presence to='alice@localhost/a'><show>chat</show></presence>")
+        .await;
+    bob.send("<iq to='localhost' type='get' id='b1'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    bob.expect("iq").await;
+    carol
+        .send("<iq to='localhost' type='get' id='c1'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    carol.expect("iq").await;
+    alice
+        .send("<iq to='localhost' type='get' id='a1'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    // Nothing from others arrives while inactive (her own presence echo,
+    // RFC 6121 §4.2.2, came before she went inactive).
+    loop {
+        let e = alice.next_element().await;
+        if e.name() == "iq" {
+            assert_eq!(e.attr("id"), Some("a1"));
+            break;
+        }
+        assert_eq!(e.attr("from"), Some("alice@localhost/a"), "{}", e.to_xml());
+    }
+
+    // A message with a body goes out at once, after the held presence,
+    // which is the latest per sender only.
+    bob.send("<message to='alice@localhost/a' type='chat' id='urgent'><body>now</body></message>")
+        .await;
+    let mut got = Vec::new();
+    loop {
+        let e = alice.next_element().await;
+        let done = e.name() == "message";
+        got.push(e);
+        if done {
+            break;
+        }
+    }
+    let shows: Vec<String> = got
+        .iter()
+        .filter(|e| e.name() == "presence")
+        .map(|p| p.get_child("show", "jabber:client").unwrap().text())
+        .collect();
+    assert_eq!(
+        shows,
+        vec!["dnd", "chat"],
+        "latest per contact, in arrival order"
+    );
+    assert_eq!(got.last().unwrap().attr("id"), Some("urgent"));
+
+    // Held again, then flushed by <active/>.
+    bob.send("<presence to='alice@localhost/a'><show>away</show></presence>")
+        .await;
+    bob.send("<iq to='localhost' type='get' id='b2'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    bob.expect("iq").await;
+    alice.send("<active xmlns='urn:xmpp:csi:0'/>").await;
+    let p = alice.next_element().await;
+    assert_eq!(p.name(), "presence");
+    assert_eq!(p.get_child("show", "jabber:client").unwrap().text(), "away");
+    server.stop();
+}
