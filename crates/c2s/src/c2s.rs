@@ -77,6 +77,8 @@ pub enum C2sMsg {
 pub struct C2sActor;
 
 pub struct C2sArgs {
+    /// The client's address, for per-IP limits.
+    pub peer: Option<std::net::IpAddr>,
     pub conn_id: u64,
     pub socket: SocketHandle,
     pub ctx: Arc<C2sContext>,
@@ -108,6 +110,7 @@ pub struct C2sState {
     /// downgrade check needs to know).
     plus_advertised: bool,
     auth_failures: u32,
+    peer: Option<std::net::IpAddr>,
     /// The mechanism of the exchange under way, for metrics.
     auth_mech: &'static str,
     /// Authenticated account.
@@ -357,6 +360,14 @@ impl C2sState {
                 m.push(Element::new("mechanism", ns::SASL).with_text(mech.name()));
             }
             f.push(m);
+            // XEP-0077 §6: registration is offered where it is open.
+            if self
+                .domain
+                .as_deref()
+                .is_some_and(|d| self.ctx.registration_open(d))
+            {
+                f.push(Element::new("register", ns::REGISTER_FEATURE));
+            }
             if let Some(b) = &self.tls {
                 // XEP-0440: which channel-binding types we can verify.
                 let mut cb = Element::new("sasl-channel-binding", ns::SASL_CB);
@@ -603,6 +614,17 @@ impl C2sState {
             self.send_element(&Element::new("proceed", ns::TLS));
             return Flow::StartTls;
         }
+        if el.is("iq", ns::JABBER_CLIENT)
+            && el.get_child("query", ns::REGISTER).is_some()
+            && (self.tls.is_some() || !self.ctx.require_encryption)
+            && self
+                .domain
+                .as_deref()
+                .is_some_and(|d| self.ctx.registration_open(d))
+        {
+            self.register_account(el).await;
+            return Flow::Continue;
+        }
         if StanzaKind::of(el).is_some() {
             // §4.9.3.12: stanzas before authentication, with or without TLS.
             return self.stream_error(StreamError::NotAuthorized, Some("authenticate first"));
@@ -616,6 +638,67 @@ impl C2sState {
                 self.stream_error(StreamError::PolicyViolation, Some("STARTTLS is required"))
             }
             _ => self.stream_error(StreamError::NotAuthorized, Some("authenticate first")),
+        }
+    }
+
+    /// XEP-0077 §3.1: account creation before authentication.
+    async fn register_account(&mut self, iq: &Element) {
+        let Some(query) = iq.get_child("query", ns::REGISTER) else {
+            return;
+        };
+        match iq.attr("type") {
+            Some("get") => {
+                let r = self.iq_result(iq).with_child(
+                    Element::new("query", ns::REGISTER)
+                        .with_child(
+                            Element::new("instructions", ns::REGISTER)
+                                .with_text("Choose a username and a password."),
+                        )
+                        .with_child(Element::new("username", ns::REGISTER))
+                        .with_child(Element::new("password", ns::REGISTER)),
+                );
+                self.send_element(&r);
+            }
+            Some("set") => {
+                let username = query.get_child("username", ns::REGISTER).map(|u| u.text());
+                let password = query.get_child("password", ns::REGISTER).map(|p| p.text());
+                let (Some(username), Some(password)) = (username, password) else {
+                    return self.iq_error(iq, StanzaErrorCondition::NotAcceptable);
+                };
+                let Some(user) = self.account(&username).filter(|_| !password.is_empty()) else {
+                    return self.iq_error(iq, StanzaErrorCondition::NotAcceptable);
+                };
+                if !self.ctx.take_register_token(self.peer) {
+                    tracing::warn!(conn = self.conn_id, peer = ?self.peer, "registration rate limit");
+                    return self.iq_error(iq, StanzaErrorCondition::PolicyViolation);
+                }
+                let Some(creds) =
+                    chorus_modules::register::credentials(&password, self.ctx.sasl_iterations)
+                else {
+                    return self.iq_error(iq, StanzaErrorCondition::NotAcceptable);
+                };
+                let node = user.node().unwrap_or_default();
+                match self
+                    .ctx
+                    .storage
+                    .create_account(node, user.domain(), &creds)
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::info!(conn = self.conn_id, jid = %user, "account registered in-band");
+                        let r = self.iq_result(iq);
+                        self.send_element(&r);
+                    }
+                    Err(chorus_storage::StorageError::AlreadyExists) => {
+                        self.iq_error(iq, StanzaErrorCondition::Conflict)
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "in-band registration failed");
+                        self.iq_error(iq, StanzaErrorCondition::InternalServerError)
+                    }
+                }
+            }
+            _ => self.iq_error(iq, StanzaErrorCondition::BadRequest),
         }
     }
 
@@ -1103,6 +1186,7 @@ impl Actor for C2sActor {
             sasl: None,
             plus_advertised: false,
             auth_failures: 0,
+            peer: args.peer,
             auth_mech: "none",
             user: None,
             full: None,

@@ -55,6 +55,20 @@ pub struct C2sContext {
     next_id: AtomicU64,
     /// The server is draining: new streams are refused with system-shutdown.
     pub shutting_down: std::sync::atomic::AtomicBool,
+    pub register: RegisterPolicy,
+    /// Registration tokens left per IP address, and when last counted.
+    register_buckets: dashmap::DashMap<std::net::IpAddr, (f64, std::time::Instant)>,
+}
+
+/// XEP-0077 in-band registration policy.
+#[derive(Clone, Debug, Default)]
+pub struct RegisterPolicy {
+    pub enabled: bool,
+    /// Domains that allow it; empty means all served domains.
+    pub domains: Vec<String>,
+    /// Token bucket per IP address: capacity and refill period per token.
+    pub burst: u32,
+    pub refill: Duration,
 }
 
 /// The options of [`C2sContext::new`] that come straight from configuration.
@@ -74,6 +88,7 @@ pub struct C2sOptions {
     pub sasl_max_attempts: u32,
     pub sasl_iterations: u32,
     pub max_resources: usize,
+    pub register: RegisterPolicy,
 }
 
 /// The server-wide services a connection uses, built once by the server.
@@ -120,6 +135,8 @@ impl C2sContext {
             sasl_max_attempts: o.sasl_max_attempts,
             sasl_iterations: o.sasl_iterations,
             max_resources: o.max_resources,
+            register: o.register,
+            register_buckets: dashmap::DashMap::new(),
             router,
             storage,
             modules,
@@ -160,6 +177,36 @@ impl C2sContext {
         }
     }
 
+    /// Whether clients may create accounts on `domain`.
+    pub fn registration_open(&self, domain: &str) -> bool {
+        self.register.enabled
+            && (self.register.domains.is_empty()
+                || self
+                    .register
+                    .domains
+                    .iter()
+                    .any(|d| d.eq_ignore_ascii_case(domain)))
+    }
+
+    /// Takes one registration token for `ip`; false when its bucket is
+    /// empty (XEP-0077 §8 asks servers to limit registrations).
+    pub fn take_register_token(&self, ip: Option<std::net::IpAddr>) -> bool {
+        let Some(ip) = ip else { return true };
+        let burst = f64::from(self.register.burst.max(1));
+        let per_token = self.register.refill.as_secs_f64().max(0.001);
+        let now = std::time::Instant::now();
+        let mut entry = self.register_buckets.entry(ip).or_insert((burst, now));
+        let (tokens, last) = *entry;
+        let refilled = (tokens + now.duration_since(last).as_secs_f64() / per_token).min(burst);
+        if refilled >= 1.0 {
+            *entry = (refilled - 1.0, now);
+            true
+        } else {
+            *entry = (refilled, now);
+            false
+        }
+    }
+
     pub fn next_conn_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -185,6 +232,7 @@ pub fn connection_group(
     GroupSpec::new(format!("conn-{id}"), move |sctx: StartCtx| async move {
         let sup = sctx.supervisor.clone();
         let _ = stream.set_nodelay(true);
+        let peer = stream.peer_addr().ok().map(|a| a.ip());
         let (input, writer) = if direct_tls {
             (Input::Handshake(stream), Writer::Detached)
         } else {
@@ -220,6 +268,7 @@ pub fn connection_group(
             None,
             C2sActor,
             C2sArgs {
+                peer,
                 conn_id: id,
                 socket: handle,
                 ctx: ctx.clone(),

@@ -21,4 +21,4 @@ pub mod receiver;
 pub mod socket;
 pub mod tls;
 
-pub use conn::{connection_group, C2sContext, C2sOptions, C2sShared};
+pub use conn::{connection_group, C2sContext, C2sOptions, C2sShared, RegisterPolicy};

@@ -37,6 +37,33 @@ pub struct Config {
     pub storage: StorageConfig,
     pub offline: OfflineConfig,
     pub metrics: MetricsConfig,
+    pub register: RegisterConfig,
+}
+
+/// XEP-0077 in-band registration. Off by default: open registration
+/// invites spam accounts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegisterConfig {
+    /// Let clients create accounts themselves.
+    pub enabled: bool,
+    /// Domains that allow it; empty means every domain in server.domains.
+    pub domains: Vec<String>,
+    /// Registrations one IP address may make in a burst...
+    pub burst: u32,
+    /// ...and the seconds it takes to earn one more (a token bucket).
+    pub refill_secs: u64,
+}
+
+impl Default for RegisterConfig {
+    fn default() -> Self {
+        RegisterConfig {
+            enabled: false,
+            domains: Vec::new(),
+            burst: 3,
+            refill_secs: 3600,
+        }
+    }
 }
 
 /// The loopback monitoring endpoint: /metrics, /healthz, /readyz.
@@ -230,6 +257,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             offline: OfflineConfig::default(),
             metrics: MetricsConfig::default(),
+            register: RegisterConfig::default(),
         }
     }
 }
@@ -489,6 +517,11 @@ impl Config {
                 "metrics.address '{}' is not host:port (empty turns it off)",
                 self.metrics.address
             )));
+        }
+        if self.register.burst == 0 || self.register.refill_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "register.burst and register.refill_secs must be positive".into(),
+            ));
         }
         if self.sasl.iterations < 4096 {
             return Err(ConfigError::Invalid(

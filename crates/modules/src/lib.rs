@@ -15,6 +15,7 @@ mod disco;
 mod last;
 mod ping;
 mod private;
+pub mod register;
 mod roster;
 mod time;
 mod vcard;
@@ -65,6 +66,8 @@ pub struct Services {
     pub software: (&'static str, &'static str),
     /// Every module feature ([`Modules::features`]), for disco#info.
     pub features: Vec<&'static str>,
+    /// PBKDF2 iterations for credentials derived from a new password.
+    pub sasl_iterations: u32,
 }
 
 /// A handler's answer.
@@ -101,6 +104,7 @@ impl Modules {
             Box::new(disco::Disco),
             Box::new(roster::Roster),
             Box::new(carbons::Carbons),
+            Box::new(register::Register),
             Box::new(version::Version),
             Box::new(time::Time),
             Box::new(last::Last),
@@ -235,6 +239,7 @@ mod tests {
             started: Instant::now(),
             software: ("Chorus", "test"),
             features: Vec::new(),
+            sasl_iterations: 4096,
         }
     }
 

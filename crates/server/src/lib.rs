@@ -139,6 +139,7 @@ impl Server {
             started: Instant::now(),
             software: ("Chorus", env!("CARGO_PKG_VERSION")),
             features: modules.features(),
+            sasl_iterations: config.sasl.iterations,
         });
         let ctx = Arc::new(C2sContext::new(
             C2sOptions {
@@ -157,6 +158,12 @@ impl Server {
                 sasl_max_attempts: config.sasl.max_attempts,
                 sasl_iterations: config.sasl.iterations,
                 max_resources: config.c2s.max_resources,
+                register: chorus_c2s::RegisterPolicy {
+                    enabled: config.register.enabled,
+                    domains: config.register.domains.clone(),
+                    burst: config.register.burst,
+                    refill: std::time::Duration::from_secs(config.register.refill_secs),
+                },
             },
             C2sShared {
                 router,

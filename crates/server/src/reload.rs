@@ -94,6 +94,7 @@ impl Reloader {
             ("supervision", old.supervision != new.supervision),
             ("offline", old.offline != new.offline),
             ("metrics", old.metrics != new.metrics),
+            ("register", old.register != new.register),
         ];
         let restart: Vec<&str> = sections
             .iter()
