@@ -20,7 +20,7 @@ from slixmpp.util.sasl import mechanisms as sasl_mechanisms
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(os.environ.get("CHORUS_BIN_DIR", ROOT / "target" / "debug"))
-USERS = {"alice": "wonder land ✓", "bob": "builder", "carol": "c4r0l"}
+USERS = {"alice": "wonder land ✓", "bob": "builder", "carol": "c4r0l", "dave": "d4ve", "erin": "3rin"}
 
 
 # COMPAT(slixmpp): Python's ssl module (3.11) offers neither tls-exporter

@@ -128,3 +128,61 @@ def test_message_to_an_offline_account_arrives_at_next_login_with_delay(server):
             alice.disconnect()
 
     run(scenario())
+
+
+def test_killing_a_c2s_actor_shows_unavailable_and_carbons_reach_a_second_resource(server):
+    """The issue's 'done when' in slixmpp terms: dave and erin subscribe to
+    each other; an admin kills erin's c2s actor and dave sees her go; dave
+    chats with erin while a second resource of his gets the carbons."""
+
+    async def scenario():
+        dave = Client("dave@localhost/desk", USERS["dave"], server)
+        erin = Client("erin@localhost/desk", USERS["erin"], server)
+        dave_sees = presence_log(dave)
+        for c in (dave, erin):
+            c.auto_authorize = True
+            c.auto_subscribe = True
+        await dave.online()
+        await erin.online()
+        phone = Client("dave@localhost/phone", USERS["dave"], server)
+        phone.register_plugin("xep_0280")
+        sent, received = asyncio.Queue(), asyncio.Queue()
+        phone.add_event_handler("carbon_sent", sent.put_nowait)
+        phone.add_event_handler("carbon_received", received.put_nowait)
+        await phone.online()
+        erin2 = None
+        try:
+            dave.send_presence(pto="erin@localhost", ptype="subscribe")
+            await next_from(dave_sees["available"], "erin@localhost/desk")
+
+            # An operator kills erin's c2s actor: dave sees her go.
+            listed = server.ctl("sessions", "list", "--jid", "erin@localhost", "--json")
+            assert listed.returncode == 0, listed.stderr
+            import json
+
+            conn = json.loads(listed.stdout)["sessions"][0]["conn"]
+            path = f"root/listeners/port:c2s@127.0.0.1:{server.starttls_port}/conns/conn-{conn}/c2s"
+            killed = server.ctl("actors", "kill", path)
+            assert killed.returncode == 0, killed.stderr
+            pres = await next_from(dave_sees["unavailable"], "erin@localhost/desk")
+            assert pres["type"] == "unavailable"
+            await asyncio.wait_for(erin.gone.wait(), 10)
+
+            # Carbons on dave's phone for what dave/desk sends and receives.
+            await phone.plugin["xep_0280"].enable()
+            erin2 = await Client("erin@localhost/laptop", USERS["erin"], server).online()
+            erin2.send_message(mto="dave@localhost/desk", mbody="back again", mtype="chat")
+            msg = await asyncio.wait_for(dave.messages.get(), 10)
+            assert msg["body"] == "back again"
+            carbon = await asyncio.wait_for(received.get(), 10)
+            assert carbon["carbon_received"]["body"] == "back again"
+            dave.send_message(mto="erin@localhost/laptop", mbody="welcome", mtype="chat")
+            carbon = await asyncio.wait_for(sent.get(), 10)
+            assert carbon["carbon_sent"]["body"] == "welcome"
+            assert carbon["carbon_sent"]["to"] == "erin@localhost/laptop"
+        finally:
+            for c in (dave, phone, erin, erin2):
+                if c is not None:
+                    c.disconnect()
+
+    run(scenario())
