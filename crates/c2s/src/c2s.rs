@@ -899,6 +899,10 @@ impl C2sState {
                     .and_then(|p| p.text().trim().parse::<i8>().ok())
                     .unwrap_or(0);
                 let initial = !session.available();
+                // XEP-0153: contacts learn the avatar hash from presence.
+                let mut el = el.clone();
+                chorus_modules::avatar::annotate(&self.ctx.storage, &full.bare(), &mut el).await;
+                let el = &el;
                 let mut kept = el.clone();
                 kept.remove_attr("to");
                 session.set_last_presence(Some(kept));

@@ -9,6 +9,7 @@
 //! that panics is caught: the sender gets `internal-server-error`, the
 //! connection stays up, and the panic is logged and counted.
 
+pub mod avatar;
 mod blocking;
 mod carbons;
 mod disco;

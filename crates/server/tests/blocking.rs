@@ -767,14 +767,14 @@ async fn blocking_a_subscribed_contact_sends_unavailable_and_unblocking_restores
     assert_stanza(
         &got[2],
         "<presence xmlns='jabber:client' from='bob@localhost/b' to='alice@localhost'>\
-         <show>away</show></presence>",
+         <show>away</show><x xmlns='vcard-temp:x:update'><photo/></x></presence>",
     );
     let got = sync(&mut bob).await;
     assert_stanzas(
         &got,
         &[
             "<presence xmlns='jabber:client' from='alice@localhost/a' to='bob@localhost'>\
-           <status>here</status></presence>",
+           <status>here</status><x xmlns='vcard-temp:x:update'><photo/></x></presence>",
         ],
     );
     server.stop();

@@ -621,3 +621,44 @@ async fn an_accounts_disco_info_is_the_registered_account_identity() {
     );
     server.stop();
 }
+
+/// XEP-0153: after a user stores a vCard with a PHOTO, its broadcast
+/// presence carries the photo's SHA-1; before, an empty <photo/>.
+#[tokio::test]
+async fn presence_carries_the_vcard_avatar_hash() {
+    let server = start(test_config("avatar")).await;
+    add_user(&server, "alice", "wonderland").await;
+    let addr = server.first_addr().unwrap();
+    let (mut a1, _) = XmppClient::login(addr, "alice", "wonderland", Some("one")).await;
+    let (mut a2, _) = XmppClient::login(addr, "alice", "wonderland", Some("two")).await;
+    // Own presence comes back to the sender (RFC 6121 §4.2.2): no avatar yet.
+    let p = a2.expect("presence").await;
+    let photo = p
+        .get_child("x", "vcard-temp:x:update")
+        .and_then(|x| x.get_child("photo", "vcard-temp:x:update"))
+        .expect("an update element");
+    assert_eq!(photo.text(), "");
+    // "hello" as the photo: its SHA-1 is known.
+    a1.send("<iq type='set' id='v'><vCard xmlns='vcard-temp'><PHOTO><TYPE>image/png</TYPE><BINVAL>aGVsbG8=</BINVAL></PHOTO></vCard></iq>").await;
+    assert_eq!(a1.expect("iq").await.attr("type"), Some("result"));
+    a1.send("<presence><show>chat</show></presence>").await;
+    loop {
+        let p = a2.expect("presence").await;
+        if p.attr("from") != Some("alice@localhost/one") {
+            continue;
+        }
+        let hash = p
+            .get_child("x", "vcard-temp:x:update")
+            .and_then(|x| x.get_child("photo", "vcard-temp:x:update"))
+            .map(|ph| ph.text());
+        if hash.as_deref() == Some("") {
+            continue; // an earlier broadcast
+        }
+        assert_eq!(
+            hash.as_deref(),
+            Some("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d")
+        );
+        break;
+    }
+    server.stop();
+}
