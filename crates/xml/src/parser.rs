@@ -346,12 +346,16 @@ fn collect_attrs(
 /// XML Namespaces §3 NCName, approximated: a letter, `_` or any non-ASCII
 /// character first, then also digits, `-` and `.`. No colon.
 fn is_ncname(s: &str) -> bool {
-    let mut chars = s.chars();
-    let Some(first) = chars.next() else {
+    // Bytes, not chars: names are ASCII in practice, and any byte of a
+    // multi-byte UTF-8 character is >= 0x80, which is accepted.
+    let b = s.as_bytes();
+    let Some(&first) = b.first() else {
         return false;
     };
-    (first.is_alphabetic() || first == '_' || !first.is_ascii())
-        && chars.all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.') || !c.is_ascii())
+    (first.is_ascii_alphabetic() || first == b'_' || first >= 0x80)
+        && b[1..]
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.') || c >= 0x80)
 }
 
 /// A QName is `NCName` or `NCName:NCName` (XML Namespaces §3): no empty
