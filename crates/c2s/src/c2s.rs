@@ -1224,7 +1224,10 @@ impl Actor for C2sActor {
                             // Any stanza proves the client is alive (XEP-0199 §4.1).
                             state.last_inbound = std::time::Instant::now();
                             state.ping_sent = None;
-                            state.on_element(el).await
+                            // Boxed: the stanza path (SASL, storage, routing,
+                            // modules) is a large future, and inlined it
+                            // would size every idle c2s actor's task.
+                            Box::pin(state.on_element(el)).await
                         }
                         Ok(StreamEvent::End) => {
                             state.close();

@@ -138,7 +138,9 @@ impl ReceiverState {
                     Err(_) => ReadResult::Failed,
                 }
             }
-            Input::Handshake(_) => match self.handshake(true).await {
+            // Boxed: rustls's handshake state is kilobytes, and inlined it
+            // would size every idle receiver's task.
+            Input::Handshake(_) => match Box::pin(self.handshake(true)).await {
                 true => ReadResult::Again,
                 false => ReadResult::Failed,
             },
@@ -257,7 +259,7 @@ impl Actor for ReceiverActor {
                     state.parser.set_authenticated(true);
                 }
                 Flow::StartTls => {
-                    if !state.handshake(false).await {
+                    if !Box::pin(state.handshake(false)).await {
                         let _ = state.c2s.cast(C2sMsg::PeerClosed);
                         myself.stop(Some("STARTTLS failed".into()));
                         return Ok(());
