@@ -938,19 +938,29 @@ async fn inactive_clients_get_latest_presence_only_and_messages_at_once() {
     );
 
     alice.send("<inactive xmlns='urn:xmpp:csi:0'/>").await;
-    // Directed presence from bob (three updates) and carol (one) is held.
+    // Alice's <inactive/> is in effect once her next ping is answered.
+    alice
+        .send("<iq to='localhost' type='get' id='a0'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    loop {
+        if alice.expect("iq").await.attr("id") == Some("a0") {
+            break;
+        }
+    }
+    // Directed presence from bob (three updates), then carol (one), is held;
+    // each sender's ping orders its presence before the next sender's.
     for show in ["away", "xa", "dnd"] {
         bob.send(&format!(
             "<presence to='alice@localhost/a'><show>{show}</show></presence>"
         ))
         .await;
     }
-    carol
-        .send("<presence to='alice@localhost/a'><show>chat</show></presence>")
-        .await;
     bob.send("<iq to='localhost' type='get' id='b1'><ping xmlns='urn:xmpp:ping'/></iq>")
         .await;
     bob.expect("iq").await;
+    carol
+        .send("<presence to='alice@localhost/a'><show>chat</show></presence>")
+        .await;
     carol
         .send("<iq to='localhost' type='get' id='c1'><ping xmlns='urn:xmpp:ping'/></iq>")
         .await;

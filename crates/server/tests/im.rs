@@ -106,9 +106,18 @@ impl Res {
             .await;
         let mut got = Vec::new();
         loop {
-            let e = self.c.next_element().await;
+            let mut e = self.c.next_element().await;
             if e.name() == "iq" && e.attr("id") == Some(id.as_str()) {
                 return got;
+            }
+            // The server's XEP-0153 avatar annotation and XEP-0359 archive
+            // ids are tested with their modules; these scripts compare the
+            // RFC 6121 content.
+            if e.name() == "presence" {
+                e.remove_children(|c| c.is("x", "vcard-temp:x:update"));
+            }
+            if e.name() == "message" {
+                e.remove_children(|c| c.is("stanza-id", "urn:xmpp:sid:0"));
             }
             got.push(e);
         }
