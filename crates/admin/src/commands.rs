@@ -291,6 +291,15 @@ pub const COMMANDS: &[CommandSpec] = &[
         args: &[JID_ARG],
     },
     CommandSpec {
+        name: "mam purge",
+        help: "Delete a user's whole message archive (XEP-0313); new messages are archived as before",
+        example: "chorusctl mam purge alice@localhost",
+        since: "0.1.0",
+        read_only: false,
+        password: false,
+        args: &[JID_ARG],
+    },
+    CommandSpec {
         name: "user passwd",
         help: "Change an account's password (prompt, or --password-stdin)",
         example: "echo 'new secret' | chorusctl user passwd alice@localhost --password-stdin",
@@ -298,6 +307,43 @@ pub const COMMANDS: &[CommandSpec] = &[
         read_only: false,
         password: true,
         args: &[JID_ARG, PASSWORD_STDIN],
+    },
+    CommandSpec {
+        name: "import",
+        help: "Import accounts, rosters, vCards, private XML and offline messages from a XEP-0227 (PIEFXIS) file, \
+               e.g. an ejabberd export_piefxis; existing accounts and hosts not in server.domains are skipped and reported. \
+               The server opens the file itself, so give an absolute path it can read on this machine",
+        example: "chorusctl import /var/backups/xmpp/20240101-120000.xml",
+        since: "0.1.0",
+        read_only: false,
+        password: false,
+        args: &[ArgSpec {
+            name: "file",
+            help: "Absolute path of the XEP-0227 file, as the server sees it; <xi:include/>d host files are read from its directory",
+            positional: true,
+            required: true,
+            switch: false,
+            values: &[],
+        }],
+    },
+    CommandSpec {
+        name: "export",
+        help: "Export every served domain to <dir>/<domain>.xml in XEP-0227 (PIEFXIS) format, with SCRAM credentials \
+               (never passwords), rosters, vCards, private XML and offline messages; existing files are replaced. \
+               The server writes the files itself (mode 0600), so give an absolute directory it can write on this machine",
+        example: "chorusctl export /var/backups/chorus",
+        since: "0.1.0",
+        // It changes no server state, but it writes files: never on a GET.
+        read_only: false,
+        password: false,
+        args: &[ArgSpec {
+            name: "dir",
+            help: "Absolute path of the directory, as the server sees it; created if missing",
+            positional: true,
+            required: true,
+            switch: false,
+            values: &[],
+        }],
     },
     CommandSpec {
         name: "user list",

@@ -12,6 +12,7 @@
 pub mod chaos;
 pub mod commands;
 pub mod metrics;
+pub mod piefxis;
 pub mod server;
 
 pub use commands::{ArgSpec, CommandSpec, COMMANDS, LOCAL};

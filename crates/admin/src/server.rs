@@ -410,6 +410,23 @@ pub async fn execute(ctx: &AdminContext, name: &str, args: &Value) -> Result<Val
             let text = users.iter().map(|u| format!("{u}\n")).collect::<String>();
             Ok(json!({ "users": users, "text": text }))
         }
+        "mam purge" => {
+            let jid = account_arg(ctx, args)?;
+            let node = jid.node().unwrap_or_default();
+            let deleted = chorus_storage::ArchiveStore::archive_purge_account(
+                ctx.storage.as_ref(),
+                node,
+                jid.domain(),
+            )
+            .await
+            .map_err(storage_err)?;
+            tracing::info!(jid = %jid, deleted, "archive purged by operator");
+            Ok(json!({
+                "jid": jid.to_string(),
+                "deleted": deleted,
+                "text": format!("{deleted} archived messages of {jid} deleted\n"),
+            }))
+        }
         "stats" => {
             let m = &ctx.metrics;
             let total = |f: &chorus_metrics::Family, keys: &[&str]| -> u64 {
@@ -470,6 +487,8 @@ pub async fn execute(ctx: &AdminContext, name: &str, args: &Value) -> Result<Val
                 crate::chaos::parse_duration("for", arg_str(args, "for").unwrap_or_default())?;
             crate::chaos::run(ctx, pattern, every, total).await
         }
+        "import" => crate::piefxis::import(ctx, arg_str(args, "file").unwrap_or_default()).await,
+        "export" => crate::piefxis::export(ctx, arg_str(args, "dir").unwrap_or_default()).await,
         "config check" => Err(CommandError::BadArgs(
             "config check runs offline in chorusctl, not through the server".into(),
         )),

@@ -13,9 +13,20 @@
 //! Every protocol violation ends the stream with the RFC's stream error;
 //! every stanza-level problem is answered with the RFC's stanza error and the
 //! stream goes on.
+//!
+//! XEP-0198 stream management: once bound, the client may enable acks and
+//! resumption. c2s monitors its socket and receiver (the group's
+//! insignificant members). When they go and the session is resumable, c2s
+//! stays alone in its group, *detached*: still routed to, queueing what
+//! arrives, until a new connection's c2s takes its state over with
+//! `<resume/>` (the session then lives under the new `conn-<id>`, and the
+//! old group ends) or the resume timeout passes. Whatever the client never
+//! acknowledged goes to offline storage or bounces when the session ends,
+//! from `Drop`, so also when c2s is killed.
 
+use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use base64::Engine;
 use chorus_jid::{BareJid, FullJid};
@@ -30,7 +41,9 @@ use chorus_sasl::{
 };
 use chorus_storage::{AccountStore, OfflineStore};
 use chorus_xml::{Element, NsContext, StreamEvent, StreamHeader, XmlError};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{
+    Actor, ActorCell, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SupervisionEvent,
+};
 
 use crate::conn::C2sContext;
 use crate::receiver::Flow;
@@ -53,6 +66,60 @@ struct Csi {
 /// XEP-0115 node identifying the software.
 const CAPS_NODE: &str = "https://chorus.invalid/caps";
 
+/// XEP-0198: the server asks for an ack (`<r/>`) after this many stanzas.
+const SM_REQUEST_EVERY: u32 = 5;
+
+/// XEP-0198 state of a session that enabled stream management.
+struct Sm {
+    /// The resumption id; None when resumption was not asked for.
+    id: Option<String>,
+    /// How long the session waits, detached, for a resumption.
+    timeout: std::time::Duration,
+    /// Stanzas received from the client (the `h` we report).
+    handled: u32,
+    /// Stanzas sent to the client, modulo 2^32.
+    sent: u32,
+    /// Sent and not yet acknowledged, oldest first: the last
+    /// `unacked.len()` of `sent`.
+    unacked: VecDeque<Element>,
+    /// Stanzas sent since our last `<r/>`.
+    since_request: u32,
+    /// The queue went past its bound: the stream ends (resource-constraint).
+    overflowed: bool,
+}
+
+impl Sm {
+    /// Applies the client's `h`; Err when it acknowledges more than was sent.
+    fn ack(&mut self, h: u32) -> Result<(), ()> {
+        let ahead = h.wrapping_sub(self.sent);
+        if ahead != 0 && ahead < 1 << 31 {
+            return Err(());
+        }
+        let behind = self.sent.wrapping_sub(h) as usize;
+        if behind < self.unacked.len() {
+            let acked = self.unacked.len() - behind;
+            self.unacked.drain(..acked);
+        }
+        Ok(())
+    }
+}
+
+/// A resumable session, by its id (XEP-0198).
+#[derive(Clone)]
+pub(crate) struct SmEntry {
+    user: BareJid,
+    c2s: ActorRef<C2sMsg>,
+}
+
+/// What a detached (or superseded) session hands to the connection that
+/// resumes it.
+pub struct Handover {
+    full: FullJid,
+    sm: Sm,
+    directed: std::collections::HashSet<String>,
+    csi: Csi,
+}
+
 pub enum C2sMsg {
     /// One parser event from the receiver; the reply paces the receiver.
     Incoming(Box<Result<StreamEvent, XmlError>>, RpcReplyPort<Flow>),
@@ -72,6 +139,19 @@ pub enum C2sMsg {
     Kick(Box<String>),
     /// The server is shutting down (RFC 6120 §4.9.3.17).
     Shutdown,
+    /// Watch these members of the connection (socket, receiver): their exit
+    /// ends the session or, when it is resumable, detaches it (XEP-0198).
+    Monitor(Vec<ActorCell>),
+    /// A new connection of `user` resumes this session (XEP-0198 §5): hand
+    /// the state over, unless the session is not resumable.
+    Takeover {
+        user: BareJid,
+        to: ActorRef<C2sMsg>,
+        conn_id: u64,
+        reply: RpcReplyPort<Option<Box<Handover>>>,
+    },
+    /// The resume timeout of the detachment with this number passed.
+    ResumeTimeout(u64),
 }
 
 pub struct C2sActor;
@@ -130,6 +210,19 @@ pub struct C2sState {
     /// Replaced by a new binding of the same full JID: its successor owns
     /// the presence, so ours must not announce unavailable.
     replaced: bool,
+    /// XEP-0198, once enabled. Behind a lock only because stanzas are sent
+    /// from `&self` methods.
+    sm: Mutex<Option<Sm>>,
+    /// Socket and receiver, monitored.
+    transport: Vec<ActorCell>,
+    /// The transport is gone; the session waits for a resumption.
+    detached: bool,
+    /// Counts detachments, so that a stale resume timer is ignored.
+    detach_epoch: u64,
+    /// The session was resumed on this c2s: forward what still arrives.
+    moved_to: Option<ActorRef<C2sMsg>>,
+    /// This actor is draining its mailbox to stop.
+    ending: bool,
 }
 
 impl Drop for C2sState {
@@ -138,6 +231,13 @@ impl Drop for C2sState {
     fn drop(&mut self) {
         if let Some(k) = self.keepalive.take() {
             k.abort();
+        }
+        let sm = self.sm_lock().take();
+        if let Some(id) = sm.as_ref().and_then(|s| s.id.as_ref()) {
+            let me = self.myself.get_id();
+            self.ctx
+                .sm_sessions
+                .remove_if(id, |_, e| e.c2s.get_id() == me);
         }
         let Some(full) = self.full.clone() else {
             return;
@@ -150,6 +250,21 @@ impl Drop for C2sState {
             .filter(|s| s.conn_id == self.conn_id);
         if self.ctx.router.sessions.remove(&full, self.conn_id) {
             tracing::info!(conn = self.conn_id, jid = %full, "session ended");
+        }
+        // XEP-0198: what the client never acknowledged is not lost: offline
+        // storage, or an error to its sender.
+        let unacked = sm.map(|s| s.unacked).unwrap_or_default();
+        if !unacked.is_empty() {
+            tracing::info!(conn = self.conn_id, jid = %full, count = unacked.len(), "unacknowledged stanzas rerouted");
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                let router = self.ctx.router.clone();
+                let bare = full.bare();
+                rt.spawn(async move {
+                    for stanza in unacked {
+                        router.unacknowledged(&bare, stanza).await;
+                    }
+                });
+            }
         }
         // RFC 6121 §4.5.2: contacts learn we left, also when the c2s actor
         // was killed. Drop cannot await, so the broadcast runs in a task.
@@ -238,7 +353,15 @@ fn stored_to_scram(
 }
 
 impl C2sState {
+    fn sm_lock(&self) -> MutexGuard<'_, Option<Sm>> {
+        // Nothing under the lock can panic half-way through a change.
+        self.sm.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn send(&self, bytes: Vec<u8>) {
+        if self.detached {
+            return;
+        }
         // On overflow the socket is already closing the connection; count
         // the moment it happened.
         if let Err(crate::socket::SendError::OverflowNow) = self.socket.send(bytes) {
@@ -250,6 +373,37 @@ impl C2sState {
     }
 
     fn send_element(&self, el: &Element) {
+        if StanzaKind::of(el).is_some() {
+            // XEP-0198: every stanza is kept until the client acknowledges it.
+            let mut request = false;
+            if let Some(sm) = self.sm_lock().as_mut() {
+                sm.unacked.push_back(el.clone());
+                sm.sent = sm.sent.wrapping_add(1);
+                if sm.unacked.len() > self.ctx.sm_max_unacked {
+                    // Kept all the same: the session ends, and Drop reroutes it.
+                    sm.overflowed = true;
+                    return;
+                }
+                sm.since_request += 1;
+                if sm.since_request >= SM_REQUEST_EVERY {
+                    sm.since_request = 0;
+                    request = true;
+                }
+            }
+            self.write_element(el);
+            if request {
+                self.send(b"<r xmlns='urn:xmpp:sm:3'/>".to_vec());
+            }
+            return;
+        }
+        self.write_element(el);
+    }
+
+    /// Serializes an element to the socket, outside XEP-0198 accounting.
+    fn write_element(&self, el: &Element) {
+        if self.detached {
+            return;
+        }
         let mut out = Vec::with_capacity(256);
         el.write_to(&mut out, &NsContext::stream(ns::JABBER_CLIENT));
         if let Some(kind) = StanzaKind::of(el) {
@@ -273,6 +427,16 @@ impl C2sState {
 
     /// Sends a stream error and closes the stream (RFC 6120 §4.9.1.1).
     fn stream_error(&mut self, err: StreamError, text: Option<&str>) -> Flow {
+        self.stream_error_with(err, text, None)
+    }
+
+    /// A stream error with an application-specific condition (§4.9.4).
+    fn stream_error_with(
+        &mut self,
+        err: StreamError,
+        text: Option<&str>,
+        app: Option<Element>,
+    ) -> Flow {
         if self.closing {
             return Flow::Stop;
         }
@@ -285,7 +449,7 @@ impl C2sState {
                 .unwrap_or_else(|| self.ctx.domains.first().cloned().unwrap_or_default());
             self.send_header(&from);
         }
-        self.send_element(&err.to_element(text));
+        self.send_element(&err.to_element_with(text, app));
         self.close();
         Flow::Stop
     }
@@ -294,6 +458,100 @@ impl C2sState {
         self.closing = true;
         self.send(b"</stream:stream>".to_vec());
         self.socket.close();
+        if self.detached {
+            // No transport left to report the end: the session ends now.
+            self.end();
+        }
+    }
+
+    /// Ends the session: processes what is already queued in the mailbox
+    /// (routed stanzas join the unacknowledged queue), then stops, which
+    /// ends the group.
+    fn end(&mut self) {
+        self.closing = true;
+        if !self.ending {
+            self.ending = true;
+            if self.myself.drain().is_err() {
+                self.myself.stop(None);
+            }
+        }
+    }
+
+    /// Whether a dropped connection leaves this session detached rather
+    /// than ending it (XEP-0198 resumption enabled, stream not closed).
+    fn resumable(&self) -> bool {
+        !self.closing
+            && self.moved_to.is_none()
+            && self.full.is_some()
+            && self.sm_lock().as_ref().is_some_and(|s| s.id.is_some())
+    }
+
+    /// The socket or the receiver is gone (peer closed, I/O error, killed):
+    /// detach a resumable session, end any other.
+    fn transport_down(&mut self) {
+        if self.detached || self.moved_to.is_some() {
+            return;
+        }
+        if self.socket.gauge().overflowed() {
+            // The peer got a stream error: the session is over.
+            self.closing = true;
+        }
+        if self.resumable() {
+            self.detach();
+        } else {
+            self.closing = true;
+            self.socket.close();
+            self.end();
+        }
+    }
+
+    /// XEP-0198 §5: the connection is gone, the session stays, routed to
+    /// and queueing, until it is resumed or the timeout passes.
+    fn detach(&mut self) {
+        let timeout = self
+            .sm_lock()
+            .as_ref()
+            .map_or(self.ctx.sm_resume_timeout, |s| s.timeout);
+        // What is still queued at the socket may yet reach the peer; the
+        // receiver waits in a read, which only a kill interrupts.
+        self.socket.close();
+        let socket = self.socket.actor().get_id();
+        for member in &self.transport {
+            if member.get_id() != socket {
+                member.kill();
+            }
+        }
+        self.detached = true;
+        self.detach_epoch += 1;
+        if let Some(k) = self.keepalive.take() {
+            k.abort();
+        }
+        self.ping_sent = None;
+        let epoch = self.detach_epoch;
+        self.myself
+            .send_after(timeout, move || C2sMsg::ResumeTimeout(epoch));
+        tracing::info!(conn = self.conn_id, jid = ?self.full.as_ref().map(|j| j.to_string()), ?timeout, "session detached; waiting for resumption");
+    }
+
+    /// A routed stanza that arrives once the stream is closing: kept for
+    /// offline storage when stream management tracks it.
+    fn keep_unacked(&self, stanza: Element) {
+        if let Some(sm) = self.sm_lock().as_mut() {
+            sm.unacked.push_back(stanza);
+            sm.sent = sm.sent.wrapping_add(1);
+        }
+    }
+
+    /// The unacknowledged queue went past its bound: `resource-constraint`.
+    fn check_overflow(&mut self) -> Option<Flow> {
+        let overflowed = self.sm_lock().as_ref().is_some_and(|s| s.overflowed);
+        if overflowed && !self.closing {
+            return Some(self.stream_error(
+                StreamError::ResourceConstraint,
+                Some("too many unacknowledged stanzas"),
+            ));
+        }
+        None
     }
 
     fn mechanisms(&self) -> Vec<Mechanism> {
@@ -336,6 +594,8 @@ impl C2sState {
             f.push(Element::new("ver", ns::ROSTER_VER));
             // XEP-0352 §3: client state indication.
             f.push(Element::new("csi", ns::CSI));
+            // XEP-0198 §3: stream management (enable after bind, or resume).
+            f.push(Element::new("sm", ns::SM));
             f.push(Element::new("sub", ns::PRE_APPROVAL));
             // RFC 6121 Appendix E: advertised for old clients, optional.
             f.push(
@@ -716,8 +976,18 @@ impl C2sState {
         }
     }
 
-    /// Authenticated, not yet bound: resource binding (§7) only.
+    /// Authenticated, not yet bound: resource binding (§7) only, or a
+    /// XEP-0198 resumption instead.
     async fn on_unbound(&mut self, el: &Element) -> Flow {
+        if el.ns() == ns::SM {
+            match el.name() {
+                "resume" => return self.resume(el).await,
+                // §4: enabling comes after binding.
+                "enable" => self.sm_failed("unexpected-request"),
+                _ => {}
+            }
+            return Flow::Continue;
+        }
         if !el.is("iq", ns::JABBER_CLIENT) {
             return self.stream_error(StreamError::NotAuthorized, Some("bind a resource first"));
         }
@@ -783,10 +1053,7 @@ impl C2sState {
             Ok(ractor::rpc::CallResult::Success(Ok(()))) => {
                 tracing::info!(conn = self.conn_id, jid = %full, "resource bound");
                 self.full = Some(full.clone());
-                // XEP-0199 keepalive: check at half the shorter period.
-                let tick = (self.ctx.ping_interval.min(self.ctx.ping_timeout) / 2)
-                    .max(std::time::Duration::from_millis(100));
-                self.keepalive = Some(self.myself.send_interval(tick, || C2sMsg::Keepalive));
+                self.start_keepalive();
                 let r = self.iq_result(iq).with_child(
                     Element::new("bind", ns::BIND)
                         .with_child(Element::new("jid", ns::BIND).with_text(full.to_string())),
@@ -800,11 +1067,277 @@ impl C2sState {
         }
     }
 
+    /// XEP-0199 keepalive: check at half the shorter period.
+    fn start_keepalive(&mut self) {
+        let tick = (self.ctx.ping_interval.min(self.ctx.ping_timeout) / 2)
+            .max(std::time::Duration::from_millis(100));
+        if let Some(k) = self
+            .keepalive
+            .replace(self.myself.send_interval(tick, || C2sMsg::Keepalive))
+        {
+            k.abort();
+        }
+    }
+
+    /// XEP-0198 `<failed/>` with a stanza error condition.
+    fn sm_failed(&self, condition: &str) {
+        self.write_element(
+            &Element::new("failed", ns::SM).with_child(Element::new(condition, ns::STANZAS)),
+        );
+    }
+
+    /// XEP-0198 nonzas of a bound stream: enable, r, a.
+    fn on_sm(&mut self, el: &Element) -> Flow {
+        match el.name() {
+            "enable" => {
+                if self.sm_lock().is_some() {
+                    self.sm_failed("unexpected-request");
+                    return Flow::Continue;
+                }
+                let resume = matches!(el.attr("resume"), Some("true" | "1"));
+                let timeout = el
+                    .attr("max")
+                    .and_then(|m| m.parse::<u64>().ok())
+                    .filter(|&m| m > 0)
+                    .map_or(self.ctx.sm_resume_timeout, std::time::Duration::from_secs)
+                    .min(self.ctx.sm_max_resume_timeout);
+                let id = resume.then(random_token);
+                let mut enabled = Element::new("enabled", ns::SM);
+                if let (Some(id), Some(user)) = (&id, &self.user) {
+                    self.ctx.sm_sessions.insert(
+                        id.clone(),
+                        SmEntry {
+                            user: user.clone(),
+                            c2s: self.myself.clone(),
+                        },
+                    );
+                    enabled.set_attr("id", id.as_str());
+                    enabled.set_attr("resume", "true");
+                    enabled.set_attr("max", timeout.as_secs().to_string());
+                }
+                *self.sm_lock() = Some(Sm {
+                    id,
+                    timeout,
+                    handled: 0,
+                    sent: 0,
+                    unacked: VecDeque::new(),
+                    since_request: 0,
+                    overflowed: false,
+                });
+                tracing::debug!(conn = self.conn_id, resume, "stream management enabled");
+                self.write_element(&enabled);
+            }
+            "r" => {
+                let h = self.sm_lock().as_ref().map(|s| s.handled);
+                if let Some(h) = h {
+                    self.write_element(&Element::new("a", ns::SM).with_attr("h", h.to_string()));
+                }
+            }
+            "a" => {
+                let Some(h) = el.attr("h").and_then(|h| h.parse::<u32>().ok()) else {
+                    return self
+                        .stream_error(StreamError::InvalidXml, Some("<a/> without a valid h"));
+                };
+                return self.client_ack(h);
+            }
+            "resume" => self.sm_failed("unexpected-request"),
+            _ => {}
+        }
+        Flow::Continue
+    }
+
+    /// The client acknowledged `h` stanzas (XEP-0198 §4); more than we sent
+    /// ends the stream (§4, handled-count-too-high).
+    fn client_ack(&mut self, h: u32) -> Flow {
+        let too_high = {
+            let mut guard = self.sm_lock();
+            match guard.as_mut() {
+                Some(sm) => sm.ack(h).err().map(|()| sm.sent),
+                None => None,
+            }
+        };
+        match too_high {
+            None => Flow::Continue,
+            Some(sent) => self.stream_error_with(
+                StreamError::UndefinedCondition,
+                Some("acknowledged more stanzas than were sent"),
+                Some(
+                    Element::new("handled-count-too-high", ns::SM)
+                        .with_attr("h", h.to_string())
+                        .with_attr("send-count", sent.to_string()),
+                ),
+            ),
+        }
+    }
+
+    /// XEP-0198 §5: takes over a detached (or stale) session of the same
+    /// account, then resends what its client did not acknowledge.
+    async fn resume(&mut self, el: &Element) -> Flow {
+        let Some(user) = self.user.clone() else {
+            return Flow::Continue;
+        };
+        let Some(h) = el.attr("h").and_then(|h| h.parse::<u32>().ok()) else {
+            self.sm_failed("bad-request");
+            return Flow::Continue;
+        };
+        let previd = el.attr("previd").unwrap_or_default().to_owned();
+        let entry = self
+            .ctx
+            .sm_sessions
+            .get(&previd)
+            .map(|e| e.clone())
+            .filter(|e| e.user == user);
+        let Some(entry) = entry else {
+            tracing::info!(conn = self.conn_id, jid = %user, "resumption of an unknown session");
+            self.sm_failed("item-not-found");
+            return Flow::Continue;
+        };
+        let taken = entry
+            .c2s
+            .call(
+                |reply| C2sMsg::Takeover {
+                    user: user.clone(),
+                    to: self.myself.clone(),
+                    conn_id: self.conn_id,
+                    reply,
+                },
+                Some(std::time::Duration::from_secs(5)),
+            )
+            .await;
+        let Ok(ractor::rpc::CallResult::Success(Some(handover))) = taken else {
+            self.sm_failed("item-not-found");
+            return Flow::Continue;
+        };
+        let Handover {
+            full,
+            mut sm,
+            directed,
+            csi,
+        } = *handover;
+        self.ctx.sm_sessions.insert(
+            previd.clone(),
+            SmEntry {
+                user,
+                c2s: self.myself.clone(),
+            },
+        );
+        tracing::info!(conn = self.conn_id, jid = %full, unacked = sm.unacked.len(), "session resumed");
+        self.full = Some(full);
+        self.directed = directed;
+        self.csi = csi;
+        self.start_keepalive();
+        let too_high = sm.ack(h).is_err();
+        let sent = sm.sent;
+        let handled = sm.handled;
+        let resend: Vec<Element> = sm.unacked.iter().cloned().collect();
+        sm.since_request = 0;
+        *self.sm_lock() = Some(sm);
+        if too_high {
+            return self.stream_error_with(
+                StreamError::UndefinedCondition,
+                Some("acknowledged more stanzas than were sent"),
+                Some(
+                    Element::new("handled-count-too-high", ns::SM)
+                        .with_attr("h", h.to_string())
+                        .with_attr("send-count", sent.to_string()),
+                ),
+            );
+        }
+        self.write_element(
+            &Element::new("resumed", ns::SM)
+                .with_attr("previd", previd)
+                .with_attr("h", handled.to_string()),
+        );
+        let any = !resend.is_empty();
+        for stanza in &resend {
+            self.write_element(stanza);
+        }
+        if any {
+            self.send(b"<r xmlns='urn:xmpp:sm:3'/>".to_vec());
+        }
+        Flow::Continue
+    }
+
+    /// The resuming connection's c2s asks for this session (XEP-0198 §5).
+    /// The session table entry moves to it, this actor forwards what still
+    /// reaches it and stops, which ends this connection's group.
+    fn hand_over(
+        &mut self,
+        user: &BareJid,
+        to: ActorRef<C2sMsg>,
+        conn_id: u64,
+    ) -> Option<Box<Handover>> {
+        if self.closing || self.moved_to.is_some() {
+            return None;
+        }
+        let full = self.full.clone().filter(|f| f.bare() == *user)?;
+        if !self.resumable() {
+            return None;
+        }
+        let old = self
+            .ctx
+            .router
+            .sessions
+            .get(&full)
+            .filter(|s| s.conn_id == self.conn_id)?;
+        let session = Arc::new(old.moved(conn_id, Box::new(Sink(to.clone()))));
+        if !self.ctx.router.sessions.swap(session, self.conn_id) {
+            return None;
+        }
+        let sm = self.sm_lock().take()?;
+        // Nothing of the session is left here for Drop to clean up.
+        self.full = None;
+        self.moved_to = Some(to);
+        if let Some(k) = self.keepalive.take() {
+            k.abort();
+        }
+        tracing::info!(conn = self.conn_id, jid = %full, to_conn = conn_id, "session handed over for resumption");
+        Some(Box::new(Handover {
+            full,
+            sm,
+            directed: std::mem::take(&mut self.directed),
+            csi: std::mem::take(&mut self.csi),
+        }))
+    }
+
+    /// The resuming c2s gave up waiting for the handover (or is gone): the
+    /// session stays here, and the table entry comes back if it can.
+    fn take_back(&mut self, handover: Handover, conn_id: u64) {
+        let Handover {
+            full,
+            sm,
+            directed,
+            csi,
+        } = handover;
+        let moved = self
+            .ctx
+            .router
+            .sessions
+            .get(&full)
+            .filter(|s| s.conn_id == conn_id);
+        if let Some(s) = moved {
+            let back = Arc::new(s.moved(self.conn_id, Box::new(Sink(self.myself.clone()))));
+            self.ctx.router.sessions.swap(back, conn_id);
+        }
+        tracing::warn!(conn = self.conn_id, jid = %full, "resumption abandoned by the new connection; the session stays");
+        self.full = Some(full);
+        *self.sm_lock() = Some(sm);
+        self.directed = directed;
+        self.csi = csi;
+        self.moved_to = None;
+        if !self.detached {
+            self.start_keepalive();
+        }
+    }
+
     /// A stanza from the bound client.
     async fn on_stanza(&mut self, mut el: Element) -> Flow {
         let Some(full) = self.full.clone() else {
             return Flow::Continue;
         };
+        if el.ns() == ns::SM {
+            return self.on_sm(&el);
+        }
         if el.ns() == ns::CSI {
             // XEP-0352 nonzas: <active/> and <inactive/>.
             match el.name() {
@@ -823,6 +1356,9 @@ impl C2sState {
             return self.stream_error(StreamError::UnsupportedStanzaType, Some(el.name()));
         };
         self.ctx.metrics.stanzas_in.inc(kind.as_str());
+        if let Some(sm) = self.sm_lock().as_mut() {
+            sm.handled = sm.handled.wrapping_add(1);
+        }
         // §8.1.2.1: the server stamps 'from'; a client may only claim itself.
         if let Some(claimed) = el.attr("from") {
             let ok = claimed
@@ -1045,12 +1581,17 @@ impl C2sState {
     /// XEP-0199 §4.1: pings a client that has been silent for the ping
     /// interval; closes the session when the answer does not come in time.
     fn keepalive_tick(&mut self) {
-        let (Some(full), false) = (&self.full, self.closing) else {
+        let (Some(full), false) = (&self.full, self.closing || self.detached) else {
             return;
         };
         if let Some(sent) = self.ping_sent {
             if sent.elapsed() >= self.ctx.ping_timeout {
-                self.stream_error(StreamError::ConnectionTimeout, Some("no answer to ping"));
+                if self.resumable() {
+                    // XEP-0198: a dead connection, not a dead session.
+                    self.detach();
+                } else {
+                    self.stream_error(StreamError::ConnectionTimeout, Some("no answer to ping"));
+                }
             }
             return;
         }
@@ -1104,8 +1645,10 @@ impl C2sState {
                     }
                 }
             }
-            if !self.socket.sync().await {
-                // Not written: keep them for the next login.
+            let tracked = self.sm_lock().is_some();
+            if !self.socket.sync().await && !tracked {
+                // Not written: keep them for the next login. (Under XEP-0198
+                // the unacknowledged queue holds them now.)
                 return;
             }
             if let Err(e) = self
@@ -1200,6 +1743,12 @@ impl Actor for C2sActor {
             ping_sent: None,
             keepalive: None,
             replaced: false,
+            sm: Mutex::new(None),
+            transport: Vec::new(),
+            detached: false,
+            detach_epoch: 0,
+            moved_to: None,
+            ending: false,
         })
     }
 
@@ -1211,7 +1760,7 @@ impl Actor for C2sActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             C2sMsg::Incoming(ev, reply) => {
-                let flow = if state.closing {
+                let flow = if state.closing || state.detached || state.moved_to.is_some() {
                     Flow::Stop
                 } else {
                     match *ev {
@@ -1236,7 +1785,9 @@ impl Actor for C2sActor {
                         Err(e) => state.stream_error(StreamError::from(e.kind), Some(&e.detail)),
                     }
                 };
+                let flow = state.check_overflow().unwrap_or(flow);
                 let _ = reply.send(flow);
+                return Ok(());
             }
             C2sMsg::TlsEstablished(bindings, reply) => {
                 state.tls = Some(*bindings);
@@ -1244,8 +1795,13 @@ impl Actor for C2sActor {
                 let _ = reply.send(());
             }
             C2sMsg::Routed(stanza) => {
-                if !state.closing {
+                if let Some(to) = &state.moved_to {
+                    // Resumed elsewhere: the session lives there now.
+                    let _ = to.cast(C2sMsg::Routed(stanza));
+                } else if !state.closing {
                     state.deliver(*stanza);
+                } else {
+                    state.keep_unacked(*stanza);
                 }
             }
             C2sMsg::Replaced => {
@@ -1253,8 +1809,12 @@ impl Actor for C2sActor {
                 state.stream_error(StreamError::Conflict, Some("replaced by a new connection"));
             }
             C2sMsg::PeerClosed => {
-                state.closing = true;
-                state.socket.close();
+                if state.resumable() {
+                    state.transport_down();
+                } else {
+                    state.closing = true;
+                    state.socket.close();
+                }
             }
             C2sMsg::Keepalive => state.keepalive_tick(),
             C2sMsg::Shutdown => {
@@ -1270,7 +1830,109 @@ impl Actor for C2sActor {
                     state.stream_error(StreamError::ConnectionTimeout, None);
                 }
             }
+            C2sMsg::Monitor(members) => {
+                let me = state.myself.get_cell();
+                for m in &members {
+                    me.monitor(m.clone());
+                }
+                let dead = members.iter().any(|m| {
+                    matches!(m.get_status(), ActorStatus::Stopping | ActorStatus::Stopped)
+                });
+                state.transport = members;
+                if dead {
+                    state.transport_down();
+                }
+            }
+            C2sMsg::Takeover {
+                user,
+                to,
+                conn_id,
+                reply,
+            } => {
+                let handover = state.hand_over(&user, to, conn_id);
+                let handed = handover.is_some();
+                match reply.send(handover) {
+                    Ok(()) if handed => {
+                        // A connection still open from our side is superseded.
+                        state.socket.close();
+                        state.end();
+                    }
+                    Err(ractor::MessagingErr::SendErr(Some(h))) => state.take_back(*h, conn_id),
+                    _ => {}
+                }
+            }
+            C2sMsg::ResumeTimeout(epoch) => {
+                if state.detached && epoch == state.detach_epoch && state.moved_to.is_none() {
+                    tracing::info!(conn = state.conn_id, jid = ?state.full.as_ref().map(|j| j.to_string()), "resume timeout; session ends");
+                    state.end();
+                }
+            }
+        }
+        state.check_overflow();
+        Ok(())
+    }
+
+    /// Socket and receiver are monitored (not linked: the group's
+    /// supervisor is their parent); their exit is the transport going.
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<Self::Msg>,
+        event: SupervisionEvent,
+        state: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if let SupervisionEvent::ActorTerminated(cell, ..)
+        | SupervisionEvent::ActorFailed(cell, _) = &event
+        {
+            if state.transport.iter().any(|m| m.get_id() == cell.get_id()) {
+                state.transport_down();
+            }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sm(sent: u32, unacked: usize) -> Sm {
+        Sm {
+            id: None,
+            timeout: std::time::Duration::from_secs(1),
+            handled: 0,
+            sent,
+            unacked: (0..unacked)
+                .map(|i| Element::new("message", ns::JABBER_CLIENT).with_attr("id", i.to_string()))
+                .collect(),
+            since_request: 0,
+            overflowed: false,
+        }
+    }
+
+    #[test]
+    fn acks_drop_what_they_cover_and_refuse_more_than_was_sent() {
+        let mut s = sm(10, 4);
+        assert!(s.ack(8).is_ok());
+        assert_eq!(s.unacked.len(), 2);
+        assert_eq!(s.unacked[0].attr("id"), Some("2"));
+        // A stale ack changes nothing.
+        assert!(s.ack(7).is_ok());
+        assert_eq!(s.unacked.len(), 2);
+        assert!(s.ack(11).is_err());
+        assert!(s.ack(10).is_ok());
+        assert!(s.unacked.is_empty());
+    }
+
+    #[test]
+    fn acks_count_modulo_two_to_the_32() {
+        // Three stanzas sent across the wrap: u32::MAX, 0, 1.
+        let mut s = sm(1, 3);
+        assert!(s.ack(u32::MAX).is_ok());
+        assert_eq!(s.unacked.len(), 2);
+        assert!(s.ack(0).is_ok());
+        assert_eq!(s.unacked.len(), 1);
+        assert!(s.ack(2).is_err());
+        assert!(s.ack(1).is_ok());
+        assert!(s.unacked.is_empty());
     }
 }

@@ -13,7 +13,7 @@ use chorus_xml::{Limits, NsContext};
 use ractor::{Actor, ActorRef};
 use tokio::net::TcpStream;
 
-use crate::c2s::{C2sActor, C2sArgs};
+use crate::c2s::{C2sActor, C2sArgs, C2sMsg};
 use crate::receiver::{Input, ReceiverActor, ReceiverArgs};
 use crate::socket::{OutboundGauge, SocketActor, SocketArgs, SocketHandle, Writer};
 use crate::tls::TlsSetup;
@@ -40,6 +40,14 @@ pub struct C2sContext {
     pub sasl_max_attempts: u32,
     pub sasl_iterations: u32,
     pub max_resources: usize,
+    /// XEP-0198: how long a detached session waits for its client, unless
+    /// the client asks for less, and the most it may ask for.
+    pub sm_resume_timeout: Duration,
+    pub sm_max_resume_timeout: Duration,
+    /// XEP-0198: unacknowledged stanzas one session may hold.
+    pub sm_max_unacked: usize,
+    /// XEP-0198: resumable sessions by stream management id.
+    pub(crate) sm_sessions: dashmap::DashMap<String, crate::c2s::SmEntry>,
     pub router: Arc<Router>,
     pub storage: Arc<Storage>,
     pub modules: Arc<Modules>,
@@ -89,6 +97,9 @@ pub struct C2sOptions {
     pub sasl_iterations: u32,
     pub max_resources: usize,
     pub register: RegisterPolicy,
+    pub sm_resume_timeout: Duration,
+    pub sm_max_resume_timeout: Duration,
+    pub sm_max_unacked: usize,
 }
 
 /// The server-wide services a connection uses, built once by the server.
@@ -135,6 +146,10 @@ impl C2sContext {
             sasl_max_attempts: o.sasl_max_attempts,
             sasl_iterations: o.sasl_iterations,
             max_resources: o.max_resources,
+            sm_resume_timeout: o.sm_resume_timeout,
+            sm_max_resume_timeout: o.sm_max_resume_timeout,
+            sm_max_unacked: o.sm_max_unacked,
+            sm_sessions: dashmap::DashMap::new(),
             register: o.register,
             register_buckets: dashmap::DashMap::new(),
             router,
@@ -223,6 +238,12 @@ impl C2sContext {
 /// receiver) and listed in the tree as socket, receiver, c2s. With
 /// `direct_tls` (XEP-0368) the receiver runs the handshake before anything
 /// is read.
+///
+/// c2s is the group's only significant member: its exit ends the group.
+/// Socket and receiver are insignificant and monitored by c2s, which decides
+/// what their exit means: the end of the session (it stops itself, and the
+/// group with it), or, with XEP-0198 resumption enabled, a detached session
+/// that waits for its client in a group of one.
 pub fn connection_group(
     id: u64,
     stream: TcpStream,
@@ -262,7 +283,9 @@ pub fn connection_group(
             sup.clone(),
         )
         .await?;
-        started.push("socket", "worker", socket.get_cell());
+        started.push_member(
+            GroupMember::new("socket", "worker", socket.get_cell()).significant(false),
+        );
         let handle = SocketHandle::new(socket.clone(), gauge);
         let (c2s, _) = Actor::spawn_linked(
             None,
@@ -277,12 +300,13 @@ pub fn connection_group(
         )
         .await?;
         let c2s_cell = c2s.get_cell();
+        let socket_cell = socket.get_cell();
         let (receiver, _) = match Actor::spawn_linked(
             None,
             ReceiverActor,
             ReceiverArgs {
                 input,
-                c2s,
+                c2s: c2s.clone(),
                 socket,
                 limits: ctx.limits(),
                 tls: ctx.tls(),
@@ -298,7 +322,20 @@ pub fn connection_group(
                 return Err(e);
             }
         };
-        started.push("receiver", "worker", receiver.get_cell());
+        // c2s monitors the transport from here on (a member that already
+        // died is noticed by its status).
+        if c2s
+            .cast(C2sMsg::Monitor(vec![socket_cell, receiver.get_cell()]))
+            .is_err()
+        {
+            receiver.get_cell().kill();
+            return Err(ractor::SpawnErr::StartupFailed(
+                "c2s exited at start".into(),
+            ));
+        }
+        started.push_member(
+            GroupMember::new("receiver", "worker", receiver.get_cell()).significant(false),
+        );
         started.push("c2s", "worker", c2s_cell);
         tracing::debug!(conn = id, "connection started");
         Ok::<Vec<GroupMember>, ractor::SpawnErr>(started.finish())

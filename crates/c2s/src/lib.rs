@@ -1,8 +1,11 @@
 //! The three actors of one client connection, and how they are started.
 //!
 //! A connection is a one_for_all group `conn-<id>` under its port's `conns`
-//! supervisor (see `chorus-supervisor` groups): any of the three exiting ends
-//! the connection, and nothing is restarted.
+//! supervisor (see `chorus-supervisor` groups), and nothing is restarted.
+//! c2s is the group's significant member: its exit ends the connection.
+//! Socket and receiver are insignificant and monitored by c2s, which ends
+//! itself when they go, unless its session is resumable (XEP-0198): it then
+//! stays, detached, until a new connection resumes it or the timeout passes.
 //!
 //! - [`socket`]: owns the write half; a bounded outbound queue.
 //! - [`receiver`]: owns the read half and the `chorus-xml` parser; hands each

@@ -53,6 +53,11 @@ impl OutboundGauge {
         self.stanzas.load(Ordering::Relaxed)
     }
 
+    /// The queue overflowed: the connection ended with `policy-violation`.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Relaxed)
+    }
+
     fn done(&self, len: usize) {
         self.stanzas.fetch_sub(1, Ordering::Relaxed);
         self.bytes.fetch_sub(len, Ordering::Relaxed);

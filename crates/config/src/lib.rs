@@ -38,6 +38,7 @@ pub struct Config {
     pub offline: OfflineConfig,
     pub metrics: MetricsConfig,
     pub register: RegisterConfig,
+    pub mam: MamConfig,
 }
 
 /// XEP-0077 in-band registration. Off by default: open registration
@@ -63,6 +64,50 @@ impl Default for RegisterConfig {
             burst: 3,
             refill_secs: 3600,
         }
+    }
+}
+
+/// XEP-0313 message archives.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MamConfig {
+    /// Archived messages older than this many days are deleted (at start
+    /// and hourly); 0 keeps them forever.
+    pub retention_days: u64,
+    /// What an account that set no preferences (XEP-0441) archives.
+    pub default_pref: MamDefault,
+    /// Most results one query returns; a client asking for more gets this
+    /// many per page. At most half of `limits.max_outbound_stanzas`, since
+    /// a page is queued for the client at once.
+    pub max_page_size: u32,
+}
+
+/// Which messages an account archives by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MamDefault {
+    /// Every message with a body.
+    Always,
+    /// None, unless the user asks.
+    Never,
+    /// Only messages with contacts in the user's roster.
+    Roster,
+}
+
+impl Default for MamConfig {
+    fn default() -> Self {
+        MamConfig {
+            retention_days: 0,
+            default_pref: MamDefault::Always,
+            max_page_size: 100,
+        }
+    }
+}
+
+impl MamConfig {
+    /// How long messages are kept; `None` for forever.
+    pub fn retention(&self) -> Option<Duration> {
+        (self.retention_days > 0).then(|| Duration::from_secs(self.retention_days * 86_400))
     }
 }
 
@@ -177,6 +222,15 @@ pub struct C2sConfig {
     /// Seconds to wait for the answer before closing the session with
     /// `connection-timeout`.
     pub ping_timeout_secs: u64,
+    /// XEP-0198 stream management: seconds a session with resumption
+    /// enabled waits, detached, for its client to resume after the
+    /// connection drops, when the client asks for no other value.
+    pub sm_resume_timeout_secs: u64,
+    /// The longest resume timeout a client may ask for (`max`).
+    pub sm_max_resume_timeout_secs: u64,
+    /// Stanzas sent and not yet acknowledged that one session may hold;
+    /// past it the stream ends with `resource-constraint`.
+    pub sm_max_unacked: usize,
 }
 
 /// TLS certificates. Without `cert`/`key`, a self-signed development
@@ -258,6 +312,7 @@ impl Default for Config {
             offline: OfflineConfig::default(),
             metrics: MetricsConfig::default(),
             register: RegisterConfig::default(),
+            mam: MamConfig::default(),
         }
     }
 }
@@ -318,6 +373,9 @@ impl Default for C2sConfig {
             max_resources: 10,
             ping_interval_secs: 300,
             ping_timeout_secs: 60,
+            sm_resume_timeout_secs: 300,
+            sm_max_resume_timeout_secs: 600,
+            sm_max_unacked: 10000,
         }
     }
 }
@@ -368,6 +426,14 @@ impl C2sConfig {
 
     pub fn write_timeout(&self) -> Duration {
         Duration::from_secs(self.write_timeout_secs)
+    }
+
+    pub fn sm_resume_timeout(&self) -> Duration {
+        Duration::from_secs(self.sm_resume_timeout_secs)
+    }
+
+    pub fn sm_max_resume_timeout(&self) -> Duration {
+        Duration::from_secs(self.sm_max_resume_timeout_secs)
     }
 }
 
@@ -512,6 +578,19 @@ impl Config {
                 "c2s timeouts and intervals must be at least 1 second".into(),
             ));
         }
+        if self.c2s.sm_resume_timeout_secs == 0
+            || self.c2s.sm_max_resume_timeout_secs < self.c2s.sm_resume_timeout_secs
+        {
+            return Err(ConfigError::Invalid(
+                "c2s.sm_resume_timeout_secs must be at least 1 and at most c2s.sm_max_resume_timeout_secs".into(),
+            ));
+        }
+        if self.c2s.sm_max_unacked < 16 {
+            return Err(ConfigError::Invalid(format!(
+                "c2s.sm_max_unacked = {} is below the minimum 16",
+                self.c2s.sm_max_unacked
+            )));
+        }
         if !self.metrics.address.is_empty() && self.metrics.address.parse::<SocketAddr>().is_err() {
             return Err(ConfigError::Invalid(format!(
                 "metrics.address '{}' is not host:port (empty turns it off)",
@@ -541,6 +620,18 @@ impl Config {
         if self.supervision.intensity == 0 || self.supervision.period_ms == 0 {
             return Err(ConfigError::Invalid(
                 "supervision.intensity and supervision.period_ms must be positive".into(),
+            ));
+        }
+        let half_queue = self.limits.max_outbound_stanzas / 2;
+        if self.mam.max_page_size == 0 || self.mam.max_page_size as usize > half_queue {
+            return Err(ConfigError::Invalid(format!(
+                "mam.max_page_size must be between 1 and {half_queue} \
+                 (half of limits.max_outbound_stanzas: a page is queued at once)"
+            )));
+        }
+        if self.mam.retention_days > 1_000_000 {
+            return Err(ConfigError::Invalid(
+                "mam.retention_days is out of range (0 keeps messages forever)".into(),
             ));
         }
         Ok(())
@@ -712,6 +803,27 @@ mod tests {
     fn shipped_config_file_is_the_defaults() {
         let shipped = Config::from_toml(include_str!("../../../config/chorus.toml")).unwrap();
         assert_eq!(shipped, Config::default());
+    }
+
+    #[test]
+    fn mam_section_parses_and_its_page_size_is_bounded() {
+        let c = Config::from_toml(
+            "[mam]\nretention_days = 30\ndefault_pref = 'roster'\nmax_page_size = 250\n",
+        )
+        .unwrap();
+        assert_eq!(c.mam.default_pref, MamDefault::Roster);
+        assert_eq!(c.mam.retention(), Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(Config::default().mam.retention(), None);
+        for bad in [
+            "max_page_size = 0",
+            "max_page_size = 501",
+            "default_pref = 'sometimes'",
+        ] {
+            assert!(
+                Config::from_toml(&format!("[mam]\n{bad}\n")).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

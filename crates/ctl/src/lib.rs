@@ -134,8 +134,12 @@ pub fn request(socket: &Path, api_path: &str, args: &Value) -> Result<Value, Ctl
         source,
     };
     let mut stream = UnixStream::connect(socket).map_err(unreachable)?;
-    // A chaos run answers when it is over; everything else within seconds.
-    let timeout = if api_path.ends_with("/chaos") {
+    // A chaos run, an import or an export answers when it is over (minutes
+    // for a large import); everything else within seconds.
+    let timeout = if ["/chaos", "/import", "/export"]
+        .iter()
+        .any(|p| api_path.ends_with(p))
+    {
         None
     } else {
         Some(Duration::from_secs(30))

@@ -83,8 +83,13 @@ impl Module for Disco {
                 return IqReply::Result(Some(Element::new("query", ns::DISCO_ITEMS)));
             }
             match ctx.account {
-                // XEP-0030 §... accounts: identity account/registered.
-                Some(_) => IqReply::Result(Some(info(("account", "registered", ""), &[]))),
+                // XEP-0030 §... accounts: identity account/registered, and
+                // what the server does on the account's behalf (XEP-0313
+                // §7 wants MAM advertised on the bare JID).
+                Some(_) => IqReply::Result(Some(info(
+                    ("account", "registered", ""),
+                    &ctx.services.account_features,
+                ))),
                 None => IqReply::Result(Some(info(
                     SERVER_IDENTITY,
                     &server_features(&ctx.services.features),

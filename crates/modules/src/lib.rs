@@ -14,6 +14,7 @@ mod blocking;
 mod carbons;
 mod disco;
 mod last;
+mod mam;
 mod ping;
 mod private;
 pub mod register;
@@ -67,6 +68,9 @@ pub struct Services {
     pub software: (&'static str, &'static str),
     /// Every module feature ([`Modules::features`]), for disco#info.
     pub features: Vec<&'static str>,
+    /// Every module feature of accounts ([`Modules::account_features`]),
+    /// for disco#info to a bare JID.
+    pub account_features: Vec<&'static str>,
     /// PBKDF2 iterations for credentials derived from a new password.
     pub sasl_iterations: u32,
 }
@@ -76,6 +80,28 @@ pub enum IqReply {
     /// `type='result'` with an optional payload.
     Result(Option<Element>),
     Error(StanzaErrorCondition),
+    /// The handler answered itself, through the requesting session's sink
+    /// (with [`result_iq`]), so that its answer queues behind stanzas that
+    /// must reach the client first (XEP-0313 results); nothing more to send.
+    Delivered,
+}
+
+/// The `type='result'` answer to `iq`, addressed back to its sender.
+pub fn result_iq(iq: &Element, payload: Option<Element>) -> Element {
+    let mut r = Element::new("iq", ns::JABBER_CLIENT).with_attr("type", "result");
+    if let Some(id) = iq.attr("id") {
+        r.set_attr("id", id);
+    }
+    if let Some(to) = iq.attr("to") {
+        r.set_attr("from", to);
+    }
+    if let Some(from) = iq.attr("from") {
+        r.set_attr("to", from);
+    }
+    if let Some(p) = payload {
+        r.push(p);
+    }
+    r
 }
 
 /// One feature module.
@@ -86,6 +112,12 @@ pub trait Module: Send + Sync {
     fn payloads(&self) -> &'static [(&'static str, &'static str)];
     /// Features advertised in the server's disco#info (XEP-0030).
     fn features(&self) -> &'static [&'static str];
+    /// Features advertised in disco#info to an account's bare JID, for
+    /// services the server provides on every account's behalf (XEP-0313
+    /// archives).
+    fn account_features(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Handles one request IQ (`get` or `set`) with one of [`Module::payloads`].
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply>;
 }
@@ -112,6 +144,7 @@ impl Modules {
             Box::new(private::Private),
             Box::new(vcard::Vcard),
             Box::new(blocking::Blocking::default()),
+            Box::new(mam::Mam),
         ])
     }
 
@@ -134,6 +167,18 @@ impl Modules {
         f
     }
 
+    /// Every feature accounts advertise, sorted and deduplicated.
+    pub fn account_features(&self) -> Vec<&'static str> {
+        let mut f: Vec<&'static str> = self
+            .modules
+            .iter()
+            .flat_map(|m| m.account_features().iter().copied())
+            .collect();
+        f.sort_unstable();
+        f.dedup();
+        f
+    }
+
     pub fn panics(&self) -> u64 {
         self.panics.load(Ordering::Relaxed)
     }
@@ -147,7 +192,8 @@ impl Modules {
 
     /// Answers a request IQ for the server or an account. Returns the reply
     /// to send back (already addressed), or None for IQs needing no answer
-    /// (results and errors).
+    /// (results and errors) and for handlers that answered themselves
+    /// ([`IqReply::Delivered`]).
     pub async fn dispatch(&self, ctx: &IqCtx<'_>, iq: &Element) -> Option<Element> {
         if !IqType::of(iq).is_some_and(IqType::is_request) {
             return None;
@@ -180,23 +226,9 @@ impl Modules {
             }
         };
         match reply {
-            IqReply::Result(payload) => {
-                let mut r = Element::new("iq", ns::JABBER_CLIENT).with_attr("type", "result");
-                if let Some(id) = iq.attr("id") {
-                    r.set_attr("id", id);
-                }
-                if let Some(to) = iq.attr("to") {
-                    r.set_attr("from", to);
-                }
-                if let Some(from) = iq.attr("from") {
-                    r.set_attr("to", from);
-                }
-                if let Some(p) = payload {
-                    r.push(p);
-                }
-                Some(r)
-            }
+            IqReply::Result(payload) => Some(result_iq(iq, payload)),
             IqReply::Error(cond) => error_reply(iq, &StanzaError::new(cond)),
+            IqReply::Delivered => None,
         }
     }
 }
@@ -240,6 +272,7 @@ mod tests {
             started: Instant::now(),
             software: ("Chorus", "test"),
             features: Vec::new(),
+            account_features: Vec::new(),
             sasl_iterations: 4096,
         }
     }

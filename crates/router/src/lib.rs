@@ -6,8 +6,10 @@
 //! - [`SessionsActor`]: owns registration (resource cap, replacement with
 //!   `conflict`), off the hot path.
 //! - [`Router::route`]: runs in the sender's actor (as in ejabberd) and
-//!   applies RFC 6120 §8 and RFC 6121 §8.5 delivery rules.
+//!   applies RFC 6120 §8 and RFC 6121 §8.5 delivery rules; messages are
+//!   archived there too (XEP-0313, `archive.rs`).
 
+mod archive;
 mod blocking;
 mod carbons;
 mod presence;
@@ -15,6 +17,7 @@ mod route;
 mod sessions;
 mod table;
 
+pub use archive::{archivable, ArchiveOptions};
 pub use presence::item_element;
 pub use route::{Outcome, Router};
 pub use sessions::{RegisterError, SessionsActor, SessionsMsg};

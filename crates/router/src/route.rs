@@ -42,6 +42,8 @@ pub struct Router {
     /// Messages kept per account while offline (XEP-0160); past it, senders
     /// get `service-unavailable`.
     offline_quota: u32,
+    /// XEP-0313 archiving (archive.rs).
+    pub(crate) archive: crate::archive::ArchiveOptions,
 }
 
 /// XEP-0160 §3 with XEP-0334 hints: store messages with content a user
@@ -106,6 +108,7 @@ impl Router {
                 .collect(),
             storage,
             offline_quota,
+            archive: crate::archive::ArchiveOptions::default(),
         }
     }
 
@@ -181,6 +184,20 @@ impl Router {
         if to.node().is_none() {
             return Outcome::ForServer(stanza);
         }
+        if kind == StanzaKind::Message {
+            // XEP-0313 (archive.rs): the stanza-id goes on before delivery,
+            // the archive copies once the message went somewhere.
+            let mut stanza = stanza;
+            let plan = self.archive_prepare(&to, &mut stanza).await;
+            let outcome = self.route_local(kind, &to, stanza).await;
+            self.archive_commit(plan, &outcome).await;
+            return outcome;
+        }
+        self.route_local(kind, &to, stanza).await
+    }
+
+    /// To an account of a local domain, by full or bare JID.
+    async fn route_local(&self, kind: StanzaKind, to: &Jid, stanza: Element) -> Outcome {
         match FullJid::try_from(to.clone()) {
             Ok(full) => self.to_full(kind, &full, stanza).await,
             Err(_) => self.to_bare(kind, &to.bare(), stanza).await,
@@ -250,16 +267,18 @@ impl Router {
         }
     }
 
-    async fn to_full(&self, kind: StanzaKind, full: &FullJid, stanza: Element) -> Outcome {
+    async fn to_full(&self, kind: StanzaKind, full: &FullJid, mut stanza: Element) -> Outcome {
         if let Some(session) = self.sessions.get(full) {
             if kind == StanzaKind::Message {
                 self.carbon_received(&full.bare(), std::slice::from_ref(full), &stanza);
             }
-            return if session.sink.deliver(stanza) {
-                Outcome::Delivered
-            } else {
-                Outcome::Dropped
-            };
+            match session.sink.try_deliver(stanza) {
+                Ok(()) => return Outcome::Delivered,
+                // The session ended between the lookup and the delivery: as
+                // if it had not been there (a message falls back to offline
+                // storage).
+                Err(back) => stanza = back,
+            }
         }
         match kind {
             // §8.5.3.2.2
@@ -272,6 +291,46 @@ impl Router {
                 MessageType::Groupchat => reply(&stanza, StanzaErrorCondition::ServiceUnavailable),
                 _ => self.to_bare(kind, &full.bare(), stanza).await,
             },
+        }
+    }
+}
+
+impl Router {
+    /// A stanza a session sent to its client and the client never
+    /// acknowledged (XEP-0198), once that session is over: chat and normal
+    /// messages worth keeping go to the account's offline storage; other
+    /// messages (headline, groupchat) and IQ requests bounce to their sender
+    /// with `service-unavailable`, as for a resource that is gone (RFC 6121
+    /// §8.5.3.2); presence, results, errors and bare chat states are dropped.
+    pub async fn unacknowledged(&self, owner: &BareJid, stanza: Element) {
+        let bounce = match StanzaKind::of(&stanza) {
+            Some(StanzaKind::Message) => match MessageType::of(&stanza) {
+                MessageType::Error => false,
+                MessageType::Chat | MessageType::Normal => {
+                    let bare = stanza
+                        .attr("to")
+                        .and_then(|t| t.parse::<Jid>().ok())
+                        .map(|j| j.bare())
+                        .filter(|b| b.node().is_some() && self.is_local(b.domain()))
+                        .unwrap_or_else(|| owner.clone());
+                    if let Outcome::Reply(e) = self.store_offline(&bare, &stanza).await {
+                        let _ = self.route(e).await;
+                    }
+                    false
+                }
+                MessageType::Groupchat | MessageType::Headline => true,
+            },
+            Some(StanzaKind::Iq) => true,
+            _ => false,
+        };
+        if bounce {
+            // error_reply refuses results and errors.
+            if let Some(e) = error_reply(
+                &stanza,
+                &StanzaError::new(StanzaErrorCondition::ServiceUnavailable),
+            ) {
+                let _ = self.route(e).await;
+            }
         }
     }
 }

@@ -11,6 +11,16 @@ use dashmap::DashMap;
 pub trait SessionSink: Send + Sync + 'static {
     /// Queues a routed stanza for the session. False if the session is gone.
     fn deliver(&self, stanza: Element) -> bool;
+    /// As [`deliver`](Self::deliver), but gives the stanza back when the
+    /// session is gone, so that it can be routed as if it had not been there.
+    fn try_deliver(&self, stanza: Element) -> Result<(), Element> {
+        let copy = stanza.clone();
+        if self.deliver(stanza) {
+            Ok(())
+        } else {
+            Err(copy)
+        }
+    }
     /// Tells the session it was replaced by a new binding of its full JID
     /// (RFC 6120 §7.7.2.2): it ends its stream with `<conflict/>`.
     fn replaced(&self);
@@ -91,6 +101,18 @@ impl Session {
         self.priority.store(priority, Ordering::Relaxed);
         self.available.store(available, Ordering::Relaxed);
     }
+
+    /// The same session on a new connection (XEP-0198 resumption): same
+    /// JID, presence, roster interest and carbons, another connection and
+    /// sink.
+    pub fn moved(&self, conn_id: u64, sink: Box<dyn SessionSink>) -> Session {
+        let s = Session::new(self.full.clone(), conn_id, sink);
+        s.set_presence(self.available(), self.priority());
+        s.interested.store(self.interested(), Ordering::Relaxed);
+        s.set_carbons(self.carbons());
+        s.set_last_presence(self.last_presence());
+        s
+    }
 }
 
 /// Bound sessions by bare JID.
@@ -128,6 +150,25 @@ impl SessionTable {
             .map(|i| entry.remove(i));
         entry.push(session);
         old
+    }
+
+    /// Puts `session` in the place of the entry for the same full JID bound
+    /// by `old_conn_id` (a resumed session moving to its new connection).
+    /// False, changing nothing, if that entry is gone or was replaced.
+    pub fn swap(&self, session: Arc<Session>, old_conn_id: u64) -> bool {
+        let Some(mut v) = self.by_bare.get_mut(&session.full.bare()) else {
+            return false;
+        };
+        match v
+            .iter_mut()
+            .find(|s| s.full == session.full && s.conn_id == old_conn_id)
+        {
+            Some(slot) => {
+                *slot = session;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Removes `full` if it is still bound by `conn_id`.

@@ -82,6 +82,49 @@ pub(crate) fn tls_setup(config: &Config) -> Result<TlsSetup, StartError> {
     Ok(TlsSetup::new(&default, &sni)?)
 }
 
+/// XEP-0313 archiving from the `[mam]` section. A page of results may
+/// queue up to half the outbound byte limit, as its length is at most half
+/// the outbound stanza limit (checked by the configuration).
+fn archive_options(config: &Config) -> chorus_router::ArchiveOptions {
+    use chorus_config::MamDefault;
+    use chorus_storage::ArchiveDefault;
+    chorus_router::ArchiveOptions {
+        default: match config.mam.default_pref {
+            MamDefault::Always => ArchiveDefault::Always,
+            MamDefault::Never => ArchiveDefault::Never,
+            MamDefault::Roster => ArchiveDefault::Roster,
+        },
+        max_page: config.mam.max_page_size,
+        max_page_bytes: config.limits.max_outbound_bytes / 2,
+    }
+}
+
+/// XEP-0313 retention: deletes archived messages older than `retention`
+/// now and then every hour, in the background. A plain task rather than a
+/// supervised actor: it holds no state, a failed sweep is logged and the
+/// next one retries, and it ends by itself once the storage is dropped (it
+/// holds only a weak reference). Not changed by a configuration reload.
+fn spawn_archive_retention(storage: std::sync::Weak<Storage>, retention: std::time::Duration) {
+    use chorus_storage::ArchiveStore;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+        loop {
+            tick.tick().await;
+            let Some(storage) = storage.upgrade() else {
+                return;
+            };
+            let cutoff = std::time::SystemTime::now()
+                .checked_sub(retention)
+                .unwrap_or(std::time::UNIX_EPOCH);
+            match storage.archive_purge_older_than(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "archive retention sweep"),
+                Err(e) => tracing::warn!(error = %e, "archive retention sweep failed"),
+            }
+        }
+    });
+}
+
 /// A running server.
 pub struct Server {
     pub registry: Registry,
@@ -124,12 +167,18 @@ impl Server {
             .iter()
             .map(|d| d.to_ascii_lowercase())
             .collect();
-        let router = Arc::new(Router::new(
-            sessions.clone(),
-            domains.clone(),
-            storage.clone(),
-            config.offline.quota,
-        ));
+        let router = Arc::new(
+            Router::new(
+                sessions.clone(),
+                domains.clone(),
+                storage.clone(),
+                config.offline.quota,
+            )
+            .with_archive(archive_options(&config)),
+        );
+        if let Some(retention) = config.mam.retention() {
+            spawn_archive_retention(Arc::downgrade(&storage), retention);
+        }
         let modules = Arc::new(Modules::standard());
         let metrics: Arc<chorus_metrics::Metrics> = Arc::default();
         let services = Arc::new(Services {
@@ -139,6 +188,7 @@ impl Server {
             started: Instant::now(),
             software: ("Chorus", env!("CARGO_PKG_VERSION")),
             features: modules.features(),
+            account_features: modules.account_features(),
             sasl_iterations: config.sasl.iterations,
         });
         let ctx = Arc::new(C2sContext::new(
@@ -151,6 +201,9 @@ impl Server {
                 write_timeout: config.c2s.write_timeout(),
                 ping_interval: config.c2s.ping_interval(),
                 ping_timeout: config.c2s.ping_timeout(),
+                sm_resume_timeout: config.c2s.sm_resume_timeout(),
+                sm_max_resume_timeout: config.c2s.sm_max_resume_timeout(),
+                sm_max_unacked: config.c2s.sm_max_unacked,
                 tls: Some(tls),
                 handshake_timeout: config.handshake_timeout(),
                 require_encryption: config.c2s.require_encryption,

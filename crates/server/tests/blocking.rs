@@ -96,7 +96,8 @@ fn xml(elements: &[Element]) -> String {
 }
 
 /// `e` with sorted attributes and without whitespace-only text, so that
-/// two stanzas compare by content.
+/// two stanzas compare by content. XEP-0359 stanza-ids (random, stamped on
+/// archived messages; mam.rs checks them) are left out.
 fn canon(e: &Element) -> Element {
     let mut out = Element::new(e.name(), e.ns());
     let mut attrs: Vec<(&str, &str)> = e.attrs().collect();
@@ -106,6 +107,7 @@ fn canon(e: &Element) -> Element {
     }
     for n in e.nodes() {
         match n {
+            Node::Element(c) if c.is("stanza-id", "urn:xmpp:sid:0") => {}
             Node::Element(c) => out.push(canon(c)),
             Node::Text(t) if !t.trim().is_empty() => out.push_text(t.clone()),
             Node::Text(_) => {}

@@ -141,7 +141,7 @@ impl AccountStore for Storage {
 
 /// Rejects two credential sets for one hash up front: the primary key would
 /// reject them too, but as a unique violation, which reads as AlreadyExists.
-fn check_distinct_hashes(creds: &[StoredCredentials]) -> Result<(), StorageError> {
+pub(crate) fn check_distinct_hashes(creds: &[StoredCredentials]) -> Result<(), StorageError> {
     let mut seen = HashSet::with_capacity(creds.len());
     for c in creds {
         if !seen.insert(c.hash.as_str()) {

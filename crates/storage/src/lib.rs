@@ -5,9 +5,9 @@
 //! holds a [`Storage`], which implements them: [`AccountStore`],
 //! [`RosterStore`] (with roster versioning and pending subscription
 //! requests), [`OfflineStore`], [`PrivateStore`], [`VcardStore`] and
-//! [`BlockStore`]. [`ArchiveStore`] is declared so its callers can be
-//! designed, and gets its tables and implementation with the issue that
-//! needs it.
+//! [`BlockStore`], plus [`ImportStore`] for bulk imports (XEP-0227).
+//! [`ArchiveStore`] keeps message archives (XEP-0313) and their
+//! preferences (XEP-0441).
 //!
 //! # One code path: `sqlx::Any`
 //!
@@ -38,8 +38,10 @@
 //! with `ON DELETE CASCADE`.
 
 mod accounts;
+mod archive;
 mod blocking;
 mod error;
+mod import;
 mod migrations;
 mod offline;
 mod private;
@@ -53,6 +55,8 @@ pub use roster::ROSTER_REMOVALS_KEPT;
 pub use storage::{Backend, Storage};
 pub use traits::{
     AccountStore, ArchiveCursor, ArchivePage, ArchiveQuery, ArchiveStore, ArchivedMessage,
-    BlockStore, OfflineMessage, OfflineStore, OfflineStored, PendingSubscription, PrivateStore,
-    Roster, RosterChange, RosterItem, RosterStore, StoredCredentials, Subscription, VcardStore,
+    BlockStore, ImportOutcome, ImportStore, ImportedAccount, ImportedOffline, OfflineMessage,
+    OfflineStore, OfflineStored, PendingSubscription, PrivateFragment, PrivateStore, Roster,
+    RosterChange, RosterItem, RosterStore, StoredCredentials, Subscription, VcardStore,
 };
+pub use traits::{ArchiveDefault, ArchivePrefs};

@@ -39,6 +39,11 @@ const SQLITE: &[Embedded] = &[
         description: "im",
         sql: include_str!("../migrations/sqlite/0002_im.sql"),
     },
+    Embedded {
+        version: 3,
+        description: "archive",
+        sql: include_str!("../migrations/sqlite/0003_archive.sql"),
+    },
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -51,6 +56,11 @@ const POSTGRES: &[Embedded] = &[
         version: 2,
         description: "im",
         sql: include_str!("../migrations/postgres/0002_im.sql"),
+    },
+    Embedded {
+        version: 3,
+        description: "archive",
+        sql: include_str!("../migrations/postgres/0003_archive.sql"),
     },
 ];
 

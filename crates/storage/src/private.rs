@@ -5,7 +5,9 @@
 //! needed. Writes select the account id inside the INSERT, so a missing
 //! account shows up as no row written rather than as a foreign-key error.
 
-use crate::{PrivateStore, Storage, StorageError, VcardStore};
+use sqlx::Row;
+
+use crate::{PrivateFragment, PrivateStore, Storage, StorageError, VcardStore};
 
 // The SELECT needs its WHERE for SQLite to parse the upsert.
 const UPSERT_PRIVATE: &str = "INSERT INTO private_xml (account_id, name, namespace, xml) \
@@ -14,6 +16,10 @@ const UPSERT_PRIVATE: &str = "INSERT INTO private_xml (account_id, name, namespa
 const SELECT_PRIVATE: &str = "SELECT p.xml FROM private_xml p \
      JOIN accounts a ON a.id = p.account_id \
      WHERE a.localpart = $1 AND a.domain = $2 AND p.name = $3 AND p.namespace = $4";
+// The key columns sort byte-wise on both backends, so exports are stable.
+const SELECT_PRIVATE_ALL: &str = "SELECT p.name, p.namespace, p.xml FROM private_xml p \
+     JOIN accounts a ON a.id = p.account_id \
+     WHERE a.localpart = $1 AND a.domain = $2 ORDER BY p.namespace, p.name";
 
 const UPSERT_VCARD: &str = "INSERT INTO vcards (account_id, vcard) \
      SELECT id, $3 FROM accounts WHERE localpart = $1 AND domain = $2 \
@@ -57,6 +63,27 @@ impl PrivateStore for Storage {
             .execute(&self.pool)
             .await?;
         written_or_not_found(done.rows_affected())
+    }
+
+    async fn private_fragments(
+        &self,
+        localpart: &str,
+        domain: &str,
+    ) -> Result<Vec<PrivateFragment>, StorageError> {
+        let rows = sqlx::query(SELECT_PRIVATE_ALL)
+            .bind(localpart)
+            .bind(domain)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PrivateFragment {
+                    name: row.try_get("name")?,
+                    namespace: row.try_get("namespace")?,
+                    xml: row.try_get("xml")?,
+                })
+            })
+            .collect()
     }
 }
 

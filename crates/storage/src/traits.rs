@@ -2,10 +2,8 @@
 //! records they carry.
 //!
 //! [`AccountStore`], [`RosterStore`], [`OfflineStore`], [`PrivateStore`],
-//! [`VcardStore`] and [`BlockStore`] are implemented on
-//! [`Storage`](crate::Storage). [`ArchiveStore`] is declared now so the
-//! modules that will need it can be written against a settled interface; its
-//! tables and implementation come with the issue that uses it.
+//! [`VcardStore`], [`BlockStore`] and [`ArchiveStore`] are implemented on
+//! [`Storage`](crate::Storage).
 //!
 //! Conventions shared by every trait:
 //! - An account is addressed by `(localpart, domain)`, both already
@@ -24,6 +22,7 @@
 //!   may still write `async fn`.
 //! - Deleting an account deletes everything every store holds for it.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::time::SystemTime;
 
@@ -455,6 +454,26 @@ pub trait PrivateStore {
         namespace: &str,
         xml: &str,
     ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Every fragment the account stores, ordered by namespace and then
+    /// name (byte-wise): what an export (XEP-0227) writes, since XEP-0049
+    /// itself only reads by key.
+    fn private_fragments(
+        &self,
+        localpart: &str,
+        domain: &str,
+    ) -> impl Future<Output = Result<Vec<PrivateFragment>, StorageError>> + Send;
+}
+
+/// One stored XEP-0049 fragment with its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivateFragment {
+    /// The fragment's root element name.
+    pub name: String,
+    /// The fragment's root element namespace.
+    pub namespace: String,
+    /// The serialized fragment.
+    pub xml: String,
 }
 
 /// vCard storage (XEP-0054, vcard-temp): one serialized `<vCard/>` per
@@ -579,6 +598,13 @@ pub struct ArchiveQuery {
     pub start: Option<SystemTime>,
     /// Only messages archived at or before this instant.
     pub end: Option<SystemTime>,
+    /// Only messages after this stanza-id (XEP-0313 `after-id`, exclusive).
+    /// A filter, unlike [`ArchiveCursor::After`]: the two combine.
+    pub after_id: Option<String>,
+    /// Only messages before this stanza-id (`before-id`, exclusive).
+    pub before_id: Option<String>,
+    /// Only these stanza-ids (`ids`), when not empty.
+    pub ids: Vec<String>,
     /// Where the page starts.
     pub cursor: ArchiveCursor,
     /// The page size; the caller clamps it to its configured maximum.
@@ -596,7 +622,14 @@ pub struct ArchivePage {
     pub complete: bool,
 }
 
-/// Message archive storage (XEP-0313). Not implemented yet.
+/// Message archive storage (XEP-0313) and archiving preferences
+/// (XEP-0441).
+///
+/// Each account's archive is append-only in time: a message is stored at its
+/// [`timestamp`](ArchivedMessage::timestamp), or one microsecond after the
+/// newest message already archived if that is later. Timestamps are thus
+/// unique within an archive, and archive order, time order and paging order
+/// are one order, which survives a clock that steps back.
 pub trait ArchiveStore {
     /// Appends a message to the account's archive. Fails with
     /// [`StorageError::AlreadyExists`] if the stanza-id is taken and
@@ -609,8 +642,10 @@ pub trait ArchiveStore {
     ) -> impl Future<Output = Result<(), StorageError>> + Send;
 
     /// One page of the account's archive. Fails with
-    /// [`StorageError::NotFound`] if the cursor names a stanza-id that is not
-    /// in the archive (`<item-not-found/>` per XEP-0313 §4.1.4).
+    /// [`StorageError::NotFound`] if the cursor, `after_id`, `before_id` or
+    /// one of `ids` names a stanza-id that is not in the archive
+    /// (`<item-not-found/>`, XEP-0313 §4.1.2 and §4.3.2). An account that
+    /// does not exist has an empty archive.
     fn archive_query(
         &self,
         localpart: &str,
@@ -632,4 +667,165 @@ pub trait ArchiveStore {
         localpart: &str,
         domain: &str,
     ) -> impl Future<Output = Result<u64, StorageError>> + Send;
+
+    /// Appends `messages` in order, all in one transaction (imports, tests,
+    /// benchmarks: one commit instead of one per message), under the same
+    /// ordering rule as [`archive_append`](Self::archive_append). Fails as
+    /// it does, writing nothing.
+    fn archive_append_many(
+        &self,
+        localpart: &str,
+        domain: &str,
+        messages: &[ArchivedMessage],
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// How many messages match the query's filters, whatever its cursor and
+    /// limit: the XEP-0059 `<count/>`. Fails as
+    /// [`archive_query`](Self::archive_query) does.
+    fn archive_count(
+        &self,
+        localpart: &str,
+        domain: &str,
+        query: &ArchiveQuery,
+    ) -> impl Future<Output = Result<u64, StorageError>> + Send;
+
+    /// The account's archiving preferences, or `None` if it never set any
+    /// (the server's default applies).
+    fn archive_prefs(
+        &self,
+        localpart: &str,
+        domain: &str,
+    ) -> impl Future<Output = Result<Option<ArchivePrefs>, StorageError>> + Send;
+
+    /// Replaces the account's archiving preferences. Fails with
+    /// [`StorageError::InvalidInput`] if a JID is on both lists and with
+    /// [`StorageError::NotFound`] if the account does not exist.
+    fn set_archive_prefs(
+        &self,
+        localpart: &str,
+        domain: &str,
+        prefs: &ArchivePrefs,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+}
+
+/// Which messages an account archives by default (XEP-0441 `default`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ArchiveDefault {
+    /// Every message.
+    Always,
+    /// None.
+    Never,
+    /// Only messages exchanged with contacts in the user's roster.
+    Roster,
+}
+
+impl ArchiveDefault {
+    /// The attribute value: `"always"`, `"never"` or `"roster"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArchiveDefault::Always => "always",
+            ArchiveDefault::Never => "never",
+            ArchiveDefault::Roster => "roster",
+        }
+    }
+
+    /// The default an attribute value names, or `None` for anything else.
+    pub fn parse(value: &str) -> Option<ArchiveDefault> {
+        match value {
+            "always" => Some(ArchiveDefault::Always),
+            "never" => Some(ArchiveDefault::Never),
+            "roster" => Some(ArchiveDefault::Roster),
+            _ => None,
+        }
+    }
+}
+
+/// An account's archiving preferences (XEP-0441): a default and two
+/// exception lists, which take precedence over it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivePrefs {
+    /// What happens to messages with JIDs on neither list.
+    pub default: ArchiveDefault,
+    /// JIDs (normalized, bare or full) whose messages are always archived.
+    /// Read back sorted byte-wise, without duplicates.
+    pub always: Vec<String>,
+    /// JIDs whose messages are never archived; same form.
+    pub never: Vec<String>,
+}
+
+/// A message to store as offline on import, with the time it was first
+/// stored (the `stamp` of its XEP-0203 delay in the exporting server).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedOffline {
+    /// When the exporting server stored it; delivered as the delay stamp.
+    pub stored_at: SystemTime,
+    /// The serialized `<message/>`.
+    pub stanza: String,
+}
+
+/// One account with everything it holds, as a bulk import (XEP-0227,
+/// PIEFXIS) creates it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedAccount {
+    /// Normalized, as for every other store.
+    pub localpart: String,
+    /// Normalized, as for every other store.
+    pub domain: String,
+    /// At most one set per hash; none makes an account that cannot log in.
+    pub credentials: Vec<StoredCredentials>,
+    /// The roster, one item per JID.
+    pub roster: Vec<RosterItem>,
+    /// The serialized `<vCard/>`, if any.
+    pub vcard: Option<String>,
+    /// XEP-0049 fragments, one per (name, namespace).
+    pub private: Vec<PrivateFragment>,
+    /// Offline messages, oldest first: they get ids in this order.
+    pub offline: Vec<ImportedOffline>,
+}
+
+/// What [`ImportStore::import_accounts`] did with one account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// Created with everything it carried.
+    Created,
+    /// An account of that name existed already (or came earlier in the same
+    /// call); it was left untouched and nothing of this one was written.
+    AlreadyExists,
+}
+
+/// Bulk account creation for imports (XEP-0227).
+///
+/// Creating accounts one by one through [`AccountStore`], [`RosterStore`]
+/// and the others costs one transaction, and so one commit (an fsync on
+/// SQLite), per row; an import of tens of thousands of accounts would spend
+/// minutes on commits alone. This writes a whole batch in one transaction.
+pub trait ImportStore {
+    /// Creates every account in `accounts` that does not exist yet, each with
+    /// its credentials, roster, vCard, private XML and offline messages, all
+    /// in one transaction; returns one outcome per account, in order.
+    ///
+    /// Existing accounts are never modified, and an account that appears
+    /// twice is created from its first appearance. Roster items get distinct
+    /// versions 1..=n in the order given and the roster version n, as if
+    /// added one by one; offline messages get ids 1..=n in the order given,
+    /// whatever the offline quota.
+    ///
+    /// All or nothing: fails with [`StorageError::InvalidInput`], writing
+    /// nothing, if an account lists two credential sets for one hash, two
+    /// roster items for one JID, a group twice in one item, or two private
+    /// fragments with the same name and namespace; any database error rolls
+    /// the whole batch back too.
+    fn import_accounts(
+        &self,
+        accounts: &[ImportedAccount],
+    ) -> impl Future<Output = Result<Vec<ImportOutcome>, StorageError>> + Send;
+
+    /// Which of `localparts` already have an account in `domain`, asked in
+    /// a few statements however many there are: an import leaves those out
+    /// before spending PBKDF2 on them.
+    fn existing_accounts(
+        &self,
+        domain: &str,
+        localparts: &[String],
+    ) -> impl Future<Output = Result<HashSet<String>, StorageError>> + Send;
 }

@@ -10,8 +10,9 @@ use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, SystemTime};
 
 use chorus_storage::{
-    AccountStore, Backend, BlockStore, OfflineStore, OfflineStored, PrivateStore, RosterChange,
-    RosterItem, RosterStore, StorageError, Subscription, VcardStore, ROSTER_REMOVALS_KEPT,
+    AccountStore, ArchiveStore, Backend, BlockStore, OfflineStore, OfflineStored, PrivateStore,
+    RosterChange, RosterItem, RosterStore, StorageError, Subscription, VcardStore,
+    ROSTER_REMOVALS_KEPT,
 };
 
 use common::Db;
@@ -1031,6 +1032,10 @@ const PER_ACCOUNT_TABLES: &[&str] = &[
     "private_xml",
     "vcards",
     "blocked_jids",
+    "archive_sequences",
+    "archive_messages",
+    "archive_prefs",
+    "archive_pref_jids",
 ];
 const OTHER_TABLES: &[&str] = &["_sqlx_migrations", "accounts"];
 
@@ -1072,6 +1077,30 @@ async fn populate(db: &Db, localpart: &str) {
         .await
         .unwrap();
     s.block(localpart, DOMAIN, &["spam.example"]).await.unwrap();
+    s.archive_append(
+        localpart,
+        DOMAIN,
+        &chorus_storage::ArchivedMessage {
+            stanza_id: "a1".into(),
+            timestamp: SystemTime::now(),
+            with: "romeo@example.net/r".into(),
+            outgoing: false,
+            stanza: "<message/>".into(),
+        },
+    )
+    .await
+    .unwrap();
+    s.set_archive_prefs(
+        localpart,
+        DOMAIN,
+        &chorus_storage::ArchivePrefs {
+            default: chorus_storage::ArchiveDefault::Roster,
+            always: vec!["romeo@example.net".into()],
+            never: vec![],
+        },
+    )
+    .await
+    .unwrap();
 }
 
 async fn deleting_account_cascades_to_every_table(db: &Db) {

@@ -8,7 +8,8 @@
 //!   temporary children, intensity and period with escalation to the parent, OTP 24
 //!   auto-shutdown on significant children, dynamic children;
 //! - groups ([`GroupSpec`]): the per-connection `conn-<id>` node, a one_for_all + temporary set
-//!   of actors kept inside the `conns` supervisor instead of costing a supervisor actor each;
+//!   of actors kept inside the `conns` supervisor instead of costing a supervisor actor each
+//!   (a member may be insignificant: its exit leaves the group running);
 //! - [`Registry`]: our own index of actors by tree path (ractor's names are global and freed
 //!   late), with [`TreeNode`] snapshots, kill by path and glob matching for the admin CLI and
 //!   the chaos tests;

@@ -255,16 +255,27 @@ pub struct GroupMember {
     pub kind: &'static str,
     /// The member, linked to the group's supervisor.
     pub cell: ActorCell,
+    /// OTP's `significant`: the exit of a significant member ends the group (the others are
+    /// killed); an insignificant member that exits only leaves it. Default true, which is
+    /// plain one_for_all. A group whose members are all insignificant ends with its last one.
+    pub significant: bool,
 }
 
 impl GroupMember {
-    /// A member record.
+    /// A significant member record.
     pub fn new(id: impl Into<String>, kind: &'static str, cell: ActorCell) -> Self {
         Self {
             id: id.into(),
             kind,
             cell,
+            significant: true,
         }
+    }
+
+    /// Marks the member significant (its exit ends the group) or not (it just leaves).
+    pub fn significant(mut self, significant: bool) -> Self {
+        self.significant = significant;
+        self
     }
 }
 
@@ -275,9 +286,11 @@ pub type GroupFuture = Pin<Box<dyn Future<Output = Result<Vec<GroupMember>, Spaw
 pub type GroupStartFn = Box<dyn FnOnce(StartCtx) -> GroupFuture + Send>;
 
 /// A group of actors that live and die together (the `conn-<id>` node), supervised
-/// one_for_all + temporary by the supervisor it is started in: when any member exits, for
-/// any reason, the others are killed and the group is removed. It is never restarted and
-/// never counts toward restart intensity.
+/// one_for_all + temporary by the supervisor it is started in: when a significant member (by
+/// default every member) exits, for any reason, the others are killed and the group is
+/// removed. An insignificant member ([`GroupMember::significant`]) that exits only leaves the
+/// group, as an OTP child that is not `significant` under `auto_shutdown = any_significant`.
+/// A group is never restarted and never counts toward restart intensity.
 ///
 /// The start function gets a [`StartCtx`] whose `supervisor` is the hosting supervisor and
 /// whose `path` is the group node's path. It must spawn every member linked to
@@ -326,9 +339,14 @@ impl PartialGroup {
         Self::default()
     }
 
-    /// Records a started member.
+    /// Records a started member (significant).
     pub fn push(&mut self, id: impl Into<String>, kind: &'static str, cell: ActorCell) {
         self.members.push(GroupMember::new(id, kind, cell));
+    }
+
+    /// Records a started member as built, e.g. an insignificant one.
+    pub fn push_member(&mut self, member: GroupMember) {
+        self.members.push(member);
     }
 
     /// The members started so far.

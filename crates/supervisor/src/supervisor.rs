@@ -12,7 +12,8 @@
 //!   abnormally with `reached_max_restart_intensity`, which its parent counts in turn;
 //! - significant children can end the supervisor normally (`auto_shutdown`);
 //! - groups (`conn-<id>`) are one_for_all + temporary sets of members kept in this supervisor,
-//!   saving a supervisor actor per connection.
+//!   saving a supervisor actor per connection; a member marked insignificant leaves its group
+//!   without ending it.
 //!
 //! Children are tracked by `ActorId`; a child the supervisor stops on purpose is forgotten
 //! before it is stopped, so its exit event is recognised as stale and ignored. Restarts happen
@@ -447,7 +448,7 @@ impl SupervisorState {
         let child = match self.slots.get_mut(&seq) {
             None => return,
             Some(Slot::Group(_)) => {
-                self.end_group(seq, id, reason_text);
+                self.group_member_exited(seq, id, reason_text);
                 return;
             }
             Some(Slot::Child(child)) => child,
@@ -496,7 +497,32 @@ impl SupervisorState {
         self.restart(myself, seq).await;
     }
 
-    /// A group member exited: the rest of the group is killed and the group forgotten.
+    /// A group member exited. A significant one ends the group; an insignificant one only
+    /// leaves it (its registry entry goes), unless it was the last member.
+    fn group_member_exited(&mut self, seq: u64, exited: ActorId, reason: &str) {
+        let path = {
+            let Some(Slot::Group(group)) = self.slots.get_mut(&seq) else {
+                return;
+            };
+            let Some(i) = group.members.iter().position(|m| m.cell.get_id() == exited) else {
+                return;
+            };
+            if group.members[i].significant || group.members.len() == 1 {
+                self.end_group(seq, exited, reason);
+                return;
+            }
+            let member = group.members.remove(i);
+            format!("{}/{}/{}", self.path, group.id, member.id)
+        };
+        self.registry.unregister_subtree(&path);
+        debug!(
+            path,
+            reason, "insignificant group member exited; group goes on"
+        );
+    }
+
+    /// A significant group member exited: the rest of the group is killed and the group
+    /// forgotten.
     fn end_group(&mut self, seq: u64, exited: ActorId, reason: &str) {
         let Some(Slot::Group(group)) = self.forget(seq) else {
             return;

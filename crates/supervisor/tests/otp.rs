@@ -540,6 +540,93 @@ async fn group_member_exit_ends_the_group() {
     shut_down(&reg, root, handle).await;
 }
 
+/// A `conn-N`-like group whose socket and receiver are insignificant: only c2s ends it.
+fn anchored_group(id: &str, starts: &Arc<AtomicUsize>) -> GroupSpec {
+    let starts = Arc::clone(starts);
+    GroupSpec::new(id, move |ctx: StartCtx| async move {
+        starts.fetch_add(1, SeqCst);
+        let mut members = PartialGroup::new();
+        for member in ["socket", "receiver", "c2s"] {
+            let cell = spawn_worker(&ctx).await?;
+            members.push_member(
+                chorus_supervisor::GroupMember::new(member, "worker", cell)
+                    .significant(member == "c2s"),
+            );
+        }
+        Ok(members.finish())
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn insignificant_member_exit_leaves_the_group_running() {
+    let reg = Registry::new();
+    let sg = counter();
+    // Intensity 0: members leaving must not count as restarts either.
+    let (root, handle) = spawn_root(
+        "root",
+        reg.clone(),
+        SupervisorOptions::default().intensity(0, Duration::from_secs(60)),
+        vec![],
+    )
+    .await
+    .unwrap();
+    start_group(&root, anchored_group("conn-1", &sg))
+        .await
+        .unwrap();
+    start_group(&root, anchored_group("conn-2", &sg))
+        .await
+        .unwrap();
+    let socket = reg.lookup("root/conn-1/socket").unwrap();
+    let c2s = reg.lookup("root/conn-1/c2s").unwrap();
+
+    // An insignificant member fails, another is killed: the group stays, without them.
+    send(&reg, "root/conn-1/receiver", WorkerMsg::Fail);
+    reg.kill("root/conn-1/socket", StopMode::Kill).unwrap();
+    assert!(wait_until(|| stopped(&socket), WAIT).await);
+    assert_eq!(children(&root).await, ["conn-1", "conn-2"]);
+    assert_eq!(reg.paths_matching("root/conn-1/*"), ["root/conn-1/c2s"]);
+    assert_eq!(reg.kind("root/conn-1"), Some(GROUP_KIND));
+    assert_eq!(c2s.get_status(), ActorStatus::Running);
+
+    // The significant member's exit ends the group and kills who is left.
+    let receiver2 = reg.lookup("root/conn-2/receiver").unwrap();
+    let socket2 = reg.lookup("root/conn-2/socket").unwrap();
+    send(&reg, "root/conn-2/c2s", WorkerMsg::Stop(None));
+    assert!(wait_until(|| stopped(&receiver2) && stopped(&socket2), WAIT).await);
+    assert_eq!(children(&root).await, ["conn-1"]);
+    assert!(reg.paths_matching("root/conn-2/**").is_empty());
+
+    // The last member leaving ends the group too, even a normal stop.
+    send(&reg, "root/conn-1/c2s", WorkerMsg::Stop(None));
+    assert!(wait_until(|| stopped(&c2s), WAIT).await);
+    assert!(children(&root).await.is_empty());
+    assert_eq!(reg.len(), 1);
+    assert_eq!(sg.load(SeqCst), 2, "a group is never restarted");
+    assert_eq!(root.get_status(), ActorStatus::Running);
+    shut_down(&reg, root, handle).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_anchored_group_path_kills_every_member() {
+    let reg = Registry::new();
+    let sg = counter();
+    let (root, handle) = spawn_root("root", reg.clone(), SupervisorOptions::default(), vec![])
+        .await
+        .unwrap();
+    start_group(&root, anchored_group("conn-1", &sg))
+        .await
+        .unwrap();
+    let members: Vec<ActorCell> = ["socket", "receiver", "c2s"]
+        .iter()
+        .map(|m| reg.lookup(&format!("root/conn-1/{m}")).unwrap())
+        .collect();
+    reg.kill("root/conn-1", StopMode::Kill).unwrap();
+    assert!(wait_until(|| members.iter().all(stopped), WAIT).await);
+    assert!(children(&root).await.is_empty());
+    assert_eq!(reg.len(), 1);
+    shut_down(&reg, root, handle).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_group_path_kills_members() {
     let reg = Registry::new();

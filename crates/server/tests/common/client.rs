@@ -368,6 +368,36 @@ impl XmppClient {
         }
     }
 
+    /// STARTTLS, SCRAM-SHA-256-PLUS (tls-exporter) and the stream restart:
+    /// authenticated, not bound (XEP-0198 resumption starts here). Returns
+    /// the post-authentication features too.
+    pub async fn authenticate(
+        addr: std::net::SocketAddr,
+        user: &str,
+        password: &str,
+    ) -> (XmppClient, Element) {
+        let mut c = XmppClient::connect(addr).await;
+        c.open().await;
+        c.starttls().await;
+        c.open().await;
+        c.scram(
+            Mechanism::ScramSha256Plus,
+            user,
+            password,
+            Some(ChannelBindingType::TlsExporter),
+        )
+        .await
+        .expect("login succeeds");
+        let features = c.open().await;
+        (c, features)
+    }
+
+    /// Drops the connection without closing the stream, as a network
+    /// failure would look to the server (it reads EOF).
+    pub fn drop_connection(&mut self) {
+        self.io = Io::Gone;
+    }
+
     /// STARTTLS, SCRAM-SHA-256-PLUS (tls-exporter), bind, initial presence.
     pub async fn login(
         addr: std::net::SocketAddr,

@@ -1,0 +1,335 @@
+//! XEP-0313: Message Archive Management (version 1.1.1), the archiving
+//! half: which routed messages go into which account's archive, and the
+//! XEP-0359 (Unique and Stable Stanza IDs, version 0.7.0) `<stanza-id/>`
+//! that tells the recipient where. The query protocol lives in
+//! `chorus-modules`' `mam` module.
+//!
+//! [`Router::route`] calls [`Router::archive_prepare`] on every message to a
+//! local account, before delivery, and [`Router::archive_commit`] with the
+//! outcome:
+//! - prepare deletes any `<stanza-id/>` whose `by` is an archive we keep for
+//!   either party (XEP-0359 §3: the generating entity deletes what claims to
+//!   be its own, added or not, so a sender cannot plant ids in someone's
+//!   archive), decides for each party whether its archive keeps the message
+//!   (type, body, XEP-0334 hints, then the owner's XEP-0441 preferences),
+//!   draws the archive ids, and stamps the recipient's on the stanza, so the
+//!   delivered copy, any XEP-0280 carbons of it and the offline copy all
+//!   carry it (XEP-0313 §3.4);
+//! - commit appends the copies only if the message went somewhere
+//!   (delivered, or stored offline): a bounced message is in no archive
+//!   (XEP-0313 §6.1, "only contain messages accepted for delivery").
+//!
+//! Both copies are archived in the sender's actor, as carbons are copied
+//! there, after the delivery cast: the sender's next stanza waits for the
+//! two commits, which keeps archive order equal to routing order per
+//! sender. A message a user sends to their own account is archived once,
+//! as received.
+//!
+//! Archive ids are random UUIDs (XEP-0313 §3 wants them unpredictable):
+//! drawn before storage sees the message, so the stamped stanza can go to
+//! offline storage first and the archive second.
+//!
+//! A storage failure while reading preferences means "do not archive": a
+//! message kept against the user's wishes is worse than one missing from
+//! the history. Failing to append is logged; the message is delivered
+//! anyway.
+
+use std::time::SystemTime;
+
+use chorus_jid::{BareJid, Jid};
+use chorus_proto::{ns, MessageType};
+use chorus_storage::{ArchiveDefault, ArchiveStore, ArchivedMessage, RosterStore, StorageError};
+use chorus_xml::Element;
+
+use crate::route::{Outcome, Router};
+
+/// How the server archives, from the `[mam]` configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveOptions {
+    /// What an account that never set preferences archives.
+    pub default: ArchiveDefault,
+    /// The most results one query returns (a client's larger `<max/>` is
+    /// capped to it).
+    pub max_page: u32,
+    /// Serialized bytes of results one query may queue for its client; a
+    /// page is cut short (and not `complete`) past it, so a page of large
+    /// messages cannot overrun the connection's outbound limit.
+    pub max_page_bytes: usize,
+}
+
+impl Default for ArchiveOptions {
+    fn default() -> Self {
+        ArchiveOptions {
+            default: ArchiveDefault::Always,
+            max_page: 100,
+            max_page_bytes: 512 * 1024,
+        }
+    }
+}
+
+/// The archive copies a message will make, decided before delivery.
+#[derive(Debug, Default)]
+pub(crate) struct ArchivePlan {
+    copies: Vec<(BareJid, ArchivedMessage)>,
+}
+
+/// XEP-0313 §6.1.1: chat and normal messages with a body, or with an
+/// explicit XEP-0334 `<store/>`; never those marked `<no-store/>` or
+/// `<no-permanent-store/>` (XEP-0334 §4.2-4.3), nor errors, headlines or
+/// groupchat (never routed to an account here anyway).
+pub fn archivable(stanza: &Element) -> bool {
+    if !matches!(
+        MessageType::of(stanza),
+        MessageType::Chat | MessageType::Normal
+    ) {
+        return false;
+    }
+    if stanza.get_child("no-store", ns::HINTS).is_some()
+        || stanza.get_child("no-permanent-store", ns::HINTS).is_some()
+    {
+        return false;
+    }
+    stanza.get_child("body", ns::JABBER_CLIENT).is_some()
+        || stanza.get_child("store", ns::HINTS).is_some()
+}
+
+/// A fresh archive id: a random (version 4) UUID, or `None` if the system
+/// has no randomness to give.
+fn new_id() -> Option<String> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).ok()?;
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let mut id = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            id.push('-');
+        }
+        id.push_str(&format!("{byte:02x}"));
+    }
+    Some(id)
+}
+
+/// Deletes the `<stanza-id/>` elements whose `by` is one of `archives`.
+fn strip_stanza_ids(stanza: &mut Element, archives: &[&BareJid]) {
+    stanza.remove_children(|c| {
+        c.is("stanza-id", ns::SID)
+            && c.attr("by")
+                .and_then(|b| b.parse::<Jid>().ok())
+                .is_some_and(|by| archives.iter().any(|a| by == **a))
+    });
+}
+
+impl Router {
+    /// Sets how messages are archived (the `[mam]` configuration).
+    pub fn with_archive(mut self, options: ArchiveOptions) -> Self {
+        self.archive = options;
+        self
+    }
+
+    /// How messages are archived and queries answered.
+    pub fn archive_options(&self) -> &ArchiveOptions {
+        &self.archive
+    }
+
+    /// Whether `owner`'s archive keeps messages exchanged with `peer`, by
+    /// the owner's XEP-0441 preferences (the server default if none): the
+    /// never list, then the always list (entries match the peer's full or
+    /// bare JID), then the default, where `roster` means the peer's bare
+    /// JID is in the owner's roster.
+    pub async fn archives_with(&self, owner: &BareJid, peer: &Jid) -> bool {
+        let Some(node) = owner.node() else {
+            return false;
+        };
+        let prefs = match self.storage.archive_prefs(node, owner.domain()).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read archiving preferences; not archiving");
+                return false;
+            }
+        };
+        let peer_bare = peer.bare();
+        let listed = |list: &[String]| {
+            list.iter()
+                .any(|j| j == peer.as_str() || j == peer_bare.as_str())
+        };
+        let default = match &prefs {
+            Some(p) if listed(&p.never) => return false,
+            Some(p) if listed(&p.always) => return true,
+            Some(p) => p.default,
+            None => self.archive.default,
+        };
+        match default {
+            ArchiveDefault::Always => true,
+            ArchiveDefault::Never => false,
+            ArchiveDefault::Roster => self
+                .storage
+                .roster_item(node, owner.domain(), peer_bare.as_str())
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "cannot read the roster; not archiving");
+                    None
+                })
+                .is_some(),
+        }
+    }
+
+    /// Before a message to the local account `to` is delivered: strips
+    /// forged stanza-ids, decides the archive copies and stamps the
+    /// recipient's stanza-id (see the module docs).
+    pub(crate) async fn archive_prepare(&self, to: &Jid, stanza: &mut Element) -> ArchivePlan {
+        let recipient = to.bare();
+        let from = stanza.attr("from").and_then(|f| f.parse::<Jid>().ok());
+        let sender = from
+            .as_ref()
+            .map(Jid::bare)
+            .filter(|b| b.node().is_some() && self.is_local(b.domain()));
+        let mut ours = vec![&recipient];
+        ours.extend(sender.as_ref());
+        strip_stanza_ids(stanza, &ours);
+
+        let mut plan = ArchivePlan::default();
+        let Some(from) = from else {
+            return plan;
+        };
+        if !archivable(stanza) {
+            return plan;
+        }
+        let now = SystemTime::now();
+        if let Some(sender) = sender.filter(|s| *s != recipient) {
+            if self.archives_with(&sender, to).await {
+                if let Some(id) = new_id() {
+                    plan.copies.push((
+                        sender,
+                        ArchivedMessage {
+                            stanza_id: id,
+                            timestamp: now,
+                            with: to.to_string(),
+                            outgoing: true,
+                            stanza: stanza.to_xml(),
+                        },
+                    ));
+                }
+            }
+        }
+        if self.archives_with(&recipient, &from).await {
+            if let Some(id) = new_id() {
+                stanza.push(
+                    Element::new("stanza-id", ns::SID)
+                        .with_attr("by", recipient.to_string())
+                        .with_attr("id", id.as_str()),
+                );
+                plan.copies.push((
+                    recipient,
+                    ArchivedMessage {
+                        stanza_id: id,
+                        timestamp: now,
+                        with: from.to_string(),
+                        outgoing: false,
+                        stanza: stanza.to_xml(),
+                    },
+                ));
+            }
+        }
+        plan
+    }
+
+    /// After routing: appends the planned copies if the message was
+    /// delivered or stored offline.
+    pub(crate) async fn archive_commit(&self, plan: ArchivePlan, outcome: &Outcome) {
+        if !matches!(outcome, Outcome::Delivered | Outcome::Stored) {
+            return;
+        }
+        for (owner, message) in plan.copies {
+            let Some(node) = owner.node() else {
+                continue;
+            };
+            match self
+                .storage
+                .archive_append(node, owner.domain(), &message)
+                .await
+            {
+                // Deleted while the message was in flight: nothing to keep.
+                Ok(()) | Err(StorageError::NotFound) => {}
+                Err(e) => {
+                    tracing::error!(archive = %owner, error = %e, "cannot archive a message")
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn msg(typ: Option<&str>) -> Element {
+        let mut m = Element::new("message", ns::JABBER_CLIENT);
+        if let Some(t) = typ {
+            m.set_attr("type", t);
+        }
+        m
+    }
+
+    fn body() -> Element {
+        Element::new("body", ns::JABBER_CLIENT).with_text("hi")
+    }
+
+    #[test]
+    fn archivable_follows_the_xep_and_the_hints() {
+        assert!(archivable(&msg(Some("chat")).with_child(body())));
+        assert!(archivable(&msg(None).with_child(body())));
+        assert!(!archivable(&msg(Some("chat"))), "no body: a chat state");
+        assert!(archivable(
+            &msg(Some("chat")).with_child(Element::new("store", ns::HINTS))
+        ));
+        for t in ["headline", "groupchat", "error"] {
+            assert!(!archivable(&msg(Some(t)).with_child(body())), "{t}");
+        }
+        for hint in ["no-store", "no-permanent-store"] {
+            assert!(!archivable(
+                &msg(Some("chat"))
+                    .with_child(body())
+                    .with_child(Element::new(hint, ns::HINTS))
+            ));
+        }
+    }
+
+    #[test]
+    fn ids_are_random_v4_uuids() {
+        let a = new_id().unwrap();
+        let b = new_id().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 36);
+        let parts: Vec<&str> = a.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(parts[2].starts_with('4'));
+        assert!(matches!(parts[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'));
+    }
+
+    #[test]
+    fn only_stanza_ids_by_our_archives_are_stripped() {
+        let ours: BareJid = "juliet@capulet.lit".parse().unwrap();
+        let sid = |by: &str| {
+            Element::new("stanza-id", ns::SID)
+                .with_attr("by", by)
+                .with_attr("id", "forged")
+        };
+        let mut m = msg(Some("chat"))
+            .with_child(sid("Juliet@Capulet.lit"))
+            .with_child(sid("room@muc.example"))
+            .with_child(Element::new("origin-id", ns::SID).with_attr("id", "o"))
+            .with_child(sid("juliet@capulet.lit"));
+        strip_stanza_ids(&mut m, &[&ours]);
+        let left: Vec<(&str, Option<&str>)> =
+            m.children().map(|c| (c.name(), c.attr("by"))).collect();
+        assert_eq!(
+            left,
+            [("stanza-id", Some("room@muc.example")), ("origin-id", None)]
+        );
+    }
+}
