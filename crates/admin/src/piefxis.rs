@@ -1121,13 +1121,10 @@ fn finish_credentials(mut parsed: Parsed, iterations: u32) -> (ImportedAccount, 
                 continue;
             }
             match ScramCredentials::derive(&password, hash, iterations) {
-                Ok(c) => parsed.account.credentials.push(StoredCredentials {
-                    hash: hash.name().to_owned(),
-                    salt: c.salt,
-                    iterations: c.iterations,
-                    stored_key: c.stored_key,
-                    server_key: c.server_key,
-                }),
+                Ok(c) => parsed
+                    .account
+                    .credentials
+                    .push(chorus_modules::register::stored(c)),
                 Err(e) => {
                     notes.push(Skip {
                         jid: parsed.jid(),

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use chorus_jid::BareJid;
 use chorus_router::SessionTable;
-use chorus_sasl::{ScramCredentials, ScramHash};
 use chorus_storage::{AccountStore, Storage, StoredCredentials};
 use chorus_supervisor::{Registry, StopMode};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -104,20 +103,8 @@ fn credentials(ctx: &AdminContext, args: &Value) -> Result<Vec<StoredCredentials
     if password.is_empty() {
         return Err(CommandError::BadArgs("the password is empty".into()));
     }
-    [ScramHash::Sha1, ScramHash::Sha256]
-        .into_iter()
-        .map(|h| {
-            ScramCredentials::derive(password, h, ctx.sasl_iterations)
-                .map(|c| StoredCredentials {
-                    hash: h.name().to_owned(),
-                    salt: c.salt,
-                    iterations: c.iterations,
-                    stored_key: c.stored_key,
-                    server_key: c.server_key,
-                })
-                .map_err(|e| CommandError::BadArgs(format!("unusable password: {e}")))
-        })
-        .collect()
+    chorus_modules::register::credentials(password, ctx.sasl_iterations)
+        .map_err(|e| CommandError::BadArgs(format!("unusable password: {e}")))
 }
 
 fn storage_err(e: chorus_storage::StorageError) -> CommandError {

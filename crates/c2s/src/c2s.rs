@@ -932,7 +932,7 @@ impl C2sState {
                     tracing::warn!(conn = self.conn_id, peer = ?self.peer, "registration rate limit");
                     return self.iq_error(iq, StanzaErrorCondition::PolicyViolation);
                 }
-                let Some(creds) =
+                let Ok(creds) =
                     chorus_modules::register::credentials(&password, self.ctx.sasl_iterations)
                 else {
                     return self.iq_error(iq, StanzaErrorCondition::NotAcceptable);

@@ -13,21 +13,28 @@ use crate::{IqCtx, IqReply, Module};
 
 pub struct Register;
 
+/// SCRAM credentials as storage keeps them. The one place the two crates'
+/// types meet (neither depends on the other).
+pub fn stored(c: ScramCredentials) -> StoredCredentials {
+    StoredCredentials {
+        hash: c.hash.name().to_owned(),
+        salt: c.salt,
+        iterations: c.iterations,
+        stored_key: c.stored_key,
+        server_key: c.server_key,
+    }
+}
+
 /// SCRAM keys for every hash we offer; the password goes no further.
-pub fn credentials(password: &str, iterations: u32) -> Option<Vec<StoredCredentials>> {
+/// Every account creation and password change (chorusctl, in-band
+/// registration) derives through here.
+pub fn credentials(
+    password: &str,
+    iterations: u32,
+) -> Result<Vec<StoredCredentials>, chorus_sasl::SaslError> {
     [ScramHash::Sha1, ScramHash::Sha256]
         .into_iter()
-        .map(|h| {
-            ScramCredentials::derive(password, h, iterations)
-                .ok()
-                .map(|c| StoredCredentials {
-                    hash: h.name().to_owned(),
-                    salt: c.salt,
-                    iterations: c.iterations,
-                    stored_key: c.stored_key,
-                    server_key: c.server_key,
-                })
-        })
+        .map(|h| ScramCredentials::derive(password, h, iterations).map(stored))
         .collect()
 }
 
@@ -92,7 +99,7 @@ impl Module for Register {
                     if username != node || password.is_empty() {
                         return IqReply::Error(StanzaErrorCondition::NotAcceptable);
                     }
-                    let Some(creds) = credentials(&password, ctx.services.sasl_iterations) else {
+                    let Ok(creds) = credentials(&password, ctx.services.sasl_iterations) else {
                         return IqReply::Error(StanzaErrorCondition::NotAcceptable);
                     };
                     match storage.set_credentials(node, user.domain(), &creds).await {
