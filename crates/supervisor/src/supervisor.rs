@@ -219,12 +219,18 @@ where
 
 /// Stops `cell` gracefully, killing it if it outlives `shutdown`.
 async fn shutdown_cell(path: &str, cell: &ActorCell, shutdown: Duration) {
-    cell.stop(Some(SHUTDOWN.to_owned()));
-    if cell.wait(Some(shutdown)).await.is_ok() {
-        return;
+    // OTP's brutal_kill: a zero shutdown time means kill at once, as
+    // declared, which is nothing to warn about.
+    if shutdown.is_zero() {
+        cell.kill();
+    } else {
+        cell.stop(Some(SHUTDOWN.to_owned()));
+        if cell.wait(Some(shutdown)).await.is_ok() {
+            return;
+        }
+        warn!(path, ?shutdown, "child did not stop in time; killing it");
+        cell.kill();
     }
-    warn!(path, ?shutdown, "child did not stop in time; killing it");
-    cell.kill();
     if cell.wait(Some(KILL_WAIT)).await.is_err() {
         error!(path, "child did not exit after kill");
     }
