@@ -4,8 +4,6 @@
 //! `crates/xml/tests/fuzz_long.rs` (the proptest fallback) checks the same
 //! invariants; keep the two in step.
 
-use std::sync::OnceLock;
-
 use chorus_xml::{Element, Limits, NsContext, StreamEvent, StreamParser, XmlError};
 
 /// The header every stream_parser input is fed after.
@@ -149,11 +147,8 @@ fn depth(el: &Element) -> usize {
 
 /// `el` written in stream context (`jabber:client` default namespace,
 /// `stream:` prefix) and standalone re-parses, with no error, to an equal
-/// element. Skipped for elements a known issue affects, unless strict.
+/// element.
 pub fn check_roundtrip(el: &Element) {
-    if !strict() && known_issue(el).is_some() {
-        return;
-    }
     assert!(names_are_xml_names(el), "a name is not an XML name: {el:?}");
     let max_depth = depth(el);
     let mut out = Vec::new();
@@ -181,85 +176,6 @@ pub fn check_roundtrip(el: &Element) {
             out.escape_default()
         ),
     }
-}
-
-/// Round-trip failures already reported against `crates/xml` (see README.md),
-/// checked (all fixed); `CHORUS_FUZZ_LENIENT=1` skips them, so that fuzzing can go on to find new
-/// ones. All five are fixed (parser name and namespace checks); checked strictly
-/// unless `CHORUS_FUZZ_LENIENT=1`.
-pub const KNOWN_ISSUES: &[&str] = &[
-    // 0. `<message xmlns='a&amp;b'/>`: namespace values are bound raw.
-    "namespace value taken raw",
-    // 1. `<xml:a:b/>`: a QName with two colons gets local name `a:b`.
-    "local name with a colon",
-    // 2. `<message xmlns:p='urn:x}y' p:a=''/>`: `}` breaks the Clark key.
-    "attribute namespace with '}'",
-    // 3. `<stream:/>`: a QName with an empty local part gets name "".
-    "empty local name",
-    // 4. `<stream:-x/>`, `<a/b/>`: local names are not checked to be XML names.
-    "local name that is not an XML name",
-];
-
-/// Checks every element unless `CHORUS_FUZZ_LENIENT=1`.
-pub fn strict() -> bool {
-    static STRICT: OnceLock<bool> = OnceLock::new();
-    // All five known issues are fixed in chorus-xml; lenient mode stays for
-    // triaging a new finding without stopping the run.
-    *STRICT.get_or_init(|| !std::env::var("CHORUS_FUZZ_LENIENT").is_ok_and(|v| v == "1"))
-}
-
-/// What the known issues depend on: every namespace URI, element name and
-/// attribute key in the tree.
-#[derive(Default)]
-struct Names<'a> {
-    namespaces: Vec<&'a str>,
-    elements: Vec<&'a str>,
-    attrs: Vec<&'a str>,
-}
-
-fn collect<'a>(el: &'a Element, out: &mut Names<'a>) {
-    out.namespaces.push(el.ns());
-    out.elements.push(el.name());
-    for (k, _) in el.attrs() {
-        out.attrs.push(k);
-    }
-    for c in el.children() {
-        collect(c, out);
-    }
-}
-
-/// Which entry of [`KNOWN_ISSUES`] `el` may trip over, if any.
-pub fn known_issue(el: &Element) -> Option<usize> {
-    let mut n = Names::default();
-    collect(el, &mut n);
-    // Attribute keys in Clark notation: `{uri}local`, and a local name has no `}`.
-    let clark = || n.attrs.iter().filter_map(|k| k.strip_prefix('{'));
-    // The URI of a Clark key runs to its last `}`.
-    let mut uris = (n.namespaces.iter().copied())
-        .chain(clark().map(|k| k.rsplit_once('}').map_or(k, |(u, _)| u)));
-    if uris.any(|u| chorus_xml::escape_attr(u) != u) {
-        return Some(0);
-    }
-    if n.elements.iter().any(|e| e.contains(':')) {
-        return Some(1);
-    }
-    if clark().any(|k| k.matches('}').count() > 1) {
-        return Some(2);
-    }
-    if n.elements.iter().any(|e| e.is_empty())
-        || n.attrs.iter().any(|k| *k == "xml:" || k.ends_with('}'))
-    {
-        return Some(3);
-    }
-    if !n
-        .elements
-        .iter()
-        .chain(&n.attrs)
-        .all(|k| is_ncname(local_part(k)))
-    {
-        return Some(4);
-    }
-    None
 }
 
 /// The local name of an element name or attribute key.

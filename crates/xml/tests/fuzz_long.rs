@@ -23,8 +23,8 @@
 //! `cargo test -p chorus-xml` runs 1000 cases (about a second in debug); set
 //! `CHORUS_FUZZ_CASES` for a long run, in release:
 //! `CHORUS_FUZZ_CASES=200000 cargo test -p chorus-xml --release --test fuzz_long -- --nocapture`.
-//! Round-trip bugs once reported are listed in [`KNOWN_ISSUES`], all fixed
-//! and checked; `CHORUS_FUZZ_LENIENT=1` would skip them again.
+//! The five round-trip bugs this found are fixed in chorus-xml; their
+//! reproducers are regression tests in `tests/parser.rs`.
 //! Failures are not persisted to a regressions file: the minimal failing input
 //! is printed instead, as the exact bytes, cut points and authentication flag.
 #![allow(clippy::unwrap_used)]
@@ -686,110 +686,6 @@ fn check_roundtrip(el: &Element) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-// --- known issues ---
-
-/// Round-trip failures already reported against `crates/xml`, each with its
-/// minimal reproducer. Elements they affect are counted, not checked, unless
-/// `CHORUS_FUZZ_LENIENT=1`. All five are fixed (the parser checks names
-/// and namespace declarations); nothing is skipped by default.
-const KNOWN_ISSUES: &[&str] = &[
-    // 0. Namespace declaration values are taken raw, without expanding
-    //    entities or character references or normalizing whitespace
-    //    (quick-xml's resolver binds the raw attribute value; so does
-    //    `parse_header`). `<message xmlns='a&amp;b'/>` parses to namespace
-    //    `a&amp;b`, which is written back as `xmlns='a&amp;amp;b'`; a raw TAB
-    //    in `xmlns:p` stays a TAB and is written back as `&#9;`. The
-    //    namespace changes at every hop.
-    "namespace value taken raw",
-    // 1. Names with two colons are accepted: quick-xml splits a QName at its
-    //    first colon, so `<xml:a:b/>` (the `xml` prefix is always bound) parses
-    //    to local name `a:b`, which is written back as `<a:b xmlns='...'/>`:
-    //    an undeclared prefix `a`, bad-namespace-prefix on re-parse. XML
-    //    Namespaces §3 allows at most one colon in a QName.
-    "local name with a colon",
-    // 2. An attribute namespace containing `}` breaks the Clark-notation key:
-    //    `{uri}local` is split at the first `}`, and the rest of the URI is
-    //    written raw as part of the attribute name. `<message
-    //    xmlns:p='urn:x}y' p:a=''/>` is written back as `ns0:y}a=''`
-    //    (not-well-formed), and a crafted URI injects attributes and text
-    //    into the serializer's output (see fuzz/README.md).
-    "attribute namespace with '}'",
-    // 3. A QName with an empty local part is accepted: `<stream:/>` parses
-    //    to an element named "" in the stream namespace, written standalone
-    //    as `< xmlns='http://etherx.jabber.org/streams'/>` (not-well-formed);
-    //    `<p: xmlns:p='urn:p'/>` inside a stanza is written back as
-    //    `< xmlns='urn:p'/>` in any context. `p:=''` likewise gives an
-    //    attribute with an empty name.
-    "empty local name",
-    // 4. Local names are not checked to be XML names: the scanner checks the
-    //    first byte after `<` only, and quick-xml takes everything up to
-    //    whitespace. `<stream:-x/>` gives an element named `-x`, written
-    //    standalone as `<-x xmlns='...'/>` (rejected); `<a/b/>` an element
-    //    named `a/b`, written back as `<a/b/>`, which this parser accepts but
-    //    no conforming one does.
-    "local name that is not an XML name",
-];
-
-fn strict() -> bool {
-    // All five known issues are fixed in chorus-xml; the lenient mode stays
-    // for triaging a new finding without stopping the run.
-    !std::env::var("CHORUS_FUZZ_LENIENT").is_ok_and(|v| v == "1")
-}
-
-/// What the known issues depend on: every namespace URI, element name and
-/// attribute key in the tree.
-#[derive(Default)]
-struct Names<'a> {
-    namespaces: Vec<&'a str>,
-    elements: Vec<&'a str>,
-    attrs: Vec<&'a str>,
-}
-
-fn collect<'a>(el: &'a Element, out: &mut Names<'a>) {
-    out.namespaces.push(el.ns());
-    out.elements.push(el.name());
-    for (k, _) in el.attrs() {
-        out.attrs.push(k);
-    }
-    for c in el.children() {
-        collect(c, out);
-    }
-}
-
-/// Which entry of [`KNOWN_ISSUES`] `el` may trip over, if any.
-fn known_issue(el: &Element) -> Option<usize> {
-    let mut n = Names::default();
-    collect(el, &mut n);
-    // Attribute keys in Clark notation: `{uri}local`, and a local name has no `}`.
-    let clark = || n.attrs.iter().filter_map(|k| k.strip_prefix('{'));
-    // The URI of a Clark key runs to its last `}`.
-    let mut uris = (n.namespaces.iter().copied())
-        .chain(clark().map(|k| k.rsplit_once('}').map_or(k, |(u, _)| u)));
-    if uris.any(|u| chorus_xml::escape_attr(u) != u) {
-        return Some(0);
-    }
-    if n.elements.iter().any(|e| e.contains(':')) {
-        return Some(1);
-    }
-    if clark().any(|k| k.matches('}').count() > 1) {
-        return Some(2);
-    }
-    if n.elements.iter().any(|e| e.is_empty())
-        || n.attrs.iter().any(|k| *k == "xml:" || k.ends_with('}'))
-    {
-        return Some(3);
-    }
-    if !n
-        .elements
-        .iter()
-        .chain(&n.attrs)
-        .all(|k| is_ncname(local_part(k)))
-    {
-        return Some(4);
-    }
-    None
-}
-
 /// The local name of an element name or attribute key.
 fn local_part(key: &str) -> &str {
     if let Some(rest) = key.strip_prefix('{') {
@@ -817,7 +713,6 @@ fn names_are_xml_names(el: &Element) -> bool {
 
 #[derive(Default)]
 struct Stats {
-    known: [AtomicUsize; KNOWN_ISSUES.len()],
     cases: AtomicUsize,
     elements: AtomicUsize,
     clean: AtomicUsize,
@@ -851,15 +746,8 @@ fn check_case(c: &Case, stats: &Stats) -> Result<(), TestCaseError> {
 
     for ev in &a.events {
         if let StreamEvent::Element(el) = ev {
-            match known_issue(el) {
-                Some(i) if !strict() => {
-                    stats.known[i].fetch_add(1, Ordering::Relaxed);
-                }
-                _ => {
-                    check_roundtrip(el)?;
-                    stats.elements.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+            check_roundtrip(el)?;
+            stats.elements.fetch_add(1, Ordering::Relaxed);
         }
     }
     stats.cases.fetch_add(1, Ordering::Relaxed);
@@ -922,12 +810,6 @@ fn near_valid_streams_keep_every_invariant() {
         n(&e[4]),
         n(&e[5]),
     );
-    for (i, name) in KNOWN_ISSUES.iter().enumerate() {
-        eprintln!(
-            "fuzz_long: known issue {i} ({name}): {} stanzas not round-trip checked",
-            n(&stats.known[i])
-        );
-    }
     if let Err(e) = result {
         panic!("{e}");
     }
