@@ -9,7 +9,7 @@
 //! SCRAM, it checks stored keys). Each login: stream, (STARTTLS, stream),
 //! SCRAM-SHA-256, stream, bind, initial presence. Loopback only, bounded.
 
-#[path = "../tests/common/client.rs"]
+#[path = "../tests/it/common/client.rs"]
 mod client;
 
 use std::io::{BufRead, BufReader};

@@ -5,17 +5,15 @@
 //! killed c2s doing the same, and no message lost out of 1000.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::common::client::{stanza_error_condition, XmppClient};
+use crate::common::*;
 use chorus_jid::BareJid;
 use chorus_storage::OfflineStore;
 use chorus_supervisor::StopMode;
 use chorus_xml::{Element, StreamEvent};
-use common::client::{stanza_error_condition, XmppClient};
-use common::*;
 
 const NS_SM: &str = "urn:xmpp:sm:3";
 const NS_STANZAS: &str = "urn:ietf:params:xml:ns:xmpp-stanzas";

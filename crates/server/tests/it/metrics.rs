@@ -3,10 +3,8 @@
 //! `/healthz` and `/readyz` answer.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::client::XmppClient;
-use common::*;
+use crate::common::client::XmppClient;
+use crate::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {

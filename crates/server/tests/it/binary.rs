@@ -3,13 +3,12 @@
 //! through the CLI, and root escalation ends the process non-zero.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common;
+use crate::common::*;
 use serde_json::Value;
 
 struct Daemon {

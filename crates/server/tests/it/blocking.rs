@@ -11,13 +11,11 @@
 //! the sender caused is in what the recipient read before its pong.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::common::client::XmppClient;
+use crate::common::*;
 use chorus_xml::{Element, Node};
-use common::client::XmppClient;
-use common::*;
 
 const NS_DISCO_INFO: &str = "http://jabber.org/protocol/disco#info";
 

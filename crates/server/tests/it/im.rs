@@ -13,16 +13,14 @@
 //! Offline messages are covered in `c2s.rs`.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::client::{stanza_error_condition, XmppClient};
+use crate::common::*;
 use chorus_server::Server;
 use chorus_storage::RosterStore;
 use chorus_supervisor::StopMode;
 use chorus_xml::Element;
-use common::client::{stanza_error_condition, XmppClient};
-use common::*;
 
 const NS_ROSTER: &str = "jabber:iq:roster";
 

@@ -6,16 +6,14 @@
 //! query (only the owner), and the operator's purge.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::common::client::{stanza_error_condition, XmppClient};
+use crate::common::*;
 use chorus_server::Server;
 use chorus_storage::{ArchiveStore, ArchivedMessage};
 use chorus_xml::Element;
-use common::client::{stanza_error_condition, XmppClient};
-use common::*;
 
 const MAM: &str = "urn:xmpp:mam:2";
 const SID: &str = "urn:xmpp:sid:0";

@@ -5,14 +5,12 @@
 //! test asserts the reply or the exact RFC 6120 condition the XEP names.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use crate::common::client::{stanza_error_condition, XmppClient};
+use crate::common::*;
 use chorus_sasl::{ChannelBindingType, Mechanism};
 use chorus_xml::Element;
-use common::client::{stanza_error_condition, XmppClient};
-use common::*;
 
 const NS_VERSION: &str = "jabber:iq:version";
 const NS_TIME: &str = "urn:xmpp:time";

@@ -4,15 +4,14 @@
 //! condition the RFC names.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common;
+use crate::common::client::{failure_condition, stanza_error_condition, XmppClient};
+use crate::common::*;
 use chorus_config::{ListenerConfig, ListenerKind};
 use chorus_sasl::{ChannelBindingType, Mechanism, ScramClient};
 use chorus_supervisor::StopMode;
-use common::client::{failure_condition, stanza_error_condition, XmppClient};
-use common::*;
 
 const NS_SASL: &str = "urn:ietf:params:xml:ns:xmpp-sasl";
 const NS_TLS: &str = "urn:ietf:params:xml:ns:xmpp-tls";

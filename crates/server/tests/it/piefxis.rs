@@ -6,18 +6,16 @@
 //! malformed file that imports nothing.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::client::XmppClient;
+use crate::common::temp_dir;
 use chorus_sasl::{Mechanism, ScramCredentials, ScramHash};
 use chorus_xml::Element;
-use common::client::XmppClient;
-use common::temp_dir;
 use serde_json::Value;
 
 struct Daemon {

@@ -2,13 +2,11 @@
 //! exactly what it should, and everything else keeps serving.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use chorus_config::{ListenerConfig, ListenerKind};
 use chorus_supervisor::StopMode;
-use common::*;
 use tokio::io::AsyncWriteExt;
 
 async fn killing_member_closes_only_its_connection(member: &str) {

@@ -3,10 +3,8 @@
 //! did not, and never for private or no-copy messages.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::client::XmppClient;
-use common::*;
+use crate::common::client::XmppClient;
+use crate::common::*;
 
 async fn enable(c: &mut XmppClient) {
     c.send("<iq type='set' id='cb'><enable xmlns='urn:xmpp:carbons:2'/></iq>")

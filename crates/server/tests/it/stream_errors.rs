@@ -4,11 +4,9 @@
 //! attack is unaffected.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use tokio::io::AsyncWriteExt;
 
 async fn assert_rejected(input: &[u8], condition: &str) {

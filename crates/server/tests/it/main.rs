@@ -1,0 +1,18 @@
+//! The server's integration tests, in one binary: one link instead of a dozen
+//! keeps the test build small on disk and quick on two cores.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+mod binary;
+mod blocking;
+mod c2s;
+mod carbons;
+mod im;
+mod mam;
+mod metrics;
+mod modules;
+mod piefxis;
+mod sm;
+mod stream_errors;
+mod tree;
