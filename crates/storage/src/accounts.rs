@@ -57,13 +57,19 @@ impl AccountStore for Storage {
     }
 
     async fn delete_account(&self, localpart: &str, domain: &str) -> Result<bool, StorageError> {
-        // Rows in other tables go with it through ON DELETE CASCADE.
-        let done = sqlx::query(DELETE_ACCOUNT)
-            .bind(localpart)
-            .bind(domain)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        self.cache.invalidate(localpart, domain);
+        let r: Result<bool, StorageError> = async {
+            // Rows in other tables go with it through ON DELETE CASCADE.
+            let done = sqlx::query(DELETE_ACCOUNT)
+                .bind(localpart)
+                .bind(domain)
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        }
+        .await;
+        self.cache.invalidate(localpart, domain);
+        r
     }
 
     async fn set_credentials(

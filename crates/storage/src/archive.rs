@@ -514,6 +514,75 @@ impl ArchiveStore for Storage {
         localpart: &str,
         domain: &str,
     ) -> Result<Option<ArchivePrefs>, StorageError> {
+        if let Some(prefs) = self.cache.prefs(localpart, domain) {
+            return Ok(prefs);
+        }
+        let generation = self.cache.generation();
+        let prefs = self.archive_prefs_db(localpart, domain).await?;
+        self.cache
+            .put_prefs(localpart, domain, generation, prefs.clone());
+        Ok(prefs)
+    }
+
+    async fn set_archive_prefs(
+        &self,
+        localpart: &str,
+        domain: &str,
+        prefs: &ArchivePrefs,
+    ) -> Result<(), StorageError> {
+        self.cache.invalidate(localpart, domain);
+        let r: Result<(), StorageError> = async {
+            let mut always: Vec<&str> = prefs.always.iter().map(String::as_str).collect();
+            let mut never: Vec<&str> = prefs.never.iter().map(String::as_str).collect();
+            always.sort_unstable();
+            always.dedup();
+            never.sort_unstable();
+            never.dedup();
+            if let Some(both) = always.iter().find(|j| never.binary_search(j).is_ok()) {
+                return Err(StorageError::InvalidInput(format!(
+                    "{both} is on both the always and the never list"
+                )));
+            }
+            let mut tx = self.pool.begin().await?;
+            let Some(account_id) = account_id(&mut tx, localpart, domain).await? else {
+                tx.rollback().await?;
+                return Err(StorageError::NotFound);
+            };
+            sqlx::query(UPSERT_PREFS)
+                .bind(account_id)
+                .bind(prefs.default.as_str())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(DELETE_PREF_JIDS)
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
+            for (list, flag) in [(&always, 1i16), (&never, 0i16)] {
+                for jid in list.iter() {
+                    sqlx::query(INSERT_PREF_JID)
+                        .bind(account_id)
+                        .bind(*jid)
+                        .bind(flag)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        self.cache.invalidate(localpart, domain);
+        r
+    }
+}
+
+impl Storage {
+    /// The preferences as stored, bypassing the cache.
+    async fn archive_prefs_db(
+        &self,
+        localpart: &str,
+        domain: &str,
+    ) -> Result<Option<ArchivePrefs>, StorageError> {
         let rows = sqlx::query(SELECT_PREFS)
             .bind(localpart)
             .bind(domain)
@@ -544,51 +613,6 @@ impl ArchiveStore for Storage {
             }
         }
         Ok(Some(prefs))
-    }
-
-    async fn set_archive_prefs(
-        &self,
-        localpart: &str,
-        domain: &str,
-        prefs: &ArchivePrefs,
-    ) -> Result<(), StorageError> {
-        let mut always: Vec<&str> = prefs.always.iter().map(String::as_str).collect();
-        let mut never: Vec<&str> = prefs.never.iter().map(String::as_str).collect();
-        always.sort_unstable();
-        always.dedup();
-        never.sort_unstable();
-        never.dedup();
-        if let Some(both) = always.iter().find(|j| never.binary_search(j).is_ok()) {
-            return Err(StorageError::InvalidInput(format!(
-                "{both} is on both the always and the never list"
-            )));
-        }
-        let mut tx = self.pool.begin().await?;
-        let Some(account_id) = account_id(&mut tx, localpart, domain).await? else {
-            tx.rollback().await?;
-            return Err(StorageError::NotFound);
-        };
-        sqlx::query(UPSERT_PREFS)
-            .bind(account_id)
-            .bind(prefs.default.as_str())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(DELETE_PREF_JIDS)
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await?;
-        for (list, flag) in [(&always, 1i16), (&never, 0i16)] {
-            for jid in list.iter() {
-                sqlx::query(INSERT_PREF_JID)
-                    .bind(account_id)
-                    .bind(*jid)
-                    .bind(flag)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(())
     }
 }
 

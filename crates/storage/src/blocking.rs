@@ -5,6 +5,8 @@
 //! each entry form that would cover it (XEP-0191 §6, which defers to the
 //! JID matching rules of XEP-0016 §2.1).
 
+use std::sync::Arc;
+
 use crate::{BlockStore, Storage, StorageError};
 
 // The SELECT needs its WHERE for SQLite to parse the upsert.
@@ -20,9 +22,6 @@ const DELETE_ALL: &str = "DELETE FROM blocked_jids WHERE account_id IN \
 const SELECT_LIST: &str = "SELECT b.jid FROM blocked_jids b \
      JOIN accounts a ON a.id = b.account_id \
      WHERE a.localpart = $1 AND a.domain = $2 ORDER BY b.jid";
-const MATCH_ANY: &str = "SELECT COUNT(*) FROM blocked_jids b \
-     JOIN accounts a ON a.id = b.account_id \
-     WHERE a.localpart = $1 AND a.domain = $2 AND b.jid IN ($3, $4, $5, $6)";
 
 impl BlockStore for Storage {
     async fn blocklist(&self, localpart: &str, domain: &str) -> Result<Vec<String>, StorageError> {
@@ -39,34 +38,40 @@ impl BlockStore for Storage {
         domain: &str,
         jids: &[&str],
     ) -> Result<u64, StorageError> {
-        let mut tx = self.pool.begin().await?;
-        let mut added = 0;
-        // Writes first, so on SQLite the transaction holds the write lock
-        // before it reads (see accounts.rs).
-        for jid in jids {
-            let done = sqlx::query(INSERT_BLOCK)
-                .bind(localpart)
-                .bind(domain)
-                .bind(*jid)
-                .execute(&mut *tx)
-                .await?;
-            added += done.rows_affected();
-        }
-        if added == 0 {
-            // Nothing inserted: all were blocked already, or there is no
-            // account to block for.
-            let id: Option<i64> = sqlx::query_scalar(ACCOUNT_ID)
-                .bind(localpart)
-                .bind(domain)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if id.is_none() {
-                tx.rollback().await?;
-                return Err(StorageError::NotFound);
+        self.cache.invalidate(localpart, domain);
+        let r: Result<u64, StorageError> = async {
+            let mut tx = self.pool.begin().await?;
+            let mut added = 0;
+            // Writes first, so on SQLite the transaction holds the write lock
+            // before it reads (see accounts.rs).
+            for jid in jids {
+                let done = sqlx::query(INSERT_BLOCK)
+                    .bind(localpart)
+                    .bind(domain)
+                    .bind(*jid)
+                    .execute(&mut *tx)
+                    .await?;
+                added += done.rows_affected();
             }
+            if added == 0 {
+                // Nothing inserted: all were blocked already, or there is no
+                // account to block for.
+                let id: Option<i64> = sqlx::query_scalar(ACCOUNT_ID)
+                    .bind(localpart)
+                    .bind(domain)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if id.is_none() {
+                    tx.rollback().await?;
+                    return Err(StorageError::NotFound);
+                }
+            }
+            tx.commit().await?;
+            Ok(added)
         }
-        tx.commit().await?;
-        Ok(added)
+        .await;
+        self.cache.invalidate(localpart, domain);
+        r
     }
 
     async fn unblock(
@@ -75,28 +80,40 @@ impl BlockStore for Storage {
         domain: &str,
         jids: &[&str],
     ) -> Result<u64, StorageError> {
-        let mut tx = self.pool.begin().await?;
-        let mut removed = 0;
-        for jid in jids {
-            let done = sqlx::query(DELETE_BLOCK)
-                .bind(localpart)
-                .bind(domain)
-                .bind(*jid)
-                .execute(&mut *tx)
-                .await?;
-            removed += done.rows_affected();
+        self.cache.invalidate(localpart, domain);
+        let r: Result<u64, StorageError> = async {
+            let mut tx = self.pool.begin().await?;
+            let mut removed = 0;
+            for jid in jids {
+                let done = sqlx::query(DELETE_BLOCK)
+                    .bind(localpart)
+                    .bind(domain)
+                    .bind(*jid)
+                    .execute(&mut *tx)
+                    .await?;
+                removed += done.rows_affected();
+            }
+            tx.commit().await?;
+            Ok(removed)
         }
-        tx.commit().await?;
-        Ok(removed)
+        .await;
+        self.cache.invalidate(localpart, domain);
+        r
     }
 
     async fn unblock_all(&self, localpart: &str, domain: &str) -> Result<u64, StorageError> {
-        let done = sqlx::query(DELETE_ALL)
-            .bind(localpart)
-            .bind(domain)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        self.cache.invalidate(localpart, domain);
+        let r: Result<u64, StorageError> = async {
+            let done = sqlx::query(DELETE_ALL)
+                .bind(localpart)
+                .bind(domain)
+                .execute(&self.pool)
+                .await?;
+            Ok(done.rows_affected())
+        }
+        .await;
+        self.cache.invalidate(localpart, domain);
+        r
     }
 
     async fn is_blocked(
@@ -105,17 +122,21 @@ impl BlockStore for Storage {
         domain: &str,
         jid: &str,
     ) -> Result<bool, StorageError> {
-        let [full, bare, domain_resource, jid_domain] = covering_entries(jid);
-        let hits: i64 = sqlx::query_scalar(MATCH_ANY)
-            .bind(localpart)
-            .bind(domain)
-            .bind(full)
-            .bind(bare)
-            .bind(domain_resource)
-            .bind(jid_domain)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(hits > 0)
+        let list = match self.cache.blocks(localpart, domain) {
+            Some(list) => list,
+            None => {
+                let generation = self.cache.generation();
+                let list = Arc::new(self.blocklist(localpart, domain).await?);
+                self.cache
+                    .put_blocks(localpart, domain, generation, list.clone());
+                list
+            }
+        };
+        // The list is ordered byte-wise (SELECT_LIST), as binary_search needs.
+        Ok(covering_entries(jid).iter().any(|e| {
+            list.binary_search_by(|x| x.as_bytes().cmp(e.as_bytes()))
+                .is_ok()
+        }))
     }
 }
 

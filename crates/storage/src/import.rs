@@ -154,149 +154,155 @@ impl ImportStore for Storage {
         &self,
         accounts: &[ImportedAccount],
     ) -> Result<Vec<ImportOutcome>, StorageError> {
-        // Everything that would fail half-way through is checked before the
-        // transaction starts, so a bad account cannot cost the batch a
-        // rollback after thousands of rows.
-        for account in accounts {
-            check(account)?;
-        }
-        // The first appearance of a name is the one created.
-        let mut seen = HashSet::with_capacity(accounts.len());
-        let firsts: Vec<&ImportedAccount> = accounts
-            .iter()
-            .filter(|a| seen.insert((a.localpart.as_str(), a.domain.as_str())))
-            .collect();
+        self.cache.clear();
+        let r: Result<Vec<ImportOutcome>, StorageError> = async {
+            // Everything that would fail half-way through is checked before the
+            // transaction starts, so a bad account cannot cost the batch a
+            // rollback after thousands of rows.
+            for account in accounts {
+                check(account)?;
+            }
+            // The first appearance of a name is the one created.
+            let mut seen = HashSet::with_capacity(accounts.len());
+            let firsts: Vec<&ImportedAccount> = accounts
+                .iter()
+                .filter(|a| seen.insert((a.localpart.as_str(), a.domain.as_str())))
+                .collect();
 
-        let mut tx = self.pool.begin().await?;
-        let mut ids: HashMap<(String, String), i64> = HashMap::with_capacity(firsts.len());
-        {
-            let mut chunks = firsts.chunks_exact(ROWS);
-            let mut take = |rows: Vec<sqlx::any::AnyRow>| -> Result<(), StorageError> {
-                for row in rows {
-                    ids.insert(
-                        (row.try_get("localpart")?, row.try_get("domain")?),
-                        row.try_get("id")?,
-                    );
+            let mut tx = self.pool.begin().await?;
+            let mut ids: HashMap<(String, String), i64> = HashMap::with_capacity(firsts.len());
+            {
+                let mut chunks = firsts.chunks_exact(ROWS);
+                let mut take = |rows: Vec<sqlx::any::AnyRow>| -> Result<(), StorageError> {
+                    for row in rows {
+                        ids.insert(
+                            (row.try_get("localpart")?, row.try_get("domain")?),
+                            row.try_get("id")?,
+                        );
+                    }
+                    Ok(())
+                };
+                for chunk in &mut chunks {
+                    let mut query = sqlx::query(ACCOUNTS.many.as_str());
+                    for a in chunk {
+                        query = query.bind(a.localpart.as_str()).bind(a.domain.as_str());
+                    }
+                    take(query.fetch_all(&mut *tx).await?)?;
                 }
-                Ok(())
-            };
-            for chunk in &mut chunks {
-                let mut query = sqlx::query(ACCOUNTS.many.as_str());
-                for a in chunk {
-                    query = query.bind(a.localpart.as_str()).bind(a.domain.as_str());
+                for a in chunks.remainder() {
+                    let query = sqlx::query(ACCOUNTS.one.as_str())
+                        .bind(a.localpart.as_str())
+                        .bind(a.domain.as_str());
+                    take(query.fetch_all(&mut *tx).await?)?;
                 }
-                take(query.fetch_all(&mut *tx).await?)?;
             }
-            for a in chunks.remainder() {
-                let query = sqlx::query(ACCOUNTS.one.as_str())
-                    .bind(a.localpart.as_str())
-                    .bind(a.domain.as_str());
-                take(query.fetch_all(&mut *tx).await?)?;
-            }
-        }
 
-        // Everything else, table by table, for the accounts just created.
-        let mut created: Vec<(i64, &ImportedAccount)> = Vec::with_capacity(firsts.len());
-        for a in &firsts {
-            if let Some(id) = ids.remove(&(a.localpart.clone(), a.domain.clone())) {
-                created.push((id, a));
-            }
-        }
-        let mut credentials = Vec::new();
-        let mut versions = Vec::new();
-        let mut items = Vec::new();
-        let mut groups = Vec::new();
-        let mut vcards = Vec::new();
-        let mut private = Vec::new();
-        let mut sequences = Vec::new();
-        let mut offline = Vec::new();
-        for &(id, a) in &created {
-            credentials.extend(a.credentials.iter().map(|c| (id, c)));
-            for (item, version) in a.roster.iter().zip(1_i64..) {
-                items.push((id, item, version));
-                groups.extend((0_i64..).zip(&item.groups).map(|(o, g)| (id, item, o, g)));
-            }
-            if !a.roster.is_empty() {
-                versions.push((id, a.roster.len() as i64));
-            }
-            vcards.extend(a.vcard.iter().map(|v| (id, v)));
-            private.extend(a.private.iter().map(|f| (id, f)));
-            for (m, n) in a.offline.iter().zip(1_i64..) {
-                offline.push((id, n, to_micros(m.stored_at)?, m));
-            }
-            if !a.offline.is_empty() {
-                // The next message stored the ordinary way follows these.
-                sequences.push((id, a.offline.len() as i64));
-            }
-        }
-        insert_rows(&mut tx, &CREDENTIALS, &credentials, |q, (id, c)| {
-            q.bind(*id)
-                .bind(c.hash.as_str())
-                .bind(c.salt.as_slice())
-                .bind(i64::from(c.iterations))
-                .bind(c.stored_key.as_slice())
-                .bind(c.server_key.as_slice())
-        })
-        .await?;
-        insert_rows(&mut tx, &ROSTER_ITEMS, &items, |q, (id, item, version)| {
-            q.bind(*id)
-                .bind(item.jid.as_str())
-                .bind(item.name.as_deref())
-                .bind(item.subscription.as_str())
-                .bind(i16::from(item.ask))
-                .bind(i16::from(item.approved))
-                .bind(*version)
-        })
-        .await?;
-        insert_rows(&mut tx, &ROSTER_GROUPS, &groups, |q, (id, item, o, g)| {
-            q.bind(*id)
-                .bind(item.jid.as_str())
-                .bind(*o)
-                .bind(g.as_str())
-        })
-        .await?;
-        insert_rows(&mut tx, &ROSTER_VERSIONS, &versions, |q, (id, v)| {
-            q.bind(*id).bind(*v)
-        })
-        .await?;
-        insert_rows(&mut tx, &VCARDS, &vcards, |q, (id, v)| {
-            q.bind(*id).bind(v.as_str())
-        })
-        .await?;
-        insert_rows(&mut tx, &PRIVATE, &private, |q, (id, f)| {
-            q.bind(*id)
-                .bind(f.name.as_str())
-                .bind(f.namespace.as_str())
-                .bind(f.xml.as_str())
-        })
-        .await?;
-        insert_rows(&mut tx, &OFFLINE, &offline, |q, (id, n, at, m)| {
-            q.bind(*id).bind(*n).bind(*at).bind(m.stanza.as_str())
-        })
-        .await?;
-        insert_rows(&mut tx, &OFFLINE_SEQUENCES, &sequences, |q, (id, n)| {
-            q.bind(*id).bind(*n)
-        })
-        .await?;
-        tx.commit().await?;
-
-        let made: HashSet<(&str, &str)> = created
-            .iter()
-            .map(|(_, a)| (a.localpart.as_str(), a.domain.as_str()))
-            .collect();
-        // Only the first appearance of a created name counts as created.
-        let mut reported = HashSet::with_capacity(made.len());
-        Ok(accounts
-            .iter()
-            .map(|a| {
-                let key = (a.localpart.as_str(), a.domain.as_str());
-                if made.contains(&key) && reported.insert(key) {
-                    ImportOutcome::Created
-                } else {
-                    ImportOutcome::AlreadyExists
+            // Everything else, table by table, for the accounts just created.
+            let mut created: Vec<(i64, &ImportedAccount)> = Vec::with_capacity(firsts.len());
+            for a in &firsts {
+                if let Some(id) = ids.remove(&(a.localpart.clone(), a.domain.clone())) {
+                    created.push((id, a));
                 }
+            }
+            let mut credentials = Vec::new();
+            let mut versions = Vec::new();
+            let mut items = Vec::new();
+            let mut groups = Vec::new();
+            let mut vcards = Vec::new();
+            let mut private = Vec::new();
+            let mut sequences = Vec::new();
+            let mut offline = Vec::new();
+            for &(id, a) in &created {
+                credentials.extend(a.credentials.iter().map(|c| (id, c)));
+                for (item, version) in a.roster.iter().zip(1_i64..) {
+                    items.push((id, item, version));
+                    groups.extend((0_i64..).zip(&item.groups).map(|(o, g)| (id, item, o, g)));
+                }
+                if !a.roster.is_empty() {
+                    versions.push((id, a.roster.len() as i64));
+                }
+                vcards.extend(a.vcard.iter().map(|v| (id, v)));
+                private.extend(a.private.iter().map(|f| (id, f)));
+                for (m, n) in a.offline.iter().zip(1_i64..) {
+                    offline.push((id, n, to_micros(m.stored_at)?, m));
+                }
+                if !a.offline.is_empty() {
+                    // The next message stored the ordinary way follows these.
+                    sequences.push((id, a.offline.len() as i64));
+                }
+            }
+            insert_rows(&mut tx, &CREDENTIALS, &credentials, |q, (id, c)| {
+                q.bind(*id)
+                    .bind(c.hash.as_str())
+                    .bind(c.salt.as_slice())
+                    .bind(i64::from(c.iterations))
+                    .bind(c.stored_key.as_slice())
+                    .bind(c.server_key.as_slice())
             })
-            .collect())
+            .await?;
+            insert_rows(&mut tx, &ROSTER_ITEMS, &items, |q, (id, item, version)| {
+                q.bind(*id)
+                    .bind(item.jid.as_str())
+                    .bind(item.name.as_deref())
+                    .bind(item.subscription.as_str())
+                    .bind(i16::from(item.ask))
+                    .bind(i16::from(item.approved))
+                    .bind(*version)
+            })
+            .await?;
+            insert_rows(&mut tx, &ROSTER_GROUPS, &groups, |q, (id, item, o, g)| {
+                q.bind(*id)
+                    .bind(item.jid.as_str())
+                    .bind(*o)
+                    .bind(g.as_str())
+            })
+            .await?;
+            insert_rows(&mut tx, &ROSTER_VERSIONS, &versions, |q, (id, v)| {
+                q.bind(*id).bind(*v)
+            })
+            .await?;
+            insert_rows(&mut tx, &VCARDS, &vcards, |q, (id, v)| {
+                q.bind(*id).bind(v.as_str())
+            })
+            .await?;
+            insert_rows(&mut tx, &PRIVATE, &private, |q, (id, f)| {
+                q.bind(*id)
+                    .bind(f.name.as_str())
+                    .bind(f.namespace.as_str())
+                    .bind(f.xml.as_str())
+            })
+            .await?;
+            insert_rows(&mut tx, &OFFLINE, &offline, |q, (id, n, at, m)| {
+                q.bind(*id).bind(*n).bind(*at).bind(m.stanza.as_str())
+            })
+            .await?;
+            insert_rows(&mut tx, &OFFLINE_SEQUENCES, &sequences, |q, (id, n)| {
+                q.bind(*id).bind(*n)
+            })
+            .await?;
+            tx.commit().await?;
+
+            let made: HashSet<(&str, &str)> = created
+                .iter()
+                .map(|(_, a)| (a.localpart.as_str(), a.domain.as_str()))
+                .collect();
+            // Only the first appearance of a created name counts as created.
+            let mut reported = HashSet::with_capacity(made.len());
+            Ok(accounts
+                .iter()
+                .map(|a| {
+                    let key = (a.localpart.as_str(), a.domain.as_str());
+                    if made.contains(&key) && reported.insert(key) {
+                        ImportOutcome::Created
+                    } else {
+                        ImportOutcome::AlreadyExists
+                    }
+                })
+                .collect())
+        }
+        .await;
+        self.cache.clear();
+        r
     }
 
     async fn existing_accounts(

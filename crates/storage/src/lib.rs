@@ -40,6 +40,7 @@
 mod accounts;
 mod archive;
 mod blocking;
+mod cache;
 mod error;
 mod import;
 mod migrations;

@@ -63,6 +63,8 @@ pub struct Storage {
     /// backend it connects to.
     pub(crate) pool: AnyPool,
     backend: Backend,
+    /// Block lists and archiving preferences, read on every message.
+    pub(crate) cache: std::sync::Arc<crate::cache::AccountCache>,
 }
 
 impl Storage {
@@ -139,7 +141,11 @@ impl Storage {
         migrator.run(&pool).await?;
         let schema_version = migrator.iter().map(|m| m.version).max().unwrap_or(0);
         tracing::info!(%backend, schema_version, "storage ready");
-        Ok(Storage { pool, backend })
+        Ok(Storage {
+            pool,
+            backend,
+            cache: Default::default(),
+        })
     }
 
     /// Which backend this storage talks to.

@@ -1,0 +1,606 @@
+//! The three load scenarios. Every run is bounded: logins and messages by
+//! count, every wait by a deadline.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use chorus_xml::StreamEvent;
+use serde::Serialize;
+use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::{Mutex, Notify, Semaphore};
+
+use crate::stats::Latency;
+use crate::xmpp::{self, Session, Stream, Target};
+
+/// A session's write half, shared by its sender and its reader (which
+/// answers subscription requests).
+type SharedWriter = Arc<Mutex<WriteHalf<Box<dyn Stream>>>>;
+
+/// Where the sessions come from: an XMPP server, or the raw TCP relay.
+#[derive(Clone)]
+pub enum Endpoint {
+    Xmpp(Target),
+    Relay(std::net::SocketAddr),
+}
+
+impl Endpoint {
+    fn name(&self) -> &'static str {
+        match self {
+            Endpoint::Xmpp(_) => "xmpp",
+            Endpoint::Relay(_) => "relay",
+        }
+    }
+}
+
+/// Logs in sessions `0..n` at `rate` per second (0: as fast as
+/// `concurrency` allows). Returns the sessions (None where a login failed),
+/// the login latencies in microseconds and the elapsed time.
+pub async fn login_many(
+    ep: &Endpoint,
+    n: usize,
+    rate: f64,
+    concurrency: usize,
+    presence: bool,
+) -> (Vec<Option<Session>>, Vec<u64>, Duration, Vec<String>) {
+    let sem = Arc::new(Semaphore::new(concurrency.max(1)));
+    let start = Instant::now();
+    let mut handles = Vec::with_capacity(n);
+    for i in 0..n {
+        if rate > 0.0 {
+            tokio::time::sleep_until((start + Duration::from_secs_f64(i as f64 / rate)).into())
+                .await;
+        }
+        let Ok(permit) = sem.clone().acquire_owned().await else {
+            break;
+        };
+        let ep = ep.clone();
+        handles.push(tokio::spawn(async move {
+            let t0 = Instant::now();
+            let r = match &ep {
+                Endpoint::Xmpp(t) => xmpp::login(t, i, "bench", presence).await,
+                Endpoint::Relay(addr) => relay_session(*addr, i).await,
+            };
+            drop(permit);
+            (r, t0.elapsed())
+        }));
+    }
+    let mut sessions = Vec::with_capacity(n);
+    let mut lat = Vec::with_capacity(n);
+    let mut errors = Vec::new();
+    for h in handles {
+        match h.await {
+            Ok((Ok(s), d)) => {
+                lat.push(d.as_micros() as u64);
+                sessions.push(Some(s));
+            }
+            Ok((Err(e), _)) => {
+                if errors.len() < 5 {
+                    errors.push(format!("{e:#}"));
+                }
+                sessions.push(None);
+            }
+            Err(e) => {
+                errors.push(e.to_string());
+                sessions.push(None);
+            }
+        }
+    }
+    (sessions, lat, start.elapsed(), errors)
+}
+
+/// A relay "session": TCP, then our index so the relay can pair us.
+async fn relay_session(addr: std::net::SocketAddr, i: usize) -> Result<Session> {
+    let mut tcp = xmpp::connect(addr, i).await?;
+    tcp.write_all(&(i as u64).to_be_bytes()).await?;
+    let mut parser = xmpp::parser();
+    // The relay forwards stanzas only; give the parser the stream header
+    // a server would have sent.
+    parser.feed(
+        b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>",
+    );
+    Ok(Session {
+        io: Box::new(tcp),
+        parser,
+        jid: format!("relay{i}@relay/bench"),
+    })
+}
+
+async fn close_all(sessions: Vec<Option<Session>>) {
+    let mut tasks = Vec::new();
+    for mut s in sessions.into_iter().flatten() {
+        tasks.push(tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                let _ = s.io.write_all(b"</stream:stream>").await;
+                let _ = s.io.flush().await;
+                let _ = s.io.shutdown().await;
+            })
+            .await;
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConnectResult {
+    pub scenario: &'static str,
+    pub endpoint: &'static str,
+    pub sessions: usize,
+    pub ok: usize,
+    pub failures: usize,
+    pub logins_per_sec: f64,
+    pub login_p50_ms: f64,
+    pub login_p99_ms: f64,
+    pub rss_before_kib: Option<u64>,
+    pub rss_after_kib: Option<u64>,
+    pub kib_per_session: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// `connect`: N sessions at a rate, held, then closed.
+pub async fn connect(
+    ep: &Endpoint,
+    n: usize,
+    rate: f64,
+    concurrency: usize,
+    hold: Duration,
+    rss: &dyn Fn() -> Option<u64>,
+) -> ConnectResult {
+    let rss_before = rss();
+    let (sessions, mut lat, elapsed, errors) = login_many(ep, n, rate, concurrency, true).await;
+    let ok = lat.len();
+    // Held: the server settles (allocator, queues) before we read its RSS.
+    tokio::time::sleep(hold).await;
+    let rss_after = rss();
+    close_all(sessions).await;
+    let l = Latency::from_micros(&mut lat);
+    ConnectResult {
+        scenario: "connect",
+        endpoint: ep.name(),
+        sessions: n,
+        ok,
+        failures: n - ok,
+        logins_per_sec: ok as f64 / elapsed.as_secs_f64(),
+        login_p50_ms: l.p50_ms,
+        login_p99_ms: l.p99_ms,
+        rss_before_kib: rss_before,
+        rss_after_kib: rss_after,
+        kib_per_session: match (rss_before, rss_after) {
+            (Some(b), Some(a)) if ok > 0 => Some((a as f64 - b as f64) / ok as f64),
+            _ => None,
+        },
+        errors,
+    }
+}
+
+/// One direction of a pair: what its sender sent and its peer received.
+#[derive(Default)]
+struct Lane {
+    sent: AtomicU64,
+    received: AtomicU64,
+    progress: Notify,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MessagesResult {
+    pub scenario: &'static str,
+    pub endpoint: &'static str,
+    pub pairs: usize,
+    /// Target rate in messages/s, or 0 for "as fast as the window allows".
+    pub target_rate: f64,
+    pub window: u64,
+    pub secs: f64,
+    pub sent: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub delivered_per_sec: f64,
+    pub latency_p50_ms: f64,
+    pub latency_p99_ms: f64,
+    pub latency_max_ms: f64,
+    pub login_failures: usize,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// `messages`: pairs exchanging chat messages, either at a fixed total rate
+/// (open loop) or as fast as a per-direction window of unacknowledged
+/// (not yet delivered) messages allows (closed loop, for throughput).
+#[allow(clippy::too_many_arguments)]
+pub async fn messages(
+    ep: &Endpoint,
+    pairs: usize,
+    rate: f64,
+    window: u64,
+    secs: Duration,
+    concurrency: usize,
+    body_bytes: usize,
+) -> Result<MessagesResult> {
+    let n = pairs * 2;
+    let (sessions, _, _, errors) = login_many(ep, n, 0.0, concurrency, true).await;
+    let failures = sessions.iter().filter(|s| s.is_none()).count();
+    if failures > 0 {
+        close_all(sessions).await;
+        bail!("{failures} of {n} logins failed: {errors:?}");
+    }
+    let jids: Vec<String> = sessions.iter().flatten().map(|s| s.jid.clone()).collect();
+    let lanes: Arc<Vec<Lane>> = Arc::new((0..n).map(|_| Lane::default()).collect());
+    let stop_send = Arc::new(AtomicBool::new(false));
+    let stop_recv = Arc::new(Notify::new());
+    let stopped = Arc::new(AtomicBool::new(false));
+    let epoch = Instant::now();
+    let padding = "x".repeat(body_bytes);
+    let mut senders = Vec::new();
+    let mut receivers = Vec::new();
+    let mut writers: Vec<SharedWriter> = Vec::new();
+    for (i, s) in sessions.into_iter().flatten().enumerate() {
+        let Session { io, mut parser, .. } = s;
+        let (mut rd, wr) = tokio::io::split(io);
+        let wr = Arc::new(Mutex::new(wr));
+        writers.push(wr.clone());
+        // Receiver i reads what sender i^1 sent: lane i^1.
+        let lanes_r = lanes.clone();
+        let stop = stop_recv.clone();
+        let stopped_r = stopped.clone();
+        receivers.push(tokio::spawn(async move {
+            let mut lat: Vec<u64> = Vec::new();
+            let mut buf = vec![0u8; 16384];
+            let lane = &lanes_r[i ^ 1];
+            loop {
+                if stopped_r.load(Ordering::Relaxed) {
+                    break;
+                }
+                let ev = tokio::select! {
+                    ev = read_event(&mut rd, &mut parser, &mut buf) => ev,
+                    _ = stop.notified() => break,
+                };
+                match ev {
+                    Some(StreamEvent::Element(e)) if e.name() == "message" => {
+                        if let Some(ts) = e.get_child("body", "jabber:client").and_then(|b| {
+                            b.text()
+                                .split(' ')
+                                .nth(1)
+                                .and_then(|t| t.parse::<u64>().ok())
+                        }) {
+                            let now = epoch.elapsed().as_micros() as u64;
+                            lat.push(now.saturating_sub(ts));
+                            lane.received.fetch_add(1, Ordering::Relaxed);
+                            lane.progress.notify_one();
+                        }
+                    }
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            lat
+        }));
+        let lanes_s = lanes.clone();
+        let stop = stop_send.clone();
+        let to = jids[i ^ 1].clone();
+        let padding = padding.clone();
+        let per_sender = if rate > 0.0 { rate / n as f64 } else { 0.0 };
+        senders.push(tokio::spawn(async move {
+            let lane = &lanes_s[i];
+            let mut tick = (per_sender > 0.0).then(|| {
+                let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sender));
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
+            let mut seq = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(t) = tick.as_mut() {
+                    t.tick().await;
+                } else {
+                    while lane.sent.load(Ordering::Relaxed) - lane.received.load(Ordering::Relaxed)
+                        >= window
+                    {
+                        let _ = tokio::time::timeout(
+                            Duration::from_millis(50),
+                            lane.progress.notified(),
+                        )
+                        .await;
+                        if stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                    }
+                }
+                let ts = epoch.elapsed().as_micros() as u64;
+                let stanza = format!(
+                    "<message to='{to}' type='chat' id='m{seq}'><body>bench {ts} {seq} {padding}</body></message>"
+                );
+                let mut w = wr.lock().await;
+                if w.write_all(stanza.as_bytes()).await.is_err() || w.flush().await.is_err() {
+                    return;
+                }
+                drop(w);
+                lane.sent.fetch_add(1, Ordering::Relaxed);
+                seq += 1;
+            }
+        }));
+    }
+    let total = |f: fn(&Lane) -> u64| lanes.iter().map(f).sum::<u64>();
+    let start = Instant::now();
+    tokio::time::sleep(secs).await;
+    let delivered_in_window = total(|l| l.received.load(Ordering::Relaxed));
+    let measured = start.elapsed();
+    stop_send.store(true, Ordering::Relaxed);
+    for s in senders {
+        let _ = s.await;
+    }
+    // Drain: what was sent gets up to 10 s to arrive before it counts lost.
+    let drain = Instant::now() + Duration::from_secs(10);
+    while total(|l| l.received.load(Ordering::Relaxed)) < total(|l| l.sent.load(Ordering::Relaxed))
+        && Instant::now() < drain
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stopped.store(true, Ordering::Relaxed);
+    stop_recv.notify_waiters();
+    let mut lat = Vec::new();
+    for r in receivers {
+        if let Ok(mut l) = r.await {
+            lat.append(&mut l);
+        }
+    }
+    for w in writers {
+        let mut w = w.lock().await;
+        let _ = w.write_all(b"</stream:stream>").await;
+        let _ = w.shutdown().await;
+    }
+    let sent = total(|l| l.sent.load(Ordering::Relaxed));
+    let delivered = total(|l| l.received.load(Ordering::Relaxed));
+    let l = Latency::from_micros(&mut lat);
+    Ok(MessagesResult {
+        scenario: "messages",
+        endpoint: ep.name(),
+        pairs,
+        target_rate: rate,
+        window,
+        secs: measured.as_secs_f64(),
+        sent,
+        delivered,
+        lost: sent.saturating_sub(delivered),
+        delivered_per_sec: delivered_in_window as f64 / measured.as_secs_f64(),
+        latency_p50_ms: l.p50_ms,
+        latency_p99_ms: l.p99_ms,
+        latency_max_ms: l.max_ms,
+        login_failures: failures,
+        errors,
+    })
+}
+
+async fn read_event(
+    rd: &mut ReadHalf<Box<dyn Stream>>,
+    parser: &mut chorus_xml::StreamParser,
+    buf: &mut [u8],
+) -> Option<StreamEvent> {
+    xmpp::next_event(rd, parser, buf).await.ok().flatten()
+}
+
+#[derive(Debug, Serialize)]
+pub struct PresenceResult {
+    pub scenario: &'static str,
+    pub users: usize,
+    pub roster: usize,
+    pub subscriptions_confirmed: u64,
+    /// Presence updates sent in the measured phase (two per user: away,
+    /// then available again).
+    pub updates: u64,
+    pub expected_deliveries: u64,
+    pub delivered: u64,
+    pub secs: f64,
+    pub fanout_per_sec: f64,
+    /// Unavailable presence at the end: deliveries and their rate.
+    pub unavailable_delivered: u64,
+    pub unavailable_per_sec: f64,
+    pub login_failures: usize,
+}
+
+/// `presence`: each user has a roster of R contacts (mutual subscriptions,
+/// made over XMPP so every server gets the same setup) while available,
+/// changes its presence twice (measured), then goes unavailable.
+pub async fn presence(
+    t: &Target,
+    users: usize,
+    roster: usize,
+    concurrency: usize,
+) -> Result<PresenceResult> {
+    let roster = roster.min(users.saturating_sub(1));
+    let ep = Endpoint::Xmpp(t.clone());
+    // Available from the start: subscription requests and approvals reach
+    // available resources only (RFC 6121 §3.1.3, §3.2.3).
+    let (sessions, _, _, errors) = login_many(&ep, users, 0.0, concurrency, true).await;
+    let failures = sessions.iter().filter(|s| s.is_none()).count();
+    if failures > 0 {
+        close_all(sessions).await;
+        bail!("{failures} of {users} logins failed: {errors:?}");
+    }
+    let subscribed = Arc::new(AtomicU64::new(0));
+    let presences = Arc::new(AtomicU64::new(0));
+    let last_arrival = Arc::new(std::sync::Mutex::new(Instant::now()));
+    let stop = Arc::new(Notify::new());
+    let mut writers = Vec::new();
+    let mut readers = Vec::new();
+    for (i, s) in sessions.into_iter().flatten().enumerate() {
+        let Session { io, mut parser, .. } = s;
+        let (mut rd, wr) = tokio::io::split(io);
+        let wr = Arc::new(Mutex::new(wr));
+        writers.push(wr.clone());
+        let own = format!("{}@{}", t.user(i), t.domain);
+        let (subscribed, presences, last, stop) = (
+            subscribed.clone(),
+            presences.clone(),
+            last_arrival.clone(),
+            stop.clone(),
+        );
+        readers.push(tokio::spawn(async move {
+            let mut buf = vec![0u8; 16384];
+            loop {
+                let ev = tokio::select! {
+                    ev = read_event(&mut rd, &mut parser, &mut buf) => ev,
+                    _ = stop.notified() => break,
+                };
+                let Some(StreamEvent::Element(e)) = ev else {
+                    if ev.is_none() {
+                        break;
+                    }
+                    continue;
+                };
+                if e.name() != "presence" {
+                    continue;
+                }
+                let from = e.attr("from").unwrap_or("").to_owned();
+                let bare = from.split('/').next().unwrap_or("").to_owned();
+                match e.attr("type") {
+                    Some("subscribe") => {
+                        let mut w = wr.lock().await;
+                        let _ = w
+                            .write_all(
+                                format!("<presence to='{bare}' type='subscribed'/>").as_bytes(),
+                            )
+                            .await;
+                        let _ = w.flush().await;
+                    }
+                    Some("subscribed") => {
+                        subscribed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    None | Some("unavailable") if bare != own => {
+                        presences.fetch_add(1, Ordering::Relaxed);
+                        if let Ok(mut l) = last.lock() {
+                            *l = Instant::now();
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }));
+    }
+    let broadcast = |f: Box<dyn Fn(usize) -> Vec<String> + Send + Sync>| {
+        let writers = writers.clone();
+        async move {
+            let f = Arc::new(f);
+            let mut tasks = Vec::new();
+            for (i, w) in writers.iter().enumerate() {
+                let (w, f) = (w.clone(), f.clone());
+                tasks.push(tokio::spawn(async move {
+                    let mut w = w.lock().await;
+                    for s in f(i) {
+                        let _ = w.write_all(s.as_bytes()).await;
+                    }
+                    let _ = w.flush().await;
+                }));
+            }
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+    };
+    // Setup: i subscribes to i+1..=i+R; everyone approves what it is asked.
+    let (prefix, domain) = (t.prefix.clone(), t.domain.clone());
+    broadcast(Box::new(move |i| {
+        (1..=roster)
+            .map(|k| {
+                format!(
+                    "<presence to='{prefix}{}@{domain}' type='subscribe'/>",
+                    (i + k) % users
+                )
+            })
+            .collect()
+    }))
+    .await;
+    let want = (users * roster) as u64;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while subscribed.load(Ordering::Relaxed) < want && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let confirmed = subscribed.load(Ordering::Relaxed);
+    // The presence that follows the new subscriptions settles first.
+    settle(
+        &last_arrival,
+        Duration::from_secs(2),
+        Duration::from_secs(60),
+    )
+    .await;
+    // Measured: two updates each, each fanned out to R contacts.
+    presences.store(0, Ordering::Relaxed);
+    let start = Instant::now();
+    broadcast(Box::new(|_| {
+        vec![
+            "<presence><show>away</show></presence>".to_owned(),
+            "<presence/>".to_owned(),
+        ]
+    }))
+    .await;
+    let expected = 2 * want;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while presences.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let delivered = presences.load(Ordering::Relaxed);
+    let secs = last_arrival
+        .lock()
+        .map(|l| l.duration_since(start))
+        .unwrap_or_default()
+        .as_secs_f64()
+        .max(1e-6);
+    // Unavailable: receivers going offline themselves race with it, so the
+    // count is informative, not exact.
+    presences.store(0, Ordering::Relaxed);
+    let ustart = Instant::now();
+    broadcast(Box::new(|_| {
+        vec!["<presence type='unavailable'/>".to_owned()]
+    }))
+    .await;
+    settle(
+        &last_arrival,
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+    )
+    .await;
+    let unavailable = presences.load(Ordering::Relaxed);
+    let usecs = last_arrival
+        .lock()
+        .map(|l| l.saturating_duration_since(ustart))
+        .unwrap_or_default()
+        .as_secs_f64()
+        .max(1e-6);
+    stop.notify_waiters();
+    for r in readers {
+        r.abort();
+    }
+    for w in writers {
+        let mut w = w.lock().await;
+        let _ = w.write_all(b"</stream:stream>").await;
+        let _ = w.shutdown().await;
+    }
+    Ok(PresenceResult {
+        scenario: "presence",
+        users,
+        roster,
+        subscriptions_confirmed: confirmed,
+        updates: 2 * users as u64,
+        expected_deliveries: expected,
+        delivered,
+        secs,
+        fanout_per_sec: delivered as f64 / secs,
+        unavailable_delivered: unavailable,
+        unavailable_per_sec: unavailable as f64 / usecs,
+        login_failures: failures,
+    })
+}
+
+/// Waits until nothing arrived for `quiet`, or `limit` passed.
+async fn settle(last: &std::sync::Mutex<Instant>, quiet: Duration, limit: Duration) {
+    let end = Instant::now() + limit;
+    tokio::time::sleep(quiet).await;
+    while Instant::now() < end {
+        let since = last.lock().map(|l| l.elapsed()).unwrap_or(quiet);
+        if since >= quiet {
+            return;
+        }
+        tokio::time::sleep(quiet - since).await;
+    }
+}
