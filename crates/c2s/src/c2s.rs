@@ -131,7 +131,8 @@ pub enum C2sMsg {
     Replaced,
     /// The peer closed the TCP connection.
     PeerClosed,
-    /// The stream header deadline passed.
+    /// The negotiation deadline passed: by now the client must have sent
+    /// its stream header and authenticated.
     HeaderTimeout,
     /// Periodic XEP-0199 keepalive check.
     Keepalive,
@@ -992,7 +993,9 @@ impl C2sState {
             return self.stream_error(StreamError::NotAuthorized, Some("bind a resource first"));
         }
         if el.attr("id").is_none() {
-            return self.stream_error(StreamError::InvalidXml, Some("iq without id"));
+            // RFC 6120 §8.2.3, as for bound streams (`on_stanza`).
+            self.iq_error(el, StanzaErrorCondition::BadRequest);
+            return Flow::Continue;
         }
         if let Some(bind) = el.get_child("bind", ns::BIND) {
             if IqType::of(el) != Some(IqType::Set) {
@@ -1370,18 +1373,19 @@ impl C2sState {
         }
         el.set_attr("from", full.to_string());
         if kind == StanzaKind::Iq {
-            // §8.2.3: id required, exactly one payload for get/set.
+            // §8.2.3: id and type required, exactly one payload for get/set.
+            // Violations are stanza errors, `bad-request` (§8.3.3.1: "does
+            // not conform to the appropriate schema"), and the stream goes
+            // on; a reply to an IQ without id carries no id either. A
+            // `result` or `error` is never answered (`error_reply`).
             let typ = IqType::of(&el);
             let payloads = el.children().count();
             let bad = el.attr("id").is_none()
                 || typ.is_none()
                 || (typ.is_some_and(IqType::is_request) && payloads != 1);
             if bad {
-                if el.attr("id").is_some() {
-                    self.iq_error(&el, StanzaErrorCondition::BadRequest);
-                    return Flow::Continue;
-                }
-                return self.stream_error(StreamError::InvalidXml, Some("iq without id or type"));
+                self.iq_error(&el, StanzaErrorCondition::BadRequest);
+                return Flow::Continue;
             }
         }
         if kind == StanzaKind::Presence {
@@ -1826,8 +1830,18 @@ impl Actor for C2sActor {
                 state.stream_error(StreamError::PolicyViolation, Some(&reason));
             }
             C2sMsg::HeaderTimeout => {
-                if !state.header_received {
-                    state.stream_error(StreamError::ConnectionTimeout, None);
+                // One deadline from accept to authentication, never reset by
+                // input: a slowloris that sends a header and then trickles a
+                // byte at a time would otherwise hold its connection forever
+                // (the keepalive only starts at bind). ejabberd's
+                // `negotiation_timeout` covers the same span.
+                if !state.header_received || state.user.is_none() {
+                    let text = if state.header_received {
+                        "authentication not completed in time"
+                    } else {
+                        "no stream header in time"
+                    };
+                    state.stream_error(StreamError::ConnectionTimeout, Some(text));
                 }
             }
             C2sMsg::Monitor(members) => {

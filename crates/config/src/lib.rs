@@ -205,8 +205,9 @@ pub struct LimitsConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct C2sConfig {
-    /// Seconds a new connection may take to send its stream header
-    /// (RFC 6120 §4.9.3.4 `connection-timeout`).
+    /// Seconds a new connection may take to send its stream header and
+    /// authenticate, counted from accept and never reset by input (RFC 6120
+    /// §4.9.3.4 `connection-timeout`; ejabberd's `negotiation_timeout`).
     pub header_timeout_secs: u64,
     /// Seconds one write to a client may stall (a peer that stopped reading)
     /// before its connection is dropped.

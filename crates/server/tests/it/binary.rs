@@ -3,85 +3,13 @@
 //! through the CLI, and root escalation ends the process non-zero.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common;
+use crate::common::daemon::*;
 use crate::common::*;
 use serde_json::Value;
-
-struct Daemon {
-    child: Child,
-    socket: std::path::PathBuf,
-    addr: std::net::SocketAddr,
-    /// Every line the server logged, in order.
-    logs: std::sync::mpsc::Receiver<String>,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the real binary on an ephemeral port and waits for its
-/// "listening" log line.
-fn spawn_daemon(tag: &str, extra: &str) -> Daemon {
-    spawn_daemon_env(tag, extra, &[])
-}
-
-fn spawn_daemon_env(tag: &str, extra: &str, env: &[(&str, &std::ffi::OsStr)]) -> Daemon {
-    let dir = temp_dir(tag);
-    let socket = dir.join("chorus.sock");
-    let config = dir.join("chorus.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\ndomains = ['localhost']\ndata_dir = '{}'\n\n[metrics]\naddress = '127.0.0.1:0'\n\n[[listeners]]\nkind = 'c2s'\naddress = '127.0.0.1:0'\n{extra}",
-            dir.display()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
-        .arg("--config")
-        .arg(&config)
-        .env("CHORUS_LOG", "info")
-        .env("NO_COLOR", "1")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let (log_tx, logs) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("address=").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
-                let _ = tx.send(addr);
-            }
-            let _ = log_tx.send(line);
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(20))
-        .expect("server logged its address")
-        .parse()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !socket.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Daemon {
-        child,
-        socket,
-        addr,
-        logs,
-    }
-}
 
 fn chorusctl(socket: &std::path::Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_chorusctl"))

@@ -8,6 +8,9 @@ mod binary;
 mod blocking;
 mod c2s;
 mod carbons;
+// The hostile-input suite lives at the top of the repository.
+#[path = "../../../../tests/hostile/mod.rs"]
+mod hostile;
 mod im;
 mod mam;
 mod metrics;

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod client;
+pub mod daemon;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
