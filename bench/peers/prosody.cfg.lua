@@ -14,6 +14,8 @@ https_ports = {}
 admin_socket = "{DIR}/prosody.sock"
 
 network_backend = "epoll"
+-- As Chorus (1024); the default overflows under a burst of connects.
+tcp_backlog = 1024
 c2s_require_encryption = false
 allow_unencrypted_plain_auth = true
 authentication = "internal_hashed"
