@@ -285,7 +285,11 @@ pub async fn messages(
         senders.push(tokio::spawn(async move {
             let lane = &lanes_s[i];
             let mut tick = (per_sender > 0.0).then(|| {
-                let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sender));
+                // Senders spread evenly over one period: aligned timers
+                // would send in bursts of n and measure the burst's queue.
+                let period = Duration::from_secs_f64(1.0 / per_sender);
+                let phase = period.mul_f64(i as f64 / n as f64);
+                let mut t = tokio::time::interval_at((Instant::now() + phase).into(), period);
                 t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 t
             });
@@ -454,6 +458,9 @@ pub async fn presence(
                 }
                 let from = e.attr("from").unwrap_or("").to_owned();
                 let bare = from.split('/').next().unwrap_or("").to_owned();
+                if let Ok(mut l) = last.lock() {
+                    *l = Instant::now();
+                }
                 match e.attr("type") {
                     Some("subscribe") => {
                         let mut w = wr.lock().await;
@@ -469,9 +476,6 @@ pub async fn presence(
                     }
                     None | Some("unavailable") if bare != own => {
                         presences.fetch_add(1, Ordering::Relaxed);
-                        if let Ok(mut l) = last.lock() {
-                            *l = Instant::now();
-                        }
                     }
                     _ => {}
                 }
@@ -512,9 +516,20 @@ pub async fn presence(
     }))
     .await;
     let want = (users * roster) as u64;
+    // Done when every approval came back, or when presence traffic went
+    // quiet: a server may answer a repeated request (accounts kept from an
+    // earlier run) with presence rather than `subscribed` (RFC 6121 §3.1.3
+    // allows either).
+    if let Ok(mut l) = last_arrival.lock() {
+        *l = Instant::now();
+    }
     let deadline = Instant::now() + Duration::from_secs(120);
     while subscribed.load(Ordering::Relaxed) < want && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
+        let quiet = last_arrival.lock().map(|l| l.elapsed()).unwrap_or_default();
+        if quiet > Duration::from_secs(3) {
+            break;
+        }
     }
     let confirmed = subscribed.load(Ordering::Relaxed);
     // The presence that follows the new subscriptions settles first.
