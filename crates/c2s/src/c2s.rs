@@ -125,8 +125,8 @@ pub enum C2sMsg {
     Incoming(Box<Result<StreamEvent, XmlError>>, RpcReplyPort<Flow>),
     /// TLS is up; the receiver waits for the reply before parsing on.
     TlsEstablished(Box<ChannelBindings>, RpcReplyPort<()>),
-    /// A stanza routed to this session by another actor.
-    Routed(Box<Element>),
+    /// Stanzas routed to this session wait in its [`Inbox`]: take them.
+    Routed,
     /// Another connection bound our full JID (RFC 6120 §7.7.2.2).
     Replaced,
     /// The peer closed the TCP connection.
@@ -147,12 +147,15 @@ pub enum C2sMsg {
     /// the state over, unless the session is not resumable.
     Takeover {
         user: BareJid,
-        to: ActorRef<C2sMsg>,
+        to: Box<(ActorRef<C2sMsg>, Arc<Inbox>)>,
         conn_id: u64,
         reply: RpcReplyPort<Option<Box<Handover>>>,
     },
     /// The resume timeout of the detachment with this number passed.
     ResumeTimeout(u64),
+    /// A message went to offline storage while this session was becoming
+    /// available: read offline storage again.
+    FetchOffline,
 }
 
 pub struct C2sActor;
@@ -220,8 +223,10 @@ pub struct C2sState {
     detached: bool,
     /// Counts detachments, so that a stale resume timer is ignored.
     detach_epoch: u64,
+    /// Routed stanzas not yet taken (see [`Inbox`]).
+    inbox: Arc<Inbox>,
     /// The session was resumed on this c2s: forward what still arrives.
-    moved_to: Option<ActorRef<C2sMsg>>,
+    moved_to: Option<(ActorRef<C2sMsg>, Arc<Inbox>)>,
     /// This actor is draining its mailbox to stop.
     ending: bool,
 }
@@ -240,7 +245,24 @@ impl Drop for C2sState {
                 .sm_sessions
                 .remove_if(id, |_, e| e.c2s.get_id() == me);
         }
+        // Routed stanzas the actor never took: a kill drops the mailbox,
+        // not the inbox. They follow a resumed session to its new
+        // connection, or are handled as unacknowledged ones below.
+        let mut leftover: Vec<Element> = Vec::new();
+        for stanza in self.inbox.close() {
+            match &self.moved_to {
+                Some((to, inbox)) => {
+                    if let Err(back) = forward(to, inbox, stanza) {
+                        leftover.push(back);
+                    }
+                }
+                None => leftover.push(stanza),
+            }
+        }
         let Some(full) = self.full.clone() else {
+            if let Some(user) = self.user.clone() {
+                self.reroute(user, leftover);
+            }
             return;
         };
         let session = self
@@ -253,19 +275,12 @@ impl Drop for C2sState {
             tracing::info!(conn = self.conn_id, jid = %full, "session ended");
         }
         // XEP-0198: what the client never acknowledged is not lost: offline
-        // storage, or an error to its sender.
-        let unacked = sm.map(|s| s.unacked).unwrap_or_default();
+        // storage, or an error to its sender. So is what never left the inbox.
+        let mut unacked = sm.map(|s| s.unacked).unwrap_or_default();
+        unacked.extend(leftover);
         if !unacked.is_empty() {
             tracing::info!(conn = self.conn_id, jid = %full, count = unacked.len(), "unacknowledged stanzas rerouted");
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                let router = self.ctx.router.clone();
-                let bare = full.bare();
-                rt.spawn(async move {
-                    for stanza in unacked {
-                        router.unacknowledged(&bare, stanza).await;
-                    }
-                });
-            }
+            self.reroute(full.bare(), unacked);
         }
         // RFC 6121 §4.5.2: contacts learn we left, also when the c2s actor
         // was killed. Drop cannot await, so the broadcast runs in a task.
@@ -323,20 +338,89 @@ fn unb64(text: &str) -> Result<Vec<u8>, ()> {
         .map_err(|_| ())
 }
 
+/// Stanzas routed to a session and not yet taken by its c2s actor.
+///
+/// They wait here rather than in the actor's mailbox because a killed
+/// ractor actor's mailbox is dropped unread: a message routed to a session
+/// (`Outcome::Delivered`, so acknowledged to its sender under XEP-0198)
+/// would vanish with it. `Drop` of the c2s state closes the inbox and
+/// handles what it still holds as unacknowledged; a stanza offered to a
+/// closed inbox comes back to the router, which routes it as if the
+/// session had not been there (RFC 6121 §8.5.3.2). A routed stanza costs a
+/// lock and, when the inbox was empty, one payload-less message to wake
+/// the actor, which then takes everything at once.
+#[derive(Default)]
+pub struct Inbox(Mutex<InboxState>);
+
+#[derive(Default)]
+struct InboxState {
+    items: VecDeque<Element>,
+    closed: bool,
+}
+
+impl Inbox {
+    fn lock(&self) -> MutexGuard<'_, InboxState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a stanza: Ok(true) when the actor must be woken (the inbox
+    /// was empty), Err with the stanza once the inbox is closed.
+    fn push(&self, stanza: Element) -> Result<bool, Element> {
+        let mut st = self.lock();
+        if st.closed {
+            return Err(stanza);
+        }
+        st.items.push_back(stanza);
+        Ok(st.items.len() == 1)
+    }
+
+    fn take(&self) -> VecDeque<Element> {
+        std::mem::take(&mut self.lock().items)
+    }
+
+    /// No more stanzas; returns those still queued.
+    fn close(&self) -> VecDeque<Element> {
+        let mut st = self.lock();
+        st.closed = true;
+        std::mem::take(&mut st.items)
+    }
+}
+
+/// Puts a stanza in a c2s actor's inbox, waking it if needed.
+fn forward(to: &ActorRef<C2sMsg>, inbox: &Inbox, stanza: Element) -> Result<(), Element> {
+    if inbox.push(stanza)? {
+        // If the actor is already gone, `Drop` of its state takes the
+        // stanza from the inbox when it closes it.
+        let _ = to.cast(C2sMsg::Routed);
+    }
+    Ok(())
+}
+
 /// How routing reaches this actor.
-struct Sink(ActorRef<C2sMsg>);
+struct Sink {
+    c2s: ActorRef<C2sMsg>,
+    inbox: Arc<Inbox>,
+}
 
 impl SessionSink for Sink {
     fn deliver(&self, stanza: Element) -> bool {
-        self.0.cast(C2sMsg::Routed(Box::new(stanza))).is_ok()
+        self.try_deliver(stanza).is_ok()
+    }
+
+    fn try_deliver(&self, stanza: Element) -> Result<(), Element> {
+        forward(&self.c2s, &self.inbox, stanza)
     }
 
     fn replaced(&self) {
-        let _ = self.0.cast(C2sMsg::Replaced);
+        let _ = self.c2s.cast(C2sMsg::Replaced);
     }
 
     fn kick(&self, reason: String) {
-        let _ = self.0.cast(C2sMsg::Kick(Box::new(reason)));
+        let _ = self.c2s.cast(C2sMsg::Kick(Box::new(reason)));
+    }
+
+    fn offline_waiting(&self) {
+        let _ = self.c2s.cast(C2sMsg::FetchOffline);
     }
 }
 
@@ -354,6 +438,48 @@ fn stored_to_scram(
 }
 
 impl C2sState {
+    /// How routing reaches this actor.
+    fn sink(&self) -> Box<Sink> {
+        Box::new(Sink {
+            c2s: self.myself.clone(),
+            inbox: self.inbox.clone(),
+        })
+    }
+
+    /// Handles stanzas this session will never deliver as unacknowledged
+    /// (offline storage or an error to the sender), in a task: `Drop`
+    /// cannot await.
+    fn reroute(&self, owner: BareJid, stanzas: impl IntoIterator<Item = Element>) {
+        let stanzas: Vec<Element> = stanzas.into_iter().collect();
+        if stanzas.is_empty() {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let router = self.ctx.router.clone();
+            rt.spawn(async move {
+                for stanza in stanzas {
+                    router.unacknowledged(&owner, stanza).await;
+                }
+            });
+        }
+    }
+
+    /// One stanza taken from the inbox.
+    fn on_routed(&mut self, stanza: Element) {
+        if let Some((to, inbox)) = &self.moved_to {
+            // Resumed elsewhere: the session lives there now.
+            if let Err(back) = forward(to, inbox, stanza) {
+                if let Some(user) = self.user.clone() {
+                    self.reroute(user, [back]);
+                }
+            }
+        } else if !self.closing {
+            self.deliver(stanza);
+        } else {
+            self.keep_unacked(stanza);
+        }
+    }
+
     fn sm_lock(&self) -> MutexGuard<'_, Option<Sm>> {
         // Nothing under the lock can panic half-way through a change.
         self.sm.lock().unwrap_or_else(|p| p.into_inner())
@@ -1034,11 +1160,7 @@ impl C2sState {
                 Err(_) => return self.iq_error(iq, StanzaErrorCondition::InternalServerError),
             },
         };
-        let session = Arc::new(Session::new(
-            full.clone(),
-            self.conn_id,
-            Box::new(Sink(self.myself.clone())),
-        ));
+        let session = Arc::new(Session::new(full.clone(), self.conn_id, self.sink()));
         let Some(sessions) = self.ctx.sessions_actor() else {
             return self.iq_error(iq, StanzaErrorCondition::InternalServerError);
         };
@@ -1200,7 +1322,7 @@ impl C2sState {
             .call(
                 |reply| C2sMsg::Takeover {
                     user: user.clone(),
-                    to: self.myself.clone(),
+                    to: Box::new((self.myself.clone(), self.inbox.clone())),
                     conn_id: self.conn_id,
                     reply,
                 },
@@ -1267,7 +1389,7 @@ impl C2sState {
     fn hand_over(
         &mut self,
         user: &BareJid,
-        to: ActorRef<C2sMsg>,
+        to: (ActorRef<C2sMsg>, Arc<Inbox>),
         conn_id: u64,
     ) -> Option<Box<Handover>> {
         if self.closing || self.moved_to.is_some() {
@@ -1283,7 +1405,11 @@ impl C2sState {
             .sessions
             .get(&full)
             .filter(|s| s.conn_id == self.conn_id)?;
-        let session = Arc::new(old.moved(conn_id, Box::new(Sink(to.clone()))));
+        let sink = Box::new(Sink {
+            c2s: to.0.clone(),
+            inbox: to.1.clone(),
+        });
+        let session = Arc::new(old.moved(conn_id, sink));
         if !self.ctx.router.sessions.swap(session, self.conn_id) {
             return None;
         }
@@ -1319,7 +1445,7 @@ impl C2sState {
             .get(&full)
             .filter(|s| s.conn_id == conn_id);
         if let Some(s) = moved {
-            let back = Arc::new(s.moved(self.conn_id, Box::new(Sink(self.myself.clone()))));
+            let back = Arc::new(s.moved(self.conn_id, self.sink()));
             self.ctx.router.sessions.swap(back, conn_id);
         }
         tracing::warn!(conn = self.conn_id, jid = %full, "resumption abandoned by the new connection; the session stays");
@@ -1751,6 +1877,7 @@ impl Actor for C2sActor {
             transport: Vec::new(),
             detached: false,
             detach_epoch: 0,
+            inbox: Arc::default(),
             moved_to: None,
             ending: false,
         })
@@ -1798,14 +1925,9 @@ impl Actor for C2sActor {
                 state.header_sent = false;
                 let _ = reply.send(());
             }
-            C2sMsg::Routed(stanza) => {
-                if let Some(to) = &state.moved_to {
-                    // Resumed elsewhere: the session lives there now.
-                    let _ = to.cast(C2sMsg::Routed(stanza));
-                } else if !state.closing {
-                    state.deliver(*stanza);
-                } else {
-                    state.keep_unacked(*stanza);
+            C2sMsg::Routed => {
+                for stanza in state.inbox.take() {
+                    state.on_routed(stanza);
                 }
             }
             C2sMsg::Replaced => {
@@ -1823,6 +1945,23 @@ impl Actor for C2sActor {
             C2sMsg::Keepalive => state.keepalive_tick(),
             C2sMsg::Shutdown => {
                 state.stream_error(StreamError::SystemShutdown, None);
+            }
+            C2sMsg::FetchOffline => {
+                // Only a session that already had its initial presence
+                // (RFC 6121 §8.5.2.2.1): the router asks available ones.
+                let available = state.full.as_ref().is_some_and(|f| {
+                    state
+                        .ctx
+                        .router
+                        .sessions
+                        .get(f)
+                        .is_some_and(|s| s.conn_id == state.conn_id && s.available())
+                });
+                if available && !state.closing && state.moved_to.is_none() {
+                    if let Some(full) = state.full.clone() {
+                        Box::pin(state.deliver_offline(&full)).await;
+                    }
+                }
             }
             C2sMsg::Kick(reason) => {
                 // As ejabberd's kick_session: a policy-violation with the reason.
@@ -1863,7 +2002,7 @@ impl Actor for C2sActor {
                 conn_id,
                 reply,
             } => {
-                let handover = state.hand_over(&user, to, conn_id);
+                let handover = state.hand_over(&user, *to, conn_id);
                 let handed = handover.is_some();
                 match reply.send(handover) {
                     Ok(()) if handed => {

@@ -126,7 +126,16 @@ impl Router {
             .store_offline(node, bare.domain(), &stanza.to_xml(), self.offline_quota)
             .await
         {
-            Ok(OfflineStored::Stored(_)) => Outcome::Stored,
+            Ok(OfflineStored::Stored(_)) => {
+                // A resource may have become available since the caller
+                // found none, and read offline storage at its initial
+                // presence before this row was committed: it reads again,
+                // or the message would wait for the next login.
+                if let Some(s) = message_targets(&self.sessions.resources(bare), true).first() {
+                    s.sink.offline_waiting();
+                }
+                Outcome::Stored
+            }
             Ok(OfflineStored::QuotaExceeded) => {
                 reply(stanza, StanzaErrorCondition::ServiceUnavailable)
             }
@@ -298,7 +307,8 @@ impl Router {
 impl Router {
     /// A stanza a session sent to its client and the client never
     /// acknowledged (XEP-0198), once that session is over: chat and normal
-    /// messages worth keeping go to the account's offline storage; other
+    /// messages go to another available resource of the account, else
+    /// (those worth keeping) to its offline storage; other
     /// messages (headline, groupchat) and IQ requests bounce to their sender
     /// with `service-unavailable`, as for a resource that is gone (RFC 6121
     /// §8.5.3.2); presence, results, errors and bare chat states are dropped.
@@ -313,8 +323,16 @@ impl Router {
                         .map(|j| j.bare())
                         .filter(|b| b.node().is_some() && self.is_local(b.domain()))
                         .unwrap_or_else(|| owner.clone());
-                    if let Outcome::Reply(e) = self.store_offline(&bare, &stanza).await {
-                        let _ = self.route(e).await;
+                    // XEP-0198 §4: as a stanza sent to an unavailable
+                    // resource, that is (RFC 6121 §8.5.3.2.1) as one sent to
+                    // the bare JID: another available resource (the client
+                    // may already have logged in again), else offline
+                    // storage. Not archived or carbon-copied again.
+                    let targets = message_targets(&self.sessions.resources(&bare), true);
+                    if !self.deliver_all(&targets, stanza.clone()) {
+                        if let Outcome::Reply(e) = self.store_offline(&bare, &stanza).await {
+                            let _ = self.route(e).await;
+                        }
                     }
                     false
                 }

@@ -24,6 +24,9 @@ pub trait SessionSink: Send + Sync + 'static {
     /// Tells the session it was replaced by a new binding of its full JID
     /// (RFC 6120 §7.7.2.2): it ends its stream with `<conflict/>`.
     fn replaced(&self);
+    /// A message went to offline storage while this session was (or was
+    /// becoming) available: it reads offline storage again.
+    fn offline_waiting(&self) {}
     /// An operator ends the session (`chorusctl sessions kick`).
     fn kick(&self, reason: String);
 }

@@ -11,6 +11,9 @@ mod carbons;
 // The hostile-input suite lives at the top of the repository.
 #[path = "../../../../tests/hostile/mod.rs"]
 mod hostile;
+// The chaos soak lives at the top of the repository (tests/chaos/).
+#[path = "../../../../tests/chaos/mod.rs"]
+mod chaos;
 mod im;
 mod mam;
 mod metrics;
