@@ -599,9 +599,17 @@ async fn measure_tls(
     let ep = Endpoint::Xmpp(t);
     // A first pass fills the client's SCRAM cache (PBKDF2 once per
     // account), unmeasured; the server's memory is read around the second.
+    // The baseline is read before the warm-up: the measured sessions reuse
+    // what the warm-up's freed, which a baseline read after it would hide.
+    let baseline = r.rss_kib();
     let warm = scenarios::connect(&ep, n, 0.0, 200, Duration::from_secs(1), &|| None).await;
     let rss = || r.rss_kib();
-    let c = scenarios::connect(&ep, n, 0.0, 200, Duration::from_secs(5), &rss).await;
+    let mut c = scenarios::connect(&ep, n, 0.0, 200, Duration::from_secs(5), &rss).await;
+    c.rss_before_kib = baseline;
+    c.kib_per_session = match (baseline, c.rss_after_kib) {
+        (Some(b), Some(a)) if c.ok > 0 => Some((a as f64 - b as f64) / c.ok as f64),
+        _ => None,
+    };
     eprintln!(
         "  connect tls {n}: {c:?} (warm-up failures {})",
         warm.failures
@@ -628,6 +636,7 @@ fn fmt(v: Option<f64>, digits: usize) -> String {
 
 fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 && a / b < 0.01 => format!("{:.4}", a / b),
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
         _ => "–".into(),
     }

@@ -44,6 +44,30 @@ pub(crate) fn local(raw: &str) -> Result<Cow<'_, str>, JidError> {
     if let Some(c) = raw.chars().find(|c| LOCAL_FORBIDDEN.contains(c)) {
         return Err(JidError::LocalForbidden(c));
     }
+    if let Some(out) = ascii_local(raw) {
+        return Ok(out);
+    }
+    local_precis(raw)
+}
+
+/// The common case without the PRECIS machinery, which cost a tenth of
+/// the server's time routing chat messages. For printable ASCII (U+0021 to
+/// U+007E, all PVALID in the IdentifierClass, RFC 8264 §9.11) the
+/// UsernameCaseMapped rules reduce to lower-casing: no width mapping, NFC
+/// and the bidi rule are identities (RFC 8265 §3.3). `None`: take the
+/// general path. The forbidden characters were checked by the caller.
+fn ascii_local(raw: &str) -> Option<Cow<'_, str>> {
+    if !raw.bytes().all(|b| (0x21..=0x7e).contains(&b)) || raw.len() > MAX_PART_BYTES {
+        return None;
+    }
+    Some(if raw.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(raw.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(raw)
+    })
+}
+
+fn local_precis(raw: &str) -> Result<Cow<'_, str>, JidError> {
     let profile = UsernameCaseMapped::new();
     // RFC 8264 §7: a profile's rules are applied until the result is stable,
     // so that parsing our own Display output always gives the same JID.
@@ -67,6 +91,16 @@ pub(crate) fn resource(raw: &str) -> Result<Cow<'_, str>, JidError> {
     if raw.len() > MAX_RAW_BYTES {
         return Err(JidError::ResourceTooLong);
     }
+    // As for the localpart: printable ASCII and space (U+0020 to U+007E)
+    // are PVALID in the FreeformClass and OpaqueString maps none of them
+    // (RFC 8265 §4.2), so such a resourcepart is already normalized.
+    if raw.len() <= MAX_PART_BYTES && raw.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+        return Ok(Cow::Borrowed(raw));
+    }
+    resource_precis(raw)
+}
+
+fn resource_precis(raw: &str) -> Result<Cow<'_, str>, JidError> {
     let profile = OpaqueString::new();
     let out =
         stabilize(raw, |s| profile.enforce(s)).map_err(|e| JidError::ResourcePrecis(e.into()))?;
@@ -104,6 +138,9 @@ pub(crate) fn domain(raw: &str) -> Result<Cow<'_, str>, JidError> {
         return Ok(Cow::Borrowed(d));
     }
 
+    if is_plain_ldh(d) {
+        return Ok(Cow::Borrowed(d));
+    }
     let uts46 = Uts46::new();
     // STD3 rules: ASCII labels are letters, digits and hyphens only (the
     // NR-LDH labels of RFC 5890). The DNS length check is ours, below, because
@@ -138,10 +175,73 @@ pub(crate) fn domain(raw: &str) -> Result<Cow<'_, str>, JidError> {
     })
 }
 
+/// A domain name UTS #46 leaves as it is: lower-case letters, digits and
+/// hyphens in labels of 1 to 63 octets, no hyphen first or last, and no
+/// Punycode label to decode (`xn--`).
+fn is_plain_ldh(d: &str) -> bool {
+    d.len() <= MAX_PART_BYTES
+        && d.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= MAX_LABEL_BYTES
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && !label.starts_with("xn--")
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// The ASCII fast paths give exactly what the general ones give.
+    #[test]
+    fn ascii_fast_paths_agree_with_precis() {
+        let mut samples: Vec<String> = (0x20u8..=0x7e).map(|b| (b as char).to_string()).collect();
+        samples.extend(
+            [
+                "Alice",
+                "bob",
+                "x.Y-z_9",
+                "ünter",
+                "A~B!c",
+                "tab\there",
+                " lead",
+                "trail ",
+            ]
+            .map(String::from),
+        );
+        for s in &samples {
+            if !s.chars().any(|c| LOCAL_FORBIDDEN.contains(&c)) {
+                if let Some(fast) = ascii_local(s) {
+                    assert_eq!(Ok(fast), local_precis(s), "localpart {s:?}");
+                }
+            }
+            if s.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+                assert_eq!(
+                    Ok(Cow::Borrowed(s.as_str())),
+                    resource_precis(s),
+                    "resource {s:?}"
+                );
+            }
+        }
+        for d in ["example.com", "a-b.c0", "localhost", "x.y.z"] {
+            assert!(is_plain_ldh(d), "{d}");
+        }
+        for d in [
+            "Example.com",
+            "xn--bcher-kva.example",
+            "-a.b",
+            "a-.b",
+            "a..b",
+            "a_b",
+        ] {
+            assert!(!is_plain_ldh(d), "{d}");
+        }
+    }
     use crate::error::PrecisError;
 
     #[test]
