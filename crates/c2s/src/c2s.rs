@@ -30,7 +30,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use base64::Engine;
 use chorus_jid::{BareJid, FullJid};
-use chorus_modules::IqCtx;
 use chorus_proto::{
     error_reply, ns, IqType, PresenceType, StanzaError, StanzaErrorCondition, StanzaKind,
     StreamError,
@@ -1538,16 +1537,23 @@ impl C2sState {
             // XEP-0280 §4: the user's other resources see what it sent.
             self.ctx.router.carbon_sent(&full, &el);
         }
-        match self.ctx.router.route(el).await {
-            Outcome::Delivered | Outcome::Dropped | Outcome::Stored => {}
-            Outcome::Reply(e) => self.send_element(&e),
-            Outcome::ForServer(e) => self.answer_for_server(&e, None).await,
-            Outcome::ForAccount(e) => {
-                let account = e.attr("to").and_then(|t| t.parse::<BareJid>().ok());
-                self.answer_for_server(&e, account).await
-            }
+        if let Outcome::Reply(e) = self.ctx.router.route(el).await {
+            self.reply(e);
         }
         Flow::Continue
+    }
+
+    /// An answer the router handed back for our client (an error, or the
+    /// server's answer to an IQ): written at once.
+    fn reply(&mut self, answer: Element) {
+        self.send_element(&answer);
+    }
+
+    /// Handles every stanza waiting in the inbox.
+    fn take_routed(&mut self) {
+        for stanza in self.inbox.take() {
+            self.on_routed(stanza);
+        }
     }
 
     /// Presence without 'to' is broadcast presence (RFC 6121 §4.2-§4.5): it
@@ -1663,7 +1669,7 @@ impl C2sState {
                     _ => {}
                 }
                 if let Outcome::Reply(e) = self.ctx.router.route(el).await {
-                    self.send_element(&e);
+                    self.reply(e);
                 }
             }
         }
@@ -1797,37 +1803,6 @@ impl C2sState {
         }
     }
 
-    /// Stanzas for the server itself, or IQs on an account's behalf: IQs go
-    /// to the feature modules (`chorus-modules`); a message to the server is
-    /// not processed (`service-unavailable`); presence to it is ignored.
-    async fn answer_for_server(&self, el: &Element, account: Option<BareJid>) {
-        match StanzaKind::of(el) {
-            Some(StanzaKind::Iq) => {
-                let (Some(from), Some(domain)) = (&self.full, &self.domain) else {
-                    return;
-                };
-                let ctx = IqCtx {
-                    from,
-                    domain,
-                    account: account.as_ref(),
-                    services: &self.ctx.services,
-                };
-                if let Some(reply) = self.ctx.modules.dispatch(&ctx, el).await {
-                    self.send_element(&reply);
-                }
-            }
-            Some(StanzaKind::Message) => {
-                if let Some(e) = error_reply(
-                    el,
-                    &StanzaError::new(StanzaErrorCondition::ServiceUnavailable),
-                ) {
-                    self.send_element(&e);
-                }
-            }
-            _ => {}
-        }
-    }
-
     async fn on_element(&mut self, el: Element) -> Flow {
         if self.user.is_none() {
             return self.on_preauth(&el).await;
@@ -1925,11 +1900,7 @@ impl Actor for C2sActor {
                 state.header_sent = false;
                 let _ = reply.send(());
             }
-            C2sMsg::Routed => {
-                for stanza in state.inbox.take() {
-                    state.on_routed(stanza);
-                }
-            }
+            C2sMsg::Routed => state.take_routed(),
             C2sMsg::Replaced => {
                 state.replaced = true;
                 state.stream_error(StreamError::Conflict, Some("replaced by a new connection"));
@@ -1966,6 +1937,9 @@ impl Actor for C2sActor {
             C2sMsg::Kick(reason) => {
                 // As ejabberd's kick_session: a policy-violation with the reason.
                 tracing::info!(conn = state.conn_id, reason = %reason, "kicked by operator");
+                // What was routed before the kick (the answer to an account
+                // removal, XEP-0077 §3.2) still goes out first.
+                state.take_routed();
                 state.stream_error(StreamError::PolicyViolation, Some(&reason));
             }
             C2sMsg::HeaderTimeout => {

@@ -38,7 +38,7 @@ use chorus_storage::{BlockStore, StorageError};
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
-use crate::{IqCtx, IqReply, Module, Services};
+use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo, Services, Support, Xep};
 
 #[derive(Default)]
 pub struct Blocking {
@@ -113,7 +113,7 @@ impl Blocking {
 
     /// §3.2: the requesting session wants pushes from now on.
     fn mark_interested(&self, ctx: &IqCtx<'_>, user: &BareJid) {
-        let Some(session) = ctx.services.sessions.get(ctx.from) else {
+        let Some(session) = ctx.user.and_then(|me| ctx.services.sessions.get(me)) else {
             return;
         };
         let mut map = self.interested();
@@ -148,13 +148,13 @@ impl Blocking {
         if !ctx.is_own_account() {
             return Err(StanzaErrorCondition::Forbidden);
         }
-        let user = ctx.from.bare();
+        let user = ctx.me()?.bare();
         let Some(node) = user.node() else {
             return Err(StanzaErrorCondition::Forbidden);
         };
         let domain = user.domain();
         let storage = &ctx.services.storage;
-        let router = &ctx.services.router;
+        let router = &ctx.router;
         let payload = iq
             .children()
             .next()
@@ -209,21 +209,28 @@ impl Blocking {
     }
 }
 
+static INFO: ModuleInfo = ModuleInfo {
+    name: "blocking",
+    file: file!(),
+    xeps: &[Xep {
+        number: 191,
+        name: "Blocking Command",
+        version: "1.3",
+        support: Support::Complete,
+        note: "",
+    }],
+    iqs: &[
+        IqSpec::local("blocklist", ns::BLOCKING),
+        IqSpec::local("block", ns::BLOCKING),
+        IqSpec::local("unblock", ns::BLOCKING),
+    ],
+    features: &[ns::BLOCKING],
+    ..ModuleInfo::EMPTY
+};
+
 impl Module for Blocking {
-    fn name(&self) -> &'static str {
-        "blocking"
-    }
-
-    fn payloads(&self) -> &'static [(&'static str, &'static str)] {
-        &[
-            ("blocklist", ns::BLOCKING),
-            ("block", ns::BLOCKING),
-            ("unblock", ns::BLOCKING),
-        ]
-    }
-
-    fn features(&self) -> &'static [&'static str] {
-        &[ns::BLOCKING]
+    fn info(&self) -> &'static ModuleInfo {
+        &INFO
     }
 
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {

@@ -6,21 +6,31 @@ use chorus_proto::{ns, StanzaErrorCondition};
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
-use crate::{IqCtx, IqReply, Module};
+use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo, Support, Xep};
 
 pub struct Carbons;
 
+static INFO: ModuleInfo = ModuleInfo {
+    name: "carbons",
+    file: file!(),
+    xeps: &[Xep {
+        number: 280,
+        name: "Message Carbons",
+        version: "1.0.1",
+        support: Support::Complete,
+        note: "",
+    }],
+    iqs: &[
+        IqSpec::local("enable", ns::CARBONS),
+        IqSpec::local("disable", ns::CARBONS),
+    ],
+    features: &[ns::CARBONS],
+    ..ModuleInfo::EMPTY
+};
+
 impl Module for Carbons {
-    fn name(&self) -> &'static str {
-        "carbons"
-    }
-
-    fn payloads(&self) -> &'static [(&'static str, &'static str)] {
-        &[("enable", ns::CARBONS), ("disable", ns::CARBONS)]
-    }
-
-    fn features(&self) -> &'static [&'static str] {
-        &[ns::CARBONS]
+    fn info(&self) -> &'static ModuleInfo {
+        &INFO
     }
 
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {
@@ -33,7 +43,7 @@ impl Module for Carbons {
                 return IqReply::Error(StanzaErrorCondition::Forbidden);
             }
             let enable = iq.get_child("enable", ns::CARBONS).is_some();
-            match ctx.services.sessions.get(ctx.from) {
+            match ctx.user.and_then(|me| ctx.services.sessions.get(me)) {
                 Some(s) => {
                     s.set_carbons(enable);
                     IqReply::Result(None)

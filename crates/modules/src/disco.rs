@@ -8,7 +8,7 @@ use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 use sha1::Digest;
 
-use crate::{IqCtx, IqReply, Module};
+use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo, Support, Xep};
 
 pub struct Disco;
 
@@ -53,17 +53,36 @@ pub fn caps_ver(module_features: &[&'static str]) -> String {
     base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(s.as_bytes()))
 }
 
+static INFO: ModuleInfo = ModuleInfo {
+    name: "disco",
+    file: file!(),
+    xeps: &[
+        Xep {
+            number: 30,
+            name: "Service Discovery",
+            version: "2.5rc3",
+            support: Support::Complete,
+            note: "",
+        },
+        Xep {
+            number: 115,
+            name: "Entity Capabilities",
+            version: "1.6.0",
+            support: Support::Partial,
+            note: "The server advertises its own capabilities; it does not yet query or cache clients' (needed for PEP).",
+        },
+    ],
+    iqs: &[
+        IqSpec::anyone("query", ns::DISCO_INFO),
+        IqSpec::anyone("query", ns::DISCO_ITEMS),
+    ],
+    features: &[ns::DISCO_INFO, ns::DISCO_ITEMS],
+    ..ModuleInfo::EMPTY
+};
+
 impl Module for Disco {
-    fn name(&self) -> &'static str {
-        "disco"
-    }
-
-    fn payloads(&self) -> &'static [(&'static str, &'static str)] {
-        &[("query", ns::DISCO_INFO), ("query", ns::DISCO_ITEMS)]
-    }
-
-    fn features(&self) -> &'static [&'static str] {
-        &[ns::DISCO_INFO, ns::DISCO_ITEMS]
+    fn info(&self) -> &'static ModuleInfo {
+        &INFO
     }
 
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {

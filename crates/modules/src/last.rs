@@ -19,7 +19,7 @@ use chorus_proto::{ns, StanzaErrorCondition};
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
-use crate::{IqCtx, IqReply, Module};
+use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo, Support, Xep};
 
 pub struct Last;
 
@@ -29,17 +29,24 @@ fn last_query(uptime: Duration) -> Element {
     Element::new("query", ns::LAST).with_attr("seconds", uptime.as_secs().to_string())
 }
 
+static INFO: ModuleInfo = ModuleInfo {
+    name: "last",
+    file: file!(),
+    xeps: &[Xep {
+        number: 12,
+        name: "Last Activity",
+        version: "2.0",
+        support: Support::Partial,
+        note: "Server uptime only; the offline user query answers service-unavailable.",
+    }],
+    iqs: &[IqSpec::anyone("query", ns::LAST)],
+    features: &[ns::LAST],
+    ..ModuleInfo::EMPTY
+};
+
 impl Module for Last {
-    fn name(&self) -> &'static str {
-        "last"
-    }
-
-    fn payloads(&self) -> &'static [(&'static str, &'static str)] {
-        &[("query", ns::LAST)]
-    }
-
-    fn features(&self) -> &'static [&'static str] {
-        &[ns::LAST]
+    fn info(&self) -> &'static ModuleInfo {
+        &INFO
     }
 
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {

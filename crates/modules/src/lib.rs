@@ -1,13 +1,21 @@
 //! Feature modules, one file per XEP (Prosody's `mod_*.lua`, ejabberd's
-//! `mod_*.erl`). Each module declares, in one place, the IQ payloads it
-//! handles, the disco features it adds, and its handler.
+//! `mod_*.erl`), and the API they are written against.
 //!
-//! [`Modules`] dispatches an IQ addressed to the server or, on an account's
-//! behalf, to its bare JID (RFC 6121 §8.5.2.1.3), by payload. Payloads no
-//! module claims get `service-unavailable` (RFC 6120 §8.4); a request IQ with
-//! no payload or two gets `bad-request` (§8.2.3, checked by c2s); a handler
-//! that panics is caught: the sender gets `internal-server-error`, the
-//! connection stays up, and the panic is logged and counted.
+//! A module declares what it is once, as data ([`ModuleInfo`]): the XEPs it
+//! implements, the IQ payloads it answers and who may send them, the disco
+//! features it adds to the server and to accounts, and the stream features
+//! it offers. `docs/XEPS.md`, `chorus.doap`, disco#info, the XEP-0115 hash
+//! and the stream features are all derived from these declarations, so
+//! nothing is advertised that no module declares.
+//!
+//! [`Modules`] is the list the server runs. It is the router's handler for
+//! the local server itself ([`Modules::server`]): an IQ addressed to a
+//! hosted domain, or on an account's behalf to its bare JID (RFC 6121
+//! §8.5.2.1.3), is dispatched by payload, whatever its origin. Payloads no
+//! module claims get `service-unavailable` (RFC 6120 §8.4); a request IQ
+//! with no payload or two gets `bad-request` (§8.2.3); a handler that panics
+//! is caught: the sender gets `internal-server-error`, the connection stays
+//! up, and the panic is logged and counted.
 
 pub mod avatar;
 mod blocking;
@@ -28,9 +36,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use chorus_jid::{BareJid, FullJid};
-use chorus_proto::{error_reply, ns, IqType, StanzaError, StanzaErrorCondition};
-use chorus_router::{Router, SessionTable};
+use chorus_jid::{BareJid, FullJid, Jid};
+use chorus_proto::{error_reply, ns, IqType, StanzaError, StanzaErrorCondition, StanzaKind};
+use chorus_router::{Outcome, Router, Service, SessionTable};
 use chorus_storage::Storage;
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
@@ -38,31 +46,162 @@ use futures_util::FutureExt;
 
 pub use disco::caps_ver;
 
+/// How completely a module implements a XEP (the DOAP `xmpp:status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Support {
+    Complete,
+    /// Some of it: the note says what is left out.
+    Partial,
+}
+
+impl Support {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Support::Complete => "complete",
+            Support::Partial => "partial",
+        }
+    }
+}
+
+/// One XEP a module implements.
+#[derive(Debug)]
+pub struct Xep {
+    pub number: u16,
+    pub name: &'static str,
+    /// The version of the XEP the code follows.
+    pub version: &'static str,
+    pub support: Support,
+    /// What is left out, or how it is used; empty when there is nothing to say.
+    pub note: &'static str,
+}
+
+/// Who may send an IQ payload to the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// Any entity (ping, disco, version, time).
+    Anyone,
+    /// Only a local account's own session: the payload manages the
+    /// account's data (roster, archive, blocking...). Others get
+    /// `forbidden`.
+    LocalUser,
+}
+
+/// An IQ payload a module answers.
+#[derive(Debug)]
+pub struct IqSpec {
+    pub name: &'static str,
+    pub ns: &'static str,
+    pub scope: Scope,
+}
+
+impl IqSpec {
+    pub const fn anyone(name: &'static str, ns: &'static str) -> IqSpec {
+        IqSpec {
+            name,
+            ns,
+            scope: Scope::Anyone,
+        }
+    }
+
+    pub const fn local(name: &'static str, ns: &'static str) -> IqSpec {
+        IqSpec {
+            name,
+            ns,
+            scope: Scope::LocalUser,
+        }
+    }
+}
+
+/// When in a client stream a stream feature is offered (RFC 6120 §4.3.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Before TLS: STARTTLS.
+    Plain,
+    /// Before authentication: SASL, registration.
+    Unauthenticated,
+    /// After authentication, before and after resource binding.
+    Authenticated,
+}
+
+/// A stream feature, as (element name, namespace), and when it is offered.
+#[derive(Debug)]
+pub struct StreamFeature {
+    pub name: &'static str,
+    pub ns: &'static str,
+    pub phase: Phase,
+}
+
+/// What a module is, declared once.
+#[derive(Debug)]
+pub struct ModuleInfo {
+    /// For logs and the tree: `ping`, `mam`.
+    pub name: &'static str,
+    /// The source file, for `docs/XEPS.md` (`file!()`).
+    pub file: &'static str,
+    pub xeps: &'static [Xep],
+    pub iqs: &'static [IqSpec],
+    /// Features of the server's disco#info (XEP-0030).
+    pub features: &'static [&'static str],
+    /// Features of disco#info to an account's bare JID: what the server
+    /// does on every account's behalf (XEP-0313 archives).
+    pub account_features: &'static [&'static str],
+    /// Stream features the module offers (the elements come from
+    /// [`Module::stream_features`]; this is what may appear).
+    pub stream_features: &'static [StreamFeature],
+}
+
+impl ModuleInfo {
+    /// An empty declaration, for `..ModuleInfo::EMPTY`.
+    pub const EMPTY: ModuleInfo = ModuleInfo {
+        name: "",
+        file: "",
+        xeps: &[],
+        iqs: &[],
+        features: &[],
+        account_features: &[],
+        stream_features: &[],
+    };
+}
+
 /// Who asked, and where the IQ went.
 pub struct IqCtx<'a> {
-    /// The sending session.
-    pub from: &'a FullJid,
+    /// The sender, as the router received it.
+    pub sender: &'a Jid,
+    /// The sender when it is a session of a local account: always set for
+    /// [`Scope::LocalUser`] payloads.
+    pub user: Option<&'a FullJid>,
     /// The server domain the IQ was addressed to (or the account's domain).
     pub domain: &'a str,
     /// Set when the IQ is addressed to an account's bare JID rather than to
-    /// the server; the sender's own account when there was no 'to'.
+    /// the server.
     pub account: Option<&'a BareJid>,
+    pub router: &'a Router,
     pub services: &'a Services,
 }
 
 impl IqCtx<'_> {
-    /// The IQ is about the sender's own account (no 'to', or its own bare JID).
+    /// The local session that asked, for payloads about its own account;
+    /// `forbidden` for any other sender (the dispatcher already refuses
+    /// them for [`Scope::LocalUser`] payloads).
+    pub fn me(&self) -> Result<&FullJid, StanzaErrorCondition> {
+        self.user.ok_or(StanzaErrorCondition::Forbidden)
+    }
+
+    /// The IQ is addressed to the sender's own bare JID (a client's IQ
+    /// without 'to' is).
     pub fn is_own_account(&self) -> bool {
-        self.account.is_some_and(|a| *a == self.from.bare())
+        match (self.user, self.account) {
+            (Some(u), Some(a)) => u.bare() == *a,
+            _ => false,
+        }
     }
 }
 
-/// What modules may use: storage, the session table, server facts.
+/// What modules may use besides the router: storage, the session table,
+/// server facts.
 pub struct Services {
     pub storage: Arc<Storage>,
     pub sessions: Arc<SessionTable>,
-    /// For roster pushes and subscription stanzas.
-    pub router: Arc<Router>,
     pub started: Instant,
     /// Software name and version for XEP-0092.
     pub software: (&'static str, &'static str),
@@ -80,9 +219,9 @@ pub enum IqReply {
     /// `type='result'` with an optional payload.
     Result(Option<Element>),
     Error(StanzaErrorCondition),
-    /// The handler answered itself, through the requesting session's sink
-    /// (with [`result_iq`]), so that its answer queues behind stanzas that
-    /// must reach the client first (XEP-0313 results); nothing more to send.
+    /// The handler answered itself, by routing its answer (with
+    /// [`result_iq`]) behind stanzas that must reach the requester first
+    /// (XEP-0313 results); nothing more to send.
     Delivered,
 }
 
@@ -106,20 +245,14 @@ pub fn result_iq(iq: &Element, payload: Option<Element>) -> Element {
 
 /// One feature module.
 pub trait Module: Send + Sync {
-    /// For logs: `ping`, `disco`.
-    fn name(&self) -> &'static str;
-    /// IQ payloads handled, as (element name, namespace).
-    fn payloads(&self) -> &'static [(&'static str, &'static str)];
-    /// Features advertised in the server's disco#info (XEP-0030).
-    fn features(&self) -> &'static [&'static str];
-    /// Features advertised in disco#info to an account's bare JID, for
-    /// services the server provides on every account's behalf (XEP-0313
-    /// archives).
-    fn account_features(&self) -> &'static [&'static str] {
-        &[]
+    /// What the module is: declared once, as data.
+    fn info(&self) -> &'static ModuleInfo;
+    /// Handles one request IQ (`get` or `set`) with one of the payloads of
+    /// [`ModuleInfo::iqs`], its scope already checked.
+    fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {
+        let _ = (ctx, iq);
+        Box::pin(async { IqReply::Error(StanzaErrorCondition::ServiceUnavailable) })
     }
-    /// Handles one request IQ (`get` or `set`) with one of [`Module::payloads`].
-    fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply>;
 }
 
 /// The registered modules.
@@ -155,12 +288,17 @@ impl Modules {
         }
     }
 
+    /// Every module's declaration, in registration order.
+    pub fn infos(&self) -> Vec<&'static ModuleInfo> {
+        self.modules.iter().map(|m| m.info()).collect()
+    }
+
     /// Every feature the server advertises, sorted and deduplicated.
     pub fn features(&self) -> Vec<&'static str> {
         let mut f: Vec<&'static str> = self
             .modules
             .iter()
-            .flat_map(|m| m.features().iter().copied())
+            .flat_map(|m| m.info().features.iter().copied())
             .collect();
         f.sort_unstable();
         f.dedup();
@@ -172,7 +310,7 @@ impl Modules {
         let mut f: Vec<&'static str> = self
             .modules
             .iter()
-            .flat_map(|m| m.account_features().iter().copied())
+            .flat_map(|m| m.info().account_features.iter().copied())
             .collect();
         f.sort_unstable();
         f.dedup();
@@ -183,16 +321,19 @@ impl Modules {
         self.panics.load(Ordering::Relaxed)
     }
 
-    fn find(&self, payload: &Element) -> Option<&dyn Module> {
-        self.modules
-            .iter()
-            .find(|m| m.payloads().iter().any(|(n, s)| payload.is(n, s)))
-            .map(|m| m.as_ref())
+    fn find(&self, payload: &Element) -> Option<(&dyn Module, Scope)> {
+        self.modules.iter().find_map(|m| {
+            m.info()
+                .iqs
+                .iter()
+                .find(|s| payload.is(s.name, s.ns))
+                .map(|s| (m.as_ref(), s.scope))
+        })
     }
 
     /// Answers a request IQ for the server or an account. Returns the reply
-    /// to send back (already addressed), or None for IQs needing no answer
-    /// (results and errors) and for handlers that answered themselves
+    /// (already addressed), or None for IQs needing no answer (results and
+    /// errors) and for handlers that answered themselves
     /// ([`IqReply::Delivered`]).
     pub async fn dispatch(&self, ctx: &IqCtx<'_>, iq: &Element) -> Option<Element> {
         if !IqType::of(iq).is_some_and(IqType::is_request) {
@@ -201,12 +342,15 @@ impl Modules {
         let Some(payload) = iq.children().next() else {
             return error_reply(iq, &StanzaError::new(StanzaErrorCondition::BadRequest));
         };
-        let Some(module) = self.find(payload) else {
+        let Some((module, scope)) = self.find(payload) else {
             return error_reply(
                 iq,
                 &StanzaError::new(StanzaErrorCondition::ServiceUnavailable),
             );
         };
+        if scope == Scope::LocalUser && ctx.user.is_none() {
+            return error_reply(iq, &StanzaError::new(StanzaErrorCondition::Forbidden));
+        }
         // modules/ contract: a bug in one handler must not take the
         // connection, let alone the server, with it.
         let outcome = AssertUnwindSafe(module.handle(ctx, iq))
@@ -221,7 +365,7 @@ impl Modules {
                     .map(|s| (*s).to_owned())
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
-                tracing::error!(module = module.name(), panic = %msg, "module handler panicked");
+                tracing::error!(module = module.info().name, panic = %msg, "module handler panicked");
                 IqReply::Error(StanzaErrorCondition::InternalServerError)
             }
         };
@@ -230,6 +374,69 @@ impl Modules {
             IqReply::Error(cond) => error_reply(iq, &StanzaError::new(cond)),
             IqReply::Delivered => None,
         }
+    }
+
+    /// The router's handler for the local server itself.
+    pub fn server(self: &Arc<Self>, services: Arc<Services>) -> Arc<dyn Service> {
+        Arc::new(LocalServer {
+            modules: self.clone(),
+            services,
+        })
+    }
+}
+
+/// What is addressed to a hosted domain itself, or on an account's behalf
+/// to its bare JID: IQs go to the modules; a message to the server is not
+/// processed (`service-unavailable`, RFC 6121 §8.5.2.1.1 for accounts and
+/// RFC 6120 §8.4 for the server); presence to it is ignored.
+struct LocalServer {
+    modules: Arc<Modules>,
+    services: Arc<Services>,
+}
+
+impl Service for LocalServer {
+    fn name(&self) -> &str {
+        "server"
+    }
+
+    fn handle<'a>(&'a self, router: &'a Router, stanza: Element) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            match StanzaKind::of(&stanza) {
+                Some(StanzaKind::Iq) => {
+                    let Some(sender) = stanza.attr("from").and_then(|f| f.parse::<Jid>().ok())
+                    else {
+                        return Outcome::Dropped;
+                    };
+                    let Some(to) = stanza.attr("to").and_then(|t| t.parse::<Jid>().ok()) else {
+                        return Outcome::Dropped;
+                    };
+                    let user = FullJid::try_from(sender.clone())
+                        .ok()
+                        .filter(|f| router.is_local(f.domain()));
+                    let account = to.node().is_some().then(|| to.bare());
+                    let ctx = IqCtx {
+                        sender: &sender,
+                        user: user.as_ref(),
+                        domain: to.domain(),
+                        account: account.as_ref(),
+                        router,
+                        services: &self.services,
+                    };
+                    match self.modules.dispatch(&ctx, &stanza).await {
+                        Some(reply) => Outcome::Reply(reply),
+                        None => Outcome::Delivered,
+                    }
+                }
+                Some(StanzaKind::Message) => match error_reply(
+                    &stanza,
+                    &StanzaError::new(StanzaErrorCondition::ServiceUnavailable),
+                ) {
+                    Some(e) => Outcome::Reply(e),
+                    None => Outcome::Dropped,
+                },
+                _ => Outcome::Dropped,
+            }
+        })
     }
 }
 
@@ -240,33 +447,32 @@ mod tests {
 
     struct Panicky;
 
+    static PANICKY: ModuleInfo = ModuleInfo {
+        name: "panicky",
+        file: file!(),
+        iqs: &[IqSpec::anyone("boom", "urn:example:boom")],
+        ..ModuleInfo::EMPTY
+    };
+
     impl Module for Panicky {
-        fn name(&self) -> &'static str {
-            "panicky"
-        }
-        fn payloads(&self) -> &'static [(&'static str, &'static str)] {
-            &[("boom", "urn:example:boom")]
-        }
-        fn features(&self) -> &'static [&'static str] {
-            &[]
+        fn info(&self) -> &'static ModuleInfo {
+            &PANICKY
         }
         fn handle<'a>(&'a self, _: &'a IqCtx<'a>, _: &'a Element) -> BoxFuture<'a, IqReply> {
             Box::pin(async { panic!("module bug") })
         }
     }
 
-    async fn services() -> Services {
-        let dir = std::env::temp_dir().join(format!("chorus-modules-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
+    async fn services() -> (Router, Services) {
         let storage = Arc::new(Storage::connect("sqlite::memory:").await.unwrap());
         let sessions: Arc<SessionTable> = Arc::default();
-        Services {
-            router: Arc::new(Router::new(
-                sessions.clone(),
-                vec!["localhost".into()],
-                storage.clone(),
-                10,
-            )),
+        let router = Router::new(
+            sessions.clone(),
+            vec!["localhost".into()],
+            storage.clone(),
+            10,
+        );
+        let services = Services {
             storage,
             sessions,
             started: Instant::now(),
@@ -274,7 +480,8 @@ mod tests {
             features: Vec::new(),
             account_features: Vec::new(),
             sasl_iterations: 4096,
-        }
+        };
+        (router, services)
     }
 
     fn iq(payload: Element) -> Element {
@@ -288,13 +495,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_handler_answers_internal_server_error_and_is_counted() {
-        let s = services().await;
+        let (router, s) = services().await;
         let m = Modules::with(vec![Box::new(Panicky)]);
         let from: FullJid = "a@localhost/r".parse().unwrap();
+        let sender = from.as_jid().clone();
         let ctx = IqCtx {
-            from: &from,
+            sender: &sender,
+            user: Some(&from),
             domain: "localhost",
             account: None,
+            router: &router,
             services: &s,
         };
         let r = m
@@ -311,13 +521,16 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_payload_is_service_unavailable() {
-        let s = services().await;
+        let (router, s) = services().await;
         let m = Modules::standard();
         let from: FullJid = "a@localhost/r".parse().unwrap();
+        let sender = from.as_jid().clone();
         let ctx = IqCtx {
-            from: &from,
+            sender: &sender,
+            user: Some(&from),
             domain: "localhost",
             account: None,
+            router: &router,
             services: &s,
         };
         let r = m
@@ -330,5 +543,42 @@ mod tests {
             (r.attr("to"), r.attr("from")),
             (Some("a@localhost/r"), Some("localhost"))
         );
+    }
+
+    #[tokio::test]
+    async fn account_payloads_from_a_non_local_sender_are_forbidden() {
+        let (router, s) = services().await;
+        let m = Modules::standard();
+        let sender: Jid = "eve@elsewhere.example/x".parse().unwrap();
+        let ctx = IqCtx {
+            sender: &sender,
+            user: None,
+            domain: "localhost",
+            account: None,
+            router: &router,
+            services: &s,
+        };
+        let r = m
+            .dispatch(&ctx, &iq(Element::new("query", ns::ROSTER)))
+            .await
+            .unwrap();
+        let err = r.get_child("error", ns::JABBER_CLIENT).unwrap();
+        assert!(err.get_child("forbidden", ns::STANZAS).is_some());
+    }
+
+    #[test]
+    fn every_declared_iq_payload_has_one_module() {
+        let m = Modules::standard();
+        let mut seen = std::collections::HashSet::new();
+        for info in m.infos() {
+            for iq in info.iqs {
+                assert!(
+                    seen.insert((iq.name, iq.ns)),
+                    "{} {} declared twice",
+                    iq.name,
+                    iq.ns
+                );
+            }
+        }
     }
 }

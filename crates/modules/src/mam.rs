@@ -40,7 +40,7 @@ use chorus_storage::{
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
-use crate::{result_iq, IqCtx, IqReply, Module};
+use crate::{result_iq, IqCtx, IqReply, IqSpec, Module, ModuleInfo, Support, Xep};
 
 pub struct Mam;
 
@@ -57,25 +57,66 @@ const RESULT_OVERHEAD: usize = 320;
 
 const FEATURES: &[&str] = &[ns::MAM, MAM_EXTENDED];
 
+static INFO: ModuleInfo = ModuleInfo {
+    name: "mam",
+    file: file!(),
+    xeps: &[
+        Xep {
+            number: 313,
+            name: "Message Archive Management",
+            version: "1.1.1",
+            support: Support::Complete,
+            note: "Archives of accounts; no MUC archives yet. RSM index is not supported.",
+        },
+        Xep {
+            number: 59,
+            name: "Result Set Management",
+            version: "1.0",
+            support: Support::Partial,
+            note: "max, before, after and count; no index.",
+        },
+        Xep {
+            number: 441,
+            name: "Message Archive Management Preferences",
+            version: "0.2.0",
+            support: Support::Complete,
+            note: "",
+        },
+        Xep {
+            number: 359,
+            name: "Unique and Stable Stanza IDs",
+            version: "0.7.0",
+            support: Support::Complete,
+            note: "The archive's stanza-id on every archived message.",
+        },
+        Xep {
+            number: 297,
+            name: "Stanza Forwarding",
+            version: "1.0",
+            support: Support::Complete,
+            note: "Archive results and carbons.",
+        },
+        Xep {
+            number: 4,
+            name: "Data Forms",
+            version: "2.13.1",
+            support: Support::Partial,
+            note: "The archive query form; no other forms yet.",
+        },
+    ],
+    iqs: &[
+        IqSpec::local("query", ns::MAM),
+        IqSpec::local("prefs", ns::MAM),
+        IqSpec::local("metadata", ns::MAM),
+    ],
+    features: FEATURES,
+    account_features: FEATURES,
+    ..ModuleInfo::EMPTY
+};
+
 impl Module for Mam {
-    fn name(&self) -> &'static str {
-        "mam"
-    }
-
-    fn payloads(&self) -> &'static [(&'static str, &'static str)] {
-        &[
-            ("query", ns::MAM),
-            ("prefs", ns::MAM),
-            ("metadata", ns::MAM),
-        ]
-    }
-
-    fn features(&self) -> &'static [&'static str] {
-        FEATURES
-    }
-
-    fn account_features(&self) -> &'static [&'static str] {
-        FEATURES
+    fn info(&self) -> &'static ModuleInfo {
+        &INFO
     }
 
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {
@@ -100,7 +141,7 @@ async fn answer(ctx: &IqCtx<'_>, iq: &Element) -> Result<IqReply, StanzaErrorCon
     if !ctx.is_own_account() {
         return Err(StanzaErrorCondition::Forbidden);
     }
-    let owner = ctx.from.bare();
+    let owner = ctx.me()?.bare();
     let payload = iq
         .children()
         .next()
@@ -395,7 +436,7 @@ async fn query(
     q: &Element,
 ) -> Result<IqReply, StanzaErrorCondition> {
     let (node, domain) = parts(owner)?;
-    let options = ctx.services.router.archive_options();
+    let options = ctx.router.archive_options();
     let request = parse_request(q, options.max_page)?;
     let storage = &ctx.services.storage;
     let queryid = q.attr("queryid");
@@ -440,7 +481,8 @@ async fn query(
     }
     fin.push(set);
 
-    let to = ctx.from.to_string();
+    let me = ctx.me()?;
+    let to = me.to_string();
     let mut results: Vec<Element> = page
         .messages
         .iter()
@@ -452,7 +494,7 @@ async fn query(
     let answer = result_iq(iq, Some(fin));
     // The results, then the answer, all through the session's mailbox: see
     // the module docs.
-    let Some(session) = ctx.services.sessions.get(ctx.from) else {
+    let Some(session) = ctx.services.sessions.get(me) else {
         // The requester is gone; nobody reads the results.
         return Ok(IqReply::Delivered);
     };
@@ -521,7 +563,7 @@ async fn prefs_get(ctx: &IqCtx<'_>, owner: &BareJid) -> Result<IqReply, StanzaEr
         .await
         .map_err(db_error)?
         .unwrap_or_else(|| ArchivePrefs {
-            default: ctx.services.router.archive_options().default,
+            default: ctx.router.archive_options().default,
             always: Vec::new(),
             never: Vec::new(),
         });

@@ -6,21 +6,28 @@ use chorus_proto::ns;
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
-use crate::{IqCtx, IqReply, Module};
+use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo, Support, Xep};
 
 pub struct Ping;
 
+static INFO: ModuleInfo = ModuleInfo {
+    name: "ping",
+    file: file!(),
+    xeps: &[Xep {
+        number: 199,
+        name: "XMPP Ping",
+        version: "2.0.1",
+        support: Support::Complete,
+        note: "",
+    }],
+    iqs: &[IqSpec::anyone("ping", ns::PING)],
+    features: &[ns::PING],
+    ..ModuleInfo::EMPTY
+};
+
 impl Module for Ping {
-    fn name(&self) -> &'static str {
-        "ping"
-    }
-
-    fn payloads(&self) -> &'static [(&'static str, &'static str)] {
-        &[("ping", ns::PING)]
-    }
-
-    fn features(&self) -> &'static [&'static str] {
-        &[ns::PING]
+    fn info(&self) -> &'static ModuleInfo {
+        &INFO
     }
 
     fn handle<'a>(&'a self, _ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {

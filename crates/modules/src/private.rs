@@ -25,7 +25,7 @@ use chorus_storage::PrivateStore;
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
-use crate::{IqCtx, IqReply, Module};
+use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo, Support, Xep};
 
 pub struct Private;
 
@@ -72,10 +72,11 @@ impl Private {
         if !ctx.is_own_account() {
             return Err(StanzaErrorCondition::Forbidden);
         }
-        let Some(localpart) = ctx.from.node() else {
+        let me = ctx.me()?;
+        let Some(localpart) = me.node() else {
             return Err(StanzaErrorCondition::Forbidden);
         };
-        let domain = ctx.from.domain();
+        let domain = me.domain();
         let child = requested_element(iq)?;
         let store = &ctx.services.storage;
         if iq.attr("type") == Some("set") {
@@ -108,17 +109,24 @@ impl Private {
     }
 }
 
+static INFO: ModuleInfo = ModuleInfo {
+    name: "private",
+    file: file!(),
+    xeps: &[Xep {
+        number: 49,
+        name: "Private XML Storage",
+        version: "1.2",
+        support: Support::Complete,
+        note: "One element per request, as Prosody.",
+    }],
+    iqs: &[IqSpec::local("query", ns::PRIVATE)],
+    features: &[ns::PRIVATE],
+    ..ModuleInfo::EMPTY
+};
+
 impl Module for Private {
-    fn name(&self) -> &'static str {
-        "private"
-    }
-
-    fn payloads(&self) -> &'static [(&'static str, &'static str)] {
-        &[("query", ns::PRIVATE)]
-    }
-
-    fn features(&self) -> &'static [&'static str] {
-        &[ns::PRIVATE]
+    fn info(&self) -> &'static ModuleInfo {
+        &INFO
     }
 
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {

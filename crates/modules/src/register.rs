@@ -9,7 +9,7 @@ use chorus_storage::{AccountStore, StoredCredentials};
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
-use crate::{IqCtx, IqReply, Module};
+use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo, Support, Xep};
 
 pub struct Register;
 
@@ -38,17 +38,24 @@ pub fn credentials(
         .collect()
 }
 
+static INFO: ModuleInfo = ModuleInfo {
+    name: "register",
+    file: file!(),
+    xeps: &[Xep {
+        number: 77,
+        name: "In-Band Registration",
+        version: "2.4",
+        support: Support::Complete,
+        note: "Account creation is off by default and throttled per IP address.",
+    }],
+    iqs: &[IqSpec::local("query", ns::REGISTER)],
+    features: &[ns::REGISTER],
+    ..ModuleInfo::EMPTY
+};
+
 impl Module for Register {
-    fn name(&self) -> &'static str {
-        "register"
-    }
-
-    fn payloads(&self) -> &'static [(&'static str, &'static str)] {
-        &[("query", ns::REGISTER)]
-    }
-
-    fn features(&self) -> &'static [&'static str] {
-        &[ns::REGISTER]
+    fn info(&self) -> &'static ModuleInfo {
+        &INFO
     }
 
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {
@@ -57,7 +64,10 @@ impl Module for Register {
             if ctx.account.is_some() && !ctx.is_own_account() {
                 return IqReply::Error(StanzaErrorCondition::Forbidden);
             }
-            let user = ctx.from.bare();
+            let Ok(me) = ctx.me() else {
+                return IqReply::Error(StanzaErrorCondition::Forbidden);
+            };
+            let user = me.bare();
             let Some(node) = user.node() else {
                 return IqReply::Error(StanzaErrorCondition::BadRequest);
             };

@@ -13,24 +13,23 @@ use chorus_storage::{RosterChange, RosterItem, RosterStore, StorageError, Subscr
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
-use crate::{IqCtx, IqReply, Module};
+use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo};
 
 pub struct Roster;
 
 /// Longest item name and group name accepted (bytes), a safety limit.
 const MAX_TEXT: usize = 1024;
 
+static INFO: ModuleInfo = ModuleInfo {
+    name: "roster",
+    file: file!(),
+    iqs: &[IqSpec::local("query", ns::ROSTER)],
+    ..ModuleInfo::EMPTY
+};
+
 impl Module for Roster {
-    fn name(&self) -> &'static str {
-        "roster"
-    }
-
-    fn payloads(&self) -> &'static [(&'static str, &'static str)] {
-        &[("query", ns::ROSTER)]
-    }
-
-    fn features(&self) -> &'static [&'static str] {
-        &[]
+    fn info(&self) -> &'static ModuleInfo {
+        &INFO
     }
 
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {
@@ -57,13 +56,16 @@ fn db_error(e: StorageError) -> IqReply {
 }
 
 async fn get(ctx: &IqCtx<'_>, query: &Element) -> IqReply {
-    let user = ctx.from.bare();
+    let Ok(me) = ctx.me() else {
+        return IqReply::Error(StanzaErrorCondition::Forbidden);
+    };
+    let user = me.bare();
     let Some(node) = user.node() else {
         return IqReply::Error(StanzaErrorCondition::BadRequest);
     };
     let storage = &ctx.services.storage;
     // §2.1.6: this resource now receives roster pushes.
-    if let Some(s) = ctx.services.sessions.get(ctx.from) {
+    if let Some(s) = ctx.services.sessions.get(me) {
         s.set_interested();
     }
     // §2.6.3: with a known version, send only what changed, as pushes.
@@ -77,7 +79,7 @@ async fn get(ctx: &IqCtx<'_>, query: &Element) -> IqReply {
                             .with_attr("jid", jid.as_str())
                             .with_attr("subscription", "remove"),
                     };
-                    ctx.services.router.push_roster(&user, c.version(), item);
+                    ctx.router.push_roster(&user, c.version(), item);
                 }
                 return IqReply::Result(None);
             }
@@ -106,7 +108,10 @@ async fn set(ctx: &IqCtx<'_>, query: &Element) -> IqReply {
     if !item.is("item", ns::ROSTER) {
         return IqReply::Error(StanzaErrorCondition::BadRequest);
     }
-    let user = ctx.from.bare();
+    let Ok(me) = ctx.me() else {
+        return IqReply::Error(StanzaErrorCondition::Forbidden);
+    };
+    let user = me.bare();
     let Some(node) = user.node() else {
         return IqReply::Error(StanzaErrorCondition::BadRequest);
     };
@@ -122,7 +127,7 @@ async fn set(ctx: &IqCtx<'_>, query: &Element) -> IqReply {
         return IqReply::Error(StanzaErrorCondition::NotAllowed);
     }
     let storage = &ctx.services.storage;
-    let router = &ctx.services.router;
+    let router = &ctx.router;
     let existing = match storage
         .roster_item(node, user.domain(), &contact.to_string())
         .await

@@ -11,7 +11,7 @@ use chorus_proto::{ns, StanzaErrorCondition};
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
-use crate::{IqCtx, IqReply, Module};
+use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo, Support, Xep};
 
 pub struct Time;
 
@@ -32,17 +32,33 @@ fn time_element(now: SystemTime) -> Element {
         )
 }
 
+static INFO: ModuleInfo = ModuleInfo {
+    name: "time",
+    file: file!(),
+    xeps: &[
+        Xep {
+            number: 202,
+            name: "Entity Time",
+            version: "2.0",
+            support: Support::Complete,
+            note: "",
+        },
+        Xep {
+            number: 82,
+            name: "XMPP Date and Time Profiles",
+            version: "1.1.1",
+            support: Support::Complete,
+            note: "Used by entity time, delays and archive filters.",
+        },
+    ],
+    iqs: &[IqSpec::anyone("time", ns::TIME)],
+    features: &[ns::TIME],
+    ..ModuleInfo::EMPTY
+};
+
 impl Module for Time {
-    fn name(&self) -> &'static str {
-        "time"
-    }
-
-    fn payloads(&self) -> &'static [(&'static str, &'static str)] {
-        &[("time", ns::TIME)]
-    }
-
-    fn features(&self) -> &'static [&'static str] {
-        &[ns::TIME]
+    fn info(&self) -> &'static ModuleInfo {
+        &INFO
     }
 
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {

@@ -27,7 +27,7 @@ use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
 use crate::private::parse_fragment;
-use crate::{IqCtx, IqReply, Module};
+use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo, Support, Xep};
 
 pub struct Vcard;
 
@@ -61,7 +61,8 @@ impl Vcard {
             if !ctx.is_own_account() {
                 return Err(StanzaErrorCondition::Forbidden);
             }
-            let (Some(localpart), Some(card)) = (ctx.from.node(), iq.children().next()) else {
+            let me = ctx.me()?;
+            let (Some(localpart), Some(card)) = (me.node(), iq.children().next()) else {
                 return Err(StanzaErrorCondition::Forbidden);
             };
             let xml = card.to_xml();
@@ -69,7 +70,7 @@ impl Vcard {
                 return Err(StanzaErrorCondition::PolicyViolation);
             }
             store
-                .set_vcard(localpart, ctx.from.domain(), &xml)
+                .set_vcard(localpart, me.domain(), &xml)
                 .await
                 .map_err(storage_failed)?;
             return Ok(IqReply::Result(None));
@@ -100,17 +101,24 @@ impl Vcard {
     }
 }
 
+static INFO: ModuleInfo = ModuleInfo {
+    name: "vcard",
+    file: file!(),
+    xeps: &[Xep {
+        number: 54,
+        name: "vcard-temp",
+        version: "1.2",
+        support: Support::Complete,
+        note: "",
+    }],
+    iqs: &[IqSpec::anyone("vCard", ns::VCARD)],
+    features: &[ns::VCARD],
+    ..ModuleInfo::EMPTY
+};
+
 impl Module for Vcard {
-    fn name(&self) -> &'static str {
-        "vcard"
-    }
-
-    fn payloads(&self) -> &'static [(&'static str, &'static str)] {
-        &[("vCard", ns::VCARD)]
-    }
-
-    fn features(&self) -> &'static [&'static str] {
-        &[ns::VCARD]
+    fn info(&self) -> &'static ModuleInfo {
+        &INFO
     }
 
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {

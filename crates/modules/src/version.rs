@@ -11,7 +11,7 @@ use chorus_proto::{ns, StanzaErrorCondition};
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
-use crate::{IqCtx, IqReply, Module};
+use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo, Support, Xep};
 
 pub struct Version;
 
@@ -29,17 +29,24 @@ fn version_query(software: (&str, &str)) -> Element {
         .with_child(Element::new("version", ns::VERSION).with_text(version))
 }
 
+static INFO: ModuleInfo = ModuleInfo {
+    name: "version",
+    file: file!(),
+    xeps: &[Xep {
+        number: 92,
+        name: "Software Version",
+        version: "1.1",
+        support: Support::Complete,
+        note: "The server's own version; no operating system (the XEP's security considerations).",
+    }],
+    iqs: &[IqSpec::anyone("query", ns::VERSION)],
+    features: &[ns::VERSION],
+    ..ModuleInfo::EMPTY
+};
+
 impl Module for Version {
-    fn name(&self) -> &'static str {
-        "version"
-    }
-
-    fn payloads(&self) -> &'static [(&'static str, &'static str)] {
-        &[("query", ns::VERSION)]
-    }
-
-    fn features(&self) -> &'static [&'static str] {
-        &[ns::VERSION]
+    fn info(&self) -> &'static ModuleInfo {
+        &INFO
     }
 
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {

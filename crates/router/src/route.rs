@@ -1,19 +1,23 @@
-//! Routing a stanza from a local session: RFC 6120 §8 and RFC 6121 §8.5.
+//! Routing a stanza: RFC 6120 §8 and §10, RFC 6121 §8.5, in one place.
 //!
-//! Runs in the sender's c2s actor. The sender has already checked and
-//! stamped `from`; this decides who receives the stanza and what the sender
-//! gets back when nobody does. Chat and normal messages for an account with
-//! no available resource go to offline storage (XEP-0160).
+//! Runs in the sender's task (a client's c2s actor, a service...). The
+//! origin has already checked and stamped `from`; this finds the
+//! destination in the route table (routes.rs), and for a local domain
+//! decides who receives the stanza and what the sender gets back when
+//! nobody does. Chat and normal messages for an account with no available
+//! resource go to offline storage (XEP-0160).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chorus_jid::{BareJid, FullJid, Jid};
 use chorus_proto::{
-    error_reply, MessageType, PresenceType, StanzaError, StanzaErrorCondition, StanzaKind,
+    error_reply, IqType, MessageType, PresenceType, StanzaError, StanzaErrorCondition, StanzaKind,
 };
 use chorus_storage::{AccountStore, OfflineStore, OfflineStored, Storage, StorageError};
 use chorus_xml::Element;
 
+use crate::iq::Pending;
+use crate::routes::{Destination, Routes, Service};
 use crate::table::{Session, SessionTable};
 
 /// What happened to a routed stanza.
@@ -25,19 +29,22 @@ pub enum Outcome {
     Stored,
     /// Silently ignored, as the RFC asks for this case.
     Dropped,
-    /// An error for the sender (already addressed to it).
+    /// An error for the sender (already addressed to it). A c2s writes
+    /// it to its client; any other origin routes it
+    /// ([`Router::send`] does both).
     Reply(Element),
-    /// Addressed to the server itself (no localpart): the caller answers.
-    ForServer(Element),
-    /// An IQ to an existing account's bare JID: the server answers on the
-    /// account's behalf (RFC 6121 §8.5.2.1.3).
-    ForAccount(Element),
 }
 
-/// Routes between the sessions of the local domains.
+/// Routes every stanza, whatever its origin, by the route table.
 pub struct Router {
     pub sessions: Arc<SessionTable>,
-    domains: Vec<String>,
+    /// Domain -> destination (routes.rs).
+    pub routes: Routes,
+    /// What is addressed to a local domain itself, or on an account's
+    /// behalf to its bare JID: the feature modules, installed once at start.
+    server: OnceLock<Arc<dyn Service>>,
+    /// IQ requests awaiting their answers (iq.rs).
+    pub(crate) pending: Pending,
     pub(crate) storage: Arc<Storage>,
     /// Messages kept per account while offline (XEP-0160); past it, senders
     /// get `service-unavailable`.
@@ -100,12 +107,16 @@ impl Router {
         storage: Arc<Storage>,
         offline_quota: u32,
     ) -> Self {
+        let routes = Routes::default();
+        for d in domains {
+            // Config validation refuses duplicates; a repeat is harmless.
+            let _ = routes.add(&d, Destination::Local);
+        }
         Router {
             sessions,
-            domains: domains
-                .into_iter()
-                .map(|d| d.to_ascii_lowercase())
-                .collect(),
+            routes,
+            server: OnceLock::new(),
+            pending: Pending::default(),
             storage,
             offline_quota,
             archive: crate::archive::ArchiveOptions::default(),
@@ -148,8 +159,39 @@ impl Router {
         }
     }
 
+    /// Whether `domain` is one this server hosts accounts on.
     pub fn is_local(&self, domain: &str) -> bool {
-        self.domains.iter().any(|d| d == domain)
+        self.routes.is_local(domain)
+    }
+
+    /// Installs the handler of stanzas for the local server itself (the
+    /// feature modules). Once only: a second call is refused.
+    pub fn set_server(&self, server: Arc<dyn Service>) -> Result<(), Arc<dyn Service>> {
+        self.server.set(server)
+    }
+
+    /// Routes a stanza from an origin that is not a client's c2s (a
+    /// service, a module, the server): an error the router hands back goes
+    /// to the stanza's sender like any other stanza.
+    pub async fn send(&self, stanza: Element) {
+        if let Outcome::Reply(e) = self.route(stanza).await {
+            // An error about an error is never sent (error_reply), so this
+            // recursion ends after one step.
+            Box::pin(self.route(e)).await;
+        }
+    }
+
+    /// To the local server itself, or on an account's behalf to its bare
+    /// JID (RFC 6121 §8.5.2.1.3, §8.5.1 having been checked).
+    async fn to_server(&self, kind: StanzaKind, stanza: Element) -> Outcome {
+        match self.server.get() {
+            Some(server) => server.handle(self, stanza).await,
+            // Only a router without modules (unit tests): nothing answers.
+            None => match kind {
+                StanzaKind::Presence => Outcome::Dropped,
+                _ => reply(&stanza, StanzaErrorCondition::ServiceUnavailable),
+            },
+        }
     }
 
     async fn account_exists(&self, bare: &BareJid) -> bool {
@@ -172,6 +214,16 @@ impl Router {
         let Some(kind) = StanzaKind::of(&stanza) else {
             return Outcome::Dropped;
         };
+        // The answer to a request the server or a service awaits (iq.rs).
+        let stanza =
+            if kind == StanzaKind::Iq && IqType::of(&stanza).is_some_and(|t| !t.is_request()) {
+                match self.pending.complete(stanza) {
+                    Ok(()) => return Outcome::Delivered,
+                    Err(s) => s,
+                }
+            } else {
+                stanza
+            };
         // XEP-0191: a block list in either direction decides before any
         // delivery rule (blocking.rs).
         if let Some(outcome) = self.blocking_verdict(kind, &stanza).await {
@@ -186,12 +238,13 @@ impl Router {
                 }
             }
         };
-        if !self.is_local(to.domain()) {
-            // No server-to-server yet: RFC 6120 §8.3.3.15.
-            return reply(&stanza, StanzaErrorCondition::RemoteServerNotFound);
+        match self.routes.get(to.domain()) {
+            Some(Destination::Local) => {}
+            Some(Destination::Service(service)) => return service.handle(self, stanza).await,
+            None => return self.routes.remote().handle(self, stanza).await,
         }
         if to.node().is_none() {
-            return Outcome::ForServer(stanza);
+            return self.to_server(kind, stanza).await;
         }
         if kind == StanzaKind::Message {
             // XEP-0313 (archive.rs): the stanza-id goes on before delivery,
@@ -229,7 +282,7 @@ impl Router {
         match kind {
             StanzaKind::Iq => {
                 if !resources.is_empty() || self.account_exists(bare).await {
-                    Outcome::ForAccount(stanza)
+                    self.to_server(kind, stanza).await
                 } else {
                     // RFC 6121 §8.5.1: no such user.
                     reply(&stanza, StanzaErrorCondition::ServiceUnavailable)

@@ -134,6 +134,9 @@ pub struct Server {
     pub admin_socket: PathBuf,
     pub sessions: Arc<SessionTable>,
     pub storage: Arc<Storage>,
+    /// The router and its route table: services register their domains
+    /// here.
+    pub router: Arc<Router>,
     c2s: Arc<C2sContext>,
     /// Live configuration reload.
     pub reloader: Arc<reload::Reloader>,
@@ -184,13 +187,18 @@ impl Server {
         let services = Arc::new(Services {
             storage: storage.clone(),
             sessions: sessions.clone(),
-            router: router.clone(),
             started: Instant::now(),
             software: ("Chorus", env!("CARGO_PKG_VERSION")),
             features: modules.features(),
             account_features: modules.account_features(),
             sasl_iterations: config.sasl.iterations,
         });
+        // The feature modules answer for the hosted domains themselves.
+        if router.set_server(modules.server(services.clone())).is_err() {
+            return Err(StartError::Spawn(
+                "the server handler is already set".into(),
+            ));
+        }
         let ctx = Arc::new(C2sContext::new(
             C2sOptions {
                 domains: domains.clone(),
@@ -219,7 +227,7 @@ impl Server {
                 },
             },
             C2sShared {
-                router,
+                router: router.clone(),
                 storage: storage.clone(),
                 modules: modules.clone(),
                 services,
@@ -334,6 +342,7 @@ impl Server {
             admin_socket,
             sessions,
             storage,
+            router,
             c2s: ctx,
             reloader,
             metrics_addr,

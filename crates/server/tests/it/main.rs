@@ -19,6 +19,7 @@ mod mam;
 mod metrics;
 mod modules;
 mod piefxis;
+mod routes;
 mod sm;
 mod stream_errors;
 mod tree;
