@@ -1642,19 +1642,14 @@ impl C2sState {
                         return;
                     }
                 };
-                if !self.ctx.router.is_local(contact.domain()) {
-                    if let Some(r) = error_reply(
-                        &el,
-                        &StanzaError::new(StanzaErrorCondition::RemoteServerNotFound),
-                    ) {
-                        self.send_element(&r);
-                    }
-                    return;
-                }
-                self.ctx
+                if let Some(e) = self
+                    .ctx
                     .router
                     .subscription(&full.bare(), &contact, k, el)
-                    .await;
+                    .await
+                {
+                    self.reply(e);
+                }
             }
             // §4.3: probes are the server's business, not the client's.
             Some(PresenceType::Probe) => {}

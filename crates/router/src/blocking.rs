@@ -23,8 +23,7 @@
 //!
 //! Presence that does not pass through `route` (broadcasts, probe answers,
 //! subscription stanzas) is filtered by the presence code through
-//! [`Router::blocked_between`], [`Router::to_available_unblocked`],
-//! [`Router::current_presence_unblocked`] and
+//! [`Router::blocked_between`], [`Router::to_available_unblocked`] and
 //! [`Router::subscription_blocked`].
 //!
 //! JID matching is that of XEP-0191 §6 (XEP-0016 §2.1): an entry covers a
@@ -200,26 +199,6 @@ impl Router {
             }
         }
         any
-    }
-
-    /// Sends `to` the current presence of each available resource of
-    /// `contact` that no block list separates from it (RFC 6121 §4.3.2, a
-    /// probe answered locally, filtered by XEP-0191 §3.3).
-    pub async fn current_presence_unblocked(&self, contact: &BareJid, to: &FullJid) {
-        let Some(target) = self.sessions.get(to) else {
-            return;
-        };
-        for s in self.available_of(contact) {
-            let Some(mut p) = s.last_presence() else {
-                continue;
-            };
-            if self.blocked_between(s.full.as_jid(), to.as_jid()).await {
-                continue;
-            }
-            p.set_attr("from", s.full.to_string());
-            p.set_attr("to", to.to_string());
-            target.sink.deliver(p);
-        }
     }
 
     /// XEP-0191 §3.3 for subscription stanzas, which the presence code

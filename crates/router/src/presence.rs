@@ -1,15 +1,20 @@
-//! Presence and subscriptions between local accounts (RFC 6121 §3-§4).
+//! Presence and subscriptions (RFC 6121 §3-§4), split as the RFC splits
+//! them between the user's server and the contact's server.
 //!
-//! Both ends of every subscription are local (there is no server-to-server
-//! yet), so the "user's server" and "contact's server" halves of each rule
-//! run here one after the other: the outbound half updates the sender's
-//! roster, the inbound half the recipient's. The state transitions follow
-//! RFC 6121 Appendix A; each roster change is pushed to the account's
-//! interested resources (§2.1.6).
+//! The user's half ([`Router::subscription`], [`Router::broadcast`])
+//! updates the sender's roster and sends the stanza on through
+//! [`Router::route`]; when the contact is local, routing hands it to the
+//! contact's half ([`Router::inbound_subscription`], [`Router::probe`]),
+//! which updates the recipient's roster and delivers. Answers the
+//! contact's server gives on its own (`subscribed`, `unsubscribed`, probe
+//! answers) travel back the same way. Nothing here assumes the other end is
+//! local, so a remote contact works once server-to-server routes to it.
+//! The state transitions follow RFC 6121 Appendix A; each roster change is
+//! pushed to the account's interested resources (§2.1.6).
 
 use std::sync::Arc;
 
-use chorus_jid::{BareJid, FullJid};
+use chorus_jid::{BareJid, FullJid, Jid};
 use chorus_proto::{ns, PresenceType};
 use chorus_storage::{RosterItem, RosterStore, Subscription};
 use chorus_xml::Element;
@@ -133,65 +138,66 @@ impl Router {
             .collect()
     }
 
-    /// Delivers to every available resource of an account.
-    fn to_available(&self, user: &BareJid, stanza: &Element) -> bool {
-        let mut any = false;
-        for s in self.available(user) {
-            any |= s.sink.deliver(stanza.clone());
-        }
-        any
+    /// Routes a presence the server generates on someone's behalf; an
+    /// error about it goes nowhere (there is no client to show it to).
+    async fn route_presence(&self, stanza: Element) {
+        let _ = Box::pin(self.route(stanza)).await;
     }
 
     /// Sends the current presence of each of `from`'s available resources
-    /// to `to` (§3.1.5, §4.3.2: answering a probe or a new subscription).
-    fn send_current_presence(&self, from: &BareJid, to: &str) {
-        let Ok(to_bare) = to.parse::<chorus_jid::Jid>() else {
-            return;
-        };
+    /// to `to` (§3.1.5: to a new subscriber; §4.3.2: answering a probe).
+    async fn send_current_presence(&self, from: &BareJid, to: &str) {
         for s in self.available(from) {
             if let Some(mut p) = s.last_presence() {
                 p.set_attr("from", s.full.to_string());
                 p.set_attr("to", to);
-                match FullJid::try_from(to_bare.clone()) {
-                    Ok(full) => {
-                        if let Some(target) = self.sessions.get(&full) {
-                            target.sink.deliver(p);
-                        }
-                    }
-                    Err(_) => {
-                        self.to_available(&to_bare.bare(), &p);
-                    }
-                }
+                self.route_presence(p).await;
             }
         }
     }
 
-    fn send_unavailable(&self, from: &BareJid, to: &BareJid) {
+    /// Unavailable presence from each of `from`'s available resources to
+    /// `to` (§3.2.3, §3.3.3: a subscription ended).
+    async fn send_unavailable(&self, from: &BareJid, to: &BareJid) {
         for s in self.available(from) {
             let p = presence("unavailable", &s.full.to_string(), &to.to_string());
-            self.to_available(to, &p);
+            self.route_presence(p).await;
         }
     }
 
     /// A subscription presence (subscribe, subscribed, unsubscribe,
-    /// unsubscribed) sent by `user` to `contact`: RFC 6121 §3, user's server
-    /// side, then contact's server side.
+    /// unsubscribed) sent by `user` to `contact`: the user's server half of
+    /// RFC 6121 §3 (§3.1.2, §3.1.5, §3.2.2, §3.3.2, §3.4). The stanza then
+    /// travels like any other to the contact's server, this one's
+    /// [`Router::inbound_subscription`] when the contact is local. Returns
+    /// an error for the sending session when the contact's domain cannot be
+    /// reached at all (no server-to-server), before the roster changes.
     pub async fn subscription(
         &self,
         user: &BareJid,
         contact: &BareJid,
         kind: PresenceType,
         stanza: Element,
-    ) {
+    ) -> Option<Element> {
         if user == contact {
             // §4.2.2: a user is implicitly subscribed to its own presence,
             // and its own JID is no roster item (roster sets refuse it, so
             // one made here could never be removed): nothing to change.
-            return;
+            return None;
+        }
+        if self.routes.get(contact.domain()).is_none() && !self.routes.has_remote() {
+            // RFC 6120 §8.3.3.15, before a roster shows a request that
+            // cannot leave the server.
+            return chorus_proto::error_reply(
+                &stanza,
+                &chorus_proto::StanzaError::new(
+                    chorus_proto::StanzaErrorCondition::RemoteServerNotFound,
+                ),
+            );
         }
         // XEP-0191 §3.3: no subscription stanza crosses a block list.
         if self.subscription_blocked(user, contact, &stanza).await {
-            return;
+            return None;
         }
         // §3.1.2: subscription stanzas are stamped with the bare JIDs.
         let mut stanza = stanza;
@@ -212,14 +218,14 @@ impl Router {
                 let pending = self.drop_pending(user, contact).await;
                 let mut i = item.take().unwrap_or_else(|| new_item(contact));
                 if has_from(i.subscription) {
-                    return;
+                    return None;
                 }
                 if !pending {
                     if !i.approved {
                         i.approved = true;
                         self.save(user, &i).await;
                     }
-                    return;
+                    return None;
                 }
                 i.subscription = match i.subscription {
                     Subscription::To => Subscription::Both,
@@ -227,10 +233,10 @@ impl Router {
                 };
                 i.approved = false;
                 self.save(user, &i).await;
-                self.inbound(contact, user, kind, stanza).await;
+                self.route_presence(stanza).await;
                 // §3.1.5: the new subscriber gets our current presence.
-                self.send_current_presence(user, &contact.to_string());
-                return;
+                self.send_current_presence(user, &contact.to_string()).await;
+                return None;
             }
             PresenceType::Unsubscribe => {
                 if let Some(mut i) = item.take() {
@@ -260,53 +266,55 @@ impl Router {
                         self.save(user, &i).await;
                         if had_from {
                             // §3.2.3: the contact stops seeing us.
-                            self.send_unavailable(user, contact);
+                            self.send_unavailable(user, contact).await;
                         }
                     }
                 }
             }
-            _ => return,
+            _ => return None,
         }
-        self.inbound(contact, user, kind, stanza).await;
+        self.route_presence(stanza).await;
+        None
     }
 
-    /// The contact's server half (RFC 6121 §3.1.3, §3.1.6, §3.2.3, §3.3.3),
-    /// delivering only what Appendix A.3 delivers: a subscribed,
-    /// unsubscribe or unsubscribed that changes nothing on the contact's
-    /// side, or a request already pending, is not passed on. True when the
-    /// stanza reached the contact's side (delivered or kept for its next
-    /// login).
-    async fn inbound(
+    /// The contact's server half (RFC 6121 §3.1.3, §3.1.6, §3.2.3,
+    /// §3.3.3): a subscription stanza from `user`, wherever it comes from,
+    /// reached the local account `contact`. Delivers only what Appendix A.3
+    /// delivers: a subscribed, unsubscribe or unsubscribed that changes
+    /// nothing on the contact's side, or a request already pending, is not
+    /// passed on. Answers the contact's server gives on its own
+    /// (`subscribed` for a pre-approved or existing subscription,
+    /// `unsubscribed` for no such contact) are routed back to the user.
+    pub(crate) async fn inbound_subscription(
         &self,
         contact: &BareJid,
         user: &BareJid,
         kind: PresenceType,
         stanza: Element,
-    ) -> bool {
+    ) {
         let Some(cnode) = contact.node() else {
-            return false;
+            return;
         };
         if !self.storage_exists(contact).await {
             if kind == PresenceType::Subscribe {
-                // §3.1.3: no such contact: answer unsubscribed on its behalf,
-                // handled by the user's side as any inbound unsubscribed.
+                // §3.1.3: no such contact: answer unsubscribed on its behalf.
                 let p = presence("unsubscribed", &contact.to_string(), &user.to_string());
-                Box::pin(self.inbound(user, contact, PresenceType::Unsubscribed, p)).await;
+                self.route_presence(p).await;
             }
-            return false;
+            return;
         }
         if kind != PresenceType::Subscribe {
             let Some(before) = self.apply_inbound(contact, user, kind).await else {
                 // A.3.2-A.3.4: no state change, no delivery.
-                return false;
+                return;
             };
             self.to_available_unblocked(user.as_jid(), contact, &stanza)
                 .await;
             if kind == PresenceType::Unsubscribe && has_from(before) {
                 // §3.3.3: the former subscriber stops seeing the contact.
-                self.send_unavailable(contact, user);
+                self.send_unavailable(contact, user).await;
             }
-            return true;
+            return;
         }
         let mut i = self
             .item(contact, user)
@@ -315,12 +323,15 @@ impl Router {
         if has_from(i.subscription) {
             // §3.1.3: already subscribed: answer for the contact. The user's
             // side ignores the answer unless it was asking (A.3.2); if it
-            // was, it now gets the contact's presence as after an approval.
+            // was, it now has the subscription, and with it the contact's
+            // presence.
+            let asking = self.user_asking(user, contact).await;
             let p = presence("subscribed", &contact.to_string(), &user.to_string());
-            if Box::pin(self.inbound(user, contact, PresenceType::Subscribed, p)).await {
-                self.send_current_presence(contact, &user.to_string());
+            self.route_presence(p).await;
+            if asking {
+                self.send_current_presence(contact, &user.to_string()).await;
             }
-            return false;
+            return;
         }
         if i.approved {
             // §3.4: pre-approved: subscribe at once, without asking.
@@ -331,9 +342,9 @@ impl Router {
             };
             self.save(contact, &i).await;
             let p = presence("subscribed", &contact.to_string(), &user.to_string());
-            Box::pin(self.inbound(user, contact, PresenceType::Subscribed, p)).await;
-            self.send_current_presence(contact, &user.to_string());
-            return true;
+            self.route_presence(p).await;
+            self.send_current_presence(contact, &user.to_string()).await;
+            return;
         }
         // A.3.1: a request that is already pending is not delivered again.
         match self
@@ -341,7 +352,7 @@ impl Router {
             .pending_subscription(cnode, contact.domain(), &user.to_string())
             .await
         {
-            Ok(Some(_)) => return false,
+            Ok(Some(_)) => return,
             Ok(None) => {}
             Err(e) => tracing::error!(error = %e, "cannot read pending subscription requests"),
         }
@@ -355,7 +366,36 @@ impl Router {
         }
         self.to_available_unblocked(user.as_jid(), contact, &stanza)
             .await;
-        true
+    }
+
+    /// Whether `user` has a request to `contact` pending (the "Pending
+    /// Out" of Appendix A), so that the `subscribed` answer subscribes it
+    /// and the contact's presence must follow. Only a local user's roster
+    /// can be read; a remote one is assumed to be asking (its server shows
+    /// the presence or not; Prosody sends it the same way).
+    async fn user_asking(&self, user: &BareJid, contact: &BareJid) -> bool {
+        if !self.is_local(user.domain()) {
+            return true;
+        }
+        self.item(user, contact).await.is_some_and(|i| i.ask)
+    }
+
+    /// A probe from `prober` reached the local account `contact` (RFC 6121
+    /// §4.3.2): the contact's available resources answer with their last
+    /// presence, if the prober is subscribed by the contact's roster; to
+    /// anyone else nothing is revealed (the RFC's SHOULD of an
+    /// `unsubscribed` answer is not taken: it would change the prober's
+    /// roster on the strength of an unverified probe).
+    pub(crate) async fn probe(&self, contact: &BareJid, prober: &Jid) {
+        let subscribed = self
+            .item(contact, &prober.bare())
+            .await
+            .is_some_and(|i| has_from(i.subscription));
+        if !subscribed {
+            return;
+        }
+        // Each answer is routed, so block lists apply (XEP-0191 §3.3).
+        self.send_current_presence(contact, prober.as_str()).await;
     }
 
     /// Applies an inbound subscribed, unsubscribe or unsubscribed from
@@ -430,29 +470,19 @@ impl Router {
     pub async fn cancel_subscriptions(&self, user: &BareJid, contact: &BareJid, item: &RosterItem) {
         let (from, to) = (user.to_string(), contact.to_string());
         let pending_in = self.drop_pending(user, contact).await;
+        // Past the user's block list: see Router::route_filtered.
         if has_to(item.subscription) || item.ask {
-            self.inbound(
-                contact,
-                user,
-                PresenceType::Unsubscribe,
-                presence("unsubscribe", &from, &to),
-            )
-            .await;
+            let _ = Box::pin(self.route_filtered(presence("unsubscribe", &from, &to), false)).await;
         }
         if has_from(item.subscription) || pending_in {
             if has_from(item.subscription)
                 && !self.blocked_between(user.as_jid(), contact.as_jid()).await
             {
                 // §3.2.2: the contact stops seeing the user.
-                self.send_unavailable(user, contact);
+                self.send_unavailable(user, contact).await;
             }
-            self.inbound(
-                contact,
-                user,
-                PresenceType::Unsubscribed,
-                presence("unsubscribed", &from, &to),
-            )
-            .await;
+            let _ =
+                Box::pin(self.route_filtered(presence("unsubscribed", &from, &to), false)).await;
         }
     }
 
@@ -487,16 +517,18 @@ impl Router {
             let Ok(contact) = item.jid.parse::<BareJid>() else {
                 continue;
             };
-            if has_from(item.subscription) && self.is_local(contact.domain()) {
+            if has_from(item.subscription) {
+                // §4.2.2, §4.4.2: to each subscriber, local or not.
                 let mut p = stanza.clone();
                 p.set_attr("from", from.to_string());
                 p.set_attr("to", contact.to_string());
-                self.to_available_unblocked(from.as_jid(), &contact, &p)
-                    .await;
+                self.route_presence(p).await;
             }
             if initial && has_to(item.subscription) {
-                // §4.3: a probe, answered with the contact's presence.
-                self.current_presence_unblocked(&contact, from).await;
+                // §4.3.1: a probe, which the contact's server answers with
+                // the contact's presence.
+                let probe = presence("probe", &from.to_string(), &contact.to_string());
+                self.route_presence(probe).await;
             }
         }
         // §4.2.2: every available resource of the user, the sender included

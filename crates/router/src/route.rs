@@ -211,6 +211,14 @@ impl Router {
 
     /// Routes a stanza whose `to` is set and whose `from` is stamped.
     pub async fn route(&self, stanza: Element) -> Outcome {
+        self.route_filtered(stanza, true).await
+    }
+
+    /// [`Router::route`], optionally past the sender's side of the block
+    /// lists: for the subscription stanzas that keep both rosters in step
+    /// when a user removes a blocked contact (RFC 6121 §2.5.2 must hold;
+    /// the contact's side still delivers nothing across the block).
+    pub(crate) async fn route_filtered(&self, stanza: Element, filter: bool) -> Outcome {
         let Some(kind) = StanzaKind::of(&stanza) else {
             return Outcome::Dropped;
         };
@@ -226,8 +234,10 @@ impl Router {
             };
         // XEP-0191: a block list in either direction decides before any
         // delivery rule (blocking.rs).
-        if let Some(outcome) = self.blocking_verdict(kind, &stanza).await {
-            return outcome;
+        if filter {
+            if let Some(outcome) = self.blocking_verdict(kind, &stanza).await {
+                return outcome;
+            }
         }
         let to: Jid = match stanza.attr("to").unwrap_or_default().parse() {
             Ok(j) => j,
@@ -311,21 +321,34 @@ impl Router {
                     _ => self.store_offline(bare, &stanza).await,
                 }
             }
-            StanzaKind::Presence => match PresenceType::of(&stanza) {
-                // The server answers probes from the roster (IM issue).
-                Some(PresenceType::Probe) | Some(PresenceType::Error) | None => Outcome::Dropped,
-                // Directed presence and, until rosters exist, subscription
-                // requests reach every available resource (§4.6, §3.1.3).
-                Some(_) => {
-                    let available: Vec<Arc<Session>> =
-                        resources.into_iter().filter(|s| s.available()).collect();
-                    if self.deliver_all(&available, stanza) {
+            StanzaKind::Presence => {
+                let Some(from) = stanza.attr("from").and_then(|f| f.parse::<Jid>().ok()) else {
+                    return Outcome::Dropped;
+                };
+                match PresenceType::of(&stanza) {
+                    // RFC 6121 §3: the contact's server half (presence.rs).
+                    Some(k) if k.is_subscription() => {
+                        Box::pin(self.inbound_subscription(bare, &from.bare(), k, stanza)).await;
                         Outcome::Delivered
-                    } else {
-                        Outcome::Dropped
+                    }
+                    // §4.3.2: the contact's server answers for its account.
+                    Some(PresenceType::Probe) => {
+                        Box::pin(self.probe(bare, &from)).await;
+                        Outcome::Delivered
+                    }
+                    Some(PresenceType::Error) | None => Outcome::Dropped,
+                    // Broadcast and directed presence (§4.2-§4.6) reach
+                    // every available resource no block list separates
+                    // from the sender (XEP-0191 §3.3, per resource).
+                    Some(_) => {
+                        if self.to_available_unblocked(&from, bare, &stanza).await {
+                            Outcome::Delivered
+                        } else {
+                            Outcome::Dropped
+                        }
                     }
                 }
-            },
+            }
         }
     }
 

@@ -19,6 +19,7 @@
 //! The table is a `DashMap` read on every stanza and written only when a
 //! service starts or stops, so a lookup never waits on a mailbox.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use chorus_proto::{error_reply, StanzaError, StanzaErrorCondition, StanzaKind};
@@ -102,6 +103,8 @@ impl Service for Unreachable {
 pub struct Routes {
     by_domain: DashMap<String, Destination>,
     remote: RwLock<Arc<dyn Service>>,
+    /// A server-to-server handler replaced the unreachable one.
+    has_remote: AtomicBool,
 }
 
 impl Default for Routes {
@@ -109,6 +112,7 @@ impl Default for Routes {
         Routes {
             by_domain: DashMap::new(),
             remote: RwLock::new(Arc::new(Unreachable)),
+            has_remote: AtomicBool::new(false),
         }
     }
 }
@@ -163,6 +167,13 @@ impl Routes {
             Ok(mut r) => *r = remote,
             Err(p) => *p.into_inner() = remote,
         }
+        self.has_remote.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether other domains can be reached at all (a server-to-server
+    /// handler is installed).
+    pub fn has_remote(&self) -> bool {
+        self.has_remote.load(Ordering::Relaxed)
     }
 
     /// Every route, sorted by domain, as (domain, destination name).
