@@ -38,7 +38,7 @@ use chorus_router::{Outcome, Session, SessionSink, SessionsMsg};
 use chorus_sasl::{
     ChannelBindingData, Mechanism, PlainRequest, ScramCredentials, ScramHash, ScramServer,
 };
-use chorus_storage::{AccountStore, OfflineStore};
+use chorus_storage::AccountStore;
 use chorus_xml::{Element, NsContext, StreamEvent, StreamHeader, XmlError};
 use ractor::{
     Actor, ActorCell, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SupervisionEvent,
@@ -272,6 +272,9 @@ impl Drop for C2sState {
             .filter(|s| s.conn_id == self.conn_id);
         if self.ctx.router.sessions.remove(&full, self.conn_id) {
             tracing::info!(conn = self.conn_id, jid = %full, "session ended");
+            self.ctx
+                .modules
+                .session_closed(&self.ctx.router, &full, self.conn_id);
         }
         // XEP-0198: what the client never acknowledged is not lost: offline
         // storage, or an error to its sender. So is what never left the inbox.
@@ -393,6 +396,22 @@ fn forward(to: &ActorRef<C2sMsg>, inbox: &Inbox, stanza: Element) -> Result<(), 
         let _ = to.cast(C2sMsg::Routed);
     }
     Ok(())
+}
+
+/// What feature modules write to the client goes through the session's
+/// own path, so XEP-0198 counts and keeps it.
+impl chorus_modules::ClientLink for C2sState {
+    fn send(&mut self, stanza: &Element) {
+        self.send_element(stanza);
+    }
+
+    fn flushed(&mut self) -> futures_util::future::BoxFuture<'_, bool> {
+        Box::pin(async move {
+            // Under XEP-0198 the unacknowledged queue holds what was sent.
+            let tracked = self.sm_lock().is_some();
+            self.socket.sync().await || tracked
+        })
+    }
 }
 
 /// How routing reaches this actor.
@@ -1176,6 +1195,9 @@ impl C2sState {
         match registered {
             Ok(ractor::rpc::CallResult::Success(Ok(()))) => {
                 tracing::info!(conn = self.conn_id, jid = %full, "resource bound");
+                self.ctx
+                    .modules
+                    .session_bound(&self.ctx.router, &full, self.conn_id);
                 self.full = Some(full.clone());
                 self.start_keepalive();
                 let r = self.iq_result(iq).with_child(
@@ -1513,6 +1535,15 @@ impl C2sState {
                 return Flow::Continue;
             }
         }
+        if kind != StanzaKind::Presence && el.attr("to").is_none() {
+            // §8.1.1.1: no 'to' means the account itself (bare JID).
+            el.set_attr("to", full.bare().to_string());
+        }
+        // Features see what the client sent (carbons, avatar hashes).
+        let ctx = self.ctx.clone();
+        ctx.modules
+            .user_sent(&ctx.router, &full, self.conn_id, &mut el)
+            .await;
         if kind == StanzaKind::Presence {
             if el.attr("to").is_none() {
                 self.on_broadcast_presence(&full, &el).await;
@@ -1528,14 +1559,6 @@ impl C2sState {
             }
             self.on_addressed_presence(&full, el).await;
             return Flow::Continue;
-        }
-        if el.attr("to").is_none() {
-            // §8.1.1.1: no 'to' means the account itself (bare JID).
-            el.set_attr("to", full.bare().to_string());
-        }
-        if kind == StanzaKind::Message {
-            // XEP-0280 §4: the user's other resources see what it sent.
-            self.ctx.router.carbon_sent(&full, &el);
         }
         if let Outcome::Reply(e) = self.ctx.router.route(el).await {
             self.reply(e);
@@ -1571,10 +1594,6 @@ impl C2sState {
                     .and_then(|p| p.text().trim().parse::<i8>().ok())
                     .unwrap_or(0);
                 let initial = !session.available();
-                // XEP-0153: contacts learn the avatar hash from presence.
-                let mut el = el.clone();
-                chorus_modules::avatar::annotate(&self.ctx.storage, &full.bare(), &mut el).await;
-                let el = &el;
                 let mut kept = el.clone();
                 kept.remove_attr("to");
                 session.set_last_presence(Some(kept));
@@ -1584,7 +1603,7 @@ impl C2sState {
                 // XEP-0160 §3: stored messages go out on the first available
                 // presence with a non-negative priority (RFC 6121 §8.5.2.2.1).
                 if initial && priority >= 0 {
-                    self.deliver_offline(full).await;
+                    self.deliver_stored(full).await;
                 }
             }
             Some(PresenceType::Unavailable) => {
@@ -1675,6 +1694,11 @@ impl C2sState {
     /// sender is kept, and anything else (messages, IQs) goes out at once,
     /// after the held presence so that order is kept.
     fn deliver(&mut self, stanza: Element) {
+        if let Some(full) = &self.full {
+            self.ctx
+                .modules
+                .user_received(&self.ctx.router, full, self.conn_id, &stanza);
+        }
         if self.csi.inactive && stanza.name() == "presence" {
             let from = stanza.attr("from").unwrap_or_default().to_owned();
             if let Some(slot) = self.csi.held.iter_mut().find(|(f, _)| *f == from) {
@@ -1738,64 +1762,13 @@ impl C2sState {
         }
     }
 
-    /// Sends stored messages with their XEP-0203 delay stamps, deleting each
-    /// batch only after the socket reports it written.
-    async fn deliver_offline(&mut self, full: &FullJid) {
-        let bare = full.bare();
-        let (Some(node), domain) = (bare.node(), bare.domain()) else {
-            return;
-        };
-        loop {
-            let batch = match self.ctx.storage.offline_messages(node, domain, 100).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!(conn = self.conn_id, error = %e, "cannot read offline messages");
-                    return;
-                }
-            };
-            let Some(last) = batch.last().map(|m| m.id) else {
-                return;
-            };
-            let n = batch.len();
-            for m in batch {
-                match Element::from_xml(&m.stanza) {
-                    Ok(mut msg) => {
-                        msg.push(
-                            Element::new("delay", ns::DELAY)
-                                .with_attr("from", domain)
-                                .with_attr(
-                                    "stamp",
-                                    humantime::format_rfc3339_seconds(m.stored_at).to_string(),
-                                ),
-                        );
-                        self.send_element(&msg);
-                    }
-                    // Stored by us, so this is corruption: log, skip, go on.
-                    Err(e) => {
-                        tracing::error!(conn = self.conn_id, error = %e, "unreadable offline message skipped")
-                    }
-                }
-            }
-            let tracked = self.sm_lock().is_some();
-            if !self.socket.sync().await && !tracked {
-                // Not written: keep them for the next login. (Under XEP-0198
-                // the unacknowledged queue holds them now.)
-                return;
-            }
-            if let Err(e) = self
-                .ctx
-                .storage
-                .delete_offline_up_to(node, domain, last)
-                .await
-            {
-                tracing::error!(conn = self.conn_id, error = %e, "cannot delete delivered offline messages");
-                return;
-            }
-            tracing::debug!(conn = self.conn_id, count = n, "offline messages delivered");
-            if n < 100 {
-                return;
-            }
-        }
+    /// The session can take what was kept for it (XEP-0160 offline
+    /// messages): the modules write it through this session.
+    async fn deliver_stored(&mut self, full: &FullJid) {
+        let ctx = self.ctx.clone();
+        ctx.modules
+            .available(&ctx.router, full, self.conn_id, self)
+            .await;
     }
 
     async fn on_element(&mut self, el: Element) -> Flow {
@@ -1925,7 +1898,7 @@ impl Actor for C2sActor {
                 });
                 if available && !state.closing && state.moved_to.is_none() {
                     if let Some(full) = state.full.clone() {
-                        Box::pin(state.deliver_offline(&full)).await;
+                        Box::pin(state.deliver_stored(&full)).await;
                     }
                 }
             }

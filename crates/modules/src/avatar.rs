@@ -5,10 +5,51 @@
 
 use base64::Engine;
 use chorus_jid::BareJid;
-use chorus_proto::ns;
+use chorus_proto::{ns, PresenceType};
 use chorus_storage::{Storage, VcardStore};
 use chorus_xml::Element;
+use futures_util::future::BoxFuture;
 use sha1::Digest;
+
+use crate::{Module, ModuleInfo, SessionCtx, Support, Xep};
+
+pub struct Avatar;
+
+static INFO: ModuleInfo = ModuleInfo {
+    name: "avatar",
+    file: file!(),
+    xeps: &[Xep {
+        number: 153,
+        name: "vCard-Based Avatars",
+        version: "1.1",
+        support: Support::Complete,
+        note: "The server adds the hash of the stored photo to broadcast presence.",
+    }],
+    ..ModuleInfo::EMPTY
+};
+
+impl Module for Avatar {
+    fn info(&self) -> &'static ModuleInfo {
+        &INFO
+    }
+
+    /// Broadcast available presence (no `to`) gets the hash.
+    fn user_sent<'a>(
+        &'a self,
+        ctx: &'a SessionCtx<'a>,
+        stanza: &'a mut Element,
+    ) -> Option<BoxFuture<'a, ()>> {
+        let broadcast = stanza.name() == "presence"
+            && stanza.attr("to").is_none()
+            && PresenceType::of(stanza) == Some(PresenceType::Available);
+        if !broadcast {
+            return None;
+        }
+        Some(Box::pin(async move {
+            annotate(&ctx.services.storage, &ctx.full.bare(), stanza).await;
+        }))
+    }
+}
 
 /// The SHA-1 (hex) of the avatar in a vCard, or None without a photo.
 pub fn photo_hash(vcard: &Element) -> Option<String> {
@@ -26,7 +67,7 @@ pub fn photo_hash(vcard: &Element) -> Option<String> {
 /// Adds `<x xmlns='vcard-temp:x:update'><photo>hash</photo></x>` to an
 /// available presence that carries none (XEP-0153 §3.1: an empty `<photo/>`
 /// when there is no avatar). A client's own element is left alone.
-pub async fn annotate(storage: &Storage, user: &BareJid, presence: &mut Element) {
+async fn annotate(storage: &Storage, user: &BareJid, presence: &mut Element) {
     if presence.get_child("x", ns::VCARD_UPDATE).is_some() {
         return;
     }

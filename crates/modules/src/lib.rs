@@ -17,12 +17,13 @@
 //! is caught: the sender gets `internal-server-error`, the connection stays
 //! up, and the panic is logged and counted.
 
-pub mod avatar;
+mod avatar;
 mod blocking;
 mod carbons;
 mod disco;
 mod last;
 mod mam;
+mod offline;
 mod ping;
 mod private;
 pub mod register;
@@ -31,14 +32,15 @@ mod time;
 mod vcard;
 mod version;
 
+use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use chorus_jid::{BareJid, FullJid, Jid};
 use chorus_proto::{error_reply, ns, IqType, StanzaError, StanzaErrorCondition, StanzaKind};
-use chorus_router::{Outcome, Router, Service, SessionTable};
+use chorus_router::{HookState, Hooks, NoHooks, Outcome, Router, Service, SessionTable};
 use chorus_storage::Storage;
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
@@ -243,15 +245,173 @@ pub fn result_iq(iq: &Element, payload: Option<Element>) -> Element {
     r
 }
 
-/// One feature module.
+/// What a routing hook gets: the router it runs in and the services.
+pub struct HookCtx<'a> {
+    pub router: &'a Router,
+    pub services: &'a Services,
+}
+
+/// What a session hook gets: whose session it is, and the rest. Session
+/// hooks run in the session's own c2s actor.
+pub struct SessionCtx<'a> {
+    pub full: &'a FullJid,
+    /// The connection the session is on (`conn-<id>` in the tree).
+    pub conn_id: u64,
+    pub router: &'a Router,
+    pub services: &'a Services,
+}
+
+/// The way to a session's own client, for hooks that write to it. c2s
+/// implements it, so what goes through it is counted and kept like any
+/// stanza (XEP-0198).
+pub trait ClientLink: Send {
+    /// Queues a stanza for the client.
+    fn send(&mut self, stanza: &Element);
+    /// Resolves once everything queued so far has been written to the
+    /// connection, or is kept until the client acknowledges it (XEP-0198):
+    /// true then; false when it will never be written.
+    fn flushed(&mut self) -> BoxFuture<'_, bool>;
+}
+
+/// One feature module: its declaration, its IQ handler, and the hooks it
+/// implements. Every hook has a default that does nothing, so a module
+/// implements only what its feature needs; an async hook that does nothing
+/// returns `None` rather than a future, which costs nothing per stanza.
+/// Hooks run in the task of the stanza's sender, in module order.
 pub trait Module: Send + Sync {
     /// What the module is: declared once, as data.
     fn info(&self) -> &'static ModuleInfo;
+
     /// Handles one request IQ (`get` or `set`) with one of the payloads of
     /// [`ModuleInfo::iqs`], its scope already checked.
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {
         let _ = (ctx, iq);
         Box::pin(async { IqReply::Error(StanzaErrorCondition::ServiceUnavailable) })
+    }
+
+    /// Before any routing rule: `Some(outcome)` stops the stanza.
+    fn filter<'a>(
+        &'a self,
+        ctx: &'a HookCtx<'a>,
+        kind: StanzaKind,
+        stanza: &'a Element,
+    ) -> Option<BoxFuture<'a, Option<Outcome>>> {
+        let _ = (ctx, kind, stanza);
+        None
+    }
+
+    /// Whether presence must not flow between `a` and `b`.
+    fn presence_blocked<'a>(
+        &'a self,
+        ctx: &'a HookCtx<'a>,
+        a: &'a Jid,
+        b: &'a Jid,
+    ) -> Option<BoxFuture<'a, bool>> {
+        let _ = (ctx, a, b);
+        None
+    }
+
+    /// A message about to be delivered to the local account `to`; may
+    /// change it. What it returns comes back in
+    /// [`Module::message_routed`].
+    fn message_inbound<'a>(
+        &'a self,
+        ctx: &'a HookCtx<'a>,
+        to: &'a Jid,
+        stanza: &'a mut Element,
+    ) -> Option<BoxFuture<'a, Option<Box<dyn Any + Send>>>> {
+        let _ = (ctx, to, stanza);
+        None
+    }
+
+    /// What became of a message this module saw in
+    /// [`Module::message_inbound`].
+    fn message_routed<'a>(
+        &'a self,
+        ctx: &'a HookCtx<'a>,
+        state: Box<dyn Any + Send>,
+        outcome: &'a Outcome,
+    ) -> BoxFuture<'a, ()> {
+        let _ = (ctx, state, outcome);
+        Box::pin(async {})
+    }
+
+    /// A message reached `delivered_to`, resources of `owner`.
+    fn message_delivered(
+        &self,
+        ctx: &HookCtx<'_>,
+        owner: &BareJid,
+        delivered_to: &[FullJid],
+        stanza: &Element,
+    ) {
+        let _ = (ctx, owner, delivered_to, stanza);
+    }
+
+    /// No resource of the local account `owner` can take the message: the
+    /// first module that answers decides what becomes of it.
+    fn offline_message<'a>(
+        &'a self,
+        ctx: &'a HookCtx<'a>,
+        owner: &'a BareJid,
+        stanza: &'a Element,
+    ) -> Option<BoxFuture<'a, Outcome>> {
+        let _ = (ctx, owner, stanza);
+        None
+    }
+
+    /// An item of `user`'s roster changed (`subscription='remove'` when
+    /// it was removed).
+    fn roster_changed(&self, ctx: &HookCtx<'_>, user: &BareJid, version: u64, item: &Element) {
+        let _ = (ctx, user, version, item);
+    }
+
+    /// The account `user` was removed (by its user or an operator): drop
+    /// what the module keeps for it beyond what storage deletes with it.
+    fn account_removed<'a>(
+        &'a self,
+        ctx: &'a HookCtx<'a>,
+        user: &'a BareJid,
+    ) -> Option<BoxFuture<'a, ()>> {
+        let _ = (ctx, user);
+        None
+    }
+
+    /// A stanza the session's client sent, `from` stamped, before the
+    /// server acts on it; the hook may change it.
+    fn user_sent<'a>(
+        &'a self,
+        ctx: &'a SessionCtx<'a>,
+        stanza: &'a mut Element,
+    ) -> Option<BoxFuture<'a, ()>> {
+        let _ = (ctx, stanza);
+        None
+    }
+
+    /// A stanza routed to the session, as it is written to its client.
+    fn user_received(&self, ctx: &SessionCtx<'_>, stanza: &Element) {
+        let _ = (ctx, stanza);
+    }
+
+    /// A resource was bound: the session exists.
+    fn session_bound(&self, ctx: &SessionCtx<'_>) {
+        let _ = ctx;
+    }
+
+    /// The session ended, however it ended.
+    fn session_closed(&self, ctx: &SessionCtx<'_>) {
+        let _ = ctx;
+    }
+
+    /// The session can take what was kept for its account: at its initial
+    /// presence with a non-negative priority (RFC 6121 §8.5.2.2.1), and
+    /// again when a message was kept while it was becoming available.
+    fn available<'a>(
+        &'a self,
+        ctx: &'a SessionCtx<'a>,
+        link: &'a mut dyn ClientLink,
+    ) -> Option<BoxFuture<'a, ()>> {
+        let _ = (ctx, link);
+        None
     }
 }
 
@@ -260,12 +420,17 @@ pub struct Modules {
     modules: Vec<Box<dyn Module>>,
     /// Handler panics caught since start (a metric).
     panics: AtomicU64,
+    /// Set by [`Modules::install`]; hooks do nothing before.
+    services: OnceLock<Arc<Services>>,
 }
 
 impl Modules {
-    /// Every module Chorus ships.
-    pub fn standard() -> Modules {
+    /// Every module Chorus ships, with its options from `config`. Order
+    /// matters where hooks chain: blocking filters before anything else
+    /// sees a stanza.
+    pub fn standard(config: &chorus_config::Config) -> Modules {
         Modules::with(vec![
+            Box::new(blocking::Blocking::default()),
             Box::new(ping::Ping),
             Box::new(disco::Disco),
             Box::new(roster::Roster),
@@ -276,8 +441,13 @@ impl Modules {
             Box::new(last::Last),
             Box::new(private::Private),
             Box::new(vcard::Vcard),
-            Box::new(blocking::Blocking::default()),
-            Box::new(mam::Mam),
+            Box::new(avatar::Avatar),
+            Box::new(mam::Mam {
+                options: mam::ArchiveOptions::from_config(config),
+            }),
+            Box::new(offline::Offline {
+                quota: config.offline.quota,
+            }),
         ])
     }
 
@@ -285,6 +455,7 @@ impl Modules {
         Modules {
             modules,
             panics: AtomicU64::new(0),
+            services: OnceLock::new(),
         }
     }
 
@@ -376,12 +547,258 @@ impl Modules {
         }
     }
 
-    /// The router's handler for the local server itself.
-    pub fn server(self: &Arc<Self>, services: Arc<Services>) -> Arc<dyn Service> {
-        Arc::new(LocalServer {
-            modules: self.clone(),
-            services,
+    /// Makes the modules the router's handler for the local server itself
+    /// and its hooks. Once per router.
+    pub fn install(
+        self: &Arc<Self>,
+        router: &Router,
+        services: Arc<Services>,
+    ) -> Result<(), InstallError> {
+        self.services
+            .set(services.clone())
+            .map_err(|_| InstallError::AlreadyInstalled)?;
+        router
+            .set_server(Arc::new(LocalServer {
+                modules: self.clone(),
+                services,
+            }))
+            .map_err(|_| InstallError::AlreadyInstalled)?;
+        router
+            .set_hooks(self.clone())
+            .map_err(|_| InstallError::AlreadyInstalled)
+    }
+
+    fn session_ctx<'a>(
+        &'a self,
+        router: &'a Router,
+        full: &'a FullJid,
+        conn_id: u64,
+    ) -> Option<SessionCtx<'a>> {
+        Some(SessionCtx {
+            full,
+            conn_id,
+            router,
+            services: self.services.get()?,
         })
+    }
+
+    /// Runs [`Module::user_sent`] of every module, in order.
+    pub async fn user_sent(
+        &self,
+        router: &Router,
+        full: &FullJid,
+        conn_id: u64,
+        stanza: &mut Element,
+    ) {
+        let Some(ctx) = self.session_ctx(router, full, conn_id) else {
+            return;
+        };
+        for m in &self.modules {
+            if let Some(f) = m.user_sent(&ctx, stanza) {
+                f.await;
+            }
+        }
+    }
+
+    /// Runs [`Module::user_received`] of every module.
+    pub fn user_received(&self, router: &Router, full: &FullJid, conn_id: u64, stanza: &Element) {
+        if let Some(ctx) = self.session_ctx(router, full, conn_id) {
+            for m in &self.modules {
+                m.user_received(&ctx, stanza);
+            }
+        }
+    }
+
+    /// Runs [`Module::session_bound`] of every module.
+    pub fn session_bound(&self, router: &Router, full: &FullJid, conn_id: u64) {
+        if let Some(ctx) = self.session_ctx(router, full, conn_id) {
+            for m in &self.modules {
+                m.session_bound(&ctx);
+            }
+        }
+    }
+
+    /// Runs [`Module::session_closed`] of every module.
+    pub fn session_closed(&self, router: &Router, full: &FullJid, conn_id: u64) {
+        if let Some(ctx) = self.session_ctx(router, full, conn_id) {
+            for m in &self.modules {
+                m.session_closed(&ctx);
+            }
+        }
+    }
+
+    /// Runs [`Module::available`] of every module, in order.
+    pub async fn available(
+        &self,
+        router: &Router,
+        full: &FullJid,
+        conn_id: u64,
+        link: &mut dyn ClientLink,
+    ) {
+        let Some(ctx) = self.session_ctx(router, full, conn_id) else {
+            return;
+        };
+        for m in &self.modules {
+            if let Some(f) = m.available(&ctx, link) {
+                f.await;
+            }
+        }
+    }
+
+    /// Runs [`Module::account_removed`] of every module, once storage has
+    /// deleted the account.
+    pub async fn account_removed(&self, router: &Router, user: &BareJid) {
+        let Some(ctx) = self.hook_ctx(router) else {
+            return;
+        };
+        for m in &self.modules {
+            if let Some(f) = m.account_removed(&ctx, user) {
+                f.await;
+            }
+        }
+    }
+
+    fn hook_ctx<'a>(&'a self, router: &'a Router) -> Option<HookCtx<'a>> {
+        Some(HookCtx {
+            router,
+            services: self.services.get()?,
+        })
+    }
+}
+
+/// Why [`Modules::install`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("the router already has modules installed")]
+    AlreadyInstalled,
+}
+
+/// The modules are the router's hooks: each hook runs the modules that
+/// implement it, in order.
+impl Hooks for Modules {
+    fn filter<'a>(
+        &'a self,
+        router: &'a Router,
+        kind: StanzaKind,
+        stanza: &'a Element,
+    ) -> BoxFuture<'a, Option<Outcome>> {
+        Box::pin(async move {
+            let ctx = self.hook_ctx(router)?;
+            for m in &self.modules {
+                if let Some(f) = m.filter(&ctx, kind, stanza) {
+                    if let Some(outcome) = f.await {
+                        return Some(outcome);
+                    }
+                }
+            }
+            None
+        })
+    }
+
+    fn presence_blocked<'a>(
+        &'a self,
+        router: &'a Router,
+        a: &'a Jid,
+        b: &'a Jid,
+    ) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            let Some(ctx) = self.hook_ctx(router) else {
+                return false;
+            };
+            for m in &self.modules {
+                if let Some(f) = m.presence_blocked(&ctx, a, b) {
+                    if f.await {
+                        return true;
+                    }
+                }
+            }
+            false
+        })
+    }
+
+    fn message_inbound<'a>(
+        &'a self,
+        router: &'a Router,
+        to: &'a Jid,
+        stanza: &'a mut Element,
+    ) -> BoxFuture<'a, HookState> {
+        Box::pin(async move {
+            let mut state: HookState = Vec::new();
+            let Some(ctx) = self.hook_ctx(router) else {
+                return state;
+            };
+            for (i, m) in self.modules.iter().enumerate() {
+                if let Some(f) = m.message_inbound(&ctx, to, stanza) {
+                    if let Some(s) = f.await {
+                        state.push(Box::new((i, s)));
+                    }
+                }
+            }
+            state
+        })
+    }
+
+    fn message_routed<'a>(
+        &'a self,
+        router: &'a Router,
+        state: HookState,
+        outcome: &'a Outcome,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(ctx) = self.hook_ctx(router) else {
+                return;
+            };
+            for s in state {
+                let Ok(pair) = s.downcast::<(usize, Box<dyn Any + Send>)>() else {
+                    continue;
+                };
+                let (i, s) = *pair;
+                if let Some(m) = self.modules.get(i) {
+                    m.message_routed(&ctx, s, outcome).await;
+                }
+            }
+        })
+    }
+
+    fn message_delivered(
+        &self,
+        router: &Router,
+        owner: &BareJid,
+        delivered_to: &[FullJid],
+        stanza: &Element,
+    ) {
+        if let Some(ctx) = self.hook_ctx(router) {
+            for m in &self.modules {
+                m.message_delivered(&ctx, owner, delivered_to, stanza);
+            }
+        }
+    }
+
+    fn offline_message<'a>(
+        &'a self,
+        router: &'a Router,
+        owner: &'a BareJid,
+        stanza: &'a Element,
+    ) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            if let Some(ctx) = self.hook_ctx(router) {
+                for m in &self.modules {
+                    if let Some(f) = m.offline_message(&ctx, owner, stanza) {
+                        return f.await;
+                    }
+                }
+            }
+            // Nobody keeps messages: as for a recipient that is not there.
+            NoHooks.offline_message(router, owner, stanza).await
+        })
+    }
+
+    fn roster_changed(&self, router: &Router, user: &BareJid, version: u64, item: &Element) {
+        if let Some(ctx) = self.hook_ctx(router) {
+            for m in &self.modules {
+                m.roster_changed(&ctx, user, version, item);
+            }
+        }
     }
 }
 
@@ -466,12 +883,7 @@ mod tests {
     async fn services() -> (Router, Services) {
         let storage = Arc::new(Storage::connect("sqlite::memory:").await.unwrap());
         let sessions: Arc<SessionTable> = Arc::default();
-        let router = Router::new(
-            sessions.clone(),
-            vec!["localhost".into()],
-            storage.clone(),
-            10,
-        );
+        let router = Router::new(sessions.clone(), vec!["localhost".into()], storage.clone());
         let services = Services {
             storage,
             sessions,
@@ -522,7 +934,7 @@ mod tests {
     #[tokio::test]
     async fn unknown_payload_is_service_unavailable() {
         let (router, s) = services().await;
-        let m = Modules::standard();
+        let m = Modules::standard(&chorus_config::Config::default());
         let from: FullJid = "a@localhost/r".parse().unwrap();
         let sender = from.as_jid().clone();
         let ctx = IqCtx {
@@ -548,7 +960,7 @@ mod tests {
     #[tokio::test]
     async fn account_payloads_from_a_non_local_sender_are_forbidden() {
         let (router, s) = services().await;
-        let m = Modules::standard();
+        let m = Modules::standard(&chorus_config::Config::default());
         let sender: Jid = "eve@elsewhere.example/x".parse().unwrap();
         let ctx = IqCtx {
             sender: &sender,
@@ -568,7 +980,7 @@ mod tests {
 
     #[test]
     fn every_declared_iq_payload_has_one_module() {
-        let m = Modules::standard();
+        let m = Modules::standard(&chorus_config::Config::default());
         let mut seen = std::collections::HashSet::new();
         for info in m.infos() {
             for iq in info.iqs {

@@ -9,13 +9,11 @@
 //!   `conflict`), off the hot path.
 //! - [`Router::route`]: the one call every origin routes through; runs in
 //!   the sender's actor (as in ejabberd) and applies RFC 6120 §8 and RFC
-//!   6121 §8.5 delivery rules; messages are archived there too (XEP-0313,
-//!   `archive.rs`).
+//!   6121 §8.5 delivery rules, calling the feature modules' hooks where
+//!   they act (`hooks.rs`: block lists, archiving, carbons, offline storage).
 //! - [`Router::request`]: an IQ the server sends and awaits (`iq.rs`).
 
-mod archive;
-mod blocking;
-mod carbons;
+mod hooks;
 mod iq;
 mod presence;
 mod route;
@@ -23,10 +21,10 @@ mod routes;
 mod sessions;
 mod table;
 
-pub use archive::{archivable, ArchiveOptions};
+pub use hooks::{HookState, Hooks, NoHooks};
 pub use iq::IqError;
 pub use presence::item_element;
-pub use route::{Outcome, Router};
+pub use route::{message_targets, Outcome, Router};
 pub use routes::{Destination, RouteError, Routes, Service};
 pub use sessions::{RegisterError, SessionsActor, SessionsMsg};
 pub use table::{Session, SessionSink, SessionTable};

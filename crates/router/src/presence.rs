@@ -84,6 +84,7 @@ impl Router {
     /// Sends a roster push for `item` (or its removal) to every resource of
     /// `user` that asked for the roster.
     pub fn push_roster(&self, user: &BareJid, version: u64, item: Element) {
+        self.hooks().roster_changed(self, user, version, &item);
         for s in self.sessions.resources(user) {
             if !s.interested() {
                 continue;
@@ -100,6 +101,62 @@ impl Router {
                 );
             s.sink.deliver(push);
         }
+    }
+
+    /// Whether a block list stands between `a` and `b`, in either
+    /// direction, for presence the router sends on its own (the hooks
+    /// decide: XEP-0191 lives in the blocking module).
+    pub async fn blocked_between(&self, a: &Jid, b: &Jid) -> bool {
+        a.bare() != b.bare() && self.hooks().presence_blocked(self, a, b).await
+    }
+
+    /// Delivers `stanza` (presence from `from`) to every available resource
+    /// of `to` that no block list separates from `from`, so an entry naming
+    /// one resource of a contact hides presence from that resource alone.
+    pub async fn to_available_unblocked(&self, from: &Jid, to: &BareJid, stanza: &Element) -> bool {
+        let mut any = false;
+        for s in self.available(to) {
+            if !self.blocked_between(from, s.full.as_jid()).await {
+                any |= s.sink.deliver(stanza.clone());
+            }
+        }
+        any
+    }
+
+    /// Block lists for subscription stanzas, which the user's half checks
+    /// before touching its roster: true when `stanza` must go no further
+    /// between `user` and `contact`. The error for a JID the user blocked
+    /// goes to the sending session (the stanza's full `from`, when it has
+    /// one); from a JID the contact blocked, nothing is answered.
+    async fn subscription_blocked(
+        &self,
+        user: &BareJid,
+        contact: &BareJid,
+        stanza: &Element,
+    ) -> bool {
+        let sender: Option<FullJid> = stanza.attr("from").and_then(|f| f.parse().ok());
+        // Addressed as it will travel, so the error reads from the contact.
+        let mut addressed = stanza.clone();
+        addressed.set_attr(
+            "from",
+            sender
+                .as_ref()
+                .map_or_else(|| user.to_string(), ToString::to_string),
+        );
+        addressed.set_attr("to", contact.to_string());
+        let Some(outcome) = self
+            .hooks()
+            .filter(self, chorus_proto::StanzaKind::Presence, &addressed)
+            .await
+        else {
+            return false;
+        };
+        if let (crate::Outcome::Reply(e), Some(sender)) = (outcome, sender) {
+            if let Some(s) = self.sessions.get(&sender) {
+                s.sink.deliver(e);
+            }
+        }
+        true
     }
 
     async fn item(&self, user: &BareJid, contact: &BareJid) -> Option<RosterItem> {

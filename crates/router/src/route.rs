@@ -13,9 +13,10 @@ use chorus_jid::{BareJid, FullJid, Jid};
 use chorus_proto::{
     error_reply, IqType, MessageType, PresenceType, StanzaError, StanzaErrorCondition, StanzaKind,
 };
-use chorus_storage::{AccountStore, OfflineStore, OfflineStored, Storage, StorageError};
+use chorus_storage::{AccountStore, Storage};
 use chorus_xml::Element;
 
+use crate::hooks::{Hooks, NoHooks};
 use crate::iq::Pending;
 use crate::routes::{Destination, Routes, Service};
 use crate::table::{Session, SessionTable};
@@ -45,28 +46,18 @@ pub struct Router {
     server: OnceLock<Arc<dyn Service>>,
     /// IQ requests awaiting their answers (iq.rs).
     pub(crate) pending: Pending,
-    pub(crate) storage: Arc<Storage>,
-    /// Messages kept per account while offline (XEP-0160); past it, senders
-    /// get `service-unavailable`.
-    offline_quota: u32,
-    /// XEP-0313 archiving (archive.rs).
-    pub(crate) archive: crate::archive::ArchiveOptions,
+    /// Accounts and rosters (RFC 6121 is the router's own business).
+    pub storage: Arc<Storage>,
+    /// What features do at routing's hook points (hooks.rs), installed
+    /// once at start.
+    hooks: OnceLock<Arc<dyn Hooks>>,
 }
 
-/// XEP-0160 §3 with XEP-0334 hints: store messages with content a user
-/// would miss (a body, or an explicit `<store/>`), never those marked
-/// `<no-store/>` or `<no-permanent-store/>`, and not bare chat states.
-fn worth_storing(stanza: &Element) -> bool {
-    const HINTS: &str = "urn:xmpp:hints";
-    if stanza.get_child("no-store", HINTS).is_some()
-        || stanza.get_child("no-permanent-store", HINTS).is_some()
-    {
-        return false;
-    }
-    stanza
-        .get_child("body", chorus_proto::ns::JABBER_CLIENT)
-        .is_some()
-        || stanza.get_child("store", HINTS).is_some()
+/// `service-unavailable` for `stanza`'s sender (or nothing, for a stanza
+/// that must not be answered): the answer for a recipient that is not
+/// there (RFC 6121 §8.5).
+pub(crate) fn unavailable(stanza: &Element) -> Outcome {
+    reply(stanza, StanzaErrorCondition::ServiceUnavailable)
 }
 
 fn reply(stanza: &Element, cond: StanzaErrorCondition) -> Outcome {
@@ -85,7 +76,7 @@ fn reply(stanza: &Element, cond: StanzaErrorCondition) -> Outcome {
 
 /// RFC 6121 §8.5.2.1.1: chat and normal go to the resource(s) with the
 /// highest non-negative priority; headline to every non-negative one.
-fn message_targets(all: &[Arc<Session>], highest_only: bool) -> Vec<Arc<Session>> {
+pub fn message_targets(all: &[Arc<Session>], highest_only: bool) -> Vec<Arc<Session>> {
     let eligible: Vec<&Arc<Session>> = all
         .iter()
         .filter(|s| s.available() && s.priority() >= 0)
@@ -101,12 +92,7 @@ fn message_targets(all: &[Arc<Session>], highest_only: bool) -> Vec<Arc<Session>
 }
 
 impl Router {
-    pub fn new(
-        sessions: Arc<SessionTable>,
-        domains: Vec<String>,
-        storage: Arc<Storage>,
-        offline_quota: u32,
-    ) -> Self {
+    pub fn new(sessions: Arc<SessionTable>, domains: Vec<String>, storage: Arc<Storage>) -> Self {
         let routes = Routes::default();
         for d in domains {
             // Config validation refuses duplicates; a repeat is harmless.
@@ -118,44 +104,20 @@ impl Router {
             server: OnceLock::new(),
             pending: Pending::default(),
             storage,
-            offline_quota,
-            archive: crate::archive::ArchiveOptions::default(),
+            hooks: OnceLock::new(),
         }
     }
 
-    /// XEP-0160: keeps a chat or normal message for an account with no
-    /// available resource.
-    async fn store_offline(&self, bare: &BareJid, stanza: &Element) -> Outcome {
-        let Some(node) = bare.node() else {
-            return reply(stanza, StanzaErrorCondition::ServiceUnavailable);
-        };
-        if !worth_storing(stanza) {
-            return Outcome::Dropped;
-        }
-        match self
-            .storage
-            .store_offline(node, bare.domain(), &stanza.to_xml(), self.offline_quota)
-            .await
-        {
-            Ok(OfflineStored::Stored(_)) => {
-                // A resource may have become available since the caller
-                // found none, and read offline storage at its initial
-                // presence before this row was committed: it reads again,
-                // or the message would wait for the next login.
-                if let Some(s) = message_targets(&self.sessions.resources(bare), true).first() {
-                    s.sink.offline_waiting();
-                }
-                Outcome::Stored
-            }
-            Ok(OfflineStored::QuotaExceeded) => {
-                reply(stanza, StanzaErrorCondition::ServiceUnavailable)
-            }
-            // RFC 6121 §8.5.1: no such user.
-            Err(StorageError::NotFound) => reply(stanza, StanzaErrorCondition::ServiceUnavailable),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot store an offline message");
-                reply(stanza, StanzaErrorCondition::InternalServerError)
-            }
+    /// Installs the feature modules' hooks. Once only.
+    pub fn set_hooks(&self, hooks: Arc<dyn Hooks>) -> Result<(), Arc<dyn Hooks>> {
+        self.hooks.set(hooks)
+    }
+
+    /// The installed hooks, or none.
+    pub fn hooks(&self) -> &dyn Hooks {
+        match self.hooks.get() {
+            Some(h) => h.as_ref(),
+            None => &NoHooks,
         }
     }
 
@@ -235,7 +197,7 @@ impl Router {
         // XEP-0191: a block list in either direction decides before any
         // delivery rule (blocking.rs).
         if filter {
-            if let Some(outcome) = self.blocking_verdict(kind, &stanza).await {
+            if let Some(outcome) = self.hooks().filter(self, kind, &stanza).await {
                 return outcome;
             }
         }
@@ -257,12 +219,12 @@ impl Router {
             return self.to_server(kind, stanza).await;
         }
         if kind == StanzaKind::Message {
-            // XEP-0313 (archive.rs): the stanza-id goes on before delivery,
-            // the archive copies once the message went somewhere.
+            // Hooks may change the message before delivery (a stanza-id)
+            // and act on where it went (the archive).
             let mut stanza = stanza;
-            let plan = self.archive_prepare(&to, &mut stanza).await;
+            let state = self.hooks().message_inbound(self, &to, &mut stanza).await;
             let outcome = self.route_local(kind, &to, stanza).await;
-            self.archive_commit(plan, &outcome).await;
+            self.hooks().message_routed(self, state, &outcome).await;
             return outcome;
         }
         self.route_local(kind, &to, stanza).await
@@ -310,7 +272,8 @@ impl Router {
                 let targets = message_targets(&resources, mt != MessageType::Headline);
                 let delivered_to: Vec<FullJid> = targets.iter().map(|s| s.full.clone()).collect();
                 if self.deliver_all(&targets, stanza.clone()) {
-                    self.carbon_received(bare, &delivered_to, &stanza);
+                    self.hooks()
+                        .message_delivered(self, bare, &delivered_to, &stanza);
                     return Outcome::Delivered;
                 }
                 match mt {
@@ -318,7 +281,7 @@ impl Router {
                     MessageType::Headline => Outcome::Dropped,
                     // §8.5.2.2.1: chat and normal go to offline storage
                     // (§8.5.1 for an account that does not exist).
-                    _ => self.store_offline(bare, &stanza).await,
+                    _ => self.hooks().offline_message(self, bare, &stanza).await,
                 }
             }
             StanzaKind::Presence => {
@@ -355,7 +318,12 @@ impl Router {
     async fn to_full(&self, kind: StanzaKind, full: &FullJid, mut stanza: Element) -> Outcome {
         if let Some(session) = self.sessions.get(full) {
             if kind == StanzaKind::Message {
-                self.carbon_received(&full.bare(), std::slice::from_ref(full), &stanza);
+                self.hooks().message_delivered(
+                    self,
+                    &full.bare(),
+                    std::slice::from_ref(full),
+                    &stanza,
+                );
             }
             match session.sink.try_deliver(stanza) {
                 Ok(()) => return Outcome::Delivered,
@@ -406,7 +374,9 @@ impl Router {
                     // storage. Not archived or carbon-copied again.
                     let targets = message_targets(&self.sessions.resources(&bare), true);
                     if !self.deliver_all(&targets, stanza.clone()) {
-                        if let Outcome::Reply(e) = self.store_offline(&bare, &stanza).await {
+                        if let Outcome::Reply(e) =
+                            self.hooks().offline_message(self, &bare, &stanza).await
+                        {
                             let _ = self.route(e).await;
                         }
                     }

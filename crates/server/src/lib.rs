@@ -82,23 +82,6 @@ pub(crate) fn tls_setup(config: &Config) -> Result<TlsSetup, StartError> {
     Ok(TlsSetup::new(&default, &sni)?)
 }
 
-/// XEP-0313 archiving from the `[mam]` section. A page of results may
-/// queue up to half the outbound byte limit, as its length is at most half
-/// the outbound stanza limit (checked by the configuration).
-fn archive_options(config: &Config) -> chorus_router::ArchiveOptions {
-    use chorus_config::MamDefault;
-    use chorus_storage::ArchiveDefault;
-    chorus_router::ArchiveOptions {
-        default: match config.mam.default_pref {
-            MamDefault::Always => ArchiveDefault::Always,
-            MamDefault::Never => ArchiveDefault::Never,
-            MamDefault::Roster => ArchiveDefault::Roster,
-        },
-        max_page: config.mam.max_page_size,
-        max_page_bytes: config.limits.max_outbound_bytes / 2,
-    }
-}
-
 /// XEP-0313 retention: deletes archived messages older than `retention`
 /// now and then every hour, in the background. A plain task rather than a
 /// supervised actor: it holds no state, a failed sweep is logged and the
@@ -170,19 +153,15 @@ impl Server {
             .iter()
             .map(|d| d.to_ascii_lowercase())
             .collect();
-        let router = Arc::new(
-            Router::new(
-                sessions.clone(),
-                domains.clone(),
-                storage.clone(),
-                config.offline.quota,
-            )
-            .with_archive(archive_options(&config)),
-        );
+        let router = Arc::new(Router::new(
+            sessions.clone(),
+            domains.clone(),
+            storage.clone(),
+        ));
         if let Some(retention) = config.mam.retention() {
             spawn_archive_retention(Arc::downgrade(&storage), retention);
         }
-        let modules = Arc::new(Modules::standard());
+        let modules = Arc::new(Modules::standard(&config));
         let metrics: Arc<chorus_metrics::Metrics> = Arc::default();
         let services = Arc::new(Services {
             storage: storage.clone(),
@@ -193,12 +172,11 @@ impl Server {
             account_features: modules.account_features(),
             sasl_iterations: config.sasl.iterations,
         });
-        // The feature modules answer for the hosted domains themselves.
-        if router.set_server(modules.server(services.clone())).is_err() {
-            return Err(StartError::Spawn(
-                "the server handler is already set".into(),
-            ));
-        }
+        // The feature modules answer for the hosted domains themselves and
+        // act at routing's hook points.
+        modules
+            .install(&router, services.clone())
+            .map_err(|e| StartError::Spawn(e.to_string()))?;
         let ctx = Arc::new(C2sContext::new(
             C2sOptions {
                 domains: domains.clone(),

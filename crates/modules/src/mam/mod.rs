@@ -1,29 +1,26 @@
-//! XEP-0313: Message Archive Management (version 1.1.1), the archiving
-//! half: which routed messages go into which account's archive, and the
-//! XEP-0359 (Unique and Stable Stanza IDs, version 0.7.0) `<stanza-id/>`
-//! that tells the recipient where. The query protocol lives in
-//! `chorus-modules`' `mam` module.
+//! XEP-0313: Message Archive Management (version 1.1.1), with XEP-0359
+//! stanza ids, XEP-0441 preferences and XEP-0059 paging. This file is the
+//! module: its declaration, and the archiving half as routing hooks; the
+//! query side (queries, paging, forms, preferences) is `query.rs`.
 //!
-//! [`Router::route`] calls [`Router::archive_prepare`] on every message to a
-//! local account, before delivery, and [`Router::archive_commit`] with the
-//! outcome:
-//! - prepare deletes any `<stanza-id/>` whose `by` is an archive we keep for
-//!   either party (XEP-0359 §3: the generating entity deletes what claims to
-//!   be its own, added or not, so a sender cannot plant ids in someone's
-//!   archive), decides for each party whether its archive keeps the message
-//!   (type, body, XEP-0334 hints, then the owner's XEP-0441 preferences),
-//!   draws the archive ids, and stamps the recipient's on the stanza, so the
-//!   delivered copy, any XEP-0280 carbons of it and the offline copy all
-//!   carry it (XEP-0313 §3.4);
-//! - commit appends the copies only if the message went somewhere
-//!   (delivered, or stored offline): a bounced message is in no archive
-//!   (XEP-0313 §6.1, "only contain messages accepted for delivery").
+//! Archiving runs around the delivery of every message to a local account:
+//! - [`Module::message_inbound`], before delivery, deletes any
+//!   `<stanza-id/>` whose `by` is an archive we keep for either party
+//!   (XEP-0359 §3: the generating entity deletes what claims to be its own,
+//!   added or not, so a sender cannot plant ids in someone's archive),
+//!   decides for each party whether its archive keeps the message (type,
+//!   body, XEP-0334 hints, then the owner's XEP-0441 preferences), draws the
+//!   archive ids, and stamps the recipient's on the stanza, so the delivered
+//!   copy, any XEP-0280 carbons of it and the offline copy all carry it
+//!   (XEP-0313 §3.4);
+//! - [`Module::message_routed`] appends the copies only if the message went
+//!   somewhere (delivered, or stored offline): a bounced message is in no
+//!   archive (XEP-0313 §6.1, "only contain messages accepted for delivery").
 //!
 //! Both copies are archived in the sender's actor, as carbons are copied
-//! there, after the delivery cast: the sender's next stanza waits for the
-//! two commits, which keeps archive order equal to routing order per
-//! sender. A message a user sends to their own account is archived once,
-//! as received.
+//! there, after the delivery: the sender's next stanza waits for the two
+//! commits, which keeps archive order equal to routing order per sender. A
+//! message a user sends to their own account is archived once, as received.
 //!
 //! Archive ids are random UUIDs (XEP-0313 §3 wants them unpredictable):
 //! drawn before storage sees the message, so the stamped stanza can go to
@@ -34,14 +31,80 @@
 //! the history. Failing to append is logged; the message is delivered
 //! anyway.
 
+mod query;
+
+use std::any::Any;
 use std::time::SystemTime;
 
 use chorus_jid::{BareJid, Jid};
 use chorus_proto::{ns, MessageType};
+use chorus_router::Outcome;
 use chorus_storage::{ArchiveDefault, ArchiveStore, ArchivedMessage, RosterStore, StorageError};
 use chorus_xml::Element;
+use futures_util::future::BoxFuture;
 
-use crate::route::{Outcome, Router};
+use crate::{HookCtx, IqCtx, IqReply, IqSpec, Module, ModuleInfo, Support, Xep};
+
+pub use query::MAM_EXTENDED;
+
+const FEATURES: &[&str] = &[ns::MAM, MAM_EXTENDED];
+
+static INFO: ModuleInfo = ModuleInfo {
+    name: "mam",
+    file: file!(),
+    xeps: &[
+        Xep {
+            number: 313,
+            name: "Message Archive Management",
+            version: "1.1.1",
+            support: Support::Complete,
+            note: "Archives of accounts; no MUC archives yet.",
+        },
+        Xep {
+            number: 59,
+            name: "Result Set Management",
+            version: "1.0",
+            support: Support::Partial,
+            note: "max, before, after and count; an index is feature-not-implemented.",
+        },
+        Xep {
+            number: 441,
+            name: "Message Archive Management Preferences",
+            version: "0.2.0",
+            support: Support::Complete,
+            note: "",
+        },
+        Xep {
+            number: 359,
+            name: "Unique and Stable Stanza IDs",
+            version: "0.7.0",
+            support: Support::Complete,
+            note: "The archive's stanza-id on every archived message.",
+        },
+        Xep {
+            number: 297,
+            name: "Stanza Forwarding",
+            version: "1.0",
+            support: Support::Complete,
+            note: "Archive results and carbons.",
+        },
+        Xep {
+            number: 4,
+            name: "Data Forms",
+            version: "2.13.1",
+            support: Support::Partial,
+            note: "The archive query form; no other forms yet.",
+        },
+    ],
+    iqs: &[
+        IqSpec::local("query", ns::MAM),
+        IqSpec::local("prefs", ns::MAM),
+        IqSpec::local("metadata", ns::MAM),
+    ],
+    features: FEATURES,
+    account_features: FEATURES,
+    ..ModuleInfo::EMPTY
+};
 
 /// How the server archives, from the `[mam]` configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +120,24 @@ pub struct ArchiveOptions {
     pub max_page_bytes: usize,
 }
 
+impl ArchiveOptions {
+    /// From the `[mam]` section. A page of results may queue up to half the
+    /// outbound byte limit, as its length is at most half the outbound
+    /// stanza limit (checked by the configuration).
+    pub fn from_config(config: &chorus_config::Config) -> ArchiveOptions {
+        use chorus_config::MamDefault;
+        ArchiveOptions {
+            default: match config.mam.default_pref {
+                MamDefault::Always => ArchiveDefault::Always,
+                MamDefault::Never => ArchiveDefault::Never,
+                MamDefault::Roster => ArchiveDefault::Roster,
+            },
+            max_page: config.mam.max_page_size,
+            max_page_bytes: config.limits.max_outbound_bytes / 2,
+        }
+    }
+}
+
 impl Default for ArchiveOptions {
     fn default() -> Self {
         ArchiveOptions {
@@ -65,6 +146,11 @@ impl Default for ArchiveOptions {
             max_page_bytes: 512 * 1024,
         }
     }
+}
+
+/// The module: archives (the hooks below) and answers queries.
+pub struct Mam {
+    pub options: ArchiveOptions,
 }
 
 /// The archive copies a message will make, decided before delivery.
@@ -120,28 +206,18 @@ fn strip_stanza_ids(stanza: &mut Element, archives: &[&BareJid]) {
     });
 }
 
-impl Router {
-    /// Sets how messages are archived (the `[mam]` configuration).
-    pub fn with_archive(mut self, options: ArchiveOptions) -> Self {
-        self.archive = options;
-        self
-    }
-
-    /// How messages are archived and queries answered.
-    pub fn archive_options(&self) -> &ArchiveOptions {
-        &self.archive
-    }
-
+impl Mam {
     /// Whether `owner`'s archive keeps messages exchanged with `peer`, by
     /// the owner's XEP-0441 preferences (the server default if none): the
     /// never list, then the always list (entries match the peer's full or
     /// bare JID), then the default, where `roster` means the peer's bare
     /// JID is in the owner's roster.
-    pub async fn archives_with(&self, owner: &BareJid, peer: &Jid) -> bool {
+    async fn archives_with(&self, ctx: &HookCtx<'_>, owner: &BareJid, peer: &Jid) -> bool {
         let Some(node) = owner.node() else {
             return false;
         };
-        let prefs = match self.storage.archive_prefs(node, owner.domain()).await {
+        let storage = &ctx.services.storage;
+        let prefs = match storage.archive_prefs(node, owner.domain()).await {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read archiving preferences; not archiving");
@@ -157,13 +233,12 @@ impl Router {
             Some(p) if listed(&p.never) => return false,
             Some(p) if listed(&p.always) => return true,
             Some(p) => p.default,
-            None => self.archive.default,
+            None => self.options.default,
         };
         match default {
             ArchiveDefault::Always => true,
             ArchiveDefault::Never => false,
-            ArchiveDefault::Roster => self
-                .storage
+            ArchiveDefault::Roster => storage
                 .roster_item(node, owner.domain(), peer_bare.as_str())
                 .await
                 .unwrap_or_else(|e| {
@@ -177,13 +252,13 @@ impl Router {
     /// Before a message to the local account `to` is delivered: strips
     /// forged stanza-ids, decides the archive copies and stamps the
     /// recipient's stanza-id (see the module docs).
-    pub(crate) async fn archive_prepare(&self, to: &Jid, stanza: &mut Element) -> ArchivePlan {
+    async fn prepare(&self, ctx: &HookCtx<'_>, to: &Jid, stanza: &mut Element) -> ArchivePlan {
         let recipient = to.bare();
         let from = stanza.attr("from").and_then(|f| f.parse::<Jid>().ok());
         let sender = from
             .as_ref()
             .map(Jid::bare)
-            .filter(|b| b.node().is_some() && self.is_local(b.domain()));
+            .filter(|b| b.node().is_some() && ctx.router.is_local(b.domain()));
         let mut ours = vec![&recipient];
         ours.extend(sender.as_ref());
         strip_stanza_ids(stanza, &ours);
@@ -197,7 +272,7 @@ impl Router {
         }
         let now = SystemTime::now();
         if let Some(sender) = sender.filter(|s| *s != recipient) {
-            if self.archives_with(&sender, to).await {
+            if self.archives_with(ctx, &sender, to).await {
                 if let Some(id) = new_id() {
                     plan.copies.push((
                         sender,
@@ -212,7 +287,7 @@ impl Router {
                 }
             }
         }
-        if self.archives_with(&recipient, &from).await {
+        if self.archives_with(ctx, &recipient, &from).await {
             if let Some(id) = new_id() {
                 stanza.push(
                     Element::new("stanza-id", ns::SID)
@@ -236,7 +311,7 @@ impl Router {
 
     /// After routing: appends the planned copies if the message was
     /// delivered or stored offline.
-    pub(crate) async fn archive_commit(&self, plan: ArchivePlan, outcome: &Outcome) {
+    async fn commit(&self, ctx: &HookCtx<'_>, plan: ArchivePlan, outcome: &Outcome) {
         if !matches!(outcome, Outcome::Delivered | Outcome::Stored) {
             return;
         }
@@ -244,7 +319,8 @@ impl Router {
             let Some(node) = owner.node() else {
                 continue;
             };
-            match self
+            match ctx
+                .services
                 .storage
                 .archive_append(node, owner.domain(), &message)
                 .await
@@ -256,6 +332,48 @@ impl Router {
                 }
             }
         }
+    }
+}
+
+impl Module for Mam {
+    fn info(&self) -> &'static ModuleInfo {
+        &INFO
+    }
+
+    fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {
+        Box::pin(async move {
+            query::answer(ctx, &self.options, iq)
+                .await
+                .unwrap_or_else(IqReply::Error)
+        })
+    }
+
+    fn message_inbound<'a>(
+        &'a self,
+        ctx: &'a HookCtx<'a>,
+        to: &'a Jid,
+        stanza: &'a mut Element,
+    ) -> Option<BoxFuture<'a, Option<Box<dyn Any + Send>>>> {
+        Some(Box::pin(async move {
+            let plan = self.prepare(ctx, to, stanza).await;
+            if plan.copies.is_empty() {
+                return None;
+            }
+            Some(Box::new(plan) as Box<dyn Any + Send>)
+        }))
+    }
+
+    fn message_routed<'a>(
+        &'a self,
+        ctx: &'a HookCtx<'a>,
+        state: Box<dyn Any + Send>,
+        outcome: &'a Outcome,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            if let Ok(plan) = state.downcast::<ArchivePlan>() {
+                self.commit(ctx, *plan, outcome).await;
+            }
+        })
     }
 }
 

@@ -1,8 +1,7 @@
-//! XEP-0313: Message Archive Management (version 1.1.1), the query side,
-//! with XEP-0059 Result Set Management (version 1.0) paging and XEP-0441
-//! preferences (Message Archive Management Preferences, version 0.2.0).
-//! What gets archived, and the `<stanza-id/>` on delivered messages, is
-//! `chorus-router`'s archive module.
+//! XEP-0313: Message Archive Management, the query side, with XEP-0059
+//! Result Set Management paging and XEP-0441 preferences. What gets
+//! archived, and the `<stanza-id/>` on delivered messages, is the parent
+//! module's (`mam/mod.rs`).
 //!
 //! Only the account's own resources may touch its archive: anything else,
 //! another user's bare JID or the server's, is `forbidden` (§8.1).
@@ -38,11 +37,9 @@ use chorus_storage::{
     ArchivedMessage, StorageError,
 };
 use chorus_xml::Element;
-use futures_util::future::BoxFuture;
 
-use crate::{result_iq, IqCtx, IqReply, IqSpec, Module, ModuleInfo, Support, Xep};
-
-pub struct Mam;
+use super::ArchiveOptions;
+use crate::{result_iq, IqCtx, IqReply};
 
 /// Advertised with `urn:xmpp:mam:2`: `before-id`, `after-id`, `ids`,
 /// flipped pages and metadata (§7).
@@ -54,75 +51,6 @@ const MAX_IDS: usize = 1000;
 /// What a result costs in the outbound queue beyond the stored stanza:
 /// the `<message><result><forwarded><delay/>` wrapping.
 const RESULT_OVERHEAD: usize = 320;
-
-const FEATURES: &[&str] = &[ns::MAM, MAM_EXTENDED];
-
-static INFO: ModuleInfo = ModuleInfo {
-    name: "mam",
-    file: file!(),
-    xeps: &[
-        Xep {
-            number: 313,
-            name: "Message Archive Management",
-            version: "1.1.1",
-            support: Support::Complete,
-            note: "Archives of accounts; no MUC archives yet. RSM index is not supported.",
-        },
-        Xep {
-            number: 59,
-            name: "Result Set Management",
-            version: "1.0",
-            support: Support::Partial,
-            note: "max, before, after and count; no index.",
-        },
-        Xep {
-            number: 441,
-            name: "Message Archive Management Preferences",
-            version: "0.2.0",
-            support: Support::Complete,
-            note: "",
-        },
-        Xep {
-            number: 359,
-            name: "Unique and Stable Stanza IDs",
-            version: "0.7.0",
-            support: Support::Complete,
-            note: "The archive's stanza-id on every archived message.",
-        },
-        Xep {
-            number: 297,
-            name: "Stanza Forwarding",
-            version: "1.0",
-            support: Support::Complete,
-            note: "Archive results and carbons.",
-        },
-        Xep {
-            number: 4,
-            name: "Data Forms",
-            version: "2.13.1",
-            support: Support::Partial,
-            note: "The archive query form; no other forms yet.",
-        },
-    ],
-    iqs: &[
-        IqSpec::local("query", ns::MAM),
-        IqSpec::local("prefs", ns::MAM),
-        IqSpec::local("metadata", ns::MAM),
-    ],
-    features: FEATURES,
-    account_features: FEATURES,
-    ..ModuleInfo::EMPTY
-};
-
-impl Module for Mam {
-    fn info(&self) -> &'static ModuleInfo {
-        &INFO
-    }
-
-    fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {
-        Box::pin(async move { answer(ctx, iq).await.unwrap_or_else(IqReply::Error) })
-    }
-}
 
 fn db_error(e: StorageError) -> StanzaErrorCondition {
     match e {
@@ -136,7 +64,11 @@ fn db_error(e: StorageError) -> StanzaErrorCondition {
     }
 }
 
-async fn answer(ctx: &IqCtx<'_>, iq: &Element) -> Result<IqReply, StanzaErrorCondition> {
+pub(super) async fn answer(
+    ctx: &IqCtx<'_>,
+    options: &ArchiveOptions,
+    iq: &Element,
+) -> Result<IqReply, StanzaErrorCondition> {
     // §8.1: nobody else's archive, and no server archive.
     if !ctx.is_own_account() {
         return Err(StanzaErrorCondition::Forbidden);
@@ -148,9 +80,9 @@ async fn answer(ctx: &IqCtx<'_>, iq: &Element) -> Result<IqReply, StanzaErrorCon
         .ok_or(StanzaErrorCondition::BadRequest)?;
     match (payload.name(), iq.attr("type")) {
         ("query", Some("get")) => Ok(IqReply::Result(Some(form()))),
-        ("query", Some("set")) => query(ctx, &owner, iq, payload).await,
+        ("query", Some("set")) => query(ctx, options, &owner, iq, payload).await,
         ("metadata", Some("get")) => metadata(ctx, &owner).await,
-        ("prefs", Some("get")) => prefs_get(ctx, &owner).await,
+        ("prefs", Some("get")) => prefs_get(ctx, options, &owner).await,
         ("prefs", Some("set")) => prefs_set(ctx, &owner, payload).await,
         _ => Err(StanzaErrorCondition::BadRequest),
     }
@@ -431,12 +363,12 @@ fn fit_budget(page: &mut ArchivePage, backward: bool, budget: usize) -> bool {
 
 async fn query(
     ctx: &IqCtx<'_>,
+    options: &ArchiveOptions,
     owner: &BareJid,
     iq: &Element,
     q: &Element,
 ) -> Result<IqReply, StanzaErrorCondition> {
     let (node, domain) = parts(owner)?;
-    let options = ctx.router.archive_options();
     let request = parse_request(q, options.max_page)?;
     let storage = &ctx.services.storage;
     let queryid = q.attr("queryid");
@@ -554,7 +486,11 @@ fn prefs_element(prefs: &ArchivePrefs) -> Element {
         .with_child(list("never", &prefs.never))
 }
 
-async fn prefs_get(ctx: &IqCtx<'_>, owner: &BareJid) -> Result<IqReply, StanzaErrorCondition> {
+async fn prefs_get(
+    ctx: &IqCtx<'_>,
+    options: &ArchiveOptions,
+    owner: &BareJid,
+) -> Result<IqReply, StanzaErrorCondition> {
     let (node, domain) = parts(owner)?;
     let prefs = ctx
         .services
@@ -563,7 +499,7 @@ async fn prefs_get(ctx: &IqCtx<'_>, owner: &BareJid) -> Result<IqReply, StanzaEr
         .await
         .map_err(db_error)?
         .unwrap_or_else(|| ArchivePrefs {
-            default: ctx.router.archive_options().default,
+            default: options.default,
             always: Vec::new(),
             never: Vec::new(),
         });
