@@ -23,10 +23,12 @@ use serde::{Deserialize, Serialize};
 
 mod diff;
 mod load;
+mod render;
 pub mod spec;
 
 pub use diff::Change;
 pub use load::suggest;
+pub use render::{annotated_toml, reference_markdown};
 pub use spec::{OptionSpec, OptionType, Section};
 
 /// Why a configuration could not be loaded.
@@ -249,6 +251,18 @@ spec::options! {
         max_page_size: u32 = 100, restart, min 1;
     }
 }
+
+/// The rules between options that [`Config::validate`] checks after the
+/// bounds, as the reference lists them; each is one check in
+/// `Config::rule_problems` just below.
+pub const RULES: &[&str] = &[
+    "`server.domains` names at least one domain.",
+    "`c2s.sm_resume_timeout_secs` is at most `c2s.sm_max_resume_timeout_secs`.",
+    "`metrics.address` is empty or `IP:port`.",
+    "`tls.cert` and `tls.key` are both set or both empty.",
+    "`mam.max_page_size` is at most half of `limits.max_outbound_stanzas`: \
+     a page of results is queued for the client at once.",
+];
 
 impl Config {
     /// The rules that involve more than one option, or more than a range,
