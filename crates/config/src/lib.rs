@@ -108,11 +108,11 @@ spec::options! {
 
     /// Client connections and sessions.
     [c2s] C2sConfig {
-        /// Seconds a new connection may take to send its stream header and
-        /// authenticate, counted from accept and never reset by input (RFC
-        /// 6120 §4.9.3.4 `connection-timeout`; ejabberd's
-        /// `negotiation_timeout`).
-        header_timeout_secs: u64 = 30, restart, min 1;
+        /// Seconds a new connection has, from accept, to send its stream
+        /// header, finish TLS and authenticate (RFC 6120 §4.9.3.4
+        /// `connection-timeout`; ejabberd's `negotiation_timeout`). Input
+        /// does not extend it, so trickling bytes buys no time.
+        negotiation_timeout_secs: u64 = 30, restart, min 1, alias "header_timeout_secs";
         /// Seconds one write to a client may stall (a peer that stopped
         /// reading) before its connection is dropped.
         write_timeout_secs: u64 = 30, restart, min 1;
@@ -398,8 +398,14 @@ impl LimitsConfig {
 }
 
 impl C2sConfig {
+    pub fn negotiation_timeout(&self) -> Duration {
+        Duration::from_secs(self.negotiation_timeout_secs)
+    }
+
+    /// The former name of [`C2sConfig::negotiation_timeout`], kept for the
+    /// callers that still use it.
     pub fn header_timeout(&self) -> Duration {
-        Duration::from_secs(self.header_timeout_secs)
+        self.negotiation_timeout()
     }
 
     pub fn ping_interval(&self) -> Duration {
@@ -598,6 +604,37 @@ mod tests {
     }
 
     #[test]
+    fn the_deprecated_header_timeout_maps_to_negotiation_timeout_with_a_warning() {
+        let (c, warnings) =
+            Config::from_toml_with_warnings("[c2s]\nheader_timeout_secs = 7\n").unwrap();
+        assert_eq!(c.c2s.negotiation_timeout_secs, 7);
+        assert_eq!(c.c2s.header_timeout(), Duration::from_secs(7));
+        assert_eq!(
+            warnings,
+            ["`c2s.header_timeout_secs` is deprecated: rename it to `c2s.negotiation_timeout_secs`"]
+        );
+        // The declared name wins when both are set.
+        let (c, warnings) = Config::from_toml_with_warnings(
+            "[c2s]\nheader_timeout_secs = 7\nnegotiation_timeout_secs = 9\n",
+        )
+        .unwrap();
+        assert_eq!(c.c2s.negotiation_timeout_secs, 9);
+        assert_eq!(
+            warnings,
+            ["`c2s.header_timeout_secs` is a deprecated name of `c2s.negotiation_timeout_secs`, \
+              which is set too; `c2s.header_timeout_secs` is ignored"]
+        );
+        // The old name gets the new name's floor.
+        assert_eq!(
+            problems("[c2s]\nheader_timeout_secs = 0\n"),
+            ["c2s.negotiation_timeout_secs = 0 is below the minimum 1"]
+        );
+        let (_, none) =
+            Config::from_toml_with_warnings("[c2s]\nnegotiation_timeout_secs = 9\n").unwrap();
+        assert!(none.is_empty(), "{none:?}");
+    }
+
+    #[test]
     fn cross_field_rules_wait_for_valid_values() {
         assert_eq!(
             problems("[c2s]\nsm_resume_timeout_secs = 700\n[tls]\ncert = 'a.pem'\n"),
@@ -640,7 +677,10 @@ mod tests {
     #[allow(clippy::result_large_err)]
     fn explain_names_each_source() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("c.toml", "[server]\ndomains = ['example.org']\n")?;
+            jail.create_file(
+                "c.toml",
+                "[server]\ndomains = ['example.org']\n[c2s]\nheader_timeout_secs = 5\n",
+            )?;
             jail.set_env("CHORUS_C2S__MAX_RESOURCES", "3");
             let rows = Config::explain(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
             let find = |k: &str| rows.iter().find(|r| r.0 == k).cloned().unwrap();
@@ -652,6 +692,15 @@ mod tests {
             assert_eq!(find("server.domains").1, "[\"example.org\"]");
             assert_eq!(find("c2s.max_resources").2, "env CHORUS_C2S__MAX_RESOURCES");
             assert_eq!(find("limits.max_depth").2, "default");
+            let renamed = find("c2s.negotiation_timeout_secs");
+            assert_eq!(renamed.1, "5");
+            assert!(
+                renamed.2.starts_with("file ")
+                    && renamed
+                        .2
+                        .ends_with("(as deprecated c2s.header_timeout_secs)"),
+                "{renamed:?}"
+            );
             assert_eq!(rows.len(), spec::all_options().count());
             Ok(())
         });
