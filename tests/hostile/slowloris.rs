@@ -1,7 +1,7 @@
 //! Slowloris: a thousand connections that each send a byte now and then,
 //! enough to look alive, never enough to get anywhere.
 //!
-//! `c2s.header_timeout_secs` is one deadline from accept to authentication.
+//! `c2s.negotiation_timeout_secs` is one deadline from accept to authentication.
 //! It is not reset by input, so trickling does not buy time: every
 //! connection ends with `connection-timeout` (RFC 6120 §4.9.3.4) a
 //! deadline after it was accepted, whether it trickles its stream header,
@@ -11,7 +11,7 @@
 use super::*;
 
 const CONNECTIONS: usize = 1000;
-/// c2s.header_timeout_secs for this test.
+/// c2s.negotiation_timeout_secs for this test.
 const DEADLINE: Duration = Duration::from_secs(6);
 /// Connections opened before waiting for the server to accept them.
 const CONNECTING: usize = 50;
@@ -190,7 +190,10 @@ async fn slowloris_connections_all_get_connection_timeout() {
     raise_fd_limit();
     let mut a = Arena::start(
         "hostile-slowloris",
-        &format!("\n[c2s]\nheader_timeout_secs = {}\n", DEADLINE.as_secs()),
+        &format!(
+            "\n[c2s]\nnegotiation_timeout_secs = {}\n",
+            DEADLINE.as_secs()
+        ),
         &[],
     )
     .await;

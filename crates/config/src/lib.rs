@@ -3,83 +3,301 @@
 //! underscore separates nesting levels, and only variables with one are
 //! configuration), loaded with figment.
 //!
-//! Strict like ejabberd's econf: every struct denies unknown keys, and the
-//! error names the key and suggests the closest valid one. Safety limits have
-//! floors, checked in [`Config::validate`].
+//! Options as data (ejabberd's `mod_opt_type`): every option is declared
+//! once, below, in the `options!` block: type, default, bounds, whether a
+//! reload applies it, and its doc. The section structs, the annotated
+//! `config/chorus.toml`, `docs/CONFIG.md`, the validator and the reload diff
+//! are all derived from those declarations, and tests fail when a generated
+//! file is out of date (`CHORUS_BLESS=1 cargo test -p chorus-config`
+//! rewrites them).
+//!
+//! Strict like ejabberd's econf: an unknown key is an error naming the
+//! closest valid one, a deprecated name works with a warning, safety limits
+//! have floors, and every problem in a file is reported at once.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use figment::providers::{Env, Format, Serialized, Toml};
-use figment::Figment;
 use serde::{Deserialize, Serialize};
+
+mod diff;
+mod load;
+mod render;
+pub mod spec;
+
+pub use diff::Change;
+pub use load::suggest;
+pub use render::{annotated_toml, reference_markdown};
+pub use spec::{OptionSpec, OptionType, Section};
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{0}")]
-    Invalid(String),
+    /// One line per problem found (all of them, not only the first).
+    #[error("{}", .0.join("\n"))]
+    Invalid(Vec<String>),
 }
 
-/// The whole configuration.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Config {
-    pub server: ServerConfig,
-    pub listeners: Vec<ListenerConfig>,
-    pub limits: LimitsConfig,
-    pub c2s: C2sConfig,
-    pub admin: AdminConfig,
-    pub supervision: SupervisionConfig,
-    pub tls: TlsConfig,
-    pub sasl: SaslConfig,
-    pub storage: StorageConfig,
-    pub offline: OfflineConfig,
-    pub metrics: MetricsConfig,
-    pub register: RegisterConfig,
-    pub mam: MamConfig,
-}
-
-/// XEP-0077 in-band registration. Off by default: open registration
-/// invites spam accounts.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RegisterConfig {
-    /// Let clients create accounts themselves.
-    pub enabled: bool,
-    /// Domains that allow it; empty means every domain in server.domains.
-    pub domains: Vec<String>,
-    /// Registrations one IP address may make in a burst...
-    pub burst: u32,
-    /// ...and the seconds it takes to earn one more (a token bucket).
-    pub refill_secs: u64,
-}
-
-impl Default for RegisterConfig {
-    fn default() -> Self {
-        RegisterConfig {
-            enabled: false,
-            domains: Vec::new(),
-            burst: 3,
-            refill_secs: 3600,
+impl ConfigError {
+    /// The problems, one per line of the message.
+    pub fn problems(&self) -> &[String] {
+        match self {
+            ConfigError::Invalid(p) => p,
         }
     }
 }
 
-/// XEP-0313 message archives.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MamConfig {
-    /// Archived messages older than this many days are deleted (at start
-    /// and hourly); 0 keeps them forever.
-    pub retention_days: u64,
-    /// What an account that set no preferences (XEP-0441) archives.
-    pub default_pref: MamDefault,
-    /// Most results one query returns; a client asking for more gets this
-    /// many per page. At most half of `limits.max_outbound_stanzas`, since
-    /// a page is queued for the client at once.
-    pub max_page_size: u32,
+spec::options! {
+    /// The whole configuration.
+    pub struct Config;
+
+    /// This server: the domains it hosts and where it keeps its files.
+    [server] ServerConfig {
+        /// The XMPP domains this server hosts (RFC 7622 domainparts); at
+        /// least one.
+        domains: Vec<String> = vec!["localhost".to_owned()], restart;
+        /// Where the database, the admin socket and the generated
+        /// development certificate live.
+        data_dir: PathBuf = PathBuf::from("data"), restart;
+        /// On SIGTERM every stream gets `system-shutdown`; the server then
+        /// waits up to this many seconds for the connections to close before
+        /// it exits.
+        shutdown_grace_secs: u64 = 10, restart;
+    }
+
+    /// One `[[listeners]]` table per listening port, each with a `kind` and
+    /// an `address` (`IP:port`):
+    ///   `kind = "c2s"`      client connections with STARTTLS (RFC 6120 §5);
+    ///   `kind = "c2s-tls"`  client connections with direct TLS (XEP-0368,
+    ///                       ALPN xmpp-client).
+    /// A reload starts the listeners added and stops the ones removed (whose
+    /// connections close).
+    [[listeners]]: Vec<ListenerConfig> = vec![ListenerConfig {
+        kind: ListenerKind::C2s,
+        address: SocketAddr::from(([127, 0, 0, 1], 5222)),
+    }], reload;
+
+    /// XML limits, applied by the receiver through `chorus-xml` while bytes
+    /// arrive, and the outbound queue of each connection. The parser limits
+    /// apply to connections opened after a reload.
+    [limits] LimitsConfig {
+        /// Largest stanza, in bytes, before authentication; the stream
+        /// header counts too.
+        max_stanza_bytes_preauth: usize =
+            chorus_xml::Limits::default().max_stanza_bytes_preauth, reload, min 1024;
+        /// Largest stanza, in bytes, once authenticated.
+        max_stanza_bytes: usize = chorus_xml::Limits::default().max_stanza_bytes,
+            reload, min 4096;
+        /// Deepest element nesting inside a stanza.
+        max_depth: usize = chorus_xml::Limits::default().max_depth, reload, min 4;
+        /// Most attributes on one element (namespace declarations included).
+        max_attrs: usize = chorus_xml::Limits::default().max_attrs, reload, min 8;
+        /// Most namespace declarations on one element.
+        max_ns_decls: usize = chorus_xml::Limits::default().max_ns_decls, reload, min 2;
+        /// Longest element or attribute name, in bytes.
+        max_name_len: usize = chorus_xml::Limits::default().max_name_len, reload, min 32;
+        /// Outbound queue per connection, in stanzas waiting for a slow
+        /// reader: a peer that stops reading past this or
+        /// `max_outbound_bytes` gets `policy-violation` and is disconnected.
+        max_outbound_stanzas: usize = 1000, restart, min 16;
+        /// Outbound queue per connection, in bytes (see
+        /// `max_outbound_stanzas`).
+        max_outbound_bytes: usize = 1024 * 1024, restart, min 64 * 1024;
+    }
+
+    /// Client connections and sessions.
+    [c2s] C2sConfig {
+        /// Seconds a new connection has, from accept, to send its stream
+        /// header, finish TLS and authenticate (RFC 6120 §4.9.3.4
+        /// `connection-timeout`; ejabberd's `negotiation_timeout`). Input
+        /// does not extend it, so trickling bytes buys no time.
+        negotiation_timeout_secs: u64 = 30, restart, min 1, alias "header_timeout_secs";
+        /// Seconds one write to a client may stall (a peer that stopped
+        /// reading) before its connection is dropped.
+        write_timeout_secs: u64 = 30, restart, min 1;
+        /// STARTTLS is required before authentication. FOR BENCHMARKS AND
+        /// TESTS ONLY may this be false (STARTTLS is then offered, not
+        /// required).
+        require_encryption: bool = true, restart;
+        /// Resources (devices) one account may bind at once;
+        /// `resource-constraint` past it.
+        max_resources: usize = 10, restart, min 1;
+        /// XEP-0199 keepalive: after this many seconds without a stanza from
+        /// a bound client, the server pings it.
+        ping_interval_secs: u64 = 300, restart, min 1;
+        /// Seconds to wait for the answer to that ping before closing the
+        /// session with `connection-timeout`.
+        ping_timeout_secs: u64 = 60, restart, min 1;
+        /// XEP-0198 stream management: seconds a session whose client
+        /// enabled resumption survives a dropped connection, detached, when
+        /// the client asks for no other value; its unacknowledged messages
+        /// then go to offline storage. At most `sm_max_resume_timeout_secs`.
+        sm_resume_timeout_secs: u64 = 300, restart, min 1;
+        /// The longest resume timeout a client may ask for (`max`).
+        sm_max_resume_timeout_secs: u64 = 600, restart, min 1;
+        /// Stanzas sent and not yet acknowledged that one session may hold;
+        /// past it the stream ends with `resource-constraint`.
+        sm_max_unacked: usize = 10000, restart, min 16;
+    }
+
+    /// The admin API that `chorusctl` talks to.
+    [admin] AdminConfig {
+        /// Unix socket of the admin API; empty means
+        /// `<data_dir>/chorus.sock`.
+        socket: PathBuf = PathBuf::new(), restart;
+        /// Allow `chorusctl chaos` (killing random actors on a schedule).
+        /// Off by default: it is for test and staging servers.
+        chaos: bool = false, restart;
+    }
+
+    /// OTP restart intensity: more than `intensity` restarts of a
+    /// supervisor's children within `period_ms` and it gives up, escalating
+    /// to its parent. When the root gives up the process exits with status 1.
+    [supervision] SupervisionConfig {
+        /// Restarts a supervisor allows within `period_ms`.
+        intensity: u32 = 10, restart, min 1;
+        /// The window, in milliseconds, in which `intensity` counts
+        /// restarts.
+        period_ms: u64 = 1000, restart, min 1;
+    }
+
+    /// TLS certificates. Without `cert` and `key`, a self-signed development
+    /// certificate for `server.domains` is generated in `data_dir` on first
+    /// start (never for production: clients will warn). A reload rereads the
+    /// files, so a renewed certificate at the same path is served to
+    /// connections opened from then on.
+    [tls] TlsConfig {
+        /// PEM certificate chain served by default; goes with `key`.
+        cert: PathBuf = PathBuf::new(), reload;
+        /// PEM private key of `cert`.
+        key: PathBuf = PathBuf::new(), reload;
+        /// Further certificates chosen by SNI: one `[[tls.sni]]` table per
+        /// domain, with `domain`, `cert` and `key`.
+        sni: Vec<SniCert> = Vec::new(), reload, example "[[tls.sni]]\n\
+            domain = \"example.org\"\n\
+            cert = \"/etc/chorus/example.org.crt\"\n\
+            key = \"/etc/chorus/example.org.key\"";
+        /// Seconds a TLS handshake may take before the connection is
+        /// dropped (0 counts as 1).
+        handshake_timeout_secs: u64 = 10, restart;
+    }
+
+    /// SASL authentication.
+    [sasl] SaslConfig {
+        /// PBKDF2 iterations for newly stored SCRAM credentials (RFC 7677
+        /// asks for at least 4096).
+        iterations: u32 = 4096, restart, min 4096;
+        /// Failed authentications allowed per stream before it is closed.
+        max_attempts: u32 = 5, restart, min 1;
+        /// FOR BENCHMARKS AND TESTS ONLY: offer PLAIN on unencrypted
+        /// streams.
+        allow_plain_without_tls: bool = false, restart;
+    }
+
+    /// The database.
+    [storage] StorageConfig {
+        /// `sqlite://PATH` (embedded) or `postgres://...`; empty means
+        /// `sqlite://<data_dir>/chorus.db`.
+        url: String = String::new(), restart;
+    }
+
+    /// XEP-0160 offline messages.
+    [offline] OfflineConfig {
+        /// Messages kept per account while it has no available resource;
+        /// senders get `service-unavailable` past it.
+        quota: u32 = 1000, restart;
+    }
+
+    /// The loopback monitoring endpoint: /metrics (OpenMetrics text),
+    /// /healthz, /readyz.
+    [metrics] MetricsConfig {
+        /// `IP:port` to listen on; empty turns the endpoint off.
+        address: String = "127.0.0.1:5290".to_owned(), restart;
+    }
+
+    /// XEP-0077 in-band registration: clients create their own accounts.
+    /// Off by default, as open registration invites spam accounts. Logged-in
+    /// users can always change their password and remove their account.
+    [register] RegisterConfig {
+        /// Let clients create accounts themselves.
+        enabled: bool = false, restart;
+        /// Domains that allow it; empty means every domain in
+        /// `server.domains`.
+        domains: Vec<String> = Vec::new(), restart;
+        /// Registrations one IP address may make at once: the size of a
+        /// token bucket that earns one more every `refill_secs`.
+        burst: u32 = 3, restart, min 1;
+        /// Seconds it takes an IP address's bucket to earn one more
+        /// registration (see `burst`).
+        refill_secs: u64 = 3600, restart, min 1;
+    }
+
+    /// XEP-0313 message archives.
+    [mam] MamConfig {
+        /// Archived messages older than this many days are deleted, at start
+        /// and then hourly; 0 keeps them forever. Per user: `chorusctl mam
+        /// purge <jid>`.
+        retention_days: u64 = 0, restart, max 1_000_000;
+        /// What an account that set no preferences of its own (XEP-0441)
+        /// archives: every message with a body (`always`), none unless the
+        /// user asks (`never`), or only messages with contacts in the
+        /// user's roster (`roster`).
+        default_pref: MamDefault = MamDefault::Always, restart;
+        /// Most results one query returns; a client asking for more gets
+        /// pages of this size. At most half of
+        /// `limits.max_outbound_stanzas`, since a page is queued for the
+        /// client at once.
+        max_page_size: u32 = 100, restart, min 1;
+    }
+}
+
+/// The rules between options that [`Config::validate`] checks after the
+/// bounds, as the reference lists them; each is one check in
+/// `Config::rule_problems` just below.
+pub const RULES: &[&str] = &[
+    "`server.domains` names at least one domain.",
+    "`c2s.sm_resume_timeout_secs` is at most `c2s.sm_max_resume_timeout_secs`.",
+    "`metrics.address` is empty or `IP:port`.",
+    "`tls.cert` and `tls.key` are both set or both empty.",
+    "`mam.max_page_size` is at most half of `limits.max_outbound_stanzas`: \
+     a page of results is queued for the client at once.",
+];
+
+impl Config {
+    /// The rules that involve more than one option, or more than a range,
+    /// written once; [`Config::validate`] runs them after the bounds.
+    fn rule_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.server.domains.is_empty() {
+            problems.push("server.domains must name at least one domain".to_owned());
+        }
+        if self.c2s.sm_resume_timeout_secs > self.c2s.sm_max_resume_timeout_secs {
+            problems.push(format!(
+                "c2s.sm_resume_timeout_secs = {} is above c2s.sm_max_resume_timeout_secs = {}",
+                self.c2s.sm_resume_timeout_secs, self.c2s.sm_max_resume_timeout_secs
+            ));
+        }
+        if !self.metrics.address.is_empty() && self.metrics.address.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "metrics.address = {:?} is not IP:port (empty turns it off)",
+                self.metrics.address
+            ));
+        }
+        if self.tls.cert.as_os_str().is_empty() != self.tls.key.as_os_str().is_empty() {
+            problems.push("tls.cert and tls.key go together: set both or neither".to_owned());
+        }
+        // A page of results is queued for the client at once.
+        let half_queue = self.limits.max_outbound_stanzas / 2;
+        if self.mam.max_page_size as usize > half_queue {
+            problems.push(format!(
+                "mam.max_page_size = {} is above {half_queue}, half of \
+                 limits.max_outbound_stanzas (a page is queued at once)",
+                self.mam.max_page_size
+            ));
+        }
+        problems
+    }
 }
 
 /// Which messages an account archives by default.
@@ -94,14 +312,9 @@ pub enum MamDefault {
     Roster,
 }
 
-impl Default for MamConfig {
-    fn default() -> Self {
-        MamConfig {
-            retention_days: 0,
-            default_pref: MamDefault::Always,
-            max_page_size: 100,
-        }
-    }
+impl OptionType for MamDefault {
+    const TYPE: &'static str = "\"always\", \"never\" or \"roster\"";
+    const EXPECTED: &'static str = "\"always\", \"never\" or \"roster\"";
 }
 
 impl MamConfig {
@@ -109,48 +322,6 @@ impl MamConfig {
     pub fn retention(&self) -> Option<Duration> {
         (self.retention_days > 0).then(|| Duration::from_secs(self.retention_days * 86_400))
     }
-}
-
-/// The loopback monitoring endpoint: /metrics, /healthz, /readyz.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MetricsConfig {
-    /// `host:port` to listen on; empty turns the endpoint off.
-    pub address: String,
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        MetricsConfig {
-            address: "127.0.0.1:5290".to_owned(),
-        }
-    }
-}
-
-/// XEP-0160 offline messages.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OfflineConfig {
-    /// Messages kept per account; senders get `service-unavailable` past it.
-    pub quota: u32,
-}
-
-impl Default for OfflineConfig {
-    fn default() -> Self {
-        OfflineConfig { quota: 1000 }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    /// The XMPP domains this server hosts.
-    pub domains: Vec<String>,
-    /// Where the database, the admin socket and the dev certificate live.
-    pub data_dir: PathBuf,
-    /// On SIGTERM every stream gets `system-shutdown`; the server then waits
-    /// up to this many seconds for the connections to close.
-    pub shutdown_grace_secs: u64,
 }
 
 /// The kind of a listening port.
@@ -173,6 +344,8 @@ impl ListenerKind {
     }
 }
 
+/// One `[[listeners]]` table. Both keys are required: a listener has no
+/// sensible default address.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerConfig {
@@ -187,69 +360,14 @@ impl ListenerConfig {
     }
 }
 
-/// XML limits, applied by the receiver through `chorus-xml` while bytes arrive.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    pub max_stanza_bytes_preauth: usize,
-    pub max_stanza_bytes: usize,
-    pub max_depth: usize,
-    pub max_attrs: usize,
-    pub max_ns_decls: usize,
-    pub max_name_len: usize,
-    /// Outbound queue per connection: stanzas waiting for a slow reader.
-    pub max_outbound_stanzas: usize,
-    pub max_outbound_bytes: usize,
+impl OptionType for Vec<ListenerConfig> {
+    const TYPE: &'static str = "array of tables";
+    const EXPECTED: &'static str = "an array of tables ([[listeners]])";
+    const TABLES: bool = true;
+    const FIELDS: &'static [&'static str] = &["kind", "address"];
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct C2sConfig {
-    /// Seconds a new connection may take to send its stream header and
-    /// authenticate, counted from accept and never reset by input (RFC 6120
-    /// §4.9.3.4 `connection-timeout`; ejabberd's `negotiation_timeout`).
-    pub header_timeout_secs: u64,
-    /// Seconds one write to a client may stall (a peer that stopped reading)
-    /// before its connection is dropped.
-    pub write_timeout_secs: u64,
-    /// STARTTLS is required before anything else. FOR BENCHMARKS AND TESTS
-    /// ONLY may this be false (STARTTLS is then offered, not required).
-    pub require_encryption: bool,
-    /// Resources one account may bind at once (`resource-constraint` past it).
-    pub max_resources: usize,
-    /// XEP-0199 keepalive: after this many seconds without a stanza from a
-    /// bound client, the server pings it.
-    pub ping_interval_secs: u64,
-    /// Seconds to wait for the answer before closing the session with
-    /// `connection-timeout`.
-    pub ping_timeout_secs: u64,
-    /// XEP-0198 stream management: seconds a session with resumption
-    /// enabled waits, detached, for its client to resume after the
-    /// connection drops, when the client asks for no other value.
-    pub sm_resume_timeout_secs: u64,
-    /// The longest resume timeout a client may ask for (`max`).
-    pub sm_max_resume_timeout_secs: u64,
-    /// Stanzas sent and not yet acknowledged that one session may hold;
-    /// past it the stream ends with `resource-constraint`.
-    pub sm_max_unacked: usize,
-}
-
-/// TLS certificates. Without `cert`/`key`, a self-signed development
-/// certificate for every configured domain is generated in `data_dir` on
-/// first start (never for production: clients will warn).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct TlsConfig {
-    /// PEM certificate chain served by default.
-    pub cert: PathBuf,
-    /// PEM private key of `cert`.
-    pub key: PathBuf,
-    /// Further certificates chosen by SNI, one per domain.
-    pub sni: Vec<SniCert>,
-    /// Seconds a TLS handshake may take before the connection is dropped.
-    pub handshake_timeout_secs: u64,
-}
-
+/// One `[[tls.sni]]` table: the certificate for `domain`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SniCert {
@@ -258,148 +376,15 @@ pub struct SniCert {
     pub key: PathBuf,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SaslConfig {
-    /// PBKDF2 iterations for newly stored SCRAM credentials (RFC 7677 asks >= 4096).
-    pub iterations: u32,
-    /// Failed authentications allowed per stream before it is closed.
-    pub max_attempts: u32,
-    /// FOR BENCHMARKS AND TESTS ONLY: offer PLAIN on unencrypted streams.
-    pub allow_plain_without_tls: bool,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StorageConfig {
-    /// `sqlite://path` or `postgres://...`; empty = `sqlite://<data_dir>/chorus.db`.
-    pub url: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AdminConfig {
-    /// Unix socket of the admin API; empty means `<data_dir>/chorus.sock`.
-    pub socket: PathBuf,
-    /// Allow `chorusctl chaos` (killing random actors on a schedule). Off
-    /// by default: it is for test and staging servers.
-    pub chaos: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SupervisionConfig {
-    /// OTP restart intensity: restarts allowed per `period_ms` before a
-    /// supervisor gives up and escalates to its parent.
-    pub intensity: u32,
-    pub period_ms: u64,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            listeners: vec![ListenerConfig {
-                kind: ListenerKind::C2s,
-                address: SocketAddr::from(([127, 0, 0, 1], 5222)),
-            }],
-            limits: LimitsConfig::default(),
-            c2s: C2sConfig::default(),
-            admin: AdminConfig::default(),
-            supervision: SupervisionConfig::default(),
-            tls: TlsConfig::default(),
-            sasl: SaslConfig::default(),
-            storage: StorageConfig::default(),
-            offline: OfflineConfig::default(),
-            metrics: MetricsConfig::default(),
-            register: RegisterConfig::default(),
-            mam: MamConfig::default(),
-        }
-    }
-}
-
-impl Default for TlsConfig {
-    fn default() -> Self {
-        TlsConfig {
-            cert: PathBuf::new(),
-            key: PathBuf::new(),
-            sni: Vec::new(),
-            handshake_timeout_secs: 10,
-        }
-    }
-}
-
-impl Default for SaslConfig {
-    fn default() -> Self {
-        SaslConfig {
-            iterations: 4096,
-            max_attempts: 5,
-            allow_plain_without_tls: false,
-        }
-    }
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            domains: vec!["localhost".to_owned()],
-            data_dir: PathBuf::from("data"),
-            shutdown_grace_secs: 10,
-        }
-    }
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        let x = chorus_xml::Limits::default();
-        LimitsConfig {
-            max_stanza_bytes_preauth: x.max_stanza_bytes_preauth,
-            max_stanza_bytes: x.max_stanza_bytes,
-            max_depth: x.max_depth,
-            max_attrs: x.max_attrs,
-            max_ns_decls: x.max_ns_decls,
-            max_name_len: x.max_name_len,
-            max_outbound_stanzas: 1000,
-            max_outbound_bytes: 1024 * 1024,
-        }
-    }
-}
-
-impl Default for C2sConfig {
-    fn default() -> Self {
-        C2sConfig {
-            header_timeout_secs: 30,
-            write_timeout_secs: 30,
-            require_encryption: true,
-            max_resources: 10,
-            ping_interval_secs: 300,
-            ping_timeout_secs: 60,
-            sm_resume_timeout_secs: 300,
-            sm_max_resume_timeout_secs: 600,
-            sm_max_unacked: 10000,
-        }
-    }
-}
-
-impl Default for AdminConfig {
-    fn default() -> Self {
-        AdminConfig {
-            socket: PathBuf::new(),
-            chaos: false,
-        }
-    }
-}
-
-impl Default for SupervisionConfig {
-    fn default() -> Self {
-        SupervisionConfig {
-            intensity: 10,
-            period_ms: 1000,
-        }
-    }
+impl OptionType for Vec<SniCert> {
+    const TYPE: &'static str = "array of tables";
+    const EXPECTED: &'static str = "an array of tables ([[tls.sni]])";
+    const TABLES: bool = true;
+    const FIELDS: &'static [&'static str] = &["domain", "cert", "key"];
 }
 
 impl LimitsConfig {
+    /// The parser limits, as `chorus-xml` takes them.
     pub fn xml(&self) -> chorus_xml::Limits {
         chorus_xml::Limits {
             max_stanza_bytes_preauth: self.max_stanza_bytes_preauth,
@@ -413,8 +398,14 @@ impl LimitsConfig {
 }
 
 impl C2sConfig {
+    pub fn negotiation_timeout(&self) -> Duration {
+        Duration::from_secs(self.negotiation_timeout_secs)
+    }
+
+    /// The former name of [`C2sConfig::negotiation_timeout`], kept for the
+    /// callers that still use it.
     pub fn header_timeout(&self) -> Duration {
-        Duration::from_secs(self.header_timeout_secs)
+        self.negotiation_timeout()
     }
 
     pub fn ping_interval(&self) -> Duration {
@@ -445,199 +436,6 @@ impl SupervisionConfig {
 }
 
 impl Config {
-    /// Loads defaults, then `path` if given, then `CHORUS_*` variables.
-    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut fig = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(p) = path {
-            if !p.exists() {
-                return Err(ConfigError::Invalid(format!(
-                    "config file {} does not exist",
-                    p.display()
-                )));
-            }
-            fig = fig.merge(Toml::file(p));
-        }
-        // Every key lives in a section, so a configuration variable always
-        // has a double underscore (CHORUS_SERVER__DATA_DIR). Others sharing
-        // the prefix (CHORUS_LOG, test harness variables) are not config.
-        fig = fig.merge(
-            Env::prefixed("CHORUS_")
-                .filter(|k| k.as_str().contains("__"))
-                .split("__"),
-        );
-        Self::extract(fig)
-    }
-
-    /// Every effective value with where it came from (`chorusctl config
-    /// check`): `default`, `file PATH` or `env VAR`. Loads like
-    /// [`Config::load`], so an invalid file gives the same error.
-    pub fn explain(path: Option<&Path>) -> Result<Vec<(String, String, String)>, ConfigError> {
-        let mut fig = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(p) = path {
-            if !p.exists() {
-                return Err(ConfigError::Invalid(format!(
-                    "config file {} does not exist",
-                    p.display()
-                )));
-            }
-            fig = fig.merge(Toml::file(p));
-        }
-        fig = fig.merge(
-            Env::prefixed("CHORUS_")
-                .filter(|k| k.as_str().contains("__"))
-                .split("__"),
-        );
-        let config = Self::extract(fig.clone())?;
-        let value =
-            serde_json::to_value(&config).map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        let mut out = Vec::new();
-        fn walk(
-            fig: &Figment,
-            prefix: &str,
-            v: &serde_json::Value,
-            out: &mut Vec<(String, String, String)>,
-        ) {
-            match v {
-                serde_json::Value::Object(map) => {
-                    for (k, child) in map {
-                        let key = if prefix.is_empty() {
-                            k.clone()
-                        } else {
-                            format!("{prefix}.{k}")
-                        };
-                        walk(fig, &key, child, out);
-                    }
-                }
-                leaf => {
-                    let source = match fig.find_metadata(prefix).and_then(|m| m.source.clone()) {
-                        Some(figment::Source::File(p)) => format!("file {}", p.display()),
-                        // Serialized::defaults is tagged with our own source line.
-                        Some(figment::Source::Code(_)) => "default".to_owned(),
-                        Some(figment::Source::Custom(c)) => c,
-                        Some(other) => other.to_string(),
-                        None => match fig.find_metadata(prefix).map(|m| m.name.to_string()) {
-                            Some(n) if n.contains("environment") => {
-                                format!("env CHORUS_{}", prefix.replace('.', "__").to_uppercase())
-                            }
-                            _ => "default".to_owned(),
-                        },
-                    };
-                    out.push((prefix.to_owned(), leaf.to_string(), source));
-                }
-            }
-        }
-        walk(&fig, "", &value, &mut out);
-        Ok(out)
-    }
-
-    /// Parses a TOML string over the defaults (tests and `config check`).
-    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        Self::extract(
-            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text)),
-        )
-    }
-
-    fn extract(fig: Figment) -> Result<Config, ConfigError> {
-        let cfg: Config = fig
-            .extract()
-            .map_err(|e| ConfigError::Invalid(describe(e)))?;
-        cfg.validate()?;
-        Ok(cfg)
-    }
-
-    /// Floors on safety limits: a config may tighten them, never disable them.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let l = &self.limits;
-        let floor = |name: &str, v: usize, min: usize| {
-            if v < min {
-                Err(ConfigError::Invalid(format!(
-                    "limits.{name} = {v} is below the minimum {min}"
-                )))
-            } else {
-                Ok(())
-            }
-        };
-        floor("max_stanza_bytes_preauth", l.max_stanza_bytes_preauth, 1024)?;
-        floor("max_stanza_bytes", l.max_stanza_bytes, 4096)?;
-        floor("max_depth", l.max_depth, 4)?;
-        floor("max_attrs", l.max_attrs, 8)?;
-        floor("max_ns_decls", l.max_ns_decls, 2)?;
-        floor("max_name_len", l.max_name_len, 32)?;
-        floor("max_outbound_stanzas", l.max_outbound_stanzas, 16)?;
-        floor("max_outbound_bytes", l.max_outbound_bytes, 64 * 1024)?;
-        if self.server.domains.is_empty() {
-            return Err(ConfigError::Invalid(
-                "server.domains must name at least one domain".into(),
-            ));
-        }
-        if self.c2s.header_timeout_secs == 0
-            || self.c2s.write_timeout_secs == 0
-            || self.c2s.ping_interval_secs == 0
-            || self.c2s.ping_timeout_secs == 0
-        {
-            return Err(ConfigError::Invalid(
-                "c2s timeouts and intervals must be at least 1 second".into(),
-            ));
-        }
-        if self.c2s.sm_resume_timeout_secs == 0
-            || self.c2s.sm_max_resume_timeout_secs < self.c2s.sm_resume_timeout_secs
-        {
-            return Err(ConfigError::Invalid(
-                "c2s.sm_resume_timeout_secs must be at least 1 and at most c2s.sm_max_resume_timeout_secs".into(),
-            ));
-        }
-        if self.c2s.sm_max_unacked < 16 {
-            return Err(ConfigError::Invalid(format!(
-                "c2s.sm_max_unacked = {} is below the minimum 16",
-                self.c2s.sm_max_unacked
-            )));
-        }
-        if !self.metrics.address.is_empty() && self.metrics.address.parse::<SocketAddr>().is_err() {
-            return Err(ConfigError::Invalid(format!(
-                "metrics.address '{}' is not host:port (empty turns it off)",
-                self.metrics.address
-            )));
-        }
-        if self.register.burst == 0 || self.register.refill_secs == 0 {
-            return Err(ConfigError::Invalid(
-                "register.burst and register.refill_secs must be positive".into(),
-            ));
-        }
-        if self.sasl.iterations < 4096 {
-            return Err(ConfigError::Invalid(
-                "sasl.iterations must be at least 4096 (RFC 7677)".into(),
-            ));
-        }
-        if self.sasl.max_attempts == 0 || self.c2s.max_resources == 0 {
-            return Err(ConfigError::Invalid(
-                "sasl.max_attempts and c2s.max_resources must be positive".into(),
-            ));
-        }
-        if self.tls.cert.as_os_str().is_empty() != self.tls.key.as_os_str().is_empty() {
-            return Err(ConfigError::Invalid(
-                "tls.cert and tls.key go together".into(),
-            ));
-        }
-        if self.supervision.intensity == 0 || self.supervision.period_ms == 0 {
-            return Err(ConfigError::Invalid(
-                "supervision.intensity and supervision.period_ms must be positive".into(),
-            ));
-        }
-        let half_queue = self.limits.max_outbound_stanzas / 2;
-        if self.mam.max_page_size == 0 || self.mam.max_page_size as usize > half_queue {
-            return Err(ConfigError::Invalid(format!(
-                "mam.max_page_size must be between 1 and {half_queue} \
-                 (half of limits.max_outbound_stanzas: a page is queued at once)"
-            )));
-        }
-        if self.mam.retention_days > 1_000_000 {
-            return Err(ConfigError::Invalid(
-                "mam.retention_days is out of range (0 keeps messages forever)".into(),
-            ));
-        }
-        Ok(())
-    }
-
     /// A short fingerprint of the effective configuration (`chorusctl
     /// status`), so an operator can tell whether a reload took.
     pub fn hash(&self) -> String {
@@ -675,58 +473,20 @@ impl Config {
     }
 }
 
-/// Turns figment's error into one line per problem, with a did-you-mean for
-/// unknown keys.
-fn describe(err: figment::Error) -> String {
-    let mut lines = Vec::new();
-    for e in err {
-        let path = e.path.join(".");
-        let msg = match &e.kind {
-            figment::error::Kind::UnknownField(field, expected) => {
-                // figment's path already ends with the offending key.
-                let key = if path.is_empty() || path.ends_with(field.as_str()) {
-                    if path.is_empty() {
-                        field.clone()
-                    } else {
-                        path.clone()
-                    }
-                } else {
-                    format!("{path}.{field}")
-                };
-                match suggest(field, expected) {
-                    Some(s) => format!("unknown key `{key}`: did you mean `{s}`?"),
-                    None => format!(
-                        "unknown key `{key}`; valid keys here: {}",
-                        expected.join(", ")
-                    ),
-                }
-            }
-            _ if path.is_empty() => e.to_string(),
-            _ => format!("{path}: {e}"),
-        };
-        lines.push(msg);
-    }
-    lines.join("\n")
-}
-
-/// The closest candidate by edit distance, if it is close enough to be a typo.
-pub fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (strsim::damerau_levenshtein(word, c), *c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use std::path::Path;
+
+    fn problems(toml: &str) -> Vec<String> {
+        Config::from_toml(toml).unwrap_err().problems().to_vec()
+    }
 
     #[test]
     fn defaults_are_valid() {
         let c = Config::from_toml("").unwrap();
+        assert_eq!(c, Config::default());
         assert_eq!(c.server.domains, vec!["localhost"]);
         assert_eq!(c.limits.max_stanza_bytes_preauth, 8192);
         assert_eq!(c.admin_socket(), PathBuf::from("data/chorus.sock"));
@@ -737,8 +497,15 @@ mod tests {
         let err = Config::from_toml("[server]\ndomian = ['a']\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("unknown key `server.domian`"), "{err}");
-        assert!(err.contains("did you mean `domains`?"), "{err}");
+        assert_eq!(err, "unknown key `server.domian`: did you mean `domains`?");
+    }
+
+    #[test]
+    fn unknown_key_without_a_close_one_lists_the_section() {
+        assert_eq!(
+            problems("[offline]\nzzzzzz = 1\n"),
+            ["unknown key `offline.zzzzzz`; valid keys here: quota"]
+        );
     }
 
     #[test]
@@ -746,7 +513,83 @@ mod tests {
         let err = Config::from_toml("[limit]\nmax_depth = 3\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("did you mean `limits`?"), "{err}");
+        assert_eq!(err, "unknown key `limit`: did you mean `limits`?");
+    }
+
+    #[test]
+    fn every_problem_in_a_file_is_reported_at_once() {
+        let p = problems(
+            "[server]\ndomian = ['a']\n\
+             [limits]\nmax_depth = 1\nmax_attrs = 2\n\
+             [c2s]\nping_interval_secs = 'abc'\n\
+             [mam]\nretention_days = 2000000\n",
+        );
+        assert_eq!(
+            p,
+            [
+                "unknown key `server.domian`: did you mean `domains`?",
+                "c2s.ping_interval_secs: expected an unsigned integer, found a string \"abc\"",
+                "limits.max_depth = 1 is below the minimum 4",
+                "limits.max_attrs = 2 is below the minimum 8",
+                "mam.retention_days = 2000000 is above the maximum 1000000",
+            ]
+        );
+    }
+
+    #[test]
+    fn type_errors_name_the_key_in_an_operators_words() {
+        assert_eq!(
+            problems("[c2s]\nrequire_encryption = 'yes'\nmax_resources = -1\n"),
+            [
+                "c2s.require_encryption: expected true or false, found a string \"yes\"",
+                "c2s.max_resources: expected an unsigned integer, found the number -1",
+            ]
+        );
+        assert_eq!(
+            problems("[sasl]\niterations = 5000000000\n"),
+            ["sasl.iterations: expected an unsigned integer (at most 4294967295), found the number 5000000000"]
+        );
+        assert_eq!(
+            problems("[server]\ndomains = 'example.org'\n"),
+            ["server.domains: expected a list of strings, found a string \"example.org\""]
+        );
+        assert_eq!(
+            problems("c2s = 5\n"),
+            ["c2s: expected a table ([c2s]), found the number 5"]
+        );
+        assert_eq!(
+            problems("[mam]\ndefault_pref = 'rooster'\n"),
+            [
+                "mam.default_pref: unknown value \"rooster\" (did you mean \"roster\"?); \
+              expected \"always\", \"never\" or \"roster\""
+            ]
+        );
+    }
+
+    #[test]
+    fn listener_problems_point_into_the_list() {
+        assert_eq!(
+            problems(
+                "[[listeners]]\nkind = 'c2s'\naddress = '127.0.0.1:5222'\n\
+                 [[listeners]]\nkind = 'c2s'\nadress = '127.0.0.1:5223'\n"
+            ),
+            ["unknown key `listeners[1].adress`: did you mean `address`?"]
+        );
+        assert_eq!(
+            problems("[[listeners]]\nkind = 'c2'\naddress = '127.0.0.1:5222'\n"),
+            [
+                "listeners[0].kind: unknown value \"c2\" (did you mean \"c2s\"?); \
+              expected one of \"c2s\", \"c2s-tls\""
+            ]
+        );
+        assert_eq!(
+            problems("[[listeners]]\nkind = 'c2s'\n"),
+            ["listeners[0]: missing key `address`"]
+        );
+        assert_eq!(
+            problems("[listeners]\nkind = 'c2s'\n"),
+            ["listeners: expected an array of tables ([[listeners]]), found a table"]
+        );
     }
 
     #[test]
@@ -761,6 +604,53 @@ mod tests {
     }
 
     #[test]
+    fn the_deprecated_header_timeout_maps_to_negotiation_timeout_with_a_warning() {
+        let (c, warnings) =
+            Config::from_toml_with_warnings("[c2s]\nheader_timeout_secs = 7\n").unwrap();
+        assert_eq!(c.c2s.negotiation_timeout_secs, 7);
+        assert_eq!(c.c2s.header_timeout(), Duration::from_secs(7));
+        assert_eq!(
+            warnings,
+            ["`c2s.header_timeout_secs` is deprecated: rename it to `c2s.negotiation_timeout_secs`"]
+        );
+        // The declared name wins when both are set.
+        let (c, warnings) = Config::from_toml_with_warnings(
+            "[c2s]\nheader_timeout_secs = 7\nnegotiation_timeout_secs = 9\n",
+        )
+        .unwrap();
+        assert_eq!(c.c2s.negotiation_timeout_secs, 9);
+        assert_eq!(
+            warnings,
+            ["`c2s.header_timeout_secs` is a deprecated name of `c2s.negotiation_timeout_secs`, \
+              which is set too; `c2s.header_timeout_secs` is ignored"]
+        );
+        // The old name gets the new name's floor.
+        assert_eq!(
+            problems("[c2s]\nheader_timeout_secs = 0\n"),
+            ["c2s.negotiation_timeout_secs = 0 is below the minimum 1"]
+        );
+        let (_, none) =
+            Config::from_toml_with_warnings("[c2s]\nnegotiation_timeout_secs = 9\n").unwrap();
+        assert!(none.is_empty(), "{none:?}");
+    }
+
+    #[test]
+    fn cross_field_rules_wait_for_valid_values() {
+        assert_eq!(
+            problems("[c2s]\nsm_resume_timeout_secs = 700\n[tls]\ncert = 'a.pem'\n"),
+            [
+                "c2s.sm_resume_timeout_secs = 700 is above c2s.sm_max_resume_timeout_secs = 600",
+                "tls.cert and tls.key go together: set both or neither",
+            ]
+        );
+        // A rejected value is not judged by the rules through its default.
+        assert_eq!(
+            problems("[c2s]\nsm_resume_timeout_secs = 700\nsm_max_resume_timeout_secs = 'x'\n"),
+            ["c2s.sm_max_resume_timeout_secs: expected an unsigned integer, found a string \"x\""]
+        );
+    }
+
+    #[test]
     // figment's Jail closure returns its own (large) error type.
     #[allow(clippy::result_large_err)]
     fn environment_overrides_and_is_strict() {
@@ -770,8 +660,15 @@ mod tests {
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.server.domains, vec!["example.org"]);
             jail.set_env("CHORUS_SERVER__DOMIAN", "x");
+            jail.set_env("CHORUS_C2S__PING_INTERVAL_SECS", "abc");
             let err = Config::load(None).unwrap_err().to_string();
             assert!(err.contains("did you mean `domains`?"), "{err}");
+            assert!(
+                err.contains(
+                    "c2s.ping_interval_secs: expected an unsigned integer, found a string \"abc\""
+                ),
+                "{err}"
+            );
             Ok(())
         });
     }
@@ -780,7 +677,10 @@ mod tests {
     #[allow(clippy::result_large_err)]
     fn explain_names_each_source() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("c.toml", "[server]\ndomains = ['example.org']\n")?;
+            jail.create_file(
+                "c.toml",
+                "[server]\ndomains = ['example.org']\n[c2s]\nheader_timeout_secs = 5\n",
+            )?;
             jail.set_env("CHORUS_C2S__MAX_RESOURCES", "3");
             let rows = Config::explain(Some(Path::new("c.toml"))).map_err(|e| e.to_string())?;
             let find = |k: &str| rows.iter().find(|r| r.0 == k).cloned().unwrap();
@@ -790,12 +690,18 @@ mod tests {
                 find("server.domains")
             );
             assert_eq!(find("server.domains").1, "[\"example.org\"]");
-            assert!(
-                find("c2s.max_resources").2.starts_with("env"),
-                "{:?}",
-                find("c2s.max_resources")
-            );
+            assert_eq!(find("c2s.max_resources").2, "env CHORUS_C2S__MAX_RESOURCES");
             assert_eq!(find("limits.max_depth").2, "default");
+            let renamed = find("c2s.negotiation_timeout_secs");
+            assert_eq!(renamed.1, "5");
+            assert!(
+                renamed.2.starts_with("file ")
+                    && renamed
+                        .2
+                        .ends_with("(as deprecated c2s.header_timeout_secs)"),
+                "{renamed:?}"
+            );
+            assert_eq!(rows.len(), spec::all_options().count());
             Ok(())
         });
     }
@@ -815,16 +721,18 @@ mod tests {
         assert_eq!(c.mam.default_pref, MamDefault::Roster);
         assert_eq!(c.mam.retention(), Some(Duration::from_secs(30 * 86_400)));
         assert_eq!(Config::default().mam.retention(), None);
-        for bad in [
-            "max_page_size = 0",
-            "max_page_size = 501",
-            "default_pref = 'sometimes'",
-        ] {
-            assert!(
-                Config::from_toml(&format!("[mam]\n{bad}\n")).is_err(),
-                "{bad}"
-            );
-        }
+        assert_eq!(
+            problems("[mam]\nmax_page_size = 0\n"),
+            ["mam.max_page_size = 0 is below the minimum 1"]
+        );
+        assert_eq!(
+            problems("[mam]\nmax_page_size = 501\n"),
+            [
+                "mam.max_page_size = 501 is above 500, half of limits.max_outbound_stanzas \
+              (a page is queued at once)"
+            ]
+        );
+        assert!(Config::from_toml("[mam]\ndefault_pref = 'sometimes'\n").is_err());
     }
 
     #[test]
@@ -832,6 +740,104 @@ mod tests {
         let err = Config::from_toml("[limits]\nmax_depth = 1\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("max_depth"), "{err}");
+        assert_eq!(err, "limits.max_depth = 1 is below the minimum 4");
+    }
+
+    #[test]
+    fn declarations_are_consistent() {
+        let defaults = Config::default();
+        let mut keys = std::collections::BTreeSet::new();
+        for o in spec::all_options() {
+            assert!(keys.insert(o.key), "{} declared twice", o.key);
+            assert!(!o.doc.is_empty(), "{} has no doc", o.key);
+            // Bounds are checked on integers only.
+            if o.min.is_some() || o.max.is_some() {
+                assert!(
+                    (o.get)(&defaults).is_u64(),
+                    "{} has bounds but is not an integer",
+                    o.key
+                );
+            }
+            assert_eq!(o.tables, o.type_name == "array of tables", "{}", o.key);
+        }
+        // Every field of Config is declared: the serialized default has no
+        // key without a spec.
+        let json = serde_json::to_value(&defaults).unwrap();
+        for (top, value) in json.as_object().unwrap() {
+            match value.as_object() {
+                Some(fields) if spec::option(top).is_none() => {
+                    for k in fields.keys() {
+                        assert!(spec::option(&format!("{top}.{k}")).is_some(), "{top}.{k}");
+                    }
+                }
+                _ => assert!(spec::option(top).is_some(), "{top}"),
+            }
+        }
+    }
+
+    #[test]
+    fn diff_names_each_change_and_whether_a_reload_applies_it() {
+        let old = Config::default();
+        let new = Config::from_toml(
+            "[limits]\nmax_depth = 32\n[c2s]\nping_interval_secs = 60\n[mam]\ndefault_pref = 'roster'\n",
+        )
+        .unwrap();
+        let changes = Config::diff(&old, &new);
+        assert_eq!(
+            changes,
+            [
+                Change {
+                    key: "limits.max_depth",
+                    old: "64".into(),
+                    new: "32".into(),
+                    reloadable: true,
+                },
+                Change {
+                    key: "c2s.ping_interval_secs",
+                    old: "300".into(),
+                    new: "60".into(),
+                    reloadable: false,
+                },
+                Change {
+                    key: "mam.default_pref",
+                    old: "\"always\"".into(),
+                    new: "\"roster\"".into(),
+                    reloadable: false,
+                },
+            ]
+        );
+        assert_eq!(changes[0].to_string(), "limits.max_depth: 64 -> 32");
+        assert!(Config::diff(&new, &new).is_empty());
+
+        // A reload takes the reloadable values and keeps the rest, so the
+        // restart-only changes are still pending afterwards.
+        let running = old.with_reloadable(&new);
+        assert_eq!(running.limits.max_depth, 32);
+        assert_eq!(running.c2s.ping_interval_secs, 300);
+        let pending: Vec<&str> = Config::diff(&running, &new).iter().map(|c| c.key).collect();
+        assert_eq!(pending, ["c2s.ping_interval_secs", "mam.default_pref"]);
+    }
+
+    #[test]
+    fn only_what_the_server_rereads_is_reloadable() {
+        let reloadable: Vec<&str> = spec::all_options()
+            .filter(|o| o.reloadable)
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(
+            reloadable,
+            [
+                "listeners",
+                "limits.max_stanza_bytes_preauth",
+                "limits.max_stanza_bytes",
+                "limits.max_depth",
+                "limits.max_attrs",
+                "limits.max_ns_decls",
+                "limits.max_name_len",
+                "tls.cert",
+                "tls.key",
+                "tls.sni",
+            ]
+        );
     }
 }

@@ -33,7 +33,7 @@ async fn serve(dir: String) -> anyhow::Result<()> {
     let mut cfg = chorus_config::Config::default();
     cfg.server.data_dir = dir.into();
     cfg.listeners[0].address = "127.0.0.1:0".parse()?;
-    cfg.c2s.header_timeout_secs = 3600;
+    cfg.c2s.negotiation_timeout_secs = 3600;
     let server = chorus_server::Server::start(cfg).await?;
     while server.first_addr().is_none() {
         tokio::time::sleep(Duration::from_millis(10)).await;

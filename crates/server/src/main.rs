@@ -53,7 +53,12 @@ fn init_tracing(format: &str) {
 }
 
 async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let config = Config::load(args.config.as_deref()).context("invalid configuration")?;
+    let (config, warnings) =
+        Config::load_with_warnings(args.config.as_deref()).context("invalid configuration")?;
+    // A deprecated name works, and says so once at each start.
+    for warning in &warnings {
+        tracing::warn!(%warning, "configuration");
+    }
     let config_grace = config.server.shutdown_grace_secs;
     let listeners = config.listeners.len();
     let mut server = Server::start_from(config, args.config.clone())

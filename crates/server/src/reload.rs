@@ -1,23 +1,28 @@
 //! Live configuration reload (SIGHUP, `chorusctl config reload`): re-reads
 //! the configuration file and applies what can change without dropping a
-//! connection. Parser limits and TLS certificates apply to connections
-//! opened from then on; listeners added or removed are started or stopped
-//! under `listeners`. Anything else that changed is reported as needing a
-//! restart. An invalid file changes nothing and reports the error (with
-//! the loader's did-you-mean).
+//! connection. Which options those are is declared with each option in
+//! `chorus-config` (`reload` there) and must match what this file applies:
+//! parser limits and TLS certificates for connections opened from then on,
+//! and listeners added or removed, started or stopped under `listeners`.
+//! Every other change is reported, by key, as needing a restart, and the
+//! server keeps running with the value it started with, so the next reload
+//! reports it again. An invalid file changes nothing and reports every
+//! problem (with the loader's did-you-mean).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use chorus_c2s::C2sContext;
-use chorus_config::Config;
+use chorus_config::{Change, Config};
 use chorus_listener::{port_spec, BoundAddrs};
 use chorus_supervisor::{Registry, SupervisorMsg, SupervisorOptions};
 use ractor::ActorRef;
 
 pub struct Reloader {
     pub(crate) path: Option<PathBuf>,
+    /// The configuration the server runs with: as started, plus the
+    /// reloadable options of each reload since.
     pub(crate) current: Mutex<Config>,
     pub(crate) c2s: Arc<C2sContext>,
     pub(crate) registry: Registry,
@@ -35,21 +40,25 @@ impl Reloader {
             .path
             .as_ref()
             .ok_or("the server was started without a configuration file")?;
-        let new = Config::load(Some(path)).map_err(|e| e.to_string())?;
+        let (new, warnings) = Config::load_with_warnings(Some(path)).map_err(|e| e.to_string())?;
         let old = self
             .current
             .lock()
             .map_err(|_| "configuration state poisoned")?
             .clone();
-        let tls = crate::tls_setup(&new).map_err(|e| e.to_string())?;
+        let changes = Config::diff(&old, &new);
+        // Everything below reads `running`, never `new`: a restart-only
+        // option such as server.domains (which names the development
+        // certificate) keeps the value the server started with.
+        let running = old.with_reloadable(&new);
+        let tls = crate::tls_setup(&running).map_err(|e| e.to_string())?;
+        // Certificate files are reread even when their paths are unchanged,
+        // so a renewed certificate is picked up.
         let mut applied = vec!["TLS certificates reread".to_owned()];
-        if new.limits != old.limits {
-            applied.push("limits".to_owned());
-        }
-        self.c2s.reload(new.limits.xml(), Some(Arc::new(tls)));
+        self.c2s.reload(running.limits.xml(), Some(Arc::new(tls)));
 
         let old_ids: BTreeSet<String> = old.listeners.iter().map(|l| l.actor_id()).collect();
-        let new_ids: BTreeSet<String> = new.listeners.iter().map(|l| l.actor_id()).collect();
+        let new_ids: BTreeSet<String> = running.listeners.iter().map(|l| l.actor_id()).collect();
         if old_ids != new_ids {
             let sup: ActorRef<SupervisorMsg> = self
                 .registry
@@ -61,7 +70,7 @@ impl Reloader {
                 self.bound.remove(gone);
                 applied.push(format!("listener {gone} stopped"));
             }
-            for l in new
+            for l in running
                 .listeners
                 .iter()
                 .filter(|l| !old_ids.contains(&l.actor_id()))
@@ -85,33 +94,80 @@ impl Reloader {
                 }
             }
         }
-        let sections = [
-            ("server", old.server != new.server),
-            ("c2s", old.c2s != new.c2s),
-            ("sasl", old.sasl != new.sasl),
-            ("storage", old.storage != new.storage),
-            ("admin", old.admin != new.admin),
-            ("supervision", old.supervision != new.supervision),
-            ("offline", old.offline != new.offline),
-            ("metrics", old.metrics != new.metrics),
-            ("register", old.register != new.register),
-        ];
-        let restart: Vec<&str> = sections
-            .iter()
-            .filter(|(_, changed)| *changed)
-            .map(|(name, _)| *name)
-            .collect();
+        for c in &changes {
+            tracing::info!(
+                key = c.key,
+                old = %c.old,
+                new = %c.new,
+                reloadable = c.reloadable,
+                "configuration option changed"
+            );
+        }
         if let Ok(mut cur) = self.current.lock() {
-            *cur = new;
+            *cur = running;
         }
-        let mut summary = format!("applied: {}", applied.join(", "));
-        if !restart.is_empty() {
-            summary.push_str(&format!(
-                "\nchanged but only applied after a restart: [{}]",
-                restart.join("], [")
-            ));
-        }
+        let summary = summary(&applied, &changes, &warnings);
         tracing::info!(%summary, "configuration reloaded");
         Ok(summary)
+    }
+}
+
+/// What `config reload` prints: what was done, then the options that
+/// changed by key, split into those that took effect and those that need a
+/// restart, then the loader's warnings.
+fn summary(applied: &[String], changes: &[Change], warnings: &[String]) -> String {
+    let keys = |reloadable: bool| -> Vec<&str> {
+        changes
+            .iter()
+            .filter(|c| c.reloadable == reloadable)
+            .map(|c| c.key)
+            .collect()
+    };
+    let (took, restart) = (keys(true), keys(false));
+    let mut out = format!("applied: {}", applied.join(", "));
+    if !took.is_empty() {
+        out.push_str(&format!("\nchanged, took effect: {}", took.join(", ")));
+    }
+    if !restart.is_empty() {
+        out.push_str(&format!(
+            "\nchanged, needs a restart: {}",
+            restart.join(", ")
+        ));
+    }
+    if changes.is_empty() {
+        out.push_str("\nno option changed");
+    }
+    for w in warnings {
+        out.push_str(&format!("\nwarning: {w}"));
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_splits_changes_by_key_into_applied_and_restart_needed() {
+        let old = Config::default();
+        let new = Config::from_toml(
+            "[limits]\nmax_depth = 32\nmax_outbound_stanzas = 2000\n\
+             [c2s]\nping_interval_secs = 60\n[mam]\ndefault_pref = 'roster'\n",
+        )
+        .unwrap();
+        let applied = ["TLS certificates reread".to_owned()];
+        assert_eq!(
+            summary(&applied, &Config::diff(&old, &new), &["careful".to_owned()]),
+            "applied: TLS certificates reread\n\
+             changed, took effect: limits.max_depth\n\
+             changed, needs a restart: limits.max_outbound_stanzas, c2s.ping_interval_secs, \
+             mam.default_pref\n\
+             warning: careful"
+        );
+        assert_eq!(
+            summary(&applied, &[], &[]),
+            "applied: TLS certificates reread\nno option changed"
+        );
     }
 }

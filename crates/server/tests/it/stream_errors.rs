@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 
 async fn assert_rejected(input: &[u8], condition: &str) {
     let mut cfg = test_config("hostile");
-    cfg.c2s.header_timeout_secs = 1;
+    cfg.c2s.negotiation_timeout_secs = 1;
     let server = start(cfg).await;
     let addr = server.first_addr().unwrap();
     let mut bystander = open_stream(addr).await;
@@ -145,7 +145,7 @@ async fn stanza_before_auth_is_not_authorized() {
 #[tokio::test]
 async fn silent_connection_gets_connection_timeout() {
     let mut cfg = test_config("slowloris");
-    cfg.c2s.header_timeout_secs = 1;
+    cfg.c2s.negotiation_timeout_secs = 1;
     let server = start(cfg).await;
     let mut s = tokio::net::TcpStream::connect(server.first_addr().unwrap())
         .await
