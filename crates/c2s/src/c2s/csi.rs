@@ -1,0 +1,31 @@
+//! XEP-0352: Client State Indication (version 1.0.0): an inactive
+//! client's presence is held, latest per sender, until it is active again
+//! or something else must go out.
+
+use super::*;
+
+/// Presences held for an inactive client before the queue is flushed
+/// rather than grown (XEP-0352: bounded).
+pub(super) const CSI_MAX_HELD: usize = 256;
+
+/// XEP-0352 client state indication.
+#[derive(Default)]
+pub(super) struct Csi {
+    /// The client said `<inactive/>`.
+    pub(super) inactive: bool,
+    /// Held presence, latest per sender, in arrival order.
+    pub(super) held: Vec<(String, Element)>,
+}
+
+impl C2sState {
+    pub(super) fn flush_held(&mut self) {
+        let held = std::mem::take(&mut self.csi.held);
+        self.ctx
+            .metrics
+            .csi_flushed
+            .fetch_add(held.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        for (_, p) in held {
+            self.send_element(&p);
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! SASL authentication (RFC 6120 §6): SCRAM with channel binding, PLAIN
+//! over TLS, failures and their limit.
+
+use super::*;
+
+/// An exchange under way.
+pub(super) enum SaslState {
+    Scram(Box<ScramServer>),
+}
+
+pub(super) fn b64(data: &[u8]) -> String {
+    if data.is_empty() {
+        // RFC 6120 §6.4.2: empty initial response / success data is "=".
+        "=".to_owned()
+    } else {
+        base64::engine::general_purpose::STANDARD.encode(data)
+    }
+}
+
+/// SASL payloads: "=" is an empty payload, absent is none (§6.4.2).
+pub(super) fn unb64(text: &str) -> Result<Vec<u8>, ()> {
+    let t = text.trim();
+    if t == "=" || t.is_empty() {
+        return Ok(Vec::new());
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(t)
+        .map_err(|_| ())
+}
+
+pub(super) fn stored_to_scram(
+    c: chorus_storage::StoredCredentials,
+    hash: ScramHash,
+) -> Option<ScramCredentials> {
+    Some(ScramCredentials {
+        hash,
+        salt: c.salt,
+        iterations: c.iterations,
+        stored_key: c.stored_key,
+        server_key: c.server_key,
+    })
+}
+
+impl C2sState {
+    pub(super) fn mechanisms(&self) -> Vec<Mechanism> {
+        let mut out = Vec::new();
+        let cb = self.channel_binding_data();
+        if self.tls.is_some() && !cb.is_empty() {
+            out.push(Mechanism::ScramSha256Plus);
+            out.push(Mechanism::ScramSha1Plus);
+        }
+        out.push(Mechanism::ScramSha256);
+        out.push(Mechanism::ScramSha1);
+        if self.tls.is_some() || self.ctx.allow_plain_without_tls {
+            out.push(Mechanism::Plain);
+        }
+        out
+    }
+
+    pub(super) fn channel_binding_data(&self) -> ChannelBindingData {
+        match &self.tls {
+            Some(b) => ChannelBindingData {
+                tls_exporter: b.tls_exporter.clone(),
+                tls_server_end_point: b.tls_server_end_point.clone(),
+            },
+            None => ChannelBindingData::none(),
+        }
+    }
+
+    pub(super) fn sasl_failure(&mut self, condition: &str, text: Option<&str>) -> Flow {
+        self.sasl = None;
+        self.auth_failures += 1;
+        self.ctx
+            .metrics
+            .auth
+            .inc(&format!("{}/failure", self.auth_mech));
+        let mut f = Element::new("failure", ns::SASL).with_child(Element::new(condition, ns::SASL));
+        if let Some(t) = text {
+            f.push(
+                Element::new("text", ns::SASL)
+                    .with_attr("xml:lang", "en")
+                    .with_text(t),
+            );
+        }
+        self.send_element(&f);
+        tracing::info!(conn = self.conn_id, condition, "authentication failed");
+        if self.auth_failures >= self.ctx.sasl_max_attempts {
+            return self.stream_error(
+                StreamError::PolicyViolation,
+                Some("too many failed authentication attempts"),
+            );
+        }
+        Flow::Continue
+    }
+
+    /// The authzid, if any, must name the authenticated account (§6.4.6).
+    pub(super) fn authzid_ok(&self, user: &BareJid, authzid: Option<&str>) -> bool {
+        match authzid {
+            None | Some("") => true,
+            Some(a) => a.parse::<BareJid>().is_ok_and(|j| j == *user),
+        }
+    }
+
+    pub(super) fn account(&self, username: &str) -> Option<BareJid> {
+        BareJid::new(Some(username), self.domain.as_deref()?).ok()
+    }
+
+    pub(super) async fn lookup(
+        &self,
+        user: &BareJid,
+        hash: ScramHash,
+    ) -> Result<Option<ScramCredentials>, ()> {
+        let Some(node) = user.node() else {
+            return Ok(None);
+        };
+        match self
+            .ctx
+            .storage
+            .credentials(node, user.domain(), hash.name())
+            .await
+        {
+            Ok(c) => Ok(c.and_then(|c| stored_to_scram(c, hash))),
+            Err(e) => {
+                tracing::error!(error = %e, "storage error during authentication");
+                Err(())
+            }
+        }
+    }
+
+    pub(super) fn sasl_success(&mut self, user: BareJid, additional: &[u8]) -> Flow {
+        tracing::info!(conn = self.conn_id, jid = %user, "authenticated");
+        self.ctx
+            .metrics
+            .auth
+            .inc(&format!("{}/success", self.auth_mech));
+        self.sasl = None;
+        self.user = Some(user);
+        let mut s = Element::new("success", ns::SASL);
+        if !additional.is_empty() {
+            s.push_text(b64(additional));
+        }
+        self.send_element(&s);
+        // §6.4.6: the client restarts the stream; so do we.
+        Flow::Reset
+    }
+
+    pub(super) async fn on_auth(&mut self, el: &Element) -> Flow {
+        if self.tls.is_none() && self.ctx.require_encryption {
+            return self.sasl_failure("encryption-required", None);
+        }
+        let mech = el
+            .attr("mechanism")
+            .and_then(|m| m.parse::<Mechanism>().ok());
+        self.auth_mech = mech.map(Mechanism::name).unwrap_or("unknown");
+        let Some(mech) = mech.filter(|m| self.mechanisms().contains(m)) else {
+            return self.sasl_failure("invalid-mechanism", None);
+        };
+        let Ok(payload) = unb64(&el.text()) else {
+            return self.sasl_failure("incorrect-encoding", None);
+        };
+        if mech == Mechanism::Plain {
+            let req = match PlainRequest::parse(&payload) {
+                Ok(r) => r,
+                Err(e) => return self.sasl_failure(e.condition().as_str(), None),
+            };
+            let Some(user) = self.account(req.username()) else {
+                return self.sasl_failure("not-authorized", None);
+            };
+            let creds = match self.lookup(&user, ScramHash::Sha256).await {
+                Ok(c) => c,
+                Err(()) => return self.sasl_failure("temporary-auth-failure", None),
+            };
+            return match req.verify(creds.as_ref()) {
+                Ok(out) if self.authzid_ok(&user, out.authzid.as_deref()) => {
+                    self.sasl_success(user, &[])
+                }
+                Ok(_) => self.sasl_failure("invalid-authzid", None),
+                Err(e) => self.sasl_failure(e.condition().as_str(), None),
+            };
+        }
+        let Some(hash) = mech.hash() else {
+            return self.sasl_failure("invalid-mechanism", None);
+        };
+        let mut server = ScramServer::new(mech, self.channel_binding_data(), self.plus_advertised)
+            .with_unknown_user_iterations(self.ctx.sasl_iterations);
+        let first = match server.handle_client_first(&payload) {
+            Ok(f) => f,
+            Err(e) => return self.sasl_failure(e.condition().as_str(), None),
+        };
+        let creds = match self.account(&first.username) {
+            Some(user) => match self.lookup(&user, hash).await {
+                Ok(c) => c,
+                Err(()) => return self.sasl_failure("temporary-auth-failure", None),
+            },
+            None => None,
+        };
+        match server.server_first(creds.as_ref()) {
+            Ok(challenge) => {
+                self.send_element(&Element::new("challenge", ns::SASL).with_text(b64(&challenge)));
+                self.sasl = Some(SaslState::Scram(Box::new(server)));
+                Flow::Continue
+            }
+            Err(e) => self.sasl_failure(e.condition().as_str(), None),
+        }
+    }
+
+    pub(super) fn on_response(&mut self, el: &Element) -> Flow {
+        let Some(SaslState::Scram(mut server)) = self.sasl.take() else {
+            return self.sasl_failure("malformed-request", Some("no authentication in progress"));
+        };
+        let Ok(payload) = unb64(&el.text()) else {
+            return self.sasl_failure("incorrect-encoding", None);
+        };
+        match server.handle_client_final(&payload) {
+            Ok((server_final, outcome)) => {
+                let Some(user) = self.account(&outcome.username) else {
+                    return self.sasl_failure("not-authorized", None);
+                };
+                if !self.authzid_ok(&user, outcome.authzid.as_deref()) {
+                    return self.sasl_failure("invalid-authzid", None);
+                }
+                self.sasl_success(user, &server_final)
+            }
+            Err(e) => self.sasl_failure(e.condition().as_str(), None),
+        }
+    }
+}

@@ -1,0 +1,333 @@
+//! The bound stream (RFC 6120 §8, RFC 6121): stanzas from the client are
+//! checked, stamped and routed; stanzas routed to the session are
+//! written to the client.
+
+use super::*;
+
+impl C2sState {
+    /// Handles stanzas this session will never deliver as unacknowledged
+    /// (offline storage or an error to the sender), in a task: `Drop`
+    /// cannot await.
+    pub(super) fn reroute(&self, owner: BareJid, stanzas: impl IntoIterator<Item = Element>) {
+        let stanzas: Vec<Element> = stanzas.into_iter().collect();
+        if stanzas.is_empty() {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let router = self.ctx.router.clone();
+            rt.spawn(async move {
+                for stanza in stanzas {
+                    router.unacknowledged(&owner, stanza).await;
+                }
+            });
+        }
+    }
+
+    /// One stanza taken from the inbox.
+    pub(super) fn on_routed(&mut self, stanza: Element) {
+        if let Some((to, inbox)) = &self.moved_to {
+            // Resumed elsewhere: the session lives there now.
+            if let Err(back) = forward(to, inbox, stanza) {
+                if let Some(user) = self.user.clone() {
+                    self.reroute(user, [back]);
+                }
+            }
+        } else if !self.closing {
+            self.deliver(stanza);
+        } else {
+            self.keep_unacked(stanza);
+        }
+    }
+
+    /// A stanza from the bound client.
+    pub(super) async fn on_stanza(&mut self, mut el: Element) -> Flow {
+        let Some(full) = self.full.clone() else {
+            return Flow::Continue;
+        };
+        if el.ns() == ns::SM {
+            return self.on_sm(&el);
+        }
+        if el.ns() == ns::CSI {
+            // XEP-0352 nonzas: <active/> and <inactive/>.
+            match el.name() {
+                "inactive" => self.csi.inactive = true,
+                "active" => {
+                    self.csi.inactive = false;
+                    self.flush_held();
+                }
+                _ => {}
+            }
+            return Flow::Continue;
+        }
+        let Some(kind) = StanzaKind::of(&el) else {
+            // §8.2-8.3: only message, presence and iq exist in jabber:client.
+            self.ctx.metrics.stanzas_in.inc("other");
+            return self.stream_error(StreamError::UnsupportedStanzaType, Some(el.name()));
+        };
+        self.ctx.metrics.stanzas_in.inc(kind.as_str());
+        if let Some(sm) = self.sm_lock().as_mut() {
+            sm.handled = sm.handled.wrapping_add(1);
+        }
+        // §8.1.2.1: the server stamps 'from'; a client may only claim itself.
+        if let Some(claimed) = el.attr("from") {
+            let ok = claimed
+                .parse::<chorus_jid::Jid>()
+                .is_ok_and(|j| j == *full.as_jid() || j == *full.bare().as_jid());
+            if !ok {
+                return self.stream_error(StreamError::InvalidFrom, None);
+            }
+        }
+        el.set_attr("from", full.to_string());
+        if kind == StanzaKind::Iq {
+            // §8.2.3: id and type required, exactly one payload for get/set.
+            // Violations are stanza errors, `bad-request` (§8.3.3.1: "does
+            // not conform to the appropriate schema"), and the stream goes
+            // on; a reply to an IQ without id carries no id either. A
+            // `result` or `error` is never answered (`error_reply`).
+            let typ = IqType::of(&el);
+            let payloads = el.children().count();
+            let bad = el.attr("id").is_none()
+                || typ.is_none()
+                || (typ.is_some_and(IqType::is_request) && payloads != 1);
+            if bad {
+                self.iq_error(&el, StanzaErrorCondition::BadRequest);
+                return Flow::Continue;
+            }
+        }
+        if kind != StanzaKind::Presence && el.attr("to").is_none() {
+            // §8.1.1.1: no 'to' means the account itself (bare JID).
+            el.set_attr("to", full.bare().to_string());
+        }
+        // Features see what the client sent (carbons, avatar hashes).
+        let ctx = self.ctx.clone();
+        ctx.modules
+            .user_sent(&ctx.router, &full, self.conn_id, &mut el)
+            .await;
+        if kind == StanzaKind::Presence {
+            if el.attr("to").is_none() {
+                self.on_broadcast_presence(&full, &el).await;
+                return Flow::Continue;
+            }
+            if PresenceType::of(&el).is_none() && el.attr("type").is_some() {
+                if let Some(e) =
+                    error_reply(&el, &StanzaError::new(StanzaErrorCondition::BadRequest))
+                {
+                    self.send_element(&e);
+                }
+                return Flow::Continue;
+            }
+            self.on_addressed_presence(&full, el).await;
+            return Flow::Continue;
+        }
+        if let Outcome::Reply(e) = self.ctx.router.route(el).await {
+            self.reply(e);
+        }
+        Flow::Continue
+    }
+
+    /// An answer the router handed back for our client (an error, or the
+    /// server's answer to an IQ): written at once.
+    pub(super) fn reply(&mut self, answer: Element) {
+        self.send_element(&answer);
+    }
+
+    /// Handles every stanza waiting in the inbox.
+    pub(super) fn take_routed(&mut self) {
+        for stanza in self.inbox.take() {
+            self.on_routed(stanza);
+        }
+    }
+
+    /// Presence without 'to' is broadcast presence (RFC 6121 §4.2-§4.5): it
+    /// sets availability and priority, which message routing to the bare JID
+    /// depends on, and the router broadcasts it from the roster.
+    pub(super) async fn on_broadcast_presence(&mut self, full: &FullJid, el: &Element) {
+        let Some(session) = self.ctx.router.sessions.get(full) else {
+            return;
+        };
+        match PresenceType::of(el) {
+            Some(PresenceType::Available) => {
+                // §4.7.2.3: priority is an integer in -128..=127, default 0.
+                let priority = el
+                    .get_child("priority", ns::JABBER_CLIENT)
+                    .and_then(|p| p.text().trim().parse::<i8>().ok())
+                    .unwrap_or(0);
+                let initial = !session.available();
+                let mut kept = el.clone();
+                kept.remove_attr("to");
+                session.set_last_presence(Some(kept));
+                session.set_presence(true, priority);
+                // §4.2-§4.4: to subscribers and own resources; probes first time.
+                self.ctx.router.broadcast(full, el, initial).await;
+                // XEP-0160 §3: stored messages go out on the first available
+                // presence with a non-negative priority (RFC 6121 §8.5.2.2.1).
+                if initial && priority >= 0 {
+                    self.deliver_stored(full).await;
+                }
+            }
+            Some(PresenceType::Unavailable) => {
+                let was = session.available();
+                session.set_presence(false, 0);
+                session.set_last_presence(None);
+                if was {
+                    self.ctx.router.broadcast(full, el, false).await;
+                }
+                self.end_directed(full).await;
+            }
+            // An undefined type (§4.7.1).
+            None => {
+                if let Some(e) =
+                    error_reply(el, &StanzaError::new(StanzaErrorCondition::BadRequest))
+                {
+                    self.send_element(&e);
+                }
+            }
+            // Subscription states and probes need an addressee; nothing to do.
+            Some(_) => {}
+        }
+    }
+
+    /// §4.6.3: entities that got directed presence get unavailable too.
+    pub(super) async fn end_directed(&mut self, full: &FullJid) {
+        for to in std::mem::take(&mut self.directed) {
+            let p = Element::new("presence", ns::JABBER_CLIENT)
+                .with_attr("type", "unavailable")
+                .with_attr("from", full.to_string())
+                .with_attr("to", to);
+            let _ = self.ctx.router.route(p).await;
+        }
+    }
+
+    /// Presence with a 'to': subscription management (RFC 6121 §3) or
+    /// directed presence (§4.6).
+    pub(super) async fn on_addressed_presence(&mut self, full: &FullJid, el: Element) {
+        let kind = PresenceType::of(&el);
+        let to = el.attr("to").unwrap_or_default().to_owned();
+        match kind {
+            Some(
+                k @ (PresenceType::Subscribe
+                | PresenceType::Subscribed
+                | PresenceType::Unsubscribe
+                | PresenceType::Unsubscribed),
+            ) => {
+                let contact = match to.parse::<chorus_jid::Jid>() {
+                    Ok(j) if j.node().is_some() => j.bare(),
+                    Ok(_) => return,
+                    Err(e) => {
+                        if let Some(r) = error_reply(&el, &StanzaError::from(&e)) {
+                            self.send_element(&r);
+                        }
+                        return;
+                    }
+                };
+                if let Some(e) = self
+                    .ctx
+                    .router
+                    .subscription(&full.bare(), &contact, k, el)
+                    .await
+                {
+                    self.reply(e);
+                }
+            }
+            // §4.3: probes are the server's business, not the client's.
+            Some(PresenceType::Probe) => {}
+            _ => {
+                match kind {
+                    Some(PresenceType::Available) => {
+                        self.directed.insert(to);
+                    }
+                    Some(PresenceType::Unavailable) => {
+                        self.directed.remove(&to);
+                    }
+                    _ => {}
+                }
+                if let Outcome::Reply(e) = self.ctx.router.route(el).await {
+                    self.reply(e);
+                }
+            }
+        }
+    }
+
+    /// Delivers a routed stanza, holding back presence while the client
+    /// says it is inactive (XEP-0352 §5): only the latest presence per
+    /// sender is kept, and anything else (messages, IQs) goes out at once,
+    /// after the held presence so that order is kept.
+    pub(super) fn deliver(&mut self, stanza: Element) {
+        if let Some(full) = &self.full {
+            self.ctx
+                .modules
+                .user_received(&self.ctx.router, full, self.conn_id, &stanza);
+        }
+        if self.csi.inactive && stanza.name() == "presence" {
+            let from = stanza.attr("from").unwrap_or_default().to_owned();
+            if let Some(slot) = self.csi.held.iter_mut().find(|(f, _)| *f == from) {
+                slot.1 = stanza;
+            } else if self.csi.held.len() < CSI_MAX_HELD {
+                self.csi.held.push((from, stanza));
+                self.ctx
+                    .metrics
+                    .csi_held
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                // Bounded: past the cap, flush rather than grow.
+                self.flush_held();
+                self.send_element(&stanza);
+            }
+            return;
+        }
+        if !self.csi.held.is_empty() && stanza.name() != "presence" {
+            self.flush_held();
+        }
+        self.send_element(&stanza);
+    }
+
+    /// XEP-0199 keepalive: check at half the shorter period.
+    pub(super) fn start_keepalive(&mut self) {
+        let tick = (self.ctx.ping_interval.min(self.ctx.ping_timeout) / 2)
+            .max(std::time::Duration::from_millis(100));
+        if let Some(k) = self
+            .keepalive
+            .replace(self.myself.send_interval(tick, || C2sMsg::Keepalive))
+        {
+            k.abort();
+        }
+    }
+
+    /// XEP-0199 §4.1: pings a client that has been silent for the ping
+    /// interval; closes the session when the answer does not come in time.
+    pub(super) fn keepalive_tick(&mut self) {
+        let (Some(full), false) = (&self.full, self.closing || self.detached) else {
+            return;
+        };
+        if let Some(sent) = self.ping_sent {
+            if sent.elapsed() >= self.ctx.ping_timeout {
+                if self.resumable() {
+                    // XEP-0198: a dead connection, not a dead session.
+                    self.detach();
+                } else {
+                    self.stream_error(StreamError::ConnectionTimeout, Some("no answer to ping"));
+                }
+            }
+            return;
+        }
+        if self.last_inbound.elapsed() >= self.ctx.ping_interval {
+            let ping = Element::new("iq", ns::JABBER_CLIENT)
+                .with_attr("type", "get")
+                .with_attr("id", format!("keepalive-{}", self.conn_id))
+                .with_attr("from", self.domain.clone().unwrap_or_default())
+                .with_attr("to", full.to_string())
+                .with_child(Element::new("ping", ns::PING));
+            self.send_element(&ping);
+            self.ping_sent = Some(std::time::Instant::now());
+        }
+    }
+
+    /// The session can take what was kept for it (XEP-0160 offline
+    /// messages): the modules write it through this session.
+    pub(super) async fn deliver_stored(&mut self, full: &FullJid) {
+        let ctx = self.ctx.clone();
+        ctx.modules
+            .available(&ctx.router, full, self.conn_id, self)
+            .await;
+    }
+}
