@@ -98,7 +98,7 @@ use chorus_xml::{
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
-use crate::server::{AdminContext, CommandError};
+use crate::{AdminContext, CommandError};
 
 /// The namespace of XEP-0227 (since version 1.0).
 pub const PIE_NS: &str = "urn:xmpp:pie:0";

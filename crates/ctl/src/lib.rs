@@ -174,7 +174,7 @@ fn resolve(m: &ArgMatches) -> Option<(&'static CommandSpec, &ArgMatches)> {
     }
     let (second, leaf) = sub.subcommand()?;
     let name = format!("{first} {second}");
-    COMMANDS.iter().find(|c| c.name == name).map(|s| (s, leaf))
+    COMMANDS.iter().find(|c| c.name == name).map(|s| (*s, leaf))
 }
 
 fn args_json(spec: &CommandSpec, m: &ArgMatches) -> Value {
