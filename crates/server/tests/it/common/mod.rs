@@ -40,7 +40,13 @@ pub fn chorusctl_bin() -> PathBuf {
         .get_or_init(|| {
             let bin =
                 std::path::Path::new(env!("CARGO_BIN_EXE_chorus")).with_file_name("chorusctl");
-            let fix = "build it with `cargo build -p chorus-ctl` (`cargo test --workspace` does)";
+            // target/<profile>/chorus: a release test run needs a release chorusctl.
+            let release = bin.parent().is_some_and(|d| d.ends_with("release"));
+            let fix = if release {
+                "build it with `cargo build --release -p chorus-ctl`"
+            } else {
+                "build it with `cargo build -p chorus-ctl` (`cargo test --workspace` does)"
+            };
             let built = std::fs::metadata(&bin)
                 .and_then(|m| m.modified())
                 .unwrap_or_else(|e| panic!("{}: {e}: {fix}", bin.display()));
