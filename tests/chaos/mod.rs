@@ -189,7 +189,7 @@ impl Daemon {
     }
 
     fn ctl(&self, args: &[&str]) -> (i32, String, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_chorusctl"))
+        let out = Command::new(crate::common::chorusctl_bin())
             .arg("--socket")
             .arg(&self.socket)
             .args(args)
@@ -364,7 +364,7 @@ async fn soak() {
     for (i, (kind, pattern)) in kinds.iter().enumerate() {
         let at = chaos_started + Duration::from_secs(i as u64);
         tokio::time::sleep(at.saturating_duration_since(Instant::now())).await;
-        let child = Command::new(env!("CARGO_BIN_EXE_chorusctl"))
+        let child = Command::new(crate::common::chorusctl_bin())
             .arg("--socket")
             .arg(&d.socket)
             .args([

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chorus_supervisor::StopMode;
 use serde_json::{json, Value};
 
-use crate::server::{AdminContext, CommandError};
+use crate::{AdminContext, CommandError};
 
 /// A chaos run may not outlast this: a forgotten run must end by itself.
 pub const MAX_DURATION: Duration = Duration::from_secs(3600);

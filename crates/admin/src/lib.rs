@@ -1,6 +1,13 @@
-//! Administration: one command registry ([`commands`]) that serves both the
-//! HTTP+JSON API on a unix socket ([`server`]) and `chorusctl`, and later
-//! XEP-0133 ad-hoc commands.
+//! Administration on the server side: a handler for every command declared
+//! in `chorus-admin-api` ([`commands`]), the HTTP+JSON API that serves them
+//! on a unix socket ([`server`]), XEP-0227 import and export ([`piefxis`]),
+//! the chaos runner ([`chaos`]) and the monitoring endpoint ([`metrics`]).
+//!
+//! The declarations themselves live in `chorus-admin-api`, which
+//! `chorusctl` links without linking this crate, its storage or the router;
+//! the handler table here binds each one to a plain async function of the
+//! [`AdminContext`] and the JSON arguments, which XEP-0133 ad-hoc commands
+//! can later call as the socket API does.
 //!
 //! The API is `POST /api/<command words joined by '/'>` with a JSON object
 //! of arguments as the body (an empty body means no arguments), answered with
@@ -11,12 +18,15 @@
 
 pub mod chaos;
 pub mod commands;
+mod context;
 pub mod metrics;
 pub mod piefxis;
 pub mod server;
 
-pub use commands::{ArgSpec, CommandSpec, COMMANDS, LOCAL};
-pub use server::{AdminActor, AdminArgs, AdminContext};
+pub use chorus_admin_api::{ArgSpec, CommandSpec, COMMANDS, LOCAL};
+pub use commands::{execute, Command, CommandError, Handler, HANDLERS};
+pub use context::{AdminContext, ReloadFn};
+pub use server::{AdminActor, AdminArgs};
 
 /// Changes the log filter of the running process (`chorusctl log level`).
 pub type LogReloader = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;

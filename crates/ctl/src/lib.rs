@@ -1,9 +1,11 @@
 //! `chorusctl`: talks to a running server's admin API over its unix socket.
 //!
-//! The command line is built at run time from `chorus_admin::COMMANDS`, the
-//! same registry the server dispatches on, so a command added there appears
-//! here with its help and example. Exit codes, as ejabberdctl scripts expect
-//! them to be stable: 0 ok, 1 command error, 2 usage error, 3 server
+//! The command line is built at run time from `chorus_admin_api::COMMANDS`,
+//! the same declarations the server binds its handlers to, so a command
+//! added there appears here with its help and example. This is a thin
+//! client: it links the declarations and the wire format, not the server
+//! (no storage, router or modules). Exit codes, as ejabberdctl scripts
+//! expect them to be stable: 0 ok, 1 command error, 2 usage error, 3 server
 //! unreachable.
 
 use std::io::{Read, Write};
@@ -11,7 +13,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chorus_admin::{CommandSpec, COMMANDS};
+use chorus_admin_api::{wire, CommandSpec, COMMANDS, CONFIG_CHECK};
 use clap::{Arg, ArgAction, ArgMatches, Command};
 use serde_json::{Map, Value};
 
@@ -160,21 +162,17 @@ pub fn request(socket: &Path, api_path: &str, args: &Value) -> Result<Value, Ctl
         .ok_or_else(|| CtlError::Command("malformed response from server".into()))?;
     let v: Value = serde_json::from_str(body)
         .map_err(|e| CtlError::Command(format!("malformed response from server: {e}")))?;
-    if let Some(err) = v.get("error").and_then(Value::as_str) {
-        return Err(CtlError::Command(err.to_owned()));
-    }
-    Ok(v.get("ok").cloned().unwrap_or(Value::Null))
+    wire::reply(&v).map_err(CtlError::Command)
 }
 
 /// Walks the matches down to the leaf command and its spec.
 fn resolve(m: &ArgMatches) -> Option<(&'static CommandSpec, &ArgMatches)> {
     let (first, sub) = m.subcommand()?;
-    if let Some(spec) = COMMANDS.iter().find(|c| c.name == first) {
+    if let Some(spec) = chorus_admin_api::find(first) {
         return Some((spec, sub));
     }
     let (second, leaf) = sub.subcommand()?;
-    let name = format!("{first} {second}");
-    COMMANDS.iter().find(|c| c.name == name).map(|s| (s, leaf))
+    chorus_admin_api::find(&format!("{first} {second}")).map(|s| (s, leaf))
 }
 
 fn args_json(spec: &CommandSpec, m: &ArgMatches) -> Value {
@@ -305,7 +303,7 @@ where
         return EXIT_USAGE;
     };
     let json = matches.get_flag("json");
-    if spec.name == "config check" {
+    if spec.name == CONFIG_CHECK.name {
         let file = leaf
             .get_one::<String>("file")
             .or_else(|| matches.get_one::<String>("config"))

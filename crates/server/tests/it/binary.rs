@@ -12,7 +12,7 @@ use crate::common::*;
 use serde_json::Value;
 
 fn chorusctl(socket: &std::path::Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_chorusctl"))
+    let out = Command::new(crate::common::chorusctl_bin())
         .arg("--socket")
         .arg(socket)
         .args(args)
@@ -131,7 +131,7 @@ fn chorusctl_without_server_exits_3() {
 
 fn chorusctl_stdin(socket: &std::path::Path, args: &[&str], stdin: &str) -> (i32, String, String) {
     use std::io::Write;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_chorusctl"))
+    let mut child = Command::new(crate::common::chorusctl_bin())
         .arg("--socket")
         .arg(socket)
         .args(args)
@@ -313,7 +313,7 @@ fn config_check_is_offline_and_names_sources() {
     let dir = temp_dir("config-check");
     let good = dir.join("good.toml");
     std::fs::write(&good, "[server]\ndomains = ['example.org']\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_chorusctl"))
+    let out = Command::new(crate::common::chorusctl_bin())
         .args(["config", "check", "--file"])
         .arg(&good)
         .output()
@@ -330,7 +330,7 @@ fn config_check_is_offline_and_names_sources() {
     );
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "[server]\ndomian = ['x']\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_chorusctl"))
+    let out = Command::new(crate::common::chorusctl_bin())
         .args(["config", "check", "--file"])
         .arg(&bad)
         .output()

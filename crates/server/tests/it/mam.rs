@@ -446,7 +446,7 @@ async fn paging_over_10k_messages_sees_every_id_once_and_complete_only_at_the_en
     // chorusctl mam purge empties it.
     let socket = server.admin_socket.clone();
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_chorusctl"))
+        std::process::Command::new(crate::common::chorusctl_bin())
             .arg("--socket")
             .arg(&socket)
             .args(["mam", "purge", "alice@localhost"])

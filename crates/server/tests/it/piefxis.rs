@@ -86,7 +86,7 @@ fn spawn_daemon(tag: &str, domains: &[&str]) -> Daemon {
 }
 
 fn chorusctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_chorusctl"))
+    let out = Command::new(crate::common::chorusctl_bin())
         .arg("--socket")
         .arg(socket)
         .args(args)
@@ -580,14 +580,14 @@ async fn malformed_file_is_refused_and_imports_nothing() {
 
 #[test]
 fn help_says_the_server_opens_the_paths() {
-    let out = Command::new(env!("CARGO_BIN_EXE_chorusctl"))
+    let out = Command::new(crate::common::chorusctl_bin())
         .args(["import", "--help"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("The server opens the file itself"), "{text}");
     assert!(text.contains("XEP-0227"), "{text}");
-    let out = Command::new(env!("CARGO_BIN_EXE_chorusctl"))
+    let out = Command::new(crate::common::chorusctl_bin())
         .args(["export", "--help"])
         .output()
         .unwrap();

@@ -28,6 +28,46 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// The `chorusctl` binary, which belongs to the chorus-ctl package: cargo
+/// gives this one no `CARGO_BIN_EXE_chorusctl`, so it is found beside
+/// `chorus`, in the same target directory, where `cargo test --workspace`
+/// and `cargo build` put it. Run alone, `cargo test -p chorus-server` does
+/// not build it: a missing binary, or one older than its sources, fails
+/// here with the command that fixes it rather than testing a stale client.
+pub fn chorusctl_bin() -> PathBuf {
+    static CHECKED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            let bin =
+                std::path::Path::new(env!("CARGO_BIN_EXE_chorus")).with_file_name("chorusctl");
+            // target/<profile>/chorus: a release test run needs a release chorusctl.
+            let release = bin.parent().is_some_and(|d| d.ends_with("release"));
+            let fix = if release {
+                "build it with `cargo build --release -p chorus-ctl`"
+            } else {
+                "build it with `cargo build -p chorus-ctl` (`cargo test --workspace` does)"
+            };
+            let built = std::fs::metadata(&bin)
+                .and_then(|m| m.modified())
+                .unwrap_or_else(|e| panic!("{}: {e}: {fix}", bin.display()));
+            let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+            for dir in ["ctl/src", "admin-api/src", "config/src"] {
+                for entry in std::fs::read_dir(crates.join(dir)).unwrap() {
+                    let path = entry.unwrap().path();
+                    let changed = std::fs::metadata(&path).and_then(|m| m.modified()).unwrap();
+                    assert!(
+                        changed <= built,
+                        "{} is older than {}: {fix}",
+                        bin.display(),
+                        path.display()
+                    );
+                }
+            }
+            bin
+        })
+        .clone()
+}
+
 /// A config with one c2s listener on an ephemeral loopback port.
 pub fn test_config(tag: &str) -> Config {
     let mut c = Config::default();

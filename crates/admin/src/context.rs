@@ -1,0 +1,42 @@
+//! What admin commands need from the running server: [`AdminContext`].
+//!
+//! It lives apart from the HTTP server (`server.rs`) because it is the one
+//! argument every handler takes, whatever front end called it: the unix
+//! socket API today, XEP-0133 ad-hoc commands later.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chorus_router::SessionTable;
+use chorus_storage::Storage;
+use chorus_supervisor::Registry;
+
+/// What commands need from the running server.
+pub struct AdminContext {
+    pub registry: Registry,
+    pub started: Instant,
+    /// The root path of the tree (`root`).
+    pub root: String,
+    pub storage: Arc<Storage>,
+    pub sessions: Arc<SessionTable>,
+    /// Domains served, lowercase.
+    pub domains: Vec<String>,
+    /// PBKDF2 iterations for new credentials.
+    pub sasl_iterations: u32,
+    /// Where each listener bound, by port actor id.
+    pub listeners: Arc<dashmap::DashMap<String, std::net::SocketAddr>>,
+    /// A fingerprint of the effective configuration, to tell configs apart.
+    pub config_hash: String,
+    pub metrics: Arc<chorus_metrics::Metrics>,
+    /// `admin.chaos`: whether `chaos` may run.
+    pub chaos_allowed: bool,
+    /// `config reload`: rereads the file and applies what it can.
+    pub reload: ReloadFn,
+}
+
+/// Reloads the configuration, returning a summary or the error.
+pub type ReloadFn = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>> + Send>>
+        + Send
+        + Sync,
+>;
