@@ -53,8 +53,6 @@ pub struct C2sContext {
     pub modules: Arc<Modules>,
     pub metrics: Arc<chorus_metrics::Metrics>,
     pub services: Arc<Services>,
-    /// XEP-0115 verification string of the server's features.
-    pub caps_ver: String,
     pub registry: Registry,
     /// Tree path of the `sessions` actor (looked up per bind: it may have
     /// been restarted).
@@ -63,20 +61,6 @@ pub struct C2sContext {
     next_id: AtomicU64,
     /// The server is draining: new streams are refused with system-shutdown.
     pub shutting_down: std::sync::atomic::AtomicBool,
-    pub register: RegisterPolicy,
-    /// Registration tokens left per IP address, and when last counted.
-    register_buckets: dashmap::DashMap<std::net::IpAddr, (f64, std::time::Instant)>,
-}
-
-/// XEP-0077 in-band registration policy.
-#[derive(Clone, Debug, Default)]
-pub struct RegisterPolicy {
-    pub enabled: bool,
-    /// Domains that allow it; empty means all served domains.
-    pub domains: Vec<String>,
-    /// Token bucket per IP address: capacity and refill period per token.
-    pub burst: u32,
-    pub refill: Duration,
 }
 
 /// The options of [`C2sContext::new`] that come straight from configuration.
@@ -96,7 +80,6 @@ pub struct C2sOptions {
     pub sasl_max_attempts: u32,
     pub sasl_iterations: u32,
     pub max_resources: usize,
-    pub register: RegisterPolicy,
     pub sm_resume_timeout: Duration,
     pub sm_max_resume_timeout: Duration,
     pub sm_max_unacked: usize,
@@ -125,7 +108,6 @@ impl C2sContext {
             registry,
             sessions_path,
         } = shared;
-        let caps_ver = chorus_modules::caps_ver(&modules.features());
         C2sContext {
             domains: o
                 .domains
@@ -150,14 +132,11 @@ impl C2sContext {
             sm_max_resume_timeout: o.sm_max_resume_timeout,
             sm_max_unacked: o.sm_max_unacked,
             sm_sessions: dashmap::DashMap::new(),
-            register: o.register,
-            register_buckets: dashmap::DashMap::new(),
             router,
             storage,
             modules,
             metrics,
             services,
-            caps_ver,
             registry,
             sessions_path,
             next_id: AtomicU64::new(1),
@@ -189,36 +168,6 @@ impl C2sContext {
         }
         if let Ok(mut t) = self.tls.write() {
             *t = tls;
-        }
-    }
-
-    /// Whether clients may create accounts on `domain`.
-    pub fn registration_open(&self, domain: &str) -> bool {
-        self.register.enabled
-            && (self.register.domains.is_empty()
-                || self
-                    .register
-                    .domains
-                    .iter()
-                    .any(|d| d.eq_ignore_ascii_case(domain)))
-    }
-
-    /// Takes one registration token for `ip`; false when its bucket is
-    /// empty (XEP-0077 §8 asks servers to limit registrations).
-    pub fn take_register_token(&self, ip: Option<std::net::IpAddr>) -> bool {
-        let Some(ip) = ip else { return true };
-        let burst = f64::from(self.register.burst.max(1));
-        let per_token = self.register.refill.as_secs_f64().max(0.001);
-        let now = std::time::Instant::now();
-        let mut entry = self.register_buckets.entry(ip).or_insert((burst, now));
-        let (tokens, last) = *entry;
-        let refilled = (tokens + now.duration_since(last).as_secs_f64() / per_token).min(burst);
-        if refilled >= 1.0 {
-            *entry = (refilled - 1.0, now);
-            true
-        } else {
-            *entry = (refilled, now);
-            false
         }
     }
 

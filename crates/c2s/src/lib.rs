@@ -24,4 +24,18 @@ pub mod receiver;
 pub mod socket;
 pub mod tls;
 
-pub use conn::{connection_group, C2sContext, C2sOptions, C2sShared, RegisterPolicy};
+pub use conn::{connection_group, C2sContext, C2sOptions, C2sShared};
+
+/// The declarations of what the client stream itself implements (RFC 6120
+/// negotiation, SASL, XEP-0198, XEP-0352, XEP-0368), as feature modules:
+/// they add the stream features the state machine offers and take part in
+/// `docs/XEPS.md` like any module.
+pub fn stream_modules() -> Vec<Box<dyn chorus_modules::Module>> {
+    vec![
+        Box::new(c2s::Stream),
+        Box::new(c2s::Sasl),
+        Box::new(c2s::StreamManagement),
+        Box::new(c2s::ClientStateIndication),
+        Box::new(tls::DirectTls),
+    ]
+}

@@ -17,6 +17,28 @@ use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use sha2::Digest;
 
+/// Direct TLS (XEP-0368) as a declaration: the `c2s-tls` listener kind.
+pub struct DirectTls;
+
+static DIRECT_TLS_INFO: chorus_modules::ModuleInfo = chorus_modules::ModuleInfo {
+    name: "direct-tls",
+    file: file!(),
+    xeps: &[chorus_modules::Xep {
+        number: 368,
+        name: "SRV records for XMPP over TLS",
+        version: "1.1.0",
+        support: chorus_modules::Support::Complete,
+        note: "The c2s-tls listener kind, with ALPN xmpp-client; SRV records are the operator's.",
+    }],
+    ..chorus_modules::ModuleInfo::EMPTY
+};
+
+impl chorus_modules::Module for DirectTls {
+    fn info(&self) -> &'static chorus_modules::ModuleInfo {
+        &DIRECT_TLS_INFO
+    }
+}
+
 /// Why TLS could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

@@ -8,7 +8,7 @@ use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 use sha1::Digest;
 
-use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo, Support, Xep};
+use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo, StreamCtx, StreamFeature, Support, Xep};
 
 pub struct Disco;
 
@@ -77,12 +77,29 @@ static INFO: ModuleInfo = ModuleInfo {
         IqSpec::anyone("query", ns::DISCO_ITEMS),
     ],
     features: &[ns::DISCO_INFO, ns::DISCO_ITEMS],
+    stream_features: &[StreamFeature {
+        name: "c",
+        ns: ns::CAPS,
+    }],
     ..ModuleInfo::EMPTY
 };
+
+/// XEP-0115 node identifying the software.
+pub const CAPS_NODE: &str = "https://chorus.invalid/caps";
 
 impl Module for Disco {
     fn info(&self) -> &'static ModuleInfo {
         &INFO
+    }
+
+    /// XEP-0115 §6.3: the server's own capabilities, in every feature list.
+    fn stream_features(&self, ctx: &StreamCtx<'_>, out: &mut Vec<Element>) {
+        out.push(
+            Element::new("c", ns::CAPS)
+                .with_attr("hash", "sha-1")
+                .with_attr("node", CAPS_NODE)
+                .with_attr("ver", ctx.services.caps_ver.as_str()),
+        );
     }
 
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {

@@ -114,23 +114,11 @@ impl IqSpec {
     }
 }
 
-/// When in a client stream a stream feature is offered (RFC 6120 §4.3.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Before TLS: STARTTLS.
-    Plain,
-    /// Before authentication: SASL, registration.
-    Unauthenticated,
-    /// After authentication, before and after resource binding.
-    Authenticated,
-}
-
-/// A stream feature, as (element name, namespace), and when it is offered.
+/// A stream feature a module may offer, as (element name, namespace).
 #[derive(Debug)]
 pub struct StreamFeature {
     pub name: &'static str,
     pub ns: &'static str,
-    pub phase: Phase,
 }
 
 /// What a module is, declared once.
@@ -214,6 +202,40 @@ pub struct Services {
     pub account_features: Vec<&'static str>,
     /// PBKDF2 iterations for credentials derived from a new password.
     pub sasl_iterations: u32,
+    /// The XEP-0115 verification string of the server's features.
+    pub caps_ver: String,
+}
+
+/// A client stream at the point where it offers its features (RFC 6120
+/// §4.3.2).
+pub struct StreamCtx<'a> {
+    /// The hosted domain the client addressed.
+    pub domain: &'a str,
+    /// TLS is up.
+    pub tls: bool,
+    /// Negotiation may go on past TLS: TLS is up, or it is not required.
+    pub secure: bool,
+    pub authenticated: bool,
+    pub services: &'a Services,
+}
+
+/// A stream before authentication, for the IQs a module answers there
+/// (XEP-0077 account creation).
+pub struct PreauthCtx<'a> {
+    /// The hosted domain the client addressed.
+    pub domain: &'a str,
+    /// The client's address, for per-address limits.
+    pub peer: Option<std::net::IpAddr>,
+    /// The connection, for logs.
+    pub conn_id: u64,
+    pub services: &'a Services,
+}
+
+/// What a module's supervised children start with.
+#[derive(Clone)]
+pub struct ChildCtx {
+    pub router: Arc<Router>,
+    pub services: Arc<Services>,
 }
 
 /// A handler's answer.
@@ -392,6 +414,30 @@ pub trait Module: Send + Sync {
         let _ = (ctx, stanza);
     }
 
+    /// The stream features this module offers on a client stream now
+    /// (each must be declared in [`ModuleInfo::stream_features`]).
+    fn stream_features(&self, ctx: &StreamCtx<'_>, out: &mut Vec<Element>) {
+        let _ = (ctx, out);
+    }
+
+    /// An IQ on a stream before authentication: `Some` takes it, and the
+    /// future gives the answer (if any) to write to the client.
+    fn preauth_iq<'a>(
+        &'a self,
+        ctx: &'a PreauthCtx<'a>,
+        iq: &'a Element,
+    ) -> Option<BoxFuture<'a, Option<Element>>> {
+        let _ = (ctx, iq);
+        None
+    }
+
+    /// Supervised actors the module runs, started under the `modules`
+    /// node of the tree (ids unique across modules).
+    fn children(&self, ctx: &ChildCtx) -> Vec<chorus_supervisor::ChildSpec> {
+        let _ = ctx;
+        Vec::new()
+    }
+
     /// A resource was bound: the session exists.
     fn session_bound(&self, ctx: &SessionCtx<'_>) {
         let _ = ctx;
@@ -429,13 +475,21 @@ impl Modules {
     /// matters where hooks chain: blocking filters before anything else
     /// sees a stanza.
     pub fn standard(config: &chorus_config::Config) -> Modules {
-        Modules::with(vec![
+        Modules::with(Self::standard_list(config))
+    }
+
+    /// [`Modules::standard`] as a list, for a server that adds its own
+    /// (the client stream's declarations).
+    pub fn standard_list(config: &chorus_config::Config) -> Vec<Box<dyn Module>> {
+        vec![
             Box::new(blocking::Blocking::default()),
             Box::new(ping::Ping),
             Box::new(disco::Disco),
             Box::new(roster::Roster),
             Box::new(carbons::Carbons),
-            Box::new(register::Register),
+            Box::new(register::Register::new(
+                register::RegisterPolicy::from_config(config),
+            )),
             Box::new(version::Version),
             Box::new(time::Time),
             Box::new(last::Last),
@@ -448,7 +502,7 @@ impl Modules {
             Box::new(offline::Offline {
                 quota: config.offline.quota,
             }),
-        ])
+        ]
     }
 
     pub fn with(modules: Vec<Box<dyn Module>>) -> Modules {
@@ -580,6 +634,32 @@ impl Modules {
             router,
             services: self.services.get()?,
         })
+    }
+
+    /// Every stream feature the modules offer on this stream, in module
+    /// order.
+    pub fn stream_features(&self, ctx: &StreamCtx<'_>) -> Vec<Element> {
+        let mut out = Vec::new();
+        for m in &self.modules {
+            m.stream_features(ctx, &mut out);
+        }
+        out
+    }
+
+    /// The first module that takes a pre-authentication IQ answers it;
+    /// `None` when no module does.
+    pub async fn preauth_iq(&self, ctx: &PreauthCtx<'_>, iq: &Element) -> Option<Option<Element>> {
+        for m in &self.modules {
+            if let Some(f) = m.preauth_iq(ctx, iq) {
+                return Some(f.await);
+            }
+        }
+        None
+    }
+
+    /// Every module's supervised children.
+    pub fn children(&self, ctx: &ChildCtx) -> Vec<chorus_supervisor::ChildSpec> {
+        self.modules.iter().flat_map(|m| m.children(ctx)).collect()
     }
 
     /// Runs [`Module::user_sent`] of every module, in order.
@@ -892,6 +972,7 @@ mod tests {
             features: Vec::new(),
             account_features: Vec::new(),
             sasl_iterations: 4096,
+            caps_ver: String::new(),
         };
         (router, services)
     }

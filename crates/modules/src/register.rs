@@ -1,17 +1,151 @@
-//! XEP-0077: In-Band Registration (version 2.4), the logged-in half: a user
-//! reads its registration, changes its password (§3.3), or removes its
-//! account (§3.2). Creating accounts before authentication, off by default,
-//! is c2s's job (it owns the unauthenticated stream and the peer address).
+//! XEP-0077: In-Band Registration (version 2.4).
+//!
+//! - Before authentication (§3.1), off by default (open registration
+//!   invites spam accounts): a client creates an account on a stream that
+//!   is secure (TLS, unless encryption is not required), on a domain that
+//!   allows it, within a token bucket per IP address (§8 asks servers to
+//!   limit registrations). Offered as the `<register/>` stream feature
+//!   (§6) where it is open.
+//! - Logged in: a user reads its registration, changes its password
+//!   (§3.3), or removes its account (§3.2).
 
-use chorus_proto::{ns, StanzaErrorCondition};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use chorus_jid::BareJid;
+use chorus_proto::{error_reply, ns, StanzaError, StanzaErrorCondition};
 use chorus_sasl::{ScramCredentials, ScramHash};
-use chorus_storage::{AccountStore, StoredCredentials};
+use chorus_storage::{AccountStore, StorageError, StoredCredentials};
 use chorus_xml::Element;
+use dashmap::DashMap;
 use futures_util::future::BoxFuture;
 
-use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo, Support, Xep};
+use crate::{
+    result_iq, IqCtx, IqReply, IqSpec, Module, ModuleInfo, PreauthCtx, StreamCtx, StreamFeature,
+    Support, Xep,
+};
 
-pub struct Register;
+/// Who may create accounts in band (the `[register]` section).
+#[derive(Clone, Debug, Default)]
+pub struct RegisterPolicy {
+    pub enabled: bool,
+    /// Domains that allow it; empty means all served domains.
+    pub domains: Vec<String>,
+    /// Token bucket per IP address: capacity and refill period per token.
+    pub burst: u32,
+    pub refill: Duration,
+}
+
+impl RegisterPolicy {
+    pub fn from_config(config: &chorus_config::Config) -> RegisterPolicy {
+        RegisterPolicy {
+            enabled: config.register.enabled,
+            domains: config.register.domains.clone(),
+            burst: config.register.burst,
+            refill: Duration::from_secs(config.register.refill_secs),
+        }
+    }
+
+    /// Whether clients may create accounts on `domain`.
+    fn open(&self, domain: &str) -> bool {
+        self.enabled
+            && (self.domains.is_empty()
+                || self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)))
+    }
+}
+
+pub struct Register {
+    policy: RegisterPolicy,
+    /// Registration tokens left per IP address, and when last counted.
+    buckets: DashMap<IpAddr, (f64, Instant)>,
+}
+
+impl Register {
+    pub fn new(policy: RegisterPolicy) -> Register {
+        Register {
+            policy,
+            buckets: DashMap::new(),
+        }
+    }
+
+    /// Takes one registration token for `ip`; false when its bucket is
+    /// empty.
+    fn take_token(&self, ip: Option<IpAddr>) -> bool {
+        let Some(ip) = ip else { return true };
+        let burst = f64::from(self.policy.burst.max(1));
+        let per_token = self.policy.refill.as_secs_f64().max(0.001);
+        let now = Instant::now();
+        let mut entry = self.buckets.entry(ip).or_insert((burst, now));
+        let (tokens, last) = *entry;
+        let refilled = (tokens + now.duration_since(last).as_secs_f64() / per_token).min(burst);
+        if refilled >= 1.0 {
+            *entry = (refilled - 1.0, now);
+            true
+        } else {
+            *entry = (refilled, now);
+            false
+        }
+    }
+
+    /// §3.1: the form (get) or an account creation (set), before
+    /// authentication.
+    async fn create(&self, ctx: &PreauthCtx<'_>, iq: &Element) -> Option<Element> {
+        let query = iq.get_child("query", ns::REGISTER)?;
+        let refuse = |cond| error_reply(iq, &StanzaError::new(cond));
+        match iq.attr("type") {
+            Some("get") => Some(result_iq(
+                iq,
+                Some(
+                    Element::new("query", ns::REGISTER)
+                        .with_child(
+                            Element::new("instructions", ns::REGISTER)
+                                .with_text("Choose a username and a password."),
+                        )
+                        .with_child(Element::new("username", ns::REGISTER))
+                        .with_child(Element::new("password", ns::REGISTER)),
+                ),
+            )),
+            Some("set") => {
+                let username = query.get_child("username", ns::REGISTER).map(|u| u.text());
+                let password = query.get_child("password", ns::REGISTER).map(|p| p.text());
+                let (Some(username), Some(password)) = (username, password) else {
+                    return refuse(StanzaErrorCondition::NotAcceptable);
+                };
+                let Some(user) = BareJid::new(Some(&username), ctx.domain)
+                    .ok()
+                    .filter(|_| !password.is_empty())
+                else {
+                    return refuse(StanzaErrorCondition::NotAcceptable);
+                };
+                if !self.take_token(ctx.peer) {
+                    tracing::warn!(conn = ctx.conn_id, peer = ?ctx.peer, "registration rate limit");
+                    return refuse(StanzaErrorCondition::PolicyViolation);
+                }
+                let Ok(creds) = credentials(&password, ctx.services.sasl_iterations) else {
+                    return refuse(StanzaErrorCondition::NotAcceptable);
+                };
+                let node = user.node().unwrap_or_default();
+                match ctx
+                    .services
+                    .storage
+                    .create_account(node, user.domain(), &creds)
+                    .await
+                {
+                    Ok(()) => {
+                        tracing::info!(conn = ctx.conn_id, jid = %user, "account registered in-band");
+                        Some(result_iq(iq, None))
+                    }
+                    Err(StorageError::AlreadyExists) => refuse(StanzaErrorCondition::Conflict),
+                    Err(e) => {
+                        tracing::error!(error = %e, "in-band registration failed");
+                        refuse(StanzaErrorCondition::InternalServerError)
+                    }
+                }
+            }
+            _ => refuse(StanzaErrorCondition::BadRequest),
+        }
+    }
+}
 
 /// SCRAM credentials as storage keeps them. The one place the two crates'
 /// types meet (neither depends on the other).
@@ -50,12 +184,34 @@ static INFO: ModuleInfo = ModuleInfo {
     }],
     iqs: &[IqSpec::local("query", ns::REGISTER)],
     features: &[ns::REGISTER],
+    stream_features: &[StreamFeature {
+        name: "register",
+        ns: ns::REGISTER_FEATURE,
+    }],
     ..ModuleInfo::EMPTY
 };
 
 impl Module for Register {
     fn info(&self) -> &'static ModuleInfo {
         &INFO
+    }
+
+    /// §6: offered where clients may register.
+    fn stream_features(&self, ctx: &StreamCtx<'_>, out: &mut Vec<Element>) {
+        if !ctx.authenticated && ctx.secure && self.policy.open(ctx.domain) {
+            out.push(Element::new("register", ns::REGISTER_FEATURE));
+        }
+    }
+
+    fn preauth_iq<'a>(
+        &'a self,
+        ctx: &'a PreauthCtx<'a>,
+        iq: &'a Element,
+    ) -> Option<BoxFuture<'a, Option<Element>>> {
+        if iq.get_child("query", ns::REGISTER).is_none() || !self.policy.open(ctx.domain) {
+            return None;
+        }
+        Some(Box::pin(self.create(ctx, iq)))
     }
 
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {

@@ -13,7 +13,7 @@ use chorus_storage::{RosterChange, RosterItem, RosterStore, StorageError, Subscr
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
-use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo};
+use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo, StreamCtx, StreamFeature};
 
 pub struct Roster;
 
@@ -24,12 +24,30 @@ static INFO: ModuleInfo = ModuleInfo {
     name: "roster",
     file: file!(),
     iqs: &[IqSpec::local("query", ns::ROSTER)],
+    stream_features: &[
+        StreamFeature {
+            name: "ver",
+            ns: ns::ROSTER_VER,
+        },
+        StreamFeature {
+            name: "sub",
+            ns: ns::PRE_APPROVAL,
+        },
+    ],
     ..ModuleInfo::EMPTY
 };
 
 impl Module for Roster {
     fn info(&self) -> &'static ModuleInfo {
         &INFO
+    }
+
+    /// RFC 6121 §2.6.1 and §3.4: roster versioning and pre-approval.
+    fn stream_features(&self, ctx: &StreamCtx<'_>, out: &mut Vec<Element>) {
+        if ctx.authenticated {
+            out.push(Element::new("ver", ns::ROSTER_VER));
+            out.push(Element::new("sub", ns::PRE_APPROVAL));
+        }
     }
 
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {

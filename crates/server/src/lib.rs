@@ -161,7 +161,11 @@ impl Server {
         if let Some(retention) = config.mam.retention() {
             spawn_archive_retention(Arc::downgrade(&storage), retention);
         }
-        let modules = Arc::new(Modules::standard(&config));
+        let modules = {
+            let mut list = chorus_c2s::stream_modules();
+            list.extend(Modules::standard_list(&config));
+            Arc::new(Modules::with(list))
+        };
         let metrics: Arc<chorus_metrics::Metrics> = Arc::default();
         let services = Arc::new(Services {
             storage: storage.clone(),
@@ -171,6 +175,7 @@ impl Server {
             features: modules.features(),
             account_features: modules.account_features(),
             sasl_iterations: config.sasl.iterations,
+            caps_ver: chorus_modules::caps_ver(&modules.features()),
         });
         // The feature modules answer for the hosted domains themselves and
         // act at routing's hook points.
@@ -197,12 +202,6 @@ impl Server {
                 sasl_max_attempts: config.sasl.max_attempts,
                 sasl_iterations: config.sasl.iterations,
                 max_resources: config.c2s.max_resources,
-                register: chorus_c2s::RegisterPolicy {
-                    enabled: config.register.enabled,
-                    domains: config.register.domains.clone(),
-                    burst: config.register.burst,
-                    refill: std::time::Duration::from_secs(config.register.refill_secs),
-                },
             },
             C2sShared {
                 router: router.clone(),

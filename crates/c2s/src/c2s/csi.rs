@@ -2,7 +2,43 @@
 //! client's presence is held, latest per sender, until it is active again
 //! or something else must go out.
 
+use chorus_modules::{Module, ModuleInfo, StreamCtx, StreamFeature, Support, Xep};
+
 use super::*;
+
+/// XEP-0352 as a feature module: its declaration and stream feature; the
+/// holding happens in the stream's state machine, below.
+pub struct ClientStateIndication;
+
+static CSI_INFO: ModuleInfo = ModuleInfo {
+    name: "csi",
+    file: file!(),
+    xeps: &[Xep {
+        number: 352,
+        name: "Client State Indication",
+        version: "1.0.0",
+        support: Support::Complete,
+        note: "Presence is held, latest per sender, while inactive.",
+    }],
+    stream_features: &[StreamFeature {
+        name: "csi",
+        ns: ns::CSI,
+    }],
+    ..ModuleInfo::EMPTY
+};
+
+impl Module for ClientStateIndication {
+    fn info(&self) -> &'static ModuleInfo {
+        &CSI_INFO
+    }
+
+    /// §3: offered once authenticated.
+    fn stream_features(&self, ctx: &StreamCtx<'_>, out: &mut Vec<Element>) {
+        if ctx.authenticated {
+            out.push(Element::new("csi", ns::CSI));
+        }
+    }
+}
 
 /// Presences held for an inactive client before the queue is flushed
 /// rather than grown (XEP-0352: bounded).

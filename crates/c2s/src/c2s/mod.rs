@@ -38,12 +38,16 @@ mod sasl;
 mod session;
 mod sm;
 
+pub use csi::ClientStateIndication;
 use csi::{Csi, CSI_MAX_HELD};
 use inbox::forward;
 pub use inbox::Inbox;
+pub use negotiation::Stream;
+pub use sasl::Sasl;
 use sasl::SaslState;
 pub use sm::Handover;
 pub(crate) use sm::SmEntry;
+pub use sm::StreamManagement;
 use sm::{Sm, SM_REQUEST_EVERY};
 
 use std::collections::VecDeque;

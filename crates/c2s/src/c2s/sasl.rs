@@ -1,7 +1,36 @@
 //! SASL authentication (RFC 6120 §6): SCRAM with channel binding, PLAIN
 //! over TLS, failures and their limit.
 
+use chorus_modules::{Module, ModuleInfo, StreamFeature, Support, Xep};
+
 use super::*;
+
+/// SASL as a declaration: XEP-0440, which the state machine's feature
+/// list carries next to the mechanisms.
+pub struct Sasl;
+
+static SASL_INFO: ModuleInfo = ModuleInfo {
+    name: "sasl",
+    file: file!(),
+    xeps: &[Xep {
+        number: 440,
+        name: "SASL Channel-Binding Type Capability",
+        version: "0.4.2",
+        support: Support::Complete,
+        note: "tls-exporter (TLS 1.3) and tls-server-end-point.",
+    }],
+    stream_features: &[StreamFeature {
+        name: "sasl-channel-binding",
+        ns: ns::SASL_CB,
+    }],
+    ..ModuleInfo::EMPTY
+};
+
+impl Module for Sasl {
+    fn info(&self) -> &'static ModuleInfo {
+        &SASL_INFO
+    }
+}
 
 /// An exchange under way.
 pub(super) enum SaslState {

@@ -2,7 +2,44 @@
 //! unacknowledged queue, detachment when the connection drops, and
 //! resumption on a new connection.
 
+use chorus_modules::{Module, ModuleInfo, StreamCtx, StreamFeature, Support, Xep};
+
 use super::*;
+
+/// XEP-0198 as a feature module: its declaration and stream feature. The
+/// protocol itself lives below, in the stream's state machine, which owns
+/// the connection it manages.
+pub struct StreamManagement;
+
+static SM_INFO: ModuleInfo = ModuleInfo {
+    name: "sm",
+    file: file!(),
+    xeps: &[Xep {
+        number: 198,
+        name: "Stream Management",
+        version: "1.6.2",
+        support: Support::Complete,
+        note: "Acks and resumption; no location hint for resumption on another host.",
+    }],
+    stream_features: &[StreamFeature {
+        name: "sm",
+        ns: ns::SM,
+    }],
+    ..ModuleInfo::EMPTY
+};
+
+impl Module for StreamManagement {
+    fn info(&self) -> &'static ModuleInfo {
+        &SM_INFO
+    }
+
+    /// §3: offered once authenticated (enable after bind, or resume).
+    fn stream_features(&self, ctx: &StreamCtx<'_>, out: &mut Vec<Element>) {
+        if ctx.authenticated {
+            out.push(Element::new("sm", ns::SM));
+        }
+    }
+}
 
 /// XEP-0198: the server asks for an ack (`<r/>`) after this many stanzas.
 pub(super) const SM_REQUEST_EVERY: u32 = 5;
