@@ -2,7 +2,6 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chorus_modules::{Modules, Services};
 use chorus_proto::{ns, StreamError};
@@ -21,31 +20,18 @@ use crate::tls::TlsSetup;
 /// What every connection of a server shares: configuration, services and
 /// counters. Built once by the server.
 pub struct C2sContext {
+    /// The configuration the server started with: options are read from
+    /// their declared sections (`chorus-config`), never copied field by
+    /// field. What a reload changes for new connections (parser limits,
+    /// certificates) lives beside it.
+    pub config: chorus_config::Config,
     /// Domains served, lowercase.
     pub domains: Vec<String>,
     /// Parser limits for new connections; `config reload` replaces them.
     limits: std::sync::RwLock<Limits>,
-    pub header_timeout: Duration,
-    pub max_outbound_stanzas: usize,
-    pub max_outbound_bytes: usize,
-    pub write_timeout: Duration,
-    pub ping_interval: Duration,
-    pub ping_timeout: Duration,
-    /// None only in tests that run without certificates.
     /// TLS for new connections; `config reload` replaces the certificates.
+    /// None only in tests that run without certificates.
     tls: std::sync::RwLock<Option<Arc<TlsSetup>>>,
-    pub handshake_timeout: Duration,
-    pub require_encryption: bool,
-    pub allow_plain_without_tls: bool,
-    pub sasl_max_attempts: u32,
-    pub sasl_iterations: u32,
-    pub max_resources: usize,
-    /// XEP-0198: how long a detached session waits for its client, unless
-    /// the client asks for less, and the most it may ask for.
-    pub sm_resume_timeout: Duration,
-    pub sm_max_resume_timeout: Duration,
-    /// XEP-0198: unacknowledged stanzas one session may hold.
-    pub sm_max_unacked: usize,
     /// XEP-0198: resumable sessions by stream management id.
     pub(crate) sm_sessions: dashmap::DashMap<String, crate::c2s::SmEntry>,
     pub router: Arc<Router>,
@@ -63,28 +49,6 @@ pub struct C2sContext {
     pub shutting_down: std::sync::atomic::AtomicBool,
 }
 
-/// The options of [`C2sContext::new`] that come straight from configuration.
-pub struct C2sOptions {
-    pub domains: Vec<String>,
-    pub limits: Limits,
-    pub header_timeout: Duration,
-    pub max_outbound_stanzas: usize,
-    pub max_outbound_bytes: usize,
-    pub write_timeout: Duration,
-    pub ping_interval: Duration,
-    pub ping_timeout: Duration,
-    pub tls: Option<Arc<TlsSetup>>,
-    pub handshake_timeout: Duration,
-    pub require_encryption: bool,
-    pub allow_plain_without_tls: bool,
-    pub sasl_max_attempts: u32,
-    pub sasl_iterations: u32,
-    pub max_resources: usize,
-    pub sm_resume_timeout: Duration,
-    pub sm_max_resume_timeout: Duration,
-    pub sm_max_unacked: usize,
-}
-
 /// The server-wide services a connection uses, built once by the server.
 pub struct C2sShared {
     pub router: Arc<Router>,
@@ -98,7 +62,11 @@ pub struct C2sShared {
 }
 
 impl C2sContext {
-    pub fn new(o: C2sOptions, shared: C2sShared) -> Self {
+    pub fn new(
+        config: chorus_config::Config,
+        tls: Option<Arc<TlsSetup>>,
+        shared: C2sShared,
+    ) -> Self {
         let C2sShared {
             router,
             storage,
@@ -109,28 +77,15 @@ impl C2sContext {
             sessions_path,
         } = shared;
         C2sContext {
-            domains: o
+            domains: config
+                .server
                 .domains
-                .into_iter()
+                .iter()
                 .map(|d| d.to_ascii_lowercase())
                 .collect(),
-            limits: std::sync::RwLock::new(o.limits),
-            header_timeout: o.header_timeout,
-            max_outbound_stanzas: o.max_outbound_stanzas,
-            max_outbound_bytes: o.max_outbound_bytes,
-            write_timeout: o.write_timeout,
-            ping_interval: o.ping_interval,
-            ping_timeout: o.ping_timeout,
-            tls: std::sync::RwLock::new(o.tls),
-            handshake_timeout: o.handshake_timeout,
-            require_encryption: o.require_encryption,
-            allow_plain_without_tls: o.allow_plain_without_tls,
-            sasl_max_attempts: o.sasl_max_attempts,
-            sasl_iterations: o.sasl_iterations,
-            max_resources: o.max_resources,
-            sm_resume_timeout: o.sm_resume_timeout,
-            sm_max_resume_timeout: o.sm_max_resume_timeout,
-            sm_max_unacked: o.sm_max_unacked,
+            limits: std::sync::RwLock::new(config.limits.xml()),
+            tls: std::sync::RwLock::new(tls),
+            config,
             sm_sessions: dashmap::DashMap::new(),
             router,
             storage,
@@ -210,8 +165,8 @@ pub fn connection_group(
             (Input::Plain(r), Writer::Plain(w))
         };
         let gauge = Arc::new(OutboundGauge::new(
-            ctx.max_outbound_stanzas,
-            ctx.max_outbound_bytes,
+            ctx.config.limits.max_outbound_stanzas,
+            ctx.config.limits.max_outbound_bytes,
         ));
         let mut overflow_error = Vec::new();
         StreamError::PolicyViolation
@@ -225,7 +180,7 @@ pub fn connection_group(
             SocketActor,
             SocketArgs {
                 writer,
-                write_timeout: ctx.write_timeout,
+                write_timeout: ctx.config.c2s.write_timeout(),
                 gauge: gauge.clone(),
                 overflow_error,
             },
@@ -259,7 +214,7 @@ pub fn connection_group(
                 socket,
                 limits: ctx.limits(),
                 tls: ctx.tls(),
-                handshake_timeout: ctx.handshake_timeout,
+                handshake_timeout: ctx.config.handshake_timeout(),
             },
             sup,
         )

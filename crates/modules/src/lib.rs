@@ -483,7 +483,7 @@ impl Modules {
     pub fn standard_list(config: &chorus_config::Config) -> Vec<Box<dyn Module>> {
         vec![
             Box::new(blocking::Blocking::default()),
-            Box::new(ping::Ping),
+            Box::new(ping::Ping::from_config(config)),
             Box::new(disco::Disco),
             Box::new(roster::Roster),
             Box::new(carbons::Carbons),

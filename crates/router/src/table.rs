@@ -1,7 +1,8 @@
 //! The session table: who is bound where, and how to reach them.
 
-use std::sync::atomic::{AtomicBool, AtomicI8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use chorus_jid::{BareJid, FullJid};
 use chorus_xml::Element;
@@ -29,6 +30,17 @@ pub trait SessionSink: Send + Sync + 'static {
     fn offline_waiting(&self) {}
     /// An operator ends the session (`chorusctl sessions kick`).
     fn kick(&self, reason: String);
+    /// The client stopped answering (XEP-0199 keepalive): its connection
+    /// is dead, though the session may outlive it (XEP-0198).
+    fn connection_lost(&self) {}
+}
+
+/// Milliseconds since the first call in this process: a clock for session
+/// timestamps that fits an atomic.
+fn now_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 /// One bound resource.
@@ -47,6 +59,14 @@ pub struct Session {
     carbons: AtomicBool,
     /// The last broadcast presence, to answer probes (RFC 6121 §4.3.2).
     last_presence: Mutex<Option<Element>>,
+    /// When the client last sent anything (`now_ms`), for the keepalive.
+    last_active: AtomicU64,
+    /// When the keepalive pinged a silent client (`now_ms`), 0 for never
+    /// since it last sent something.
+    ping_sent: AtomicU64,
+    /// The connection is gone and the session waits for a resumption
+    /// (XEP-0198): nothing can reach the client.
+    detached: AtomicBool,
     pub sink: Box<dyn SessionSink>,
 }
 
@@ -60,8 +80,46 @@ impl Session {
             interested: AtomicBool::new(false),
             carbons: AtomicBool::new(false),
             last_presence: Mutex::new(None),
+            last_active: AtomicU64::new(now_ms()),
+            ping_sent: AtomicU64::new(0),
+            detached: AtomicBool::new(false),
             sink,
         }
+    }
+
+    /// The client sent something: it is alive (XEP-0199 §4.1: any stanza
+    /// will do).
+    pub fn touch(&self) {
+        self.last_active.store(now_ms(), Ordering::Relaxed);
+        self.ping_sent.store(0, Ordering::Relaxed);
+    }
+
+    /// How long the client has been silent.
+    pub fn silent_for(&self) -> Duration {
+        Duration::from_millis(now_ms().saturating_sub(self.last_active.load(Ordering::Relaxed)))
+    }
+
+    /// How long ago the keepalive pinged the still silent client, if it did.
+    pub fn pinged_ago(&self) -> Option<Duration> {
+        match self.ping_sent.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(Duration::from_millis(now_ms().saturating_sub(at))),
+        }
+    }
+
+    /// The keepalive pinged the client now; `false` forgets it (answered,
+    /// or given up on).
+    pub fn set_pinged(&self, pinged: bool) {
+        let at = if pinged { now_ms().max(1) } else { 0 };
+        self.ping_sent.store(at, Ordering::Relaxed);
+    }
+
+    pub fn detached(&self) -> bool {
+        self.detached.load(Ordering::Relaxed)
+    }
+
+    pub fn set_detached(&self, detached: bool) {
+        self.detached.store(detached, Ordering::Relaxed);
     }
 
     pub fn interested(&self) -> bool {
@@ -194,6 +252,14 @@ impl SessionTable {
 
     pub fn is_empty(&self) -> bool {
         self.by_bare.is_empty()
+    }
+
+    /// Every bound session (the keepalive's sweep).
+    pub fn sessions(&self) -> Vec<Arc<Session>> {
+        self.by_bare
+            .iter()
+            .flat_map(|e| e.value().clone())
+            .collect()
     }
 
     /// Every bound full JID (admin listing).

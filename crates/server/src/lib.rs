@@ -25,7 +25,7 @@ use chorus_admin::metrics::{MetricsActor, MetricsArgs, MetricsContext};
 use chorus_admin::{AdminActor, AdminArgs, AdminContext};
 use chorus_c2s::c2s::C2sMsg;
 use chorus_c2s::tls::{dev_certificate, CertSource, TlsSetup};
-use chorus_c2s::{C2sContext, C2sOptions, C2sShared};
+use chorus_c2s::{C2sContext, C2sShared};
 use chorus_config::Config;
 use chorus_listener::{port_spec, BoundAddrs};
 use chorus_modules::{Modules, Services};
@@ -183,31 +183,13 @@ impl Server {
             .install(&router, services.clone())
             .map_err(|e| StartError::Spawn(e.to_string()))?;
         let ctx = Arc::new(C2sContext::new(
-            C2sOptions {
-                domains: domains.clone(),
-                limits: config.limits.xml(),
-                header_timeout: config.c2s.header_timeout(),
-                max_outbound_stanzas: config.limits.max_outbound_stanzas,
-                max_outbound_bytes: config.limits.max_outbound_bytes,
-                write_timeout: config.c2s.write_timeout(),
-                ping_interval: config.c2s.ping_interval(),
-                ping_timeout: config.c2s.ping_timeout(),
-                sm_resume_timeout: config.c2s.sm_resume_timeout(),
-                sm_max_resume_timeout: config.c2s.sm_max_resume_timeout(),
-                sm_max_unacked: config.c2s.sm_max_unacked,
-                tls: Some(tls),
-                handshake_timeout: config.handshake_timeout(),
-                require_encryption: config.c2s.require_encryption,
-                allow_plain_without_tls: config.sasl.allow_plain_without_tls,
-                sasl_max_attempts: config.sasl.max_attempts,
-                sasl_iterations: config.sasl.iterations,
-                max_resources: config.c2s.max_resources,
-            },
+            config.clone(),
+            Some(tls),
             C2sShared {
                 router: router.clone(),
                 storage: storage.clone(),
                 modules: modules.clone(),
-                services,
+                services: services.clone(),
                 metrics: metrics.clone(),
                 registry: registry.clone(),
                 sessions_path: format!("{ROOT}/sessions"),
@@ -279,7 +261,22 @@ impl Server {
         // Waits in accept() like the acceptor: shut down by kill; requests in
         // flight run in their own tasks.
         .shutdown(std::time::Duration::ZERO);
-        let mut children = vec![sessions_spec, listeners_spec, admin_spec];
+        // Feature modules' own actors (the keepalive, later MUC rooms...),
+        // started before any listener takes a client.
+        let module_children = modules.children(&chorus_modules::ChildCtx {
+            router: router.clone(),
+            services: services.clone(),
+        });
+        let modules_options = options.clone();
+        let modules_spec =
+            ChildSpec::supervisor("modules", Restart::Permanent, move |c: StartCtx| {
+                Box::pin(spawn_supervisor(
+                    c,
+                    modules_options.clone(),
+                    module_children.clone(),
+                ))
+            });
+        let mut children = vec![sessions_spec, modules_spec, listeners_spec, admin_spec];
         let metrics_addr: Arc<std::sync::Mutex<Option<SocketAddr>>> = Arc::default();
         if let Ok(address) = config.metrics.address.parse::<SocketAddr>() {
             let mctx = Arc::new(MetricsContext {

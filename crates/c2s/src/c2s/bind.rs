@@ -82,8 +82,8 @@ impl C2sState {
         let registered = sessions
             .call(
                 |reply| SessionsMsg::Register {
-                    session,
-                    max_resources: self.ctx.max_resources,
+                    session: session.clone(),
+                    max_resources: self.ctx.config.c2s.max_resources,
                     reply,
                 },
                 Some(std::time::Duration::from_secs(5)),
@@ -96,7 +96,7 @@ impl C2sState {
                     .modules
                     .session_bound(&self.ctx.router, &full, self.conn_id);
                 self.full = Some(full.clone());
-                self.start_keepalive();
+                self.session = Some(session);
                 let r = self.iq_result(iq).with_child(
                     Element::new("bind", ns::BIND)
                         .with_child(Element::new("jid", ns::BIND).with_text(full.to_string())),

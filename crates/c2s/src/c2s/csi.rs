@@ -54,6 +54,45 @@ pub(super) struct Csi {
 }
 
 impl C2sState {
+    /// XEP-0352 nonzas: `<active/>` and `<inactive/>` (§4).
+    pub(super) fn on_csi(&mut self, el: &Element) {
+        match el.name() {
+            "inactive" => self.csi.inactive = true,
+            "active" => {
+                self.csi.inactive = false;
+                self.flush_held();
+            }
+            _ => {}
+        }
+    }
+
+    /// A stanza on its way to the client: presence is held while the client
+    /// is inactive (§5), only the latest per sender; anything else goes at
+    /// once (returned), after the held presence so that order is kept.
+    pub(super) fn csi_hold(&mut self, stanza: Element) -> Option<Element> {
+        if self.csi.inactive && stanza.name() == "presence" {
+            let from = stanza.attr("from").unwrap_or_default().to_owned();
+            if let Some(slot) = self.csi.held.iter_mut().find(|(f, _)| *f == from) {
+                slot.1 = stanza;
+            } else if self.csi.held.len() < CSI_MAX_HELD {
+                self.csi.held.push((from, stanza));
+                self.ctx
+                    .metrics
+                    .csi_held
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            } else {
+                // Bounded: past the cap, flush rather than grow.
+                self.flush_held();
+                return Some(stanza);
+            }
+            return None;
+        }
+        if !self.csi.held.is_empty() && stanza.name() != "presence" {
+            self.flush_held();
+        }
+        Some(stanza)
+    }
+
     pub(super) fn flush_held(&mut self) {
         let held = std::mem::take(&mut self.csi.held);
         self.ctx

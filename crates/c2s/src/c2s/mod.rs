@@ -39,7 +39,7 @@ mod session;
 mod sm;
 
 pub use csi::ClientStateIndication;
-use csi::{Csi, CSI_MAX_HELD};
+use csi::Csi;
 use inbox::forward;
 pub use inbox::Inbox;
 pub use negotiation::Stream;
@@ -89,8 +89,8 @@ pub enum C2sMsg {
     /// The negotiation deadline passed: by now the client must have sent
     /// its stream header and authenticated.
     HeaderTimeout,
-    /// Periodic XEP-0199 keepalive check.
-    Keepalive,
+    /// The keepalive heard nothing from the client (XEP-0199 §4.1).
+    ConnectionLost,
     /// An operator ends the session, with a reason for the client.
     Kick(Box<String>),
     /// The server is shutting down (RFC 6120 §4.9.3.17).
@@ -155,12 +155,9 @@ pub struct C2sState {
     directed: std::collections::HashSet<String>,
     /// XEP-0352 client state.
     csi: Csi,
-    /// When the client last sent a complete element.
-    last_inbound: std::time::Instant,
-    /// Our keepalive ping awaiting any sign of life, sent at this time.
-    ping_sent: Option<std::time::Instant>,
-    /// The keepalive timer, started at bind.
-    keepalive: Option<ractor::concurrency::JoinHandle<()>>,
+    /// The bound session's entry in the table: every element from the
+    /// client touches it, which is how the keepalive knows it is alive.
+    session: Option<Arc<Session>>,
     /// Replaced by a new binding of the same full JID: its successor owns
     /// the presence, so ours must not announce unavailable.
     replaced: bool,
@@ -185,9 +182,6 @@ impl Drop for C2sState {
     /// Runs on every exit, kill included: ractor skips `post_stop` for a
     /// killed actor, so the session table is cleaned here.
     fn drop(&mut self) {
-        if let Some(k) = self.keepalive.take() {
-            k.abort();
-        }
         let sm = self.sm_lock().take();
         if let Some(id) = sm.as_ref().and_then(|s| s.id.as_ref()) {
             let me = self.myself.get_id();
@@ -310,6 +304,10 @@ impl SessionSink for Sink {
         let _ = self.c2s.cast(C2sMsg::Kick(Box::new(reason)));
     }
 
+    fn connection_lost(&self) {
+        let _ = self.c2s.cast(C2sMsg::ConnectionLost);
+    }
+
     fn offline_waiting(&self) {
         let _ = self.c2s.cast(C2sMsg::FetchOffline);
     }
@@ -345,7 +343,7 @@ impl C2sState {
             if let Some(sm) = self.sm_lock().as_mut() {
                 sm.unacked.push_back(el.clone());
                 sm.sent = sm.sent.wrapping_add(1);
-                if sm.unacked.len() > self.ctx.sm_max_unacked {
+                if sm.unacked.len() > self.ctx.config.c2s.sm_max_unacked {
                     // Kept all the same: the session ends, and Drop reroutes it.
                     sm.overflowed = true;
                     return;
@@ -464,7 +462,9 @@ impl Actor for C2sActor {
         myself: ActorRef<Self::Msg>,
         args: C2sArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        myself.send_after(args.ctx.header_timeout, || C2sMsg::HeaderTimeout);
+        myself.send_after(args.ctx.config.c2s.negotiation_timeout(), || {
+            C2sMsg::HeaderTimeout
+        });
         Ok(C2sState {
             conn_id: args.conn_id,
             myself,
@@ -484,9 +484,7 @@ impl Actor for C2sActor {
             full: None,
             directed: Default::default(),
             csi: Csi::default(),
-            last_inbound: std::time::Instant::now(),
-            ping_sent: None,
-            keepalive: None,
+            session: None,
             replaced: false,
             sm: Mutex::new(None),
             transport: Vec::new(),
@@ -517,8 +515,9 @@ impl Actor for C2sActor {
                         }
                         Ok(StreamEvent::Element(el)) => {
                             // Any stanza proves the client is alive (XEP-0199 §4.1).
-                            state.last_inbound = std::time::Instant::now();
-                            state.ping_sent = None;
+                            if let Some(s) = &state.session {
+                                s.touch();
+                            }
                             // Boxed: the stanza path (SASL, storage, routing,
                             // modules) is a large future, and inlined it
                             // would size every idle c2s actor's task.
@@ -553,7 +552,7 @@ impl Actor for C2sActor {
                     state.socket.close();
                 }
             }
-            C2sMsg::Keepalive => state.keepalive_tick(),
+            C2sMsg::ConnectionLost => state.connection_lost(),
             C2sMsg::Shutdown => {
                 state.stream_error(StreamError::SystemShutdown, None);
             }

@@ -46,7 +46,7 @@ impl C2sState {
     /// then what the feature modules offer.
     pub(super) fn features(&mut self) -> Element {
         let mut f = Element::new("features", ns::STREAM);
-        let secure = self.tls.is_some() || !self.ctx.require_encryption;
+        let secure = self.tls.is_some() || !self.ctx.config.c2s.require_encryption;
         if self.user.is_some() {
             f.push(Element::new("bind", ns::BIND));
             // RFC 6121 Appendix E: advertised for old clients, optional.
@@ -58,7 +58,7 @@ impl C2sState {
             let starttls_offered = self.tls.is_none() && self.ctx.tls().is_some();
             if starttls_offered {
                 let mut st = Element::new("starttls", ns::TLS);
-                if self.ctx.require_encryption {
+                if self.ctx.config.c2s.require_encryption {
                     st.push(Element::new("required", ns::TLS));
                 }
                 f.push(st);
@@ -170,7 +170,7 @@ impl C2sState {
             self.send_element(&Element::new("proceed", ns::TLS));
             return Flow::StartTls;
         }
-        let secure = self.tls.is_some() || !self.ctx.require_encryption;
+        let secure = self.tls.is_some() || !self.ctx.config.c2s.require_encryption;
         if secure && el.is("iq", ns::JABBER_CLIENT) {
             if let Some(domain) = self.domain.clone() {
                 let ctx = PreauthCtx {
@@ -197,7 +197,7 @@ impl C2sState {
             ("response", ns::SASL) => self.on_response(el),
             ("abort", ns::SASL) => self.sasl_failure("aborted", None),
             // §5.3.1: STARTTLS is mandatory-to-negotiate here.
-            _ if self.tls.is_none() && self.ctx.require_encryption => {
+            _ if self.tls.is_none() && self.ctx.config.c2s.require_encryption => {
                 self.stream_error(StreamError::PolicyViolation, Some("STARTTLS is required"))
             }
             _ => self.stream_error(StreamError::NotAuthorized, Some("authenticate first")),

@@ -80,7 +80,7 @@ impl C2sState {
         }
         out.push(Mechanism::ScramSha256);
         out.push(Mechanism::ScramSha1);
-        if self.tls.is_some() || self.ctx.allow_plain_without_tls {
+        if self.tls.is_some() || self.ctx.config.sasl.allow_plain_without_tls {
             out.push(Mechanism::Plain);
         }
         out
@@ -113,7 +113,7 @@ impl C2sState {
         }
         self.send_element(&f);
         tracing::info!(conn = self.conn_id, condition, "authentication failed");
-        if self.auth_failures >= self.ctx.sasl_max_attempts {
+        if self.auth_failures >= self.ctx.config.sasl.max_attempts {
             return self.stream_error(
                 StreamError::PolicyViolation,
                 Some("too many failed authentication attempts"),
@@ -174,7 +174,7 @@ impl C2sState {
     }
 
     pub(super) async fn on_auth(&mut self, el: &Element) -> Flow {
-        if self.tls.is_none() && self.ctx.require_encryption {
+        if self.tls.is_none() && self.ctx.config.c2s.require_encryption {
             return self.sasl_failure("encryption-required", None);
         }
         let mech = el
@@ -211,7 +211,7 @@ impl C2sState {
             return self.sasl_failure("invalid-mechanism", None);
         };
         let mut server = ScramServer::new(mech, self.channel_binding_data(), self.plus_advertised)
-            .with_unknown_user_iterations(self.ctx.sasl_iterations);
+            .with_unknown_user_iterations(self.ctx.config.sasl.iterations);
         let first = match server.handle_client_first(&payload) {
             Ok(f) => f,
             Err(e) => return self.sasl_failure(e.condition().as_str(), None),

@@ -48,15 +48,7 @@ impl C2sState {
             return self.on_sm(&el);
         }
         if el.ns() == ns::CSI {
-            // XEP-0352 nonzas: <active/> and <inactive/>.
-            match el.name() {
-                "inactive" => self.csi.inactive = true,
-                "active" => {
-                    self.csi.inactive = false;
-                    self.flush_held();
-                }
-                _ => {}
-            }
+            self.on_csi(&el);
             return Flow::Continue;
         }
         let Some(kind) = StanzaKind::of(&el) else {
@@ -258,67 +250,21 @@ impl C2sState {
                 .modules
                 .user_received(&self.ctx.router, full, self.conn_id, &stanza);
         }
-        if self.csi.inactive && stanza.name() == "presence" {
-            let from = stanza.attr("from").unwrap_or_default().to_owned();
-            if let Some(slot) = self.csi.held.iter_mut().find(|(f, _)| *f == from) {
-                slot.1 = stanza;
-            } else if self.csi.held.len() < CSI_MAX_HELD {
-                self.csi.held.push((from, stanza));
-                self.ctx
-                    .metrics
-                    .csi_held
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            } else {
-                // Bounded: past the cap, flush rather than grow.
-                self.flush_held();
-                self.send_element(&stanza);
-            }
-            return;
-        }
-        if !self.csi.held.is_empty() && stanza.name() != "presence" {
-            self.flush_held();
-        }
-        self.send_element(&stanza);
-    }
-
-    /// XEP-0199 keepalive: check at half the shorter period.
-    pub(super) fn start_keepalive(&mut self) {
-        let tick = (self.ctx.ping_interval.min(self.ctx.ping_timeout) / 2)
-            .max(std::time::Duration::from_millis(100));
-        if let Some(k) = self
-            .keepalive
-            .replace(self.myself.send_interval(tick, || C2sMsg::Keepalive))
-        {
-            k.abort();
+        if let Some(stanza) = self.csi_hold(stanza) {
+            self.send_element(&stanza);
         }
     }
 
-    /// XEP-0199 §4.1: pings a client that has been silent for the ping
-    /// interval; closes the session when the answer does not come in time.
-    pub(super) fn keepalive_tick(&mut self) {
-        let (Some(full), false) = (&self.full, self.closing || self.detached) else {
-            return;
-        };
-        if let Some(sent) = self.ping_sent {
-            if sent.elapsed() >= self.ctx.ping_timeout {
-                if self.resumable() {
-                    // XEP-0198: a dead connection, not a dead session.
-                    self.detach();
-                } else {
-                    self.stream_error(StreamError::ConnectionTimeout, Some("no answer to ping"));
-                }
-            }
+    /// The keepalive heard nothing from the client (XEP-0199 §4.1): a dead
+    /// connection, though not necessarily a dead session (XEP-0198).
+    pub(super) fn connection_lost(&mut self) {
+        if self.full.is_none() || self.closing || self.detached {
             return;
         }
-        if self.last_inbound.elapsed() >= self.ctx.ping_interval {
-            let ping = Element::new("iq", ns::JABBER_CLIENT)
-                .with_attr("type", "get")
-                .with_attr("id", format!("keepalive-{}", self.conn_id))
-                .with_attr("from", self.domain.clone().unwrap_or_default())
-                .with_attr("to", full.to_string())
-                .with_child(Element::new("ping", ns::PING));
-            self.send_element(&ping);
-            self.ping_sent = Some(std::time::Instant::now());
+        if self.resumable() {
+            self.detach();
+        } else {
+            self.stream_error(StreamError::ConnectionTimeout, Some("no answer to ping"));
         }
     }
 

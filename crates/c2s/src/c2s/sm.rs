@@ -135,7 +135,7 @@ impl C2sState {
         let timeout = self
             .sm_lock()
             .as_ref()
-            .map_or(self.ctx.sm_resume_timeout, |s| s.timeout);
+            .map_or(self.ctx.config.c2s.sm_resume_timeout(), |s| s.timeout);
         // What is still queued at the socket may yet reach the peer; the
         // receiver waits in a read, which only a kill interrupts.
         self.socket.close();
@@ -147,10 +147,9 @@ impl C2sState {
         }
         self.detached = true;
         self.detach_epoch += 1;
-        if let Some(k) = self.keepalive.take() {
-            k.abort();
+        if let Some(s) = &self.session {
+            s.set_detached(true);
         }
-        self.ping_sent = None;
         let epoch = self.detach_epoch;
         self.myself
             .send_after(timeout, move || C2sMsg::ResumeTimeout(epoch));
@@ -198,8 +197,11 @@ impl C2sState {
                     .attr("max")
                     .and_then(|m| m.parse::<u64>().ok())
                     .filter(|&m| m > 0)
-                    .map_or(self.ctx.sm_resume_timeout, std::time::Duration::from_secs)
-                    .min(self.ctx.sm_max_resume_timeout);
+                    .map_or(
+                        self.ctx.config.c2s.sm_resume_timeout(),
+                        std::time::Duration::from_secs,
+                    )
+                    .min(self.ctx.config.c2s.sm_max_resume_timeout());
                 let id = resume.then(random_token);
                 let mut enabled = Element::new("enabled", ns::SM);
                 if let (Some(id), Some(user)) = (&id, &self.user) {
@@ -321,10 +323,15 @@ impl C2sState {
             },
         );
         tracing::info!(conn = self.conn_id, jid = %full, unacked = sm.unacked.len(), "session resumed");
+        self.session = self
+            .ctx
+            .router
+            .sessions
+            .get(&full)
+            .filter(|s| s.conn_id == self.conn_id);
         self.full = Some(full);
         self.directed = directed;
         self.csi = csi;
-        self.start_keepalive();
         let too_high = sm.ack(h).is_err();
         let sent = sm.sent;
         let handled = sm.handled;
@@ -390,10 +397,8 @@ impl C2sState {
         let sm = self.sm_lock().take()?;
         // Nothing of the session is left here for Drop to clean up.
         self.full = None;
+        self.session = None;
         self.moved_to = Some(to);
-        if let Some(k) = self.keepalive.take() {
-            k.abort();
-        }
         tracing::info!(conn = self.conn_id, jid = %full, to_conn = conn_id, "session handed over for resumption");
         Some(Box::new(Handover {
             full,
@@ -420,7 +425,10 @@ impl C2sState {
             .filter(|s| s.conn_id == conn_id);
         if let Some(s) = moved {
             let back = Arc::new(s.moved(self.conn_id, self.sink()));
-            self.ctx.router.sessions.swap(back, conn_id);
+            back.set_detached(self.detached);
+            if self.ctx.router.sessions.swap(back.clone(), conn_id) {
+                self.session = Some(back);
+            }
         }
         tracing::warn!(conn = self.conn_id, jid = %full, "resumption abandoned by the new connection; the session stays");
         self.full = Some(full);
@@ -428,9 +436,6 @@ impl C2sState {
         self.directed = directed;
         self.csi = csi;
         self.moved_to = None;
-        if !self.detached {
-            self.start_keepalive();
-        }
     }
 }
 
