@@ -15,6 +15,7 @@
 
 pub mod notify;
 pub mod reload;
+pub mod xeps;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,7 +29,7 @@ use chorus_c2s::tls::{dev_certificate, CertSource, TlsSetup};
 use chorus_c2s::{C2sContext, C2sShared};
 use chorus_config::Config;
 use chorus_listener::{port_spec, BoundAddrs};
-use chorus_modules::{Modules, Services};
+use chorus_modules::Services;
 use chorus_router::{Router, SessionTable, SessionsActor};
 use chorus_storage::Storage;
 use chorus_supervisor::{
@@ -161,11 +162,7 @@ impl Server {
         if let Some(retention) = config.mam.retention() {
             spawn_archive_retention(Arc::downgrade(&storage), retention);
         }
-        let modules = {
-            let mut list = chorus_c2s::stream_modules();
-            list.extend(Modules::standard_list(&config));
-            Arc::new(Modules::with(list))
-        };
+        let modules = Arc::new(xeps::modules(&config));
         let metrics: Arc<chorus_metrics::Metrics> = Arc::default();
         let services = Arc::new(Services {
             storage: storage.clone(),

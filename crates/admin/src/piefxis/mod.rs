@@ -91,6 +91,21 @@
 //! [`ImportStore::import_accounts`]: chorus_storage::ImportStore::import_accounts
 //! [`ImportStore::existing_accounts`]: chorus_storage::ImportStore::existing_accounts
 
+/// XEP-0227 as a declaration, for `docs/XEPS.md` (it is an admin command,
+/// not a module that stanzas reach).
+pub static INFO: chorus_modules::ModuleInfo = chorus_modules::ModuleInfo {
+    name: "piefxis",
+    file: file!(),
+    xeps: &[chorus_modules::Xep {
+        number: 227,
+        name: "Portable Import/Export Format for XMPP-IM Servers",
+        version: "1.1",
+        support: chorus_modules::Support::Partial,
+        note: "Accounts (plaintext or SCRAM), rosters, vCards, private XML and offline messages; no PEP or MAM data.",
+    }],
+    ..chorus_modules::ModuleInfo::EMPTY
+};
+
 use std::path::PathBuf;
 
 use chorus_xml::Element;

@@ -8,6 +8,7 @@ mod binary;
 mod blocking;
 mod c2s;
 mod carbons;
+mod declared;
 // The hostile-input suite lives at the top of the repository.
 #[path = "../../../../tests/hostile/mod.rs"]
 mod hostile;
