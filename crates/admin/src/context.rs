@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use chorus_router::SessionTable;
+use chorus_router::{Router, SessionTable};
 use chorus_storage::Storage;
 use chorus_supervisor::Registry;
 
@@ -19,6 +19,8 @@ pub struct AdminContext {
     pub root: String,
     pub storage: Arc<Storage>,
     pub sessions: Arc<SessionTable>,
+    /// For the feature modules' hooks (an account removed).
+    pub router: Arc<Router>,
     /// Domains served, lowercase.
     pub domains: Vec<String>,
     /// PBKDF2 iterations for new credentials.

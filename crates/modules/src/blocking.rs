@@ -285,6 +285,16 @@ impl Module for Blocking {
     ) -> Option<BoxFuture<'a, bool>> {
         Some(Box::pin(blocked_between(ctx.router, a, b)))
     }
+
+    /// The list went with the account; so does the record of who asked.
+    fn account_removed<'a>(
+        &'a self,
+        _ctx: &'a HookCtx<'a>,
+        user: &'a BareJid,
+    ) -> Option<BoxFuture<'a, ()>> {
+        self.interested().remove(user);
+        None
+    }
 }
 
 /// Whether the block-list entry `entry` covers `jid` (XEP-0191 §6, which

@@ -725,19 +725,6 @@ impl Modules {
         }
     }
 
-    /// Runs [`Module::account_removed`] of every module, once storage has
-    /// deleted the account.
-    pub async fn account_removed(&self, router: &Router, user: &BareJid) {
-        let Some(ctx) = self.hook_ctx(router) else {
-            return;
-        };
-        for m in &self.modules {
-            if let Some(f) = m.account_removed(&ctx, user) {
-                f.await;
-            }
-        }
-    }
-
     fn hook_ctx<'a>(&'a self, router: &'a Router) -> Option<HookCtx<'a>> {
         Some(HookCtx {
             router,
@@ -879,6 +866,19 @@ impl Hooks for Modules {
                 m.roster_changed(&ctx, user, version, item);
             }
         }
+    }
+
+    fn account_removed<'a>(&'a self, router: &'a Router, user: &'a BareJid) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(ctx) = self.hook_ctx(router) else {
+                return;
+            };
+            for m in &self.modules {
+                if let Some(f) = m.account_removed(&ctx, user) {
+                    f.await;
+                }
+            }
+        })
     }
 }
 

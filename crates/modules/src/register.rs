@@ -244,6 +244,7 @@ impl Module for Register {
                     match storage.delete_account(node, user.domain()).await {
                         Ok(_) => {
                             tracing::info!(jid = %user, "account removed by its user");
+                            ctx.router.hooks().account_removed(ctx.router, &user).await;
                             for s in ctx.services.sessions.resources(&user) {
                                 s.sink.kick("account removed".to_owned());
                             }

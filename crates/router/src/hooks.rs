@@ -18,7 +18,9 @@
 //!   resources (XEP-0280 carbons for the others);
 //! - [`Hooks::offline_message`]: a message no resource can take
 //!   (XEP-0160 offline storage);
-//! - [`Hooks::roster_changed`]: an item of an account's roster changed.
+//! - [`Hooks::roster_changed`]: an item of an account's roster changed;
+//! - [`Hooks::account_removed`]: an account was deleted (by its user or an
+//!   operator).
 
 use std::any::Any;
 
@@ -88,6 +90,9 @@ pub trait Hooks: Send + Sync + 'static {
     /// `item` (a roster `<item/>`, `subscription='remove'` when removed)
     /// changed in `user`'s roster, now at `version`.
     fn roster_changed(&self, router: &Router, user: &BareJid, version: u64, item: &Element);
+
+    /// The local account `user` was removed (storage has deleted it).
+    fn account_removed<'a>(&'a self, router: &'a Router, user: &'a BareJid) -> BoxFuture<'a, ()>;
 }
 
 /// No features: nothing is filtered, archived, copied or stored.
@@ -142,4 +147,8 @@ impl Hooks for NoHooks {
     }
 
     fn roster_changed(&self, _: &Router, _: &BareJid, _: u64, _: &Element) {}
+
+    fn account_removed<'a>(&'a self, _: &'a Router, _: &'a BareJid) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }

@@ -29,7 +29,7 @@ use chorus_c2s::tls::{dev_certificate, CertSource, TlsSetup};
 use chorus_c2s::{C2sContext, C2sShared};
 use chorus_config::Config;
 use chorus_listener::{port_spec, BoundAddrs};
-use chorus_modules::Services;
+use chorus_modules::{Modules, Services};
 use chorus_router::{Router, SessionTable, SessionsActor};
 use chorus_storage::Storage;
 use chorus_supervisor::{
@@ -109,6 +109,15 @@ fn spawn_archive_retention(storage: std::sync::Weak<Storage>, retention: std::ti
     });
 }
 
+/// The modules a server runs, in order: the client stream's declarations,
+/// every standard feature module, then `extra`.
+pub fn modules(config: &Config, extra: Vec<Box<dyn chorus_modules::Module>>) -> Modules {
+    let mut list = chorus_c2s::stream_modules();
+    list.extend(Modules::standard_list(config));
+    list.extend(extra);
+    Modules::with(list)
+}
+
 /// A running server.
 pub struct Server {
     pub registry: Registry,
@@ -136,6 +145,17 @@ impl Server {
     /// Starts from a configuration read from `path`, which `config reload`
     /// and SIGHUP read again.
     pub async fn start_from(config: Config, path: Option<PathBuf>) -> Result<Server, StartError> {
+        Self::start_with(config, path, Vec::new()).await
+    }
+
+    /// Starts with feature modules of the caller's besides the standard
+    /// ones (after them, so their hooks run last): tests, and later
+    /// third-party features.
+    pub async fn start_with(
+        config: Config,
+        path: Option<PathBuf>,
+        extra: Vec<Box<dyn chorus_modules::Module>>,
+    ) -> Result<Server, StartError> {
         let data_dir = config.server.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|e| StartError::DataDir(data_dir.clone(), e))?;
         let registry = Registry::new();
@@ -162,7 +182,7 @@ impl Server {
         if let Some(retention) = config.mam.retention() {
             spawn_archive_retention(Arc::downgrade(&storage), retention);
         }
-        let modules = Arc::new(xeps::modules(&config));
+        let modules = Arc::new(modules(&config, extra));
         let metrics: Arc<chorus_metrics::Metrics> = Arc::default();
         let services = Arc::new(Services {
             storage: storage.clone(),
@@ -209,6 +229,7 @@ impl Server {
             root: ROOT.to_owned(),
             storage: storage.clone(),
             sessions: sessions.clone(),
+            router: router.clone(),
             domains,
             sasl_iterations: config.sasl.iterations,
             listeners: bound.clone(),

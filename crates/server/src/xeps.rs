@@ -8,20 +8,12 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use chorus_modules::{ModuleInfo, Modules, Support};
-
-/// The modules a server runs, in order: the client stream's declarations,
-/// then every feature module.
-pub fn modules(config: &chorus_config::Config) -> Modules {
-    let mut list = chorus_c2s::stream_modules();
-    list.extend(Modules::standard_list(config));
-    Modules::with(list)
-}
+use chorus_modules::{ModuleInfo, Support};
 
 /// Every declaration: the running modules' and those of features outside
 /// them (XEP-0227 is an admin command).
 pub fn declarations() -> Vec<&'static ModuleInfo> {
-    let mut all = modules(&chorus_config::Config::default()).infos();
+    let mut all = crate::modules(&chorus_config::Config::default(), Vec::new()).infos();
     all.push(&chorus_admin::piefxis::INFO);
     all
 }

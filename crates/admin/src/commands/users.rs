@@ -49,6 +49,12 @@ pub async fn del(ctx: &AdminContext, args: &Value) -> CommandResult {
         .map_err(storage_err)?
     {
         tracing::info!(jid = %jid, "account deleted by operator");
+        // What modules keep beyond storage goes too, and its sessions end,
+        // as when a user removes their own account (XEP-0077 §3.2).
+        ctx.router.hooks().account_removed(&ctx.router, &jid).await;
+        for s in ctx.sessions.resources(&jid) {
+            s.sink.kick("account removed".to_owned());
+        }
         Ok(json!({ "deleted": jid.to_string() }))
     } else {
         Err(CommandError::Failed(format!("{jid} does not exist")))
