@@ -4,15 +4,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chorus_modules::{Modules, Services};
-use chorus_proto::{ns, StreamError};
+use chorus_proto::StreamError;
 use chorus_router::{Router, SessionsMsg};
 use chorus_storage::Storage;
 use chorus_supervisor::{GroupMember, GroupSpec, PartialGroup, Registry, StartCtx};
-use chorus_xml::{Limits, NsContext};
+use chorus_xml::Limits;
 use ractor::{Actor, ActorRef};
 use tokio::net::TcpStream;
 
 use crate::c2s::{C2sActor, C2sArgs, C2sMsg};
+use crate::framing::Framing;
 use crate::receiver::{Input, ReceiverActor, ReceiverArgs};
 use crate::socket::{OutboundGauge, SocketActor, SocketArgs, SocketHandle, Writer};
 use crate::tls::TlsSetup;
@@ -137,6 +138,41 @@ impl C2sContext {
     }
 }
 
+/// The `c2s` and `c2s-tls` listener kinds: every accepted connection
+/// becomes a client connection group.
+pub struct ClientConnections {
+    ctx: Arc<C2sContext>,
+    /// XEP-0368: the connection starts with the TLS handshake.
+    direct_tls: bool,
+    framing: Arc<dyn Framing>,
+}
+
+impl ClientConnections {
+    pub fn new(ctx: Arc<C2sContext>, direct_tls: bool) -> ClientConnections {
+        ClientConnections {
+            ctx,
+            direct_tls,
+            framing: Arc::new(crate::framing::XmlStream::client()),
+        }
+    }
+}
+
+impl chorus_listener::Connections for ClientConnections {
+    fn next_id(&self) -> u64 {
+        self.ctx.next_conn_id()
+    }
+
+    fn group(&self, id: u64, stream: TcpStream) -> GroupSpec {
+        connection_group(
+            id,
+            stream,
+            self.direct_tls,
+            self.framing.clone(),
+            self.ctx.clone(),
+        )
+    }
+}
+
 /// The group spec for one accepted connection. The members are spawned
 /// linked to the `conns` supervisor in dependency order (socket, c2s,
 /// receiver) and listed in the tree as socket, receiver, c2s. With
@@ -152,6 +188,7 @@ pub fn connection_group(
     id: u64,
     stream: TcpStream,
     direct_tls: bool,
+    framing: Arc<dyn Framing>,
     ctx: Arc<C2sContext>,
 ) -> GroupSpec {
     GroupSpec::new(format!("conn-{id}"), move |sctx: StartCtx| async move {
@@ -169,10 +206,11 @@ pub fn connection_group(
             ctx.config.limits.max_outbound_bytes,
         ));
         let mut overflow_error = Vec::new();
-        StreamError::PolicyViolation
-            .to_element(Some("outbound queue overflow"))
-            .write_to(&mut overflow_error, &NsContext::stream(ns::JABBER_CLIENT));
-        overflow_error.extend_from_slice(b"</stream:stream>");
+        framing.element(
+            &StreamError::PolicyViolation.to_element(Some("outbound queue overflow")),
+            &mut overflow_error,
+        );
+        framing.footer(&mut overflow_error);
         // Kills whatever was started if a later spawn fails.
         let mut started = PartialGroup::new();
         let (socket, _) = Actor::spawn_linked(
@@ -199,6 +237,7 @@ pub fn connection_group(
                 conn_id: id,
                 socket: handle,
                 ctx: ctx.clone(),
+                framing: framing.clone(),
             },
             sup.clone(),
         )
@@ -215,6 +254,7 @@ pub fn connection_group(
                 limits: ctx.limits(),
                 tls: ctx.tls(),
                 handshake_timeout: ctx.config.handshake_timeout(),
+                framing,
             },
             sup,
         )

@@ -20,11 +20,12 @@
 
 pub mod c2s;
 pub mod conn;
+pub mod framing;
 pub mod receiver;
 pub mod socket;
 pub mod tls;
 
-pub use conn::{connection_group, C2sContext, C2sShared};
+pub use conn::{connection_group, C2sContext, C2sShared, ClientConnections};
 
 /// The declarations of what the client stream itself implements (RFC 6120
 /// negotiation, SASL, XEP-0198, XEP-0352, XEP-0368), as feature modules:

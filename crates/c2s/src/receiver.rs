@@ -28,6 +28,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::c2s::C2sMsg;
+use crate::framing::Framing;
 use crate::socket::SocketMsg;
 use crate::tls::TlsSetup;
 
@@ -71,6 +72,8 @@ pub struct ReceiverArgs {
     pub limits: Limits,
     pub tls: Option<Arc<TlsSetup>>,
     pub handshake_timeout: std::time::Duration,
+    /// How the stream is framed: what each parsed unit means.
+    pub framing: Arc<dyn Framing>,
 }
 
 pub struct ReceiverState {
@@ -82,6 +85,7 @@ pub struct ReceiverState {
     handshake_timeout: std::time::Duration,
     /// TLS reads need a buffer across the await (rustls decrypts into it).
     tls_buf: Vec<u8>,
+    framing: Arc<dyn Framing>,
 }
 
 /// Reads what is available without holding a buffer across an await.
@@ -219,6 +223,7 @@ impl Actor for ReceiverActor {
             tls: args.tls,
             handshake_timeout: args.handshake_timeout,
             tls_buf: Vec::new(),
+            framing: args.framing,
         })
     }
 
@@ -248,7 +253,7 @@ impl Actor for ReceiverActor {
         loop {
             let ev = match state.parser.next_event() {
                 Ok(None) => break,
-                Ok(Some(ev)) => Ok(ev),
+                Ok(Some(ev)) => state.framing.inbound(ev),
                 Err(e) => Err(e),
             };
             let failed = ev.is_err();

@@ -262,6 +262,8 @@ pub const RULES: &[&str] = &[
     "`tls.cert` and `tls.key` are both set or both empty.",
     "`mam.max_page_size` is at most half of `limits.max_outbound_stanzas`: \
      a page of results is queued for the client at once.",
+    "Every `[[listeners]]` kind is one this version can start (`c2s`, `c2s-tls`; \
+     `s2s`, `component` and `http` are not available yet).",
 ];
 
 impl Config {
@@ -295,6 +297,15 @@ impl Config {
                  limits.max_outbound_stanzas (a page is queued at once)",
                 self.mam.max_page_size
             ));
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            if !l.kind.available() {
+                problems.push(format!(
+                    "listeners[{i}].kind = \"{}\" is not available in this version of Chorus \
+                     (only \"c2s\" and \"c2s-tls\" are)",
+                    l.kind.as_str()
+                ));
+            }
         }
         problems
     }
@@ -333,6 +344,15 @@ pub enum ListenerKind {
     /// Client-to-server with direct TLS (XEP-0368).
     #[serde(rename = "c2s-tls")]
     C2sTls,
+    /// Server-to-server (RFC 6120): not available in this version.
+    #[serde(rename = "s2s")]
+    S2s,
+    /// External components (XEP-0114): not available in this version.
+    #[serde(rename = "component")]
+    Component,
+    /// HTTP (file upload, WebSocket, BOSH): not available in this version.
+    #[serde(rename = "http")]
+    Http,
 }
 
 impl ListenerKind {
@@ -340,7 +360,17 @@ impl ListenerKind {
         match self {
             ListenerKind::C2s => "c2s",
             ListenerKind::C2sTls => "c2s-tls",
+            ListenerKind::S2s => "s2s",
+            ListenerKind::Component => "component",
+            ListenerKind::Http => "http",
         }
+    }
+
+    /// Whether this version of the server can start a listener of this
+    /// kind; the others are named so that a configuration written for a
+    /// later version fails with a clear message, not an unknown variant.
+    pub fn available(self) -> bool {
+        matches!(self, ListenerKind::C2s | ListenerKind::C2sTls)
     }
 }
 
@@ -579,7 +609,14 @@ mod tests {
             problems("[[listeners]]\nkind = 'c2'\naddress = '127.0.0.1:5222'\n"),
             [
                 "listeners[0].kind: unknown value \"c2\" (did you mean \"c2s\"?); \
-              expected one of \"c2s\", \"c2s-tls\""
+              expected one of \"c2s\", \"c2s-tls\", \"s2s\", \"component\", \"http\""
+            ]
+        );
+        assert_eq!(
+            problems("[[listeners]]\nkind = 's2s'\naddress = '127.0.0.1:5269'\n"),
+            [
+                "listeners[0].kind = \"s2s\" is not available in this version of Chorus \
+                 (only \"c2s\" and \"c2s-tls\" are)"
             ]
         );
         assert_eq!(

@@ -1,6 +1,11 @@
 //! Port actors: `listeners/port:<kind>@<addr>`, each a one_for_one
 //! supervisor of an `acceptor` and a `conns` supervisor.
 //!
+//! Listener kinds are open: a port knows only the [`Connections`] of its
+//! kind, which turns each accepted connection into the group of actors that
+//! serves it (c2s's socket/receiver/c2s for `c2s` and `c2s-tls`; an s2s or
+//! component kind brings its own).
+//!
 //! The port's start function binds the socket and the acceptor only borrows
 //! it (an `Arc`), so a killed acceptor is restarted onto the very same bound
 //! socket at once: nothing is rebound, no connection attempt is refused, and
@@ -11,30 +16,38 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chorus_c2s::{connection_group, C2sContext};
 use chorus_config::ListenerConfig;
 use chorus_supervisor::{
-    spawn_supervisor, ChildSpec, Restart, StartCtx, Strategy, SupervisorMsg, SupervisorOptions,
+    spawn_supervisor, ChildSpec, GroupSpec, Restart, StartCtx, Strategy, SupervisorMsg,
+    SupervisorOptions,
 };
 use dashmap::DashMap;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 /// Where each listener actually bound, by port actor id (port 0 in tests
 /// binds an ephemeral port).
 pub type BoundAddrs = Arc<DashMap<String, SocketAddr>>;
 
+/// What a listener kind does with the connections it accepts.
+pub trait Connections: Send + Sync + 'static {
+    /// The id of the next connection (`conn-<id>`), unique across ports.
+    fn next_id(&self) -> u64;
+    /// The group of actors that serves one accepted connection.
+    fn group(&self, id: u64, stream: TcpStream) -> GroupSpec;
+}
+
 /// The child spec of one port actor under `listeners`.
 pub fn port_spec(
     cfg: ListenerConfig,
-    ctx: Arc<C2sContext>,
+    conns: Arc<dyn Connections>,
     bound: BoundAddrs,
     options: SupervisorOptions,
 ) -> ChildSpec {
     let id = cfg.actor_id();
     ChildSpec::supervisor(id.clone(), Restart::Permanent, move |sctx: StartCtx| {
         let cfg = cfg.clone();
-        let ctx = ctx.clone();
+        let conns = conns.clone();
         let bound = bound.clone();
         let id = id.clone();
         let options = options.clone();
@@ -50,9 +63,8 @@ pub fn port_spec(
             bound.insert(id, local);
             let listener = Arc::new(listener);
             let port_path = sctx.path.clone();
-            let direct_tls = cfg.kind == chorus_config::ListenerKind::C2sTls;
             let children = vec![
-                acceptor_spec(listener, port_path, direct_tls, ctx),
+                acceptor_spec(listener, port_path, conns),
                 ChildSpec::supervisor("conns", Restart::Permanent, move |c: StartCtx| {
                     Box::pin(spawn_supervisor(
                         c,
@@ -86,16 +98,14 @@ fn options_for_conns() -> SupervisorOptions {
 fn acceptor_spec(
     listener: Arc<TcpListener>,
     port_path: String,
-    direct_tls: bool,
-    ctx: Arc<C2sContext>,
+    conns: Arc<dyn Connections>,
 ) -> ChildSpec {
     ChildSpec::worker("acceptor", Restart::Permanent, move |sctx: StartCtx| {
         let args = AcceptorArgs {
             listener: listener.clone(),
             conns_path: format!("{port_path}/conns"),
-            direct_tls,
             registry: sctx.registry.clone(),
-            ctx: ctx.clone(),
+            conns: conns.clone(),
         };
         Box::pin(async move {
             let (actor, _) = Actor::spawn_linked(None, Acceptor, args, sctx.supervisor).await?;
@@ -112,10 +122,9 @@ pub struct Acceptor;
 pub struct AcceptorArgs {
     listener: Arc<TcpListener>,
     conns_path: String,
-    /// XEP-0368 port: connections start with a TLS handshake.
-    direct_tls: bool,
     registry: chorus_supervisor::Registry,
-    ctx: Arc<C2sContext>,
+    /// The kind's connection groups.
+    conns: Arc<dyn Connections>,
 }
 
 pub enum AcceptorMsg {
@@ -144,13 +153,12 @@ impl Actor for Acceptor {
     ) -> Result<(), ActorProcessingErr> {
         match state.listener.accept().await {
             Ok((stream, peer)) => {
-                let id = state.ctx.next_conn_id();
+                let id = state.conns.next_id();
                 match state.registry.lookup(&state.conns_path) {
                     Some(cell) => {
                         tracing::debug!(conn = id, %peer, "accepted");
                         let conns: ActorRef<SupervisorMsg> = cell.into();
-                        let spec =
-                            connection_group(id, stream, state.direct_tls, state.ctx.clone());
+                        let spec = state.conns.group(id, stream);
                         conns.cast(SupervisorMsg::StartGroup(spec, None))?;
                     }
                     // `conns` is restarting; dropping the stream refuses this

@@ -51,6 +51,8 @@ pub enum StartError {
     Storage(#[from] chorus_storage::StorageError),
     #[error("TLS: {0}")]
     Tls(#[from] chorus_c2s::tls::TlsError),
+    #[error("listener kind \"{0}\" is not available in this version of Chorus")]
+    ListenerKind(&'static str),
 }
 
 /// The TLS setup from configuration, generating the dev certificate when
@@ -107,6 +109,25 @@ fn spawn_archive_retention(storage: std::sync::Weak<Storage>, retention: std::ti
             }
         }
     });
+}
+
+/// What a listener of `kind` starts for each connection it accepts: each
+/// kind brings its own connection group. The configuration refuses kinds
+/// this version cannot start (`ListenerKind::available`) with the same
+/// message.
+pub(crate) fn connections(
+    ctx: &Arc<C2sContext>,
+    kind: chorus_config::ListenerKind,
+) -> Result<Arc<dyn chorus_listener::Connections>, StartError> {
+    use chorus_config::ListenerKind;
+    match kind {
+        ListenerKind::C2s | ListenerKind::C2sTls => Ok(Arc::new(
+            chorus_c2s::ClientConnections::new(ctx.clone(), kind == ListenerKind::C2sTls),
+        )),
+        ListenerKind::S2s | ListenerKind::Component | ListenerKind::Http => {
+            Err(StartError::ListenerKind(kind.as_str()))
+        }
+    }
 }
 
 /// The modules a server runs, in order: the client stream's declarations,
@@ -258,8 +279,15 @@ impl Server {
         let ports: Vec<ChildSpec> = config
             .listeners
             .iter()
-            .map(|l| port_spec(l.clone(), ctx.clone(), bound.clone(), options.clone()))
-            .collect();
+            .map(|l| {
+                Ok(port_spec(
+                    l.clone(),
+                    connections(&ctx, l.kind)?,
+                    bound.clone(),
+                    options.clone(),
+                ))
+            })
+            .collect::<Result<_, StartError>>()?;
         let listener_options = options.clone();
         let listeners_spec =
             ChildSpec::supervisor("listeners", Restart::Permanent, move |c: StartCtx| {

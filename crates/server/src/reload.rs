@@ -77,7 +77,7 @@ impl Reloader {
             {
                 let spec = port_spec(
                     l.clone(),
-                    self.c2s.clone(),
+                    crate::connections(&self.c2s, l.kind).map_err(|e| e.to_string())?,
                     self.bound.clone(),
                     self.options.clone(),
                 );

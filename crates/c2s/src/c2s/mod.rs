@@ -65,12 +65,13 @@ use chorus_sasl::{
     ChannelBindingData, Mechanism, PlainRequest, ScramCredentials, ScramHash, ScramServer,
 };
 use chorus_storage::AccountStore;
-use chorus_xml::{Element, NsContext, StreamEvent, StreamHeader, XmlError};
+use chorus_xml::{Element, StreamEvent, StreamHeader, XmlError};
 use ractor::{
     Actor, ActorCell, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SupervisionEvent,
 };
 
 use crate::conn::C2sContext;
+use crate::framing::{Framing, OutHeader};
 use crate::receiver::Flow;
 use crate::socket::SocketHandle;
 use crate::tls::ChannelBindings;
@@ -121,10 +122,14 @@ pub struct C2sArgs {
     pub conn_id: u64,
     pub socket: SocketHandle,
     pub ctx: Arc<C2sContext>,
+    /// How the stream is framed on this connection.
+    pub framing: Arc<dyn Framing>,
 }
 
 pub struct C2sState {
     conn_id: u64,
+    /// How the stream is framed on this connection (the transport seam).
+    framing: Arc<dyn Framing>,
     myself: ActorRef<C2sMsg>,
     socket: SocketHandle,
     ctx: Arc<C2sContext>,
@@ -369,7 +374,7 @@ impl C2sState {
             return;
         }
         let mut out = Vec::with_capacity(256);
-        el.write_to(&mut out, &NsContext::stream(ns::JABBER_CLIENT));
+        self.framing.element(el, &mut out);
         if let Some(kind) = StanzaKind::of(el) {
             self.ctx.metrics.stanzas_out.inc(kind.as_str());
             self.ctx.metrics.observe_size(out.len());
@@ -378,14 +383,15 @@ impl C2sState {
     }
 
     fn send_header(&mut self, from: &str) {
-        let header = format!(
-            "<?xml version='1.0'?><stream:stream xmlns='{}' xmlns:stream='{}' id='{}' from='{}' version='1.0' xml:lang='en'>",
-            ns::JABBER_CLIENT,
-            ns::STREAM,
-            random_token(),
-            chorus_xml::escape_attr(from),
+        let mut header = Vec::with_capacity(192);
+        self.framing.header(
+            &OutHeader {
+                from,
+                id: &random_token(),
+            },
+            &mut header,
         );
-        self.send(header.into_bytes());
+        self.send(header);
         self.header_sent = true;
     }
 
@@ -420,7 +426,9 @@ impl C2sState {
 
     fn close(&mut self) {
         self.closing = true;
-        self.send(b"</stream:stream>".to_vec());
+        let mut footer = Vec::new();
+        self.framing.footer(&mut footer);
+        self.send(footer);
         self.socket.close();
         if self.detached {
             // No transport left to report the end: the session ends now.
@@ -467,6 +475,7 @@ impl Actor for C2sActor {
         });
         Ok(C2sState {
             conn_id: args.conn_id,
+            framing: args.framing,
             myself,
             socket: args.socket,
             ctx: args.ctx,

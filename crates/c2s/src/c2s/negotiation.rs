@@ -112,19 +112,10 @@ impl C2sState {
         {
             return self.stream_error(StreamError::SystemShutdown, None);
         }
-        // RFC 6120 §4.8.1: the stream element must be in the streams namespace.
-        if h.name != "stream" || h.ns != ns::STREAM {
-            return self.stream_error(
-                StreamError::InvalidNamespace,
-                Some("expected stream:stream"),
-            );
-        }
-        // §4.8.2: a c2s stream's content namespace is jabber:client.
-        if h.default_ns != ns::JABBER_CLIENT {
-            return self.stream_error(
-                StreamError::InvalidNamespace,
-                Some("expected jabber:client"),
-            );
+        // RFC 6120 §4.8.1-§4.8.2: the streams namespace, and this
+        // stream's content namespace (jabber:client).
+        if let Err(text) = self.framing.accepts(h) {
+            return self.stream_error(StreamError::InvalidNamespace, Some(text));
         }
         let to = h
             .attr("to")

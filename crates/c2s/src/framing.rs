@@ -1,0 +1,146 @@
+//! The transport seam: how one XML stream is framed on a connection.
+//!
+//! The per-connection actors (receiver, c2s, socket) never write stream
+//! headers, footers or serialized elements themselves: they ask the
+//! connection's [`Framing`], and they hand every unit the peer sent through
+//! [`Framing::inbound`]. RFC 6120 over TCP or TLS is [`XmlStream`]: one
+//! long XML document opened by `<stream:stream>`. Other framings slot in
+//! without touching the state machines: XMPP over WebSocket (RFC 7395)
+//! sends `<open/>` and `<close/>` in the framing namespace and one
+//! complete element per message, each declaring its own namespace; BOSH
+//! (XEP-0206) wraps elements in `<body/>` requests. The content namespace
+//! is the framing's too (`jabber:client` for clients, `jabber:server` for
+//! server-to-server, `jabber:component:accept` for components), so an s2s
+//! stream can reuse the receiver and socket with its own state machine.
+
+use chorus_proto::ns;
+use chorus_xml::{escape_attr, Element, NsContext, StreamEvent, StreamHeader, XmlError};
+
+/// The server's side of a stream header.
+pub struct OutHeader<'a> {
+    /// The domain the server answers as.
+    pub from: &'a str,
+    /// The stream id (RFC 6120 §4.7.3).
+    pub id: &'a str,
+}
+
+/// How a stream is framed on its connection (see the module docs).
+pub trait Framing: Send + Sync + 'static {
+    /// The namespace stanzas are qualified by on this stream.
+    fn content_ns(&self) -> &'static str;
+    /// Appends the server's stream header (or what stands for it).
+    fn header(&self, header: &OutHeader<'_>, out: &mut Vec<u8>);
+    /// Appends what ends the stream.
+    fn footer(&self, out: &mut Vec<u8>);
+    /// Appends one top-level element (a stanza or a nonza).
+    fn element(&self, el: &Element, out: &mut Vec<u8>);
+    /// What a unit the peer sent means to the stream: the parser's own
+    /// events here; a framing whose open and close are elements maps
+    /// them to [`StreamEvent::Header`] and [`StreamEvent::End`].
+    fn inbound(&self, ev: StreamEvent) -> Result<StreamEvent, XmlError> {
+        Ok(ev)
+    }
+    /// Whether a peer's stream header opens a stream of this framing
+    /// (RFC 6120 §4.8.1-§4.8.2: the streams namespace, and the content
+    /// namespace as the default).
+    fn accepts(&self, h: &StreamHeader) -> Result<(), &'static str>;
+}
+
+/// RFC 6120 §4 over TCP or TLS: one XML document per direction.
+pub struct XmlStream {
+    content_ns: &'static str,
+}
+
+impl XmlStream {
+    /// A client stream (`jabber:client`).
+    pub const fn client() -> XmlStream {
+        XmlStream {
+            content_ns: ns::JABBER_CLIENT,
+        }
+    }
+}
+
+impl Framing for XmlStream {
+    fn content_ns(&self) -> &'static str {
+        self.content_ns
+    }
+
+    fn header(&self, h: &OutHeader<'_>, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"<?xml version='1.0'?><stream:stream xmlns='");
+        out.extend_from_slice(self.content_ns.as_bytes());
+        out.extend_from_slice(b"' xmlns:stream='");
+        out.extend_from_slice(ns::STREAM.as_bytes());
+        out.extend_from_slice(b"' id='");
+        out.extend_from_slice(escape_attr(h.id).as_bytes());
+        out.extend_from_slice(b"' from='");
+        out.extend_from_slice(escape_attr(h.from).as_bytes());
+        out.extend_from_slice(b"' version='1.0' xml:lang='en'>");
+    }
+
+    fn footer(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"</stream:stream>");
+    }
+
+    fn element(&self, el: &Element, out: &mut Vec<u8>) {
+        el.write_to(out, &NsContext::stream(self.content_ns));
+    }
+
+    fn accepts(&self, h: &StreamHeader) -> Result<(), &'static str> {
+        if h.name != "stream" || h.ns != ns::STREAM {
+            return Err("expected stream:stream");
+        }
+        if h.default_ns != self.content_ns {
+            return Err(match self.content_ns {
+                ns::JABBER_CLIENT => "expected jabber:client",
+                _ => "unexpected content namespace",
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_stream_is_framed_as_rfc_6120_writes_it() {
+        let f = XmlStream::client();
+        let mut out = Vec::new();
+        f.header(
+            &OutHeader {
+                from: "example.org",
+                id: "a'b",
+            },
+            &mut out,
+        );
+        f.element(
+            &Element::new("message", ns::JABBER_CLIENT).with_attr("to", "x@example.org"),
+            &mut out,
+        );
+        f.footer(&mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:client' \
+             xmlns:stream='http://etherx.jabber.org/streams' id='a&apos;b' \
+             from='example.org' version='1.0' xml:lang='en'>\
+             <message to='x@example.org'/></stream:stream>"
+        );
+    }
+
+    #[test]
+    fn only_a_client_header_opens_a_client_stream() {
+        let mut p = chorus_xml::StreamParser::new(chorus_xml::Limits::default());
+        p.feed(
+            b"<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams'>",
+        );
+        let Some(StreamEvent::Header(h)) = p.next_event().unwrap() else {
+            panic!("no header")
+        };
+        assert_eq!(
+            XmlStream::client().accepts(&h),
+            Err("expected jabber:client")
+        );
+    }
+}
