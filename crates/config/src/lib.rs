@@ -139,6 +139,15 @@ spec::options! {
         /// Stanzas sent and not yet acknowledged that one session may hold;
         /// past it the stream ends with `resource-constraint`.
         sm_max_unacked: usize = 10000, restart, min 16;
+        /// Milliseconds a stanza may wait unacknowledged before the server
+        /// asks the client for an acknowledgement (`<r/>`), besides every
+        /// fifth stanza: a client that got a few messages and then quits
+        /// has acknowledged them, so they are not delivered again.
+        sm_request_ack_after_ms: u64 = 2000, restart, min 100, max 60000;
+        /// Before the server closes a stream itself (shutdown, kick,
+        /// conflict), it asks for an acknowledgement of what it sent and
+        /// waits this many milliseconds for it.
+        sm_close_ack_wait_ms: u64 = 1000, restart, max 10000;
     }
 
     /// The admin API that `chorusctl` talks to.
@@ -456,6 +465,14 @@ impl C2sConfig {
 
     pub fn sm_max_resume_timeout(&self) -> Duration {
         Duration::from_secs(self.sm_max_resume_timeout_secs)
+    }
+
+    pub fn sm_request_ack_after(&self) -> Duration {
+        Duration::from_millis(self.sm_request_ack_after_ms)
+    }
+
+    pub fn sm_close_ack_wait(&self) -> Duration {
+        Duration::from_millis(self.sm_close_ack_wait_ms)
     }
 }
 

@@ -3,7 +3,8 @@
 //! server's own capabilities, which c2s puts in the stream features.
 
 use base64::Engine;
-use chorus_proto::ns;
+use chorus_jid::BareJid;
+use chorus_proto::{ns, StanzaErrorCondition};
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 use sha1::Digest;
@@ -76,7 +77,9 @@ static INFO: ModuleInfo = ModuleInfo {
         IqSpec::anyone("query", ns::DISCO_INFO),
         IqSpec::anyone("query", ns::DISCO_ITEMS),
     ],
-    features: &[ns::DISCO_INFO, ns::DISCO_ITEMS],
+    // XEP-0115 §7: an entity that supports caps advertises the feature.
+    features: &[ns::DISCO_INFO, ns::DISCO_ITEMS, ns::CAPS],
+    absent_accounts: true,
     stream_features: &[StreamFeature {
         name: "c",
         ns: ns::CAPS,
@@ -84,8 +87,9 @@ static INFO: ModuleInfo = ModuleInfo {
     ..ModuleInfo::EMPTY
 };
 
-/// XEP-0115 node identifying the software.
-pub const CAPS_NODE: &str = "https://chorus.invalid/caps";
+/// XEP-0115 node identifying the software: the project's address, as
+/// declared once in the workspace manifest (`repository`).
+pub const CAPS_NODE: &str = env!("CARGO_PKG_REPOSITORY");
 
 impl Module for Disco {
     fn info(&self) -> &'static ModuleInfo {
@@ -105,34 +109,73 @@ impl Module for Disco {
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {
         Box::pin(async move {
             if iq.attr("type") != Some("get") {
-                return IqReply::Error(chorus_proto::StanzaErrorCondition::BadRequest);
+                return IqReply::Error(StanzaErrorCondition::BadRequest);
             }
             let Some(q) = iq.children().next() else {
-                return IqReply::Error(chorus_proto::StanzaErrorCondition::BadRequest);
+                return IqReply::Error(StanzaErrorCondition::BadRequest);
             };
-            // Nodes are not used by the server or accounts yet.
-            if q.attr("node").is_some() {
-                return IqReply::Error(chorus_proto::StanzaErrorCondition::ItemNotFound);
-            }
-            if q.ns() == ns::DISCO_ITEMS {
-                // No components or account items are hosted yet.
-                return IqReply::Result(Some(Element::new("query", ns::DISCO_ITEMS)));
-            }
             match ctx.account {
-                // XEP-0030 §... accounts: identity account/registered, and
-                // what the server does on the account's behalf (XEP-0313
-                // §7 wants MAM advertised on the bare JID).
-                Some(_) => IqReply::Result(Some(info(
-                    ("account", "registered", ""),
-                    &ctx.services.account_features,
-                ))),
-                None => IqReply::Result(Some(info(
-                    SERVER_IDENTITY,
-                    &server_features(&ctx.services.features),
-                ))),
+                Some(account) => account_query(ctx, account, q).await,
+                None => server_query(ctx, q),
             }
         })
     }
+}
+
+/// disco#info and disco#items of the server itself.
+fn server_query(ctx: &IqCtx<'_>, q: &Element) -> IqReply {
+    let node = q.attr("node");
+    if q.ns() == ns::DISCO_ITEMS {
+        if node.is_some() {
+            return IqReply::Error(StanzaErrorCondition::ItemNotFound);
+        }
+        // The services hosted on domains of their own (route table).
+        let mut items = Element::new("query", ns::DISCO_ITEMS);
+        for (domain, name) in ctx.router.routes.services() {
+            items.push(
+                Element::new("item", ns::DISCO_ITEMS)
+                    .with_attr("jid", domain)
+                    .with_attr("name", name),
+            );
+        }
+        return IqReply::Result(Some(items));
+    }
+    let mut answer = info(SERVER_IDENTITY, &server_features(&ctx.services.features));
+    match node {
+        None => {}
+        // XEP-0115 §6.2: the node of the server's own advertised caps
+        // (`node#ver`) answers with exactly what was hashed, node echoed.
+        Some(n) if n == format!("{CAPS_NODE}#{}", ctx.services.caps_ver) => {
+            answer.set_attr("node", n);
+        }
+        Some(_) => return IqReply::Error(StanzaErrorCondition::ItemNotFound),
+    }
+    IqReply::Result(Some(answer))
+}
+
+/// disco#info and disco#items of an account's bare JID, answered by the
+/// server on its behalf (XEP-0030 §3.1). XEP-0030 §8: disco#info is
+/// `service-unavailable` when the account does not exist or the requester
+/// may not see its presence (no subscription), "no matter if the request
+/// specifies a node or not", so it tells a stranger nothing; disco#items is
+/// an empty result for an account that does not exist.
+async fn account_query(ctx: &IqCtx<'_>, account: &BareJid, q: &Element) -> IqReply {
+    if q.ns() == ns::DISCO_ITEMS {
+        // No items are hosted on accounts yet (PEP nodes will be).
+        return IqReply::Result(Some(Element::new("query", ns::DISCO_ITEMS)));
+    }
+    if !ctx.account_exists || !ctx.may_see_presence_of(account).await {
+        return IqReply::Error(StanzaErrorCondition::ServiceUnavailable);
+    }
+    if q.attr("node").is_some() {
+        return IqReply::Error(StanzaErrorCondition::ItemNotFound);
+    }
+    // Identity account/registered, and what the server does on the
+    // account's behalf (XEP-0313 §7 wants MAM advertised on the bare JID).
+    IqReply::Result(Some(info(
+        ("account", "registered", ""),
+        &ctx.services.account_features,
+    )))
 }
 
 #[cfg(test)]

@@ -1,27 +1,49 @@
-//! XEP-0012: Last Activity (version 2.0), the server query only: a query to
-//! the server's domain answers its uptime ("Server and Component Query"),
-//! in whole seconds since start.
+//! XEP-0012: Last Activity (version 2.0), answered by the server:
 //!
-//! Not implemented: the "Offline User Query" about an account (to its bare
-//! JID). Its answer is the time since the user's last logout, and the XEP
-//! lets the server give it only to entities authorized to see the user's
-//! presence (normally a subscription), `forbidden` to anyone else. Chorus
-//! stores neither logout times nor presence authorization yet, so it can
-//! neither answer nor tell who may ask; such queries get
-//! `service-unavailable` (RFC 6120 §8.3.3.19: the service is not offered
-//! there), which, unlike `forbidden`, reveals nothing about the asker's
-//! standing. Queries to a full JID are the client's to answer and never
-//! reach this module.
+//! - Server and Component Query (§5): a query to the server's domain
+//!   answers its uptime, in whole seconds since start.
+//! - Offline User Query (§3): a query to an account's bare JID answers the
+//!   seconds since the user last logged out and the status of its last
+//!   unavailable presence, or `0` while a resource is online (§3: "SHOULD
+//!   contain ... '0'"). Only to the user and to entities that may see the
+//!   user's presence (a `from` or `both` subscription); anyone else gets
+//!   `forbidden` (§3: "MUST return a Forbidden error"). A user who never
+//!   logged out since the server started keeping this has no last activity
+//!   yet (`item-not-found`).
+//!
+//! Logouts are recorded from the session hooks, persistently (storage's
+//! `last_activity`): the status of a broadcast unavailable presence, or an
+//! empty status when a session ends without one. Queries to a full JID are
+//! the client's to answer and never reach this module.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use chorus_proto::{ns, StanzaErrorCondition};
+use chorus_jid::BareJid;
+use chorus_proto::{ns, PresenceType, StanzaErrorCondition};
+use chorus_storage::{LastActivityStore, Storage};
 use chorus_xml::Element;
+use dashmap::DashSet;
 use futures_util::future::BoxFuture;
 
-use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo, Support, Xep};
+use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo, SessionCtx, Support, Xep};
 
-pub struct Last;
+#[derive(Default)]
+pub struct Last {
+    /// Connections whose client announced its logout with a status, so
+    /// their end does not overwrite it with an empty one.
+    announced: DashSet<u64>,
+}
+
+/// Records `user`'s logout now.
+async fn record(storage: &Storage, user: &BareJid, status: &str) {
+    let Some(node) = user.node() else { return };
+    if let Err(e) = storage
+        .set_last_activity(node, user.domain(), SystemTime::now(), status)
+        .await
+    {
+        tracing::warn!(jid = %user, error = %e, "cannot record last activity");
+    }
+}
 
 /// `<query seconds='N'/>` for an uptime of `uptime`. The text is empty: a
 /// server has no status message to report.
@@ -37,10 +59,11 @@ static INFO: ModuleInfo = ModuleInfo {
         name: "Last Activity",
         version: "2.0",
         support: Support::Partial,
-        note: "Server uptime only; the offline user query answers service-unavailable.",
+        note: "Server uptime and accounts' last logout; a client's idle time is the client's.",
     }],
     iqs: &[IqSpec::anyone("query", ns::LAST)],
     features: &[ns::LAST],
+    account_features: &[ns::LAST],
     ..ModuleInfo::EMPTY
 };
 
@@ -51,15 +74,95 @@ impl Module for Last {
 
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {
         Box::pin(async move {
-            if ctx.account.is_some() {
-                return IqReply::Error(StanzaErrorCondition::ServiceUnavailable);
-            }
             // Last activity is observed, never set.
             if iq.attr("type") != Some("get") {
                 return IqReply::Error(StanzaErrorCondition::BadRequest);
             }
-            IqReply::Result(Some(last_query(ctx.services.started.elapsed())))
+            match ctx.account {
+                None => IqReply::Result(Some(last_query(ctx.services.started.elapsed()))),
+                Some(account) => user_query(ctx, account).await,
+            }
         })
+    }
+
+    /// A broadcast unavailable presence: the logout, with its status.
+    fn user_sent<'a>(
+        &'a self,
+        ctx: &'a SessionCtx<'a>,
+        stanza: &'a mut Element,
+    ) -> Option<BoxFuture<'a, ()>> {
+        if stanza.name() != "presence" || stanza.attr("to").is_some() {
+            return None;
+        }
+        match PresenceType::of(stanza) {
+            Some(PresenceType::Unavailable) => {}
+            Some(PresenceType::Available) => {
+                // Back online: a later silent end is a logout again.
+                self.announced.remove(&ctx.conn_id);
+                return None;
+            }
+            _ => return None,
+        }
+        self.announced.insert(ctx.conn_id);
+        let status = stanza
+            .get_child("status", ns::JABBER_CLIENT)
+            .map(|s| s.text())
+            .unwrap_or_default();
+        Some(Box::pin(async move {
+            record(&ctx.services.storage, &ctx.full.bare(), &status).await;
+        }))
+    }
+
+    /// A session that ends without announcing it (closed, dropped, killed)
+    /// is a logout too. Called where no await is possible: the write runs
+    /// in a task of its own.
+    fn session_closed(&self, ctx: &SessionCtx<'_>) {
+        if self.announced.remove(&ctx.conn_id).is_some() {
+            return;
+        }
+        let (storage, user) = (ctx.services.storage.clone(), ctx.full.bare());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { record(&storage, &user, "").await });
+        }
+    }
+}
+
+/// §3: the account's last logout, for those who may see its presence.
+async fn user_query(ctx: &IqCtx<'_>, account: &BareJid) -> IqReply {
+    if !ctx.may_see_presence_of(account).await {
+        return IqReply::Error(StanzaErrorCondition::Forbidden);
+    }
+    if ctx
+        .router
+        .sessions
+        .resources(account)
+        .iter()
+        .any(|s| s.available())
+    {
+        return IqReply::Result(Some(last_query(Duration::ZERO)));
+    }
+    let Some(node) = account.node() else {
+        return IqReply::Error(StanzaErrorCondition::ItemNotFound);
+    };
+    match ctx
+        .services
+        .storage
+        .last_activity(node, account.domain())
+        .await
+    {
+        Ok(Some((at, status))) => {
+            let ago = SystemTime::now().duration_since(at).unwrap_or_default();
+            let mut q = last_query(ago);
+            if !status.is_empty() {
+                q.push_text(status);
+            }
+            IqReply::Result(Some(q))
+        }
+        Ok(None) => IqReply::Error(StanzaErrorCondition::ItemNotFound),
+        Err(e) => {
+            tracing::error!(error = %e, "last activity read failed");
+            IqReply::Error(StanzaErrorCondition::InternalServerError)
+        }
     }
 }
 

@@ -40,7 +40,7 @@ use std::time::Instant;
 
 use chorus_jid::{BareJid, FullJid, Jid};
 use chorus_proto::{error_reply, ns, IqType, StanzaError, StanzaErrorCondition, StanzaKind};
-use chorus_router::{HookState, Hooks, NoHooks, Outcome, Router, Service, SessionTable};
+use chorus_router::{HookState, Hooks, NoHooks, Outcome, Router, Service, Session, SessionTable};
 use chorus_storage::Storage;
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
@@ -138,6 +138,11 @@ pub struct ModuleInfo {
     /// Stream features the module offers (the elements come from
     /// [`Module::stream_features`]; this is what may appear).
     pub stream_features: &'static [StreamFeature],
+    /// Its IQs to an account's bare JID reach it even when the account
+    /// does not exist, and it answers that case itself (XEP-0030's empty
+    /// disco#items); every other module's get `service-unavailable` there
+    /// (RFC 6121 §8.5.1).
+    pub absent_accounts: bool,
 }
 
 impl ModuleInfo {
@@ -150,6 +155,7 @@ impl ModuleInfo {
         features: &[],
         account_features: &[],
         stream_features: &[],
+        absent_accounts: false,
     };
 }
 
@@ -165,6 +171,8 @@ pub struct IqCtx<'a> {
     /// Set when the IQ is addressed to an account's bare JID rather than to
     /// the server.
     pub account: Option<&'a BareJid>,
+    /// That account exists (always true without one).
+    pub account_exists: bool,
     pub router: &'a Router,
     pub services: &'a Services,
 }
@@ -175,6 +183,48 @@ impl IqCtx<'_> {
     /// them for [`Scope::LocalUser`] payloads).
     pub fn me(&self) -> Result<&FullJid, StanzaErrorCondition> {
         self.user.ok_or(StanzaErrorCondition::Forbidden)
+    }
+
+    /// Whether the sender may see `account`'s presence: the account itself,
+    /// or a contact it shares its presence with (`from` or `both`, RFC 6121
+    /// §3). What XEP-0030 §8 and XEP-0012 make a condition for answering
+    /// about an account. False on a storage error (fail closed).
+    pub async fn may_see_presence_of(&self, account: &BareJid) -> bool {
+        use chorus_storage::{RosterStore, Subscription};
+        let sender = self.sender.bare();
+        if sender == *account {
+            return true;
+        }
+        let Some(node) = account.node() else {
+            return false;
+        };
+        match self
+            .services
+            .storage
+            .roster_item(node, account.domain(), sender.as_str())
+            .await
+        {
+            Ok(Some(item)) => matches!(item.subscription, Subscription::From | Subscription::Both),
+            Ok(None) => false,
+            Err(e) => {
+                tracing::error!(error = %e, "roster read failed; presence authorization refused");
+                false
+            }
+        }
+    }
+
+    /// The `result` to `iq`, queued behind what was routed to the
+    /// requesting session before it (roster pushes before the roster set's
+    /// result, archive results before the `<fin/>`), rather than written
+    /// ahead of them.
+    pub fn answer_in_order(&self, iq: &Element, payload: Option<Element>) -> IqReply {
+        match self.user.and_then(|me| self.services.sessions.get(me)) {
+            Some(session) => {
+                session.sink.deliver(result_iq(iq, payload));
+                IqReply::Delivered
+            }
+            None => IqReply::Result(payload),
+        }
     }
 
     /// The IQ is addressed to the sender's own bare JID (a client's IQ
@@ -398,6 +448,14 @@ pub trait Module: Send + Sync {
         None
     }
 
+    /// A stanza `session`'s client never acknowledged (XEP-0198), as the
+    /// session ends: true when this module keeps it where the client will
+    /// find it, so it is not delivered again.
+    fn unacknowledged_kept(&self, ctx: &HookCtx<'_>, session: &Session, stanza: &Element) -> bool {
+        let _ = (ctx, session, stanza);
+        false
+    }
+
     /// A stanza the session's client sent, `from` stamped, before the
     /// server acts on it; the hook may change it.
     fn user_sent<'a>(
@@ -492,7 +550,7 @@ impl Modules {
             )),
             Box::new(version::Version),
             Box::new(time::Time),
-            Box::new(last::Last),
+            Box::new(last::Last::default()),
             Box::new(private::Private),
             Box::new(vcard::Vcard),
             Box::new(avatar::Avatar),
@@ -573,6 +631,13 @@ impl Modules {
                 &StanzaError::new(StanzaErrorCondition::ServiceUnavailable),
             );
         };
+        if ctx.account.is_some() && !ctx.account_exists && !module.info().absent_accounts {
+            // RFC 6121 §8.5.1: no such user.
+            return error_reply(
+                iq,
+                &StanzaError::new(StanzaErrorCondition::ServiceUnavailable),
+            );
+        }
         if scope == Scope::LocalUser && ctx.user.is_none() {
             return error_reply(iq, &StanzaError::new(StanzaErrorCondition::Forbidden));
         }
@@ -868,6 +933,14 @@ impl Hooks for Modules {
         }
     }
 
+    fn unacknowledged_kept(&self, router: &Router, session: &Session, stanza: &Element) -> bool {
+        self.hook_ctx(router).is_some_and(|ctx| {
+            self.modules
+                .iter()
+                .any(|m| m.unacknowledged_kept(&ctx, session, stanza))
+        })
+    }
+
     fn account_removed<'a>(&'a self, router: &'a Router, user: &'a BareJid) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let Some(ctx) = self.hook_ctx(router) else {
@@ -911,11 +984,19 @@ impl Service for LocalServer {
                         .ok()
                         .filter(|f| router.is_local(f.domain()));
                     let account = to.node().is_some().then(|| to.bare());
+                    let account_exists = match &account {
+                        Some(a) => {
+                            !router.sessions.resources(a).is_empty()
+                                || router.account_exists(a).await
+                        }
+                        None => true,
+                    };
                     let ctx = IqCtx {
                         sender: &sender,
                         user: user.as_ref(),
                         domain: to.domain(),
                         account: account.as_ref(),
+                        account_exists,
                         router,
                         services: &self.services,
                     };
@@ -997,6 +1078,7 @@ mod tests {
             user: Some(&from),
             domain: "localhost",
             account: None,
+            account_exists: true,
             router: &router,
             services: &s,
         };
@@ -1023,6 +1105,7 @@ mod tests {
             user: Some(&from),
             domain: "localhost",
             account: None,
+            account_exists: true,
             router: &router,
             services: &s,
         };
@@ -1048,6 +1131,7 @@ mod tests {
             user: None,
             domain: "localhost",
             account: None,
+            account_exists: true,
             router: &router,
             services: &s,
         };

@@ -246,7 +246,7 @@ impl Module for Register {
                             tracing::info!(jid = %user, "account removed by its user");
                             ctx.router.hooks().account_removed(ctx.router, &user).await;
                             for s in ctx.services.sessions.resources(&user) {
-                                s.sink.kick("account removed".to_owned());
+                                s.sink.account_removed();
                             }
                             IqReply::Result(None)
                         }

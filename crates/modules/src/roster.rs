@@ -61,7 +61,7 @@ impl Module for Roster {
             };
             match iq.attr("type") {
                 Some("get") => get(ctx, query).await,
-                Some("set") => set(ctx, query).await,
+                Some("set") => set(ctx, iq, query).await,
                 _ => IqReply::Error(StanzaErrorCondition::BadRequest),
             }
         })
@@ -117,7 +117,7 @@ async fn get(ctx: &IqCtx<'_>, query: &Element) -> IqReply {
     }
 }
 
-async fn set(ctx: &IqCtx<'_>, query: &Element) -> IqReply {
+async fn set(ctx: &IqCtx<'_>, iq: &Element, query: &Element) -> IqReply {
     // §2.3.3: exactly one item.
     let mut items = query.children();
     let (Some(item), None) = (items.next(), items.next()) else {
@@ -173,7 +173,9 @@ async fn set(ctx: &IqCtx<'_>, query: &Element) -> IqReply {
                         .with_attr("jid", contact.to_string())
                         .with_attr("subscription", "remove"),
                 );
-                IqReply::Result(None)
+                // §2.5.2 allows either order; the push first, so a client
+                // never sees the result of a change it has not been shown.
+                ctx.answer_in_order(iq, None)
             }
             Ok(None) => IqReply::Error(StanzaErrorCondition::ItemNotFound),
             Err(e) => db_error(e),
@@ -220,7 +222,8 @@ async fn set(ctx: &IqCtx<'_>, query: &Element) -> IqReply {
     match storage.put_roster_item(node, user.domain(), &updated).await {
         Ok(version) => {
             router.push_roster(&user, version, item_element(&updated));
-            IqReply::Result(None)
+            // §2.3.2 allows either order; the push first (see above).
+            ctx.answer_in_order(iq, None)
         }
         Err(StorageError::InvalidInput(_)) => IqReply::Error(StanzaErrorCondition::BadRequest),
         Err(e) => db_error(e),

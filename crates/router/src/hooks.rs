@@ -20,7 +20,9 @@
 //!   (XEP-0160 offline storage);
 //! - [`Hooks::roster_changed`]: an item of an account's roster changed;
 //! - [`Hooks::account_removed`]: an account was deleted (by its user or an
-//!   operator).
+//!   operator);
+//! - [`Hooks::unacknowledged_kept`]: a stanza a session's client never
+//!   acknowledged (XEP-0198) is safe elsewhere, and is not delivered again.
 
 use std::any::Any;
 
@@ -30,6 +32,7 @@ use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
 use crate::route::{Outcome, Router};
+use crate::table::Session;
 
 /// What a hook hands from [`Hooks::message_inbound`] to
 /// [`Hooks::message_routed`] for the same message.
@@ -93,6 +96,11 @@ pub trait Hooks: Send + Sync + 'static {
 
     /// The local account `user` was removed (storage has deleted it).
     fn account_removed<'a>(&'a self, router: &'a Router, user: &'a BareJid) -> BoxFuture<'a, ()>;
+
+    /// A stanza `session` sent its client, which never acknowledged it
+    /// (XEP-0198), as the session ends: true when it is safe elsewhere and
+    /// must not be delivered again (the client reads it from its archive).
+    fn unacknowledged_kept(&self, router: &Router, session: &Session, stanza: &Element) -> bool;
 }
 
 /// No features: nothing is filtered, archived, copied or stored.
@@ -150,5 +158,9 @@ impl Hooks for NoHooks {
 
     fn account_removed<'a>(&'a self, _: &'a Router, _: &'a BareJid) -> BoxFuture<'a, ()> {
         Box::pin(async {})
+    }
+
+    fn unacknowledged_kept(&self, _: &Router, _: &Session, _: &Element) -> bool {
+        false
     }
 }

@@ -256,6 +256,21 @@ impl Router {
         if self.subscription_blocked(user, contact, &stanza).await {
             return None;
         }
+        // RFC 6121 §3.1.2: a request that "cannot be locally delivered ...
+        // (e.g. ... the local contact does not exist)" gets "an appropriate
+        // error stanza" and changes no roster; service-unavailable as for
+        // the other stanzas to a user that does not exist (§8.5.1).
+        if kind == PresenceType::Subscribe
+            && self.is_local(contact.domain())
+            && !self.storage_exists(contact).await
+        {
+            return chorus_proto::error_reply(
+                &stanza,
+                &chorus_proto::StanzaError::new(
+                    chorus_proto::StanzaErrorCondition::ServiceUnavailable,
+                ),
+            );
+        }
         // §3.1.2: subscription stanzas are stamped with the bare JIDs.
         let mut stanza = stanza;
         stanza.set_attr("from", user.to_string());
@@ -353,11 +368,9 @@ impl Router {
             return;
         };
         if !self.storage_exists(contact).await {
-            if kind == PresenceType::Subscribe {
-                // §3.1.3: no such contact: answer unsubscribed on its behalf.
-                let p = presence("unsubscribed", &contact.to_string(), &user.to_string());
-                self.route_presence(p).await;
-            }
+            // §8.5.1: for a user that does not exist, a subscription
+            // presence of any type is silently ignored (a local sender was
+            // already answered by its own half, §3.1.2).
             return;
         }
         if kind != PresenceType::Subscribe {

@@ -156,7 +156,9 @@ impl Router {
         }
     }
 
-    async fn account_exists(&self, bare: &BareJid) -> bool {
+    /// Whether `bare` is an account here (false on a storage error: fail
+    /// closed toward the asker).
+    pub async fn account_exists(&self, bare: &BareJid) -> bool {
         match bare.node() {
             Some(node) => self
                 .storage
@@ -252,14 +254,11 @@ impl Router {
     async fn to_bare(&self, kind: StanzaKind, bare: &BareJid, stanza: Element) -> Outcome {
         let resources = self.sessions.resources(bare);
         match kind {
-            StanzaKind::Iq => {
-                if !resources.is_empty() || self.account_exists(bare).await {
-                    self.to_server(kind, stanza).await
-                } else {
-                    // RFC 6121 §8.5.1: no such user.
-                    reply(&stanza, StanzaErrorCondition::ServiceUnavailable)
-                }
-            }
+            // §8.5.2.1.3: the server answers on the account's behalf; the
+            // feature modules decide what it says when the account does not
+            // exist (§8.5.1: service-unavailable, but XEP-0030's empty
+            // disco#items).
+            StanzaKind::Iq => self.to_server(kind, stanza).await,
             StanzaKind::Message => {
                 let mt = MessageType::of(&stanza);
                 if mt == MessageType::Error {
@@ -338,11 +337,19 @@ impl Router {
             StanzaKind::Iq => reply(&stanza, StanzaErrorCondition::ServiceUnavailable),
             // §8.5.3.2.3
             StanzaKind::Presence => Outcome::Dropped,
-            // §8.5.3.2.1: chat, normal and headline fall back to the bare JID.
+            // §8.5.3.2.1: only chat is treated as if sent to the bare JID.
+            // For normal, groupchat and headline the server "MUST either
+            // (a) silently ignore the stanza or (b) return an error stanza
+            // to the sender, which SHOULD be <service-unavailable/>": a
+            // normal message or a groupchat one is answered, so its sender
+            // learns it went nowhere; a headline, meant to be fire and
+            // forget, is ignored. Errors are always ignored.
             StanzaKind::Message => match MessageType::of(&stanza) {
-                MessageType::Error => Outcome::Dropped,
-                MessageType::Groupchat => reply(&stanza, StanzaErrorCondition::ServiceUnavailable),
-                _ => self.to_bare(kind, &full.bare(), stanza).await,
+                MessageType::Error | MessageType::Headline => Outcome::Dropped,
+                MessageType::Normal | MessageType::Groupchat => {
+                    reply(&stanza, StanzaErrorCondition::ServiceUnavailable)
+                }
+                MessageType::Chat => self.to_bare(kind, &full.bare(), stanza).await,
             },
         }
     }
@@ -356,7 +363,16 @@ impl Router {
     /// messages (headline, groupchat) and IQ requests bounce to their sender
     /// with `service-unavailable`, as for a resource that is gone (RFC 6121
     /// §8.5.3.2); presence, results, errors and bare chat states are dropped.
-    pub async fn unacknowledged(&self, owner: &BareJid, stanza: Element) {
+    pub async fn unacknowledged(
+        &self,
+        owner: &BareJid,
+        stanza: Element,
+        session: Option<&Session>,
+    ) {
+        if session.is_some_and(|s| self.hooks().unacknowledged_kept(self, s, &stanza)) {
+            tracing::debug!(jid = %owner, id = stanza.attr("id"), "unacknowledged, kept in the archive the client reads");
+            return;
+        }
         let bounce = match StanzaKind::of(&stanza) {
             Some(StanzaKind::Message) => match MessageType::of(&stanza) {
                 MessageType::Error => false,

@@ -176,6 +176,21 @@ impl Routes {
         self.has_remote.load(Ordering::Relaxed)
     }
 
+    /// The hosted services, sorted by domain, as (domain, service name):
+    /// what the server lists in its disco#items (XEP-0030).
+    pub fn services(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .by_domain
+            .iter()
+            .filter_map(|e| match e.value() {
+                Destination::Service(s) => Some((e.key().clone(), s.name().to_owned())),
+                Destination::Local => None,
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Every route, sorted by domain, as (domain, destination name).
     pub fn list(&self) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = self

@@ -30,6 +30,9 @@ pub trait SessionSink: Send + Sync + 'static {
     fn offline_waiting(&self) {}
     /// An operator ends the session (`chorusctl sessions kick`).
     fn kick(&self, reason: String);
+    /// The account was removed (by its user or an operator): the session
+    /// ends with `<not-authorized/>` (XEP-0077 §3.2).
+    fn account_removed(&self);
     /// The client stopped answering (XEP-0199 keepalive): its connection
     /// is dead, though the session may outlive it (XEP-0198).
     fn connection_lost(&self) {}
@@ -67,6 +70,9 @@ pub struct Session {
     /// The connection is gone and the session waits for a resumption
     /// (XEP-0198): nothing can reach the client.
     detached: AtomicBool,
+    /// What feature modules keep on the session, one value per type
+    /// (`Session::mark`, `Session::marked`); empty for most sessions.
+    marks: Mutex<Vec<Box<dyn std::any::Any + Send + Sync>>>,
     pub sink: Box<dyn SessionSink>,
 }
 
@@ -83,8 +89,23 @@ impl Session {
             last_active: AtomicU64::new(now_ms()),
             ping_sent: AtomicU64::new(0),
             detached: AtomicBool::new(false),
+            marks: Mutex::new(Vec::new()),
             sink,
         }
+    }
+
+    /// Keeps `value` on the session for a feature module (replacing a value
+    /// of the same type): the per-session data of modules that need it.
+    pub fn mark<T: std::any::Any + Send + Sync>(&self, value: T) {
+        let mut marks = self.marks.lock().unwrap_or_else(|p| p.into_inner());
+        marks.retain(|m| !m.is::<T>());
+        marks.push(Box::new(value));
+    }
+
+    /// The value of type `T` kept on the session, if any.
+    pub fn marked<T: std::any::Any + Clone>(&self) -> Option<T> {
+        let marks = self.marks.lock().unwrap_or_else(|p| p.into_inner());
+        marks.iter().find_map(|m| m.downcast_ref::<T>().cloned())
     }
 
     /// The client sent something: it is alive (XEP-0199 §4.1: any stanza
@@ -172,6 +193,9 @@ impl Session {
         s.interested.store(self.interested(), Ordering::Relaxed);
         s.set_carbons(self.carbons());
         s.set_last_presence(self.last_presence());
+        // Modules' marks follow the session to its new connection.
+        let marks = std::mem::take(&mut *self.marks.lock().unwrap_or_else(|p| p.into_inner()));
+        *s.marks.lock().unwrap_or_else(|p| p.into_inner()) = marks;
         s
     }
 }

@@ -109,6 +109,8 @@ const OLDEST_BELOW: &str = "SELECT archived_at FROM archive_messages \
 const DELETE_BELOW: &str = "DELETE FROM archive_messages WHERE archived_at < $1";
 const OLDEST_OF_ACCOUNT: &str = "SELECT archived_at FROM archive_messages \
      WHERE account_id = $1 ORDER BY archived_at LIMIT 1 OFFSET $2";
+const DELETE_ONE: &str = "DELETE FROM archive_messages WHERE stanza_id = $3 AND account_id IN \
+     (SELECT id FROM accounts WHERE localpart = $1 AND domain = $2)";
 const DELETE_ACCOUNT_UP_TO: &str =
     "DELETE FROM archive_messages WHERE account_id = $1 AND archived_at <= $2";
 
@@ -479,6 +481,21 @@ impl ArchiveStore for Storage {
                 return Ok(deleted);
             }
         }
+    }
+
+    async fn archive_remove(
+        &self,
+        localpart: &str,
+        domain: &str,
+        stanza_id: &str,
+    ) -> Result<bool, StorageError> {
+        let done = sqlx::query(DELETE_ONE)
+            .bind(localpart)
+            .bind(domain)
+            .bind(stanza_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn archive_purge_account(

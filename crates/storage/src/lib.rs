@@ -43,6 +43,7 @@ mod blocking;
 mod cache;
 mod error;
 mod import;
+mod last;
 mod migrations;
 mod offline;
 mod private;
@@ -56,8 +57,9 @@ pub use roster::ROSTER_REMOVALS_KEPT;
 pub use storage::{Backend, Storage};
 pub use traits::{
     AccountStore, ArchiveCursor, ArchivePage, ArchiveQuery, ArchiveStore, ArchivedMessage,
-    BlockStore, ImportOutcome, ImportStore, ImportedAccount, ImportedOffline, OfflineMessage,
-    OfflineStore, OfflineStored, PendingSubscription, PrivateFragment, PrivateStore, Roster,
-    RosterChange, RosterItem, RosterStore, StoredCredentials, Subscription, VcardStore,
+    BlockStore, ImportOutcome, ImportStore, ImportedAccount, ImportedOffline, LastActivityStore,
+    OfflineMessage, OfflineStore, OfflineStored, PendingSubscription, PrivateFragment,
+    PrivateStore, Roster, RosterChange, RosterItem, RosterStore, StoredCredentials, Subscription,
+    VcardStore,
 };
 pub use traits::{ArchiveDefault, ArchivePrefs};

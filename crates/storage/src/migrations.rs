@@ -44,6 +44,11 @@ const SQLITE: &[Embedded] = &[
         description: "archive",
         sql: include_str!("../migrations/sqlite/0003_archive.sql"),
     },
+    Embedded {
+        version: 4,
+        description: "last activity",
+        sql: include_str!("../migrations/sqlite/0004_last_activity.sql"),
+    },
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -61,6 +66,11 @@ const POSTGRES: &[Embedded] = &[
         version: 3,
         description: "archive",
         sql: include_str!("../migrations/postgres/0003_archive.sql"),
+    },
+    Embedded {
+        version: 4,
+        description: "last activity",
+        sql: include_str!("../migrations/postgres/0004_last_activity.sql"),
     },
 ];
 

@@ -429,6 +429,27 @@ pub trait OfflineStore {
     ) -> impl Future<Output = Result<u64, StorageError>> + Send;
 }
 
+/// When an account last went offline (XEP-0012 Last Activity): one row
+/// per account, replaced at each logout, gone with the account.
+pub trait LastActivityStore {
+    /// Records that the account went offline at `at`, saying `status`.
+    /// An account that does not exist is left alone (nothing to record).
+    fn set_last_activity(
+        &self,
+        localpart: &str,
+        domain: &str,
+        at: SystemTime,
+        status: &str,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// When the account last went offline and its status then, if known.
+    fn last_activity(
+        &self,
+        localpart: &str,
+        domain: &str,
+    ) -> impl Future<Output = Result<Option<(SystemTime, String)>, StorageError>> + Send;
+}
+
 /// Private XML storage (XEP-0049): one XML fragment per account, root
 /// element name and namespace, which only the account's own user can read.
 ///
@@ -659,6 +680,15 @@ pub trait ArchiveStore {
         &self,
         cutoff: SystemTime,
     ) -> impl Future<Output = Result<u64, StorageError>> + Send;
+
+    /// Deletes one archived message by its stanza-id (a message archived
+    /// before delivery that then went nowhere). True if it was there.
+    fn archive_remove(
+        &self,
+        localpart: &str,
+        domain: &str,
+        stanza_id: &str,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
 
     /// Deletes one account's whole archive (a user's "clear my history").
     /// Returns how many messages were deleted.

@@ -22,6 +22,7 @@ on_both_backends!(
     appended_messages_come_back_with_every_field,
     places_are_strictly_increasing_whatever_the_clock,
     taken_stanza_id_is_already_exists_and_writes_nothing,
+    one_message_is_removed_by_its_id_from_its_own_archive_only,
     missing_account_reads_empty_and_refuses_writes,
     with_filter_matches_bare_and_full_jids,
     start_and_end_are_inclusive,
@@ -148,6 +149,28 @@ async fn places_are_strictly_increasing_whatever_the_clock(db: &Db) {
         .unwrap();
     let page = s.archive_query("alice", DOMAIN, &query()).await.unwrap();
     assert_eq!(page.messages[0].timestamp, at(10) + 4 * us);
+}
+
+async fn one_message_is_removed_by_its_id_from_its_own_archive_only(db: &Db) {
+    let s = &db.storage;
+    account(db, "alice").await;
+    account(db, "bob").await;
+    for (who, id) in [("alice", "m1"), ("alice", "m2"), ("bob", "m1")] {
+        s.archive_append(who, DOMAIN, &msg(id, 1, "a@b", true))
+            .await
+            .unwrap();
+    }
+    assert!(s.archive_remove("alice", DOMAIN, "m1").await.unwrap());
+    assert!(!s.archive_remove("alice", DOMAIN, "m1").await.unwrap());
+    assert!(!s.archive_remove("nobody", DOMAIN, "m2").await.unwrap());
+    assert_eq!(
+        ids(&s.archive_query("alice", DOMAIN, &query()).await.unwrap()),
+        ["m2"]
+    );
+    assert_eq!(
+        ids(&s.archive_query("bob", DOMAIN, &query()).await.unwrap()),
+        ["m1"]
+    );
 }
 
 async fn taken_stanza_id_is_already_exists_and_writes_nothing(db: &Db) {

@@ -53,7 +53,7 @@ pub async fn del(ctx: &AdminContext, args: &Value) -> CommandResult {
         // as when a user removes their own account (XEP-0077 §3.2).
         ctx.router.hooks().account_removed(&ctx.router, &jid).await;
         for s in ctx.sessions.resources(&jid) {
-            s.sink.kick("account removed".to_owned());
+            s.sink.account_removed();
         }
         Ok(json!({ "deleted": jid.to_string() }))
     } else {

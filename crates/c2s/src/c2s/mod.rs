@@ -94,6 +94,13 @@ pub enum C2sMsg {
     ConnectionLost,
     /// An operator ends the session, with a reason for the client.
     Kick(Box<String>),
+    /// The account was removed (XEP-0077 §3.2).
+    AccountRemoved,
+    /// Stanzas have waited unacknowledged long enough: ask for an ack
+    /// (XEP-0198).
+    AckRequestDue,
+    /// A close waiting for the client's acknowledgement waited long enough.
+    CloseNow,
     /// The server is shutting down (RFC 6120 §4.9.3.17).
     Shutdown,
     /// Watch these members of the connection (socket, receiver): their exit
@@ -181,6 +188,9 @@ pub struct C2sState {
     moved_to: Option<(ActorRef<C2sMsg>, Arc<Inbox>)>,
     /// This actor is draining its mailbox to stop.
     ending: bool,
+    /// A close of the server's own, waiting for the client to acknowledge
+    /// what it was sent (XEP-0198; `sm.rs`).
+    pending_close: Option<(StreamError, Option<String>)>,
 }
 
 impl Drop for C2sState {
@@ -309,6 +319,10 @@ impl SessionSink for Sink {
         let _ = self.c2s.cast(C2sMsg::Kick(Box::new(reason)));
     }
 
+    fn account_removed(&self) {
+        let _ = self.c2s.cast(C2sMsg::AccountRemoved);
+    }
+
     fn connection_lost(&self) {
         let _ = self.c2s.cast(C2sMsg::ConnectionLost);
     }
@@ -357,6 +371,13 @@ impl C2sState {
                 if sm.since_request >= SM_REQUEST_EVERY {
                     sm.since_request = 0;
                     request = true;
+                } else if !sm.request_armed {
+                    // Fewer than SM_REQUEST_EVERY: asked for after a while.
+                    sm.request_armed = true;
+                    self.myself
+                        .send_after(self.ctx.config.c2s.sm_request_ack_after(), || {
+                            C2sMsg::AckRequestDue
+                        });
                 }
             }
             self.write_element(el);
@@ -502,6 +523,7 @@ impl Actor for C2sActor {
             inbox: Arc::default(),
             moved_to: None,
             ending: false,
+            pending_close: None,
         })
     }
 
@@ -533,6 +555,9 @@ impl Actor for C2sActor {
                             Box::pin(state.on_element(el)).await
                         }
                         Ok(StreamEvent::End) => {
+                            // RFC 6120 §4.4: the client closed; so do we,
+                            // with XEP-0198's last acknowledgement first.
+                            state.last_ack();
                             state.close();
                             Flow::Stop
                         }
@@ -551,7 +576,10 @@ impl Actor for C2sActor {
             C2sMsg::Routed => state.take_routed(),
             C2sMsg::Replaced => {
                 state.replaced = true;
-                state.stream_error(StreamError::Conflict, Some("replaced by a new connection"));
+                state.close_after_ack(
+                    StreamError::Conflict,
+                    Some("replaced by a new connection".to_owned()),
+                );
             }
             C2sMsg::PeerClosed => {
                 if state.resumable() {
@@ -563,7 +591,13 @@ impl Actor for C2sActor {
             }
             C2sMsg::ConnectionLost => state.connection_lost(),
             C2sMsg::Shutdown => {
-                state.stream_error(StreamError::SystemShutdown, None);
+                state.close_after_ack(StreamError::SystemShutdown, None);
+            }
+            C2sMsg::AckRequestDue => state.ack_request_due(),
+            C2sMsg::CloseNow => {
+                if let Some((err, text)) = state.pending_close.take() {
+                    state.close_now(err, text);
+                }
             }
             C2sMsg::FetchOffline => {
                 // Only a session that already had its initial presence
@@ -588,7 +622,17 @@ impl Actor for C2sActor {
                 // What was routed before the kick (the answer to an account
                 // removal, XEP-0077 §3.2) still goes out first.
                 state.take_routed();
-                state.stream_error(StreamError::PolicyViolation, Some(&reason));
+                state.close_after_ack(StreamError::PolicyViolation, Some(*reason));
+            }
+            C2sMsg::AccountRemoved => {
+                // XEP-0077 §3.2: "the server SHOULD then return a
+                // <not-authorized/> stream error and terminate all active
+                // sessions", after the answer to the removal (already routed).
+                state.take_routed();
+                state.close_after_ack(
+                    StreamError::NotAuthorized,
+                    Some("account removed".to_owned()),
+                );
             }
             C2sMsg::HeaderTimeout => {
                 // One deadline from accept to authentication, never reset by

@@ -179,6 +179,12 @@ impl C2sState {
                 }
             }
         }
+        if secure && el.ns() == ns::SM {
+            // XEP-0198 §3: stream management before authentication (and
+            // binding) "SHALL" be refused with <failed/>; the stream goes on.
+            self.sm_failed("unexpected-request");
+            return Flow::Continue;
+        }
         if StanzaKind::of(el).is_some() {
             // §4.9.3.12: stanzas before authentication, with or without TLS.
             return self.stream_error(StreamError::NotAuthorized, Some("authenticate first"));

@@ -15,9 +15,12 @@ impl C2sState {
         }
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let router = self.ctx.router.clone();
+            let session = self.session.clone();
             rt.spawn(async move {
                 for stanza in stanzas {
-                    router.unacknowledged(&owner, stanza).await;
+                    router
+                        .unacknowledged(&owner, stanza, session.as_deref())
+                        .await;
                 }
             });
         }
@@ -152,8 +155,11 @@ impl C2sState {
                 // §4.2-§4.4: to subscribers and own resources; probes first time.
                 self.ctx.router.broadcast(full, el, initial).await;
                 // XEP-0160 §3: stored messages go out on the first available
-                // presence with a non-negative priority (RFC 6121 §8.5.2.2.1).
+                // presence with a non-negative priority (RFC 6121 §8.5.2.2.1),
+                // after the echo of that presence (§4.2.2), which the
+                // broadcast has just routed to this session.
                 if initial && priority >= 0 {
+                    self.take_routed();
                     self.deliver_stored(full).await;
                 }
             }
@@ -163,6 +169,18 @@ impl C2sState {
                 session.set_last_presence(None);
                 if was {
                     self.ctx.router.broadcast(full, el, false).await;
+                    // RFC 6121 §4.5.2 sends it to the user's other available
+                    // resources (the broadcast did: this one is no longer
+                    // available); the originating resource, still connected,
+                    // gets its own unavailable presence reflected too, as an
+                    // entity is implicitly subscribed to its own presence
+                    // (§4.2.2) and as Prosody does, so a client can tell its
+                    // presence change took effect.
+                    let mut echo = el.clone();
+                    echo.set_attr("from", full.to_string());
+                    echo.set_attr("to", full.to_string());
+                    self.take_routed();
+                    self.send_element(&echo);
                 }
                 self.end_directed(full).await;
             }

@@ -59,6 +59,8 @@ pub(super) struct Sm {
     pub(super) unacked: VecDeque<Element>,
     /// Stanzas sent since our last `<r/>`.
     pub(super) since_request: u32,
+    /// A timer will ask for an acknowledgement of what waits unacked.
+    pub(super) request_armed: bool,
     /// The queue went past its bound: the stream ends (resource-constraint).
     pub(super) overflowed: bool,
 }
@@ -223,6 +225,7 @@ impl C2sState {
                     sent: 0,
                     unacked: VecDeque::new(),
                     since_request: 0,
+                    request_armed: false,
                     overflowed: false,
                 });
                 tracing::debug!(conn = self.conn_id, resume, "stream management enabled");
@@ -258,7 +261,16 @@ impl C2sState {
             }
         };
         match too_high {
-            None => Flow::Continue,
+            None => {
+                // A close waiting for this acknowledgement goes ahead.
+                let all_acked = self.sm_lock().as_ref().is_none_or(|s| s.unacked.is_empty());
+                if all_acked {
+                    if let Some((err, text)) = self.pending_close.take() {
+                        return self.close_now(err, text);
+                    }
+                }
+                Flow::Continue
+            }
             Some(sent) => self.stream_error_with(
                 StreamError::UndefinedCondition,
                 Some("acknowledged more stanzas than were sent"),
@@ -408,6 +420,70 @@ impl C2sState {
         }))
     }
 
+    /// Stanzas have waited unacknowledged for `c2s.sm_request_ack_after_ms`
+    /// since the timer was armed: ask for an acknowledgement, unless one
+    /// asked since covers them.
+    pub(super) fn ack_request_due(&mut self) {
+        let request = match self.sm_lock().as_mut() {
+            Some(sm) => {
+                sm.request_armed = false;
+                let due = !sm.unacked.is_empty() && sm.since_request > 0;
+                if due {
+                    sm.since_request = 0;
+                }
+                due
+            }
+            None => false,
+        };
+        if request && !self.closing {
+            self.send(b"<r xmlns='urn:xmpp:sm:3'/>".to_vec());
+        }
+    }
+
+    /// A close the server decides on its own (shutdown, kick, conflict,
+    /// account removed): with stream management, what the client has not
+    /// acknowledged is first asked for (`<r/>`) and the close waits up to
+    /// `c2s.sm_close_ack_wait_ms` for the answer, so a client that got its
+    /// messages is not sent them again at its next login. Without stream
+    /// management, or with nothing unacknowledged, it closes at once.
+    pub(super) fn close_after_ack(&mut self, err: StreamError, text: Option<String>) {
+        let waiting = !self.closing
+            && !self.detached
+            && self.pending_close.is_none()
+            && self
+                .sm_lock()
+                .as_ref()
+                .is_some_and(|s| !s.unacked.is_empty());
+        let wait = self.ctx.config.c2s.sm_close_ack_wait();
+        if !waiting || wait.is_zero() {
+            self.close_now(err, text);
+            return;
+        }
+        if let Some(sm) = self.sm_lock().as_mut() {
+            sm.since_request = 0;
+        }
+        self.send(b"<r xmlns='urn:xmpp:sm:3'/>".to_vec());
+        self.pending_close = Some((err, text));
+        self.myself.send_after(wait, || C2sMsg::CloseNow);
+    }
+
+    /// Closes with `err` now: the last `<a/>`, then the stream error.
+    pub(super) fn close_now(&mut self, err: StreamError, text: Option<String>) -> Flow {
+        if !self.closing {
+            self.last_ack();
+        }
+        self.stream_error(err, text.as_deref())
+    }
+
+    /// XEP-0198 (since 1.5.2): the last `<a/>` goes out before our end of
+    /// the stream, so the client knows what it sent was handled.
+    pub(super) fn last_ack(&self) {
+        let h = self.sm_lock().as_ref().map(|s| s.handled);
+        if let Some(h) = h {
+            self.write_element(&Element::new("a", ns::SM).with_attr("h", h.to_string()));
+        }
+    }
+
     /// The resuming c2s gave up waiting for the handover (or is gone): the
     /// session stays here, and the table entry comes back if it can.
     pub(super) fn take_back(&mut self, handover: Handover, conn_id: u64) {
@@ -453,6 +529,7 @@ mod tests {
                 .map(|i| Element::new("message", ns::JABBER_CLIENT).with_attr("id", i.to_string()))
                 .collect(),
             since_request: 0,
+            request_armed: false,
             overflowed: false,
         }
     }

@@ -13,14 +13,26 @@
 //!   archive ids, and stamps the recipient's on the stanza, so the delivered
 //!   copy, any XEP-0280 carbons of it and the offline copy all carry it
 //!   (XEP-0313 §3.4);
-//! - [`Module::message_routed`] appends the copies only if the message went
-//!   somewhere (delivered, or stored offline): a bounced message is in no
-//!   archive (XEP-0313 §6.1, "only contain messages accepted for delivery").
+//!   and appends the copies, all before delivery: a message is in the
+//!   archive before anyone can have seen it, so a client that queries right
+//!   after receiving a message finds it, and the archive's order is the
+//!   order in which routing handled the messages;
+//! - [`Module::message_routed`] removes the copies again if the message
+//!   went nowhere (neither delivered nor stored offline): a bounced message
+//!   is in no archive (XEP-0313 §6.1, "only contain messages accepted for
+//!   delivery").
 //!
 //! Both copies are archived in the sender's actor, as carbons are copied
-//! there, after the delivery: the sender's next stanza waits for the two
-//! commits, which keeps archive order equal to routing order per sender. A
-//! message a user sends to their own account is archived once, as received.
+//! there: the sender's next stanza waits for the two commits. A message a
+//! user sends to their own account is archived once, as received.
+//!
+//! A session whose client queried its archive is marked
+//! ([`ArchiveReader`]); when it ends with messages its client never
+//! acknowledged (XEP-0198), those that carry its archive's stanza-id are
+//! not delivered again nor stored offline: the client finds them in the
+//! archive, where they already are (as Prosody's `mod_smacks` does with
+//! `mam_requested`). Without this, every quit of a modern client brought
+//! its last messages back as offline messages at the next login.
 //!
 //! Archive ids are random UUIDs (XEP-0313 §3 wants them unpredictable):
 //! drawn before storage sees the message, so the stamped stanza can go to
@@ -38,12 +50,12 @@ use std::time::SystemTime;
 
 use chorus_jid::{BareJid, Jid};
 use chorus_proto::{ns, MessageType};
-use chorus_router::Outcome;
+use chorus_router::{Outcome, Session};
 use chorus_storage::{ArchiveDefault, ArchiveStore, ArchivedMessage, RosterStore, StorageError};
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
-use crate::{HookCtx, IqCtx, IqReply, IqSpec, Module, ModuleInfo, Support, Xep};
+use crate::{HookCtx, IqCtx, IqReply, IqSpec, Module, ModuleInfo, SessionCtx, Support, Xep};
 
 pub use query::MAM_EXTENDED;
 
@@ -147,6 +159,10 @@ impl Default for ArchiveOptions {
         }
     }
 }
+
+/// On a session whose client queried its archive (see the module docs).
+#[derive(Clone, Copy)]
+pub struct ArchiveReader;
 
 /// The module: archives (the hooks below) and answers queries.
 pub struct Mam {
@@ -309,12 +325,10 @@ impl Mam {
         plan
     }
 
-    /// After routing: appends the planned copies if the message was
-    /// delivered or stored offline.
-    async fn commit(&self, ctx: &HookCtx<'_>, plan: ArchivePlan, outcome: &Outcome) {
-        if !matches!(outcome, Outcome::Delivered | Outcome::Stored) {
-            return;
-        }
+    /// Before delivery: appends the planned copies, keeping those written
+    /// (see the module docs).
+    async fn commit(&self, ctx: &HookCtx<'_>, plan: ArchivePlan) -> ArchivePlan {
+        let mut written = ArchivePlan::default();
         for (owner, message) in plan.copies {
             let Some(node) = owner.node() else {
                 continue;
@@ -325,11 +339,33 @@ impl Mam {
                 .archive_append(node, owner.domain(), &message)
                 .await
             {
+                Ok(()) => written.copies.push((owner, message)),
                 // Deleted while the message was in flight: nothing to keep.
-                Ok(()) | Err(StorageError::NotFound) => {}
+                Err(StorageError::NotFound) => {}
                 Err(e) => {
                     tracing::error!(archive = %owner, error = %e, "cannot archive a message")
                 }
+            }
+        }
+        written
+    }
+
+    /// After routing: a message that went nowhere leaves the archives.
+    async fn undo(&self, ctx: &HookCtx<'_>, plan: ArchivePlan, outcome: &Outcome) {
+        if matches!(outcome, Outcome::Delivered | Outcome::Stored) {
+            return;
+        }
+        for (owner, message) in plan.copies {
+            let Some(node) = owner.node() else {
+                continue;
+            };
+            if let Err(e) = ctx
+                .services
+                .storage
+                .archive_remove(node, owner.domain(), &message.stanza_id)
+                .await
+            {
+                tracing::error!(archive = %owner, error = %e, "cannot remove an undelivered message from the archive");
             }
         }
     }
@@ -348,6 +384,31 @@ impl Module for Mam {
         })
     }
 
+    /// A client that queries its archive reads what it missed there.
+    fn user_sent<'a>(
+        &'a self,
+        ctx: &'a SessionCtx<'a>,
+        stanza: &'a mut Element,
+    ) -> Option<BoxFuture<'a, ()>> {
+        if stanza.name() == "iq" && stanza.get_child("query", ns::MAM).is_some() {
+            if let Some(s) = ctx.services.sessions.get(ctx.full) {
+                s.mark(ArchiveReader);
+            }
+        }
+        None
+    }
+
+    fn unacknowledged_kept(&self, _: &HookCtx<'_>, session: &Session, stanza: &Element) -> bool {
+        let owner = session.full.bare();
+        session.marked::<ArchiveReader>().is_some()
+            && stanza.name() == "message"
+            && stanza.children().any(|c| {
+                c.is("stanza-id", ns::SID)
+                    && c.attr("by").and_then(|b| b.parse::<Jid>().ok()).as_ref()
+                        == Some(owner.as_jid())
+            })
+    }
+
     fn message_inbound<'a>(
         &'a self,
         ctx: &'a HookCtx<'a>,
@@ -359,7 +420,8 @@ impl Module for Mam {
             if plan.copies.is_empty() {
                 return None;
             }
-            Some(Box::new(plan) as Box<dyn Any + Send>)
+            let written = self.commit(ctx, plan).await;
+            Some(Box::new(written) as Box<dyn Any + Send>)
         }))
     }
 
@@ -371,7 +433,7 @@ impl Module for Mam {
     ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             if let Ok(plan) = state.downcast::<ArchivePlan>() {
-                self.commit(ctx, *plan, outcome).await;
+                self.undo(ctx, *plan, outcome).await;
             }
         })
     }

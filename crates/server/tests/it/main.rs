@@ -9,6 +9,7 @@ mod blocking;
 mod c2s;
 mod carbons;
 mod declared;
+mod exact_answers;
 mod hooks;
 // The hostile-input suite lives at the top of the repository.
 #[path = "../../../../tests/hostile/mod.rs"]

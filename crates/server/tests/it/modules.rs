@@ -196,14 +196,16 @@ async fn last_activity_of_the_server_is_its_uptime() {
     assert!(seconds <= before_start.elapsed().as_secs());
     assert_eq!(q.text(), "");
 
-    // Not implemented for accounts: no logout times are kept yet.
+    // XEP-0012 §3: an account's last activity only to those who may see
+    // its presence; alice is no contact of bob's (the answer to contacts
+    // is tested in correctness.rs).
     let r = ask(
         &mut alice,
         "l2",
         "<iq to='bob@localhost' type='get' id='l2'><query xmlns='jabber:iq:last'/></iq>",
     )
     .await;
-    assert_eq!(stanza_error_condition(&r), "service-unavailable");
+    assert_eq!(stanza_error_condition(&r), "forbidden");
     server.stop();
 }
 
@@ -604,9 +606,9 @@ async fn server_disco_info_lists_every_module_feature_and_matches_its_caps() {
 #[tokio::test]
 async fn an_accounts_disco_info_is_the_registered_account_identity() {
     let server = server_with_users("disco-acct").await;
-    let mut bob = login(&server, "bob", "builder").await;
+    let mut alice = login(&server, "alice", "wonderland").await;
     let r = ask(
-        &mut bob,
+        &mut alice,
         "d2",
         "<iq to='alice@localhost' type='get' id='d2'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
     )

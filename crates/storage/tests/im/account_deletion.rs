@@ -22,6 +22,7 @@ const PER_ACCOUNT_TABLES: &[&str] = &[
     "archive_messages",
     "archive_prefs",
     "archive_pref_jids",
+    "last_activity",
 ];
 const OTHER_TABLES: &[&str] = &["_sqlx_migrations", "accounts"];
 
@@ -63,6 +64,9 @@ async fn populate(db: &Db, localpart: &str) {
         .await
         .unwrap();
     s.block(localpart, DOMAIN, &["spam.example"]).await.unwrap();
+    s.set_last_activity(localpart, DOMAIN, SystemTime::now(), "away")
+        .await
+        .unwrap();
     s.archive_append(
         localpart,
         DOMAIN,

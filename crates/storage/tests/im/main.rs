@@ -15,15 +15,16 @@ use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, SystemTime};
 
 use chorus_storage::{
-    AccountStore, ArchiveStore, Backend, BlockStore, OfflineStore, OfflineStored, PrivateStore,
-    RosterChange, RosterItem, RosterStore, StorageError, Subscription, VcardStore,
-    ROSTER_REMOVALS_KEPT,
+    AccountStore, ArchiveStore, Backend, BlockStore, LastActivityStore, OfflineStore,
+    OfflineStored, PrivateStore, RosterChange, RosterItem, RosterStore, StorageError, Subscription,
+    VcardStore, ROSTER_REMOVALS_KEPT,
 };
 
 use common::Db;
 
 mod account_deletion;
 mod blocking;
+mod last_activity;
 mod offline;
 mod private_vcard;
 mod roster;

@@ -12,8 +12,10 @@ async fn offline_messages_are_delivered_with_delay_on_next_login_then_deleted() 
     alice
         .send("<message to='bob@localhost' type='chat' id='o1'><body>first</body></message>")
         .await;
+    // RFC 6121 §8.5.3.2.1: a chat message to a resource that is gone is
+    // treated as sent to the bare JID.
     alice
-        .send("<message to='bob@localhost/gone' id='o2'><body>second</body></message>")
+        .send("<message to='bob@localhost/gone' type='chat' id='o2'><body>second</body></message>")
         .await;
     // Not stored: headline, a bare chat state, a no-store hint.
     alice

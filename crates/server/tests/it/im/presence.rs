@@ -132,10 +132,11 @@ async fn logging_out_broadcasts_unavailable_to_subscribers() {
     let mut b = Res::online(&server, "bob", "b").await;
     subscribe(&mut b, &mut a).await;
 
-    // §4.5.2: explicit unavailable presence.
+    // §4.5.2: explicit unavailable presence, reflected to the resource
+    // that sent it (an entity is subscribed to its own presence, §4.2.2).
     a.expect_after(
         "<presence type='unavailable'><status>gone</status></presence>",
-        &[],
+        &["<presence type='unavailable' from='alice@localhost/a' to='alice@localhost/a'><status>gone</status></presence>".into()],
     )
     .await;
     b.expect(&["<presence type='unavailable' from='alice@localhost/a' to='bob@localhost'><status>gone</status></presence>".into()])

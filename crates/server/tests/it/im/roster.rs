@@ -18,11 +18,11 @@ async fn roster_get_returns_the_items_with_the_version_in_ver() {
             "<item jid='bob@localhost' name='Bob'><group>Friends</group></item>",
         ),
         &[
-            result("alice@localhost/a", "s1"),
             push(
                 "alice@localhost/a",
                 "<item jid='bob@localhost' name='Bob' subscription='none'><group>Friends</group></item>",
             ),
+            result("alice@localhost/a", "s1"),
         ],
     )
     .await;
@@ -46,11 +46,11 @@ async fn roster_set_is_pushed_to_every_interested_resource() {
     a1.expect_after(
         &roster_set("s1", "<item jid='bob@localhost' name='Bob'/>"),
         &[
-            result("alice@localhost/a1", "s1"),
             push(
                 "alice@localhost/a1",
                 "<item jid='bob@localhost' name='Bob' subscription='none'/>",
             ),
+            result("alice@localhost/a1", "s1"),
         ],
     )
     .await;
@@ -81,11 +81,11 @@ async fn roster_update_replaces_name_and_groups_but_never_the_subscription() {
             "<item jid='bob@localhost' name='Robert' subscription='both' ask='subscribe'><group>Family</group></item>",
         ),
         &[
-            result("alice@localhost/a", "s2"),
             push(
                 "alice@localhost/a",
                 "<item jid='bob@localhost' name='Robert' subscription='none'><group>Family</group></item>",
             ),
+            result("alice@localhost/a", "s2"),
         ],
     )
     .await;
@@ -93,11 +93,11 @@ async fn roster_update_replaces_name_and_groups_but_never_the_subscription() {
     a.expect_after(
         &roster_set("s3", "<item jid='bob@localhost'/>"),
         &[
-            result("alice@localhost/a", "s3"),
             push(
                 "alice@localhost/a",
                 "<item jid='bob@localhost' subscription='none'/>",
             ),
+            result("alice@localhost/a", "s3"),
         ],
     )
     .await;
@@ -122,11 +122,11 @@ async fn roster_remove_is_pushed_with_subscription_remove() {
     a1.expect_after(
         &roster_set("r1", "<item jid='bob@localhost' subscription='remove'/>"),
         &[
-            result("alice@localhost/a1", "r1"),
             push(
                 "alice@localhost/a1",
                 "<item jid='bob@localhost' subscription='remove'/>",
             ),
+            result("alice@localhost/a1", "r1"),
         ],
     )
     .await;

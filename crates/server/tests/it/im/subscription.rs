@@ -434,30 +434,24 @@ async fn unsubscribed_follows_appendix_a_in_every_state() {
 }
 
 #[tokio::test]
-async fn subscribing_to_a_missing_local_account_is_answered_unsubscribed() {
-    // §3.1.3: no such contact: the contact's server answers unsubscribed,
-    // which cancels the pending request on the user's side (A.3.4).
+async fn subscribing_to_a_missing_local_account_is_an_error_and_changes_no_roster() {
+    // RFC 6121 §3.1.2: the user's server cannot deliver a request to a
+    // local contact that does not exist, and "MUST return an appropriate
+    // error stanza to the user": no roster push, no pending request; the
+    // contact's side (§8.5.1) would silently ignore it.
     let server = server_with("im-nobody", &["alice"]).await;
     let mut a = Res::online(&server, "alice", "a").await;
     a.expect_after(
         &subscription("subscribe", "nobody@localhost"),
         &[
-            push(
-                "alice@localhost/a",
-                "<item jid='nobody@localhost' subscription='none' ask='subscribe'/>",
-            ),
-            push(
-                "alice@localhost/a",
-                "<item jid='nobody@localhost' subscription='none'/>",
-            ),
-            pres("unsubscribed", "nobody@localhost", "alice@localhost"),
+            "<presence type='error' from='nobody@localhost' to='alice@localhost/a'>\
+           <error type='cancel'><service-unavailable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/>\
+           </error></presence>"
+                .into(),
         ],
     )
     .await;
-    assert_eq!(
-        a.items().await,
-        vec!["<item xmlns='jabber:iq:roster' jid='nobody@localhost' subscription='none'/>"]
-    );
+    assert!(a.items().await.is_empty());
     server.stop();
 }
 
@@ -644,12 +638,12 @@ async fn removing_a_roster_item_cancels_both_subscriptions() {
     a.expect_after(
         &roster_set("rm", "<item jid='bob@localhost' subscription='remove'/>"),
         &[
-            result("alice@localhost/a", "rm"),
             pres("unavailable", "bob@localhost/b", "alice@localhost"),
             push(
                 "alice@localhost/a",
                 "<item jid='bob@localhost' subscription='remove'/>",
             ),
+            result("alice@localhost/a", "rm"),
         ],
     )
     .await;
@@ -688,11 +682,11 @@ async fn removing_a_roster_item_declines_a_pending_request() {
     a.expect_after(
         &roster_set("rm", "<item jid='bob@localhost' subscription='remove'/>"),
         &[
-            result("alice@localhost/a", "rm"),
             push(
                 "alice@localhost/a",
                 "<item jid='bob@localhost' subscription='remove'/>",
             ),
+            result("alice@localhost/a", "rm"),
         ],
     )
     .await;
