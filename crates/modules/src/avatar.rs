@@ -11,7 +11,7 @@ use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 use sha1::Digest;
 
-use crate::{Module, ModuleInfo, SessionCtx, Support, Xep};
+use crate::{HookSet, Module, ModuleInfo, SessionCtx, Support, Xep};
 
 pub struct Avatar;
 
@@ -25,6 +25,7 @@ static INFO: ModuleInfo = ModuleInfo {
         support: Support::Complete,
         note: "The server adds the hash of the stored photo to broadcast presence.",
     }],
+    hooks: HookSet::USER_SENT,
     ..ModuleInfo::EMPTY
 };
 

@@ -69,7 +69,7 @@ use chorus_storage::{BlockStore, RosterStore, StorageError, Subscription};
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
-use crate::{HookCtx, IqCtx, IqReply, IqSpec, Module, ModuleInfo, Services, Support, Xep};
+use crate::{HookCtx, HookSet, IqCtx, IqReply, IqSpec, Module, ModuleInfo, Services, Support, Xep};
 
 #[derive(Default)]
 pub struct Blocking {
@@ -256,6 +256,9 @@ static INFO: ModuleInfo = ModuleInfo {
         IqSpec::local("unblock", ns::BLOCKING),
     ],
     features: &[ns::BLOCKING],
+    hooks: HookSet::FILTER
+        .and(HookSet::PRESENCE_BLOCKED)
+        .and(HookSet::ACCOUNT_REMOVED),
     ..ModuleInfo::EMPTY
 };
 

@@ -11,7 +11,9 @@ use chorus_proto::{ns, MessageType, StanzaErrorCondition};
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
-use crate::{HookCtx, IqCtx, IqReply, IqSpec, Module, ModuleInfo, SessionCtx, Support, Xep};
+use crate::{
+    HookCtx, HookSet, IqCtx, IqReply, IqSpec, Module, ModuleInfo, SessionCtx, Support, Xep,
+};
 
 pub struct Carbons;
 
@@ -30,6 +32,7 @@ static INFO: ModuleInfo = ModuleInfo {
         IqSpec::local("disable", ns::CARBONS),
     ],
     features: &[ns::CARBONS],
+    hooks: HookSet::USER_SENT.and(HookSet::MESSAGE_DELIVERED),
     ..ModuleInfo::EMPTY
 };
 

@@ -25,7 +25,7 @@ use chorus_xml::Element;
 use dashmap::DashSet;
 use futures_util::future::BoxFuture;
 
-use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo, SessionCtx, Support, Xep};
+use crate::{HookSet, IqCtx, IqReply, IqSpec, Module, ModuleInfo, SessionCtx, Support, Xep};
 
 #[derive(Default)]
 pub struct Last {
@@ -64,6 +64,7 @@ static INFO: ModuleInfo = ModuleInfo {
     iqs: &[IqSpec::anyone("query", ns::LAST)],
     features: &[ns::LAST],
     account_features: &[ns::LAST],
+    hooks: HookSet::USER_SENT.and(HookSet::SESSION_CLOSED),
     ..ModuleInfo::EMPTY
 };
 

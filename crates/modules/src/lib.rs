@@ -121,6 +121,46 @@ pub struct StreamFeature {
     pub ns: &'static str,
 }
 
+/// The hooks a module implements, declared with it: each hook runs only
+/// the modules that declare it, so a stanza does not pay a call per module
+/// for hooks nobody uses. A hook implemented but not declared never runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HookSet(u32);
+
+impl HookSet {
+    pub const NONE: HookSet = HookSet(0);
+    pub const FILTER: HookSet = HookSet(1);
+    pub const PRESENCE_BLOCKED: HookSet = HookSet(1 << 1);
+    /// `message_inbound`, and `message_routed` for what it returned.
+    pub const MESSAGE_INBOUND: HookSet = HookSet(1 << 2);
+    pub const MESSAGE_DELIVERED: HookSet = HookSet(1 << 3);
+    pub const OFFLINE_MESSAGE: HookSet = HookSet(1 << 4);
+    pub const ROSTER_CHANGED: HookSet = HookSet(1 << 5);
+    pub const ACCOUNT_REMOVED: HookSet = HookSet(1 << 6);
+    pub const UNACKNOWLEDGED_KEPT: HookSet = HookSet(1 << 7);
+    pub const USER_SENT: HookSet = HookSet(1 << 8);
+    pub const USER_RECEIVED: HookSet = HookSet(1 << 9);
+    pub const SESSION_BOUND: HookSet = HookSet(1 << 10);
+    pub const SESSION_CLOSED: HookSet = HookSet(1 << 11);
+    pub const AVAILABLE: HookSet = HookSet(1 << 12);
+    /// How many hooks there are (bits in use).
+    const COUNT: usize = 13;
+
+    /// Both sets.
+    pub const fn and(self, other: HookSet) -> HookSet {
+        HookSet(self.0 | other.0)
+    }
+
+    pub const fn has(self, hook: HookSet) -> bool {
+        self.0 & hook.0 == hook.0
+    }
+
+    /// The bit's index, for the per-hook lists.
+    fn index(self) -> usize {
+        self.0.trailing_zeros() as usize
+    }
+}
+
 /// What a module is, declared once.
 #[derive(Debug)]
 pub struct ModuleInfo {
@@ -143,6 +183,8 @@ pub struct ModuleInfo {
     /// disco#items); every other module's get `service-unavailable` there
     /// (RFC 6121 §8.5.1).
     pub absent_accounts: bool,
+    /// The hooks it implements (see [`HookSet`]).
+    pub hooks: HookSet,
 }
 
 impl ModuleInfo {
@@ -156,6 +198,7 @@ impl ModuleInfo {
         account_features: &[],
         stream_features: &[],
         absent_accounts: false,
+        hooks: HookSet::NONE,
     };
 }
 
@@ -522,6 +565,8 @@ pub trait Module: Send + Sync {
 /// The registered modules.
 pub struct Modules {
     modules: Vec<Box<dyn Module>>,
+    /// For each hook, the modules that declare it, in order.
+    by_hook: [Vec<usize>; HookSet::COUNT],
     /// Handler panics caught since start (a metric).
     panics: AtomicU64,
     /// Set by [`Modules::install`]; hooks do nothing before.
@@ -564,8 +609,15 @@ impl Modules {
     }
 
     pub fn with(modules: Vec<Box<dyn Module>>) -> Modules {
+        let by_hook = std::array::from_fn(|bit| {
+            let hook = HookSet(1 << bit);
+            (0..modules.len())
+                .filter(|&i| modules[i].info().hooks.has(hook))
+                .collect()
+        });
         Modules {
             modules,
+            by_hook,
             panics: AtomicU64::new(0),
             services: OnceLock::new(),
         }
@@ -738,7 +790,7 @@ impl Modules {
         let Some(ctx) = self.session_ctx(router, full, conn_id) else {
             return;
         };
-        for m in &self.modules {
+        for (_, m) in self.with_hook(HookSet::USER_SENT) {
             if let Some(f) = m.user_sent(&ctx, stanza) {
                 f.await;
             }
@@ -748,7 +800,7 @@ impl Modules {
     /// Runs [`Module::user_received`] of every module.
     pub fn user_received(&self, router: &Router, full: &FullJid, conn_id: u64, stanza: &Element) {
         if let Some(ctx) = self.session_ctx(router, full, conn_id) {
-            for m in &self.modules {
+            for (_, m) in self.with_hook(HookSet::USER_RECEIVED) {
                 m.user_received(&ctx, stanza);
             }
         }
@@ -757,7 +809,7 @@ impl Modules {
     /// Runs [`Module::session_bound`] of every module.
     pub fn session_bound(&self, router: &Router, full: &FullJid, conn_id: u64) {
         if let Some(ctx) = self.session_ctx(router, full, conn_id) {
-            for m in &self.modules {
+            for (_, m) in self.with_hook(HookSet::SESSION_BOUND) {
                 m.session_bound(&ctx);
             }
         }
@@ -766,7 +818,7 @@ impl Modules {
     /// Runs [`Module::session_closed`] of every module.
     pub fn session_closed(&self, router: &Router, full: &FullJid, conn_id: u64) {
         if let Some(ctx) = self.session_ctx(router, full, conn_id) {
-            for m in &self.modules {
+            for (_, m) in self.with_hook(HookSet::SESSION_CLOSED) {
                 m.session_closed(&ctx);
             }
         }
@@ -783,11 +835,18 @@ impl Modules {
         let Some(ctx) = self.session_ctx(router, full, conn_id) else {
             return;
         };
-        for m in &self.modules {
+        for (_, m) in self.with_hook(HookSet::AVAILABLE) {
             if let Some(f) = m.available(&ctx, link) {
                 f.await;
             }
         }
+    }
+
+    /// The modules that declared `hook`, in order.
+    fn with_hook(&self, hook: HookSet) -> impl Iterator<Item = (usize, &dyn Module)> {
+        self.by_hook[hook.index()]
+            .iter()
+            .map(|&i| (i, self.modules[i].as_ref()))
     }
 
     fn hook_ctx<'a>(&'a self, router: &'a Router) -> Option<HookCtx<'a>> {
@@ -816,7 +875,7 @@ impl Hooks for Modules {
     ) -> BoxFuture<'a, Option<Outcome>> {
         Box::pin(async move {
             let ctx = self.hook_ctx(router)?;
-            for m in &self.modules {
+            for (_, m) in self.with_hook(HookSet::FILTER) {
                 if let Some(f) = m.filter(&ctx, kind, stanza) {
                     if let Some(outcome) = f.await {
                         return Some(outcome);
@@ -837,7 +896,7 @@ impl Hooks for Modules {
             let Some(ctx) = self.hook_ctx(router) else {
                 return false;
             };
-            for m in &self.modules {
+            for (_, m) in self.with_hook(HookSet::PRESENCE_BLOCKED) {
                 if let Some(f) = m.presence_blocked(&ctx, a, b) {
                     if f.await {
                         return true;
@@ -859,7 +918,7 @@ impl Hooks for Modules {
             let Some(ctx) = self.hook_ctx(router) else {
                 return state;
             };
-            for (i, m) in self.modules.iter().enumerate() {
+            for (i, m) in self.with_hook(HookSet::MESSAGE_INBOUND) {
                 if let Some(f) = m.message_inbound(&ctx, to, stanza) {
                     if let Some(s) = f.await {
                         state.push(Box::new((i, s)));
@@ -900,7 +959,7 @@ impl Hooks for Modules {
         stanza: &Element,
     ) {
         if let Some(ctx) = self.hook_ctx(router) {
-            for m in &self.modules {
+            for (_, m) in self.with_hook(HookSet::MESSAGE_DELIVERED) {
                 m.message_delivered(&ctx, owner, delivered_to, stanza);
             }
         }
@@ -914,7 +973,7 @@ impl Hooks for Modules {
     ) -> BoxFuture<'a, Outcome> {
         Box::pin(async move {
             if let Some(ctx) = self.hook_ctx(router) {
-                for m in &self.modules {
+                for (_, m) in self.with_hook(HookSet::OFFLINE_MESSAGE) {
                     if let Some(f) = m.offline_message(&ctx, owner, stanza) {
                         return f.await;
                     }
@@ -927,7 +986,7 @@ impl Hooks for Modules {
 
     fn roster_changed(&self, router: &Router, user: &BareJid, version: u64, item: &Element) {
         if let Some(ctx) = self.hook_ctx(router) {
-            for m in &self.modules {
+            for (_, m) in self.with_hook(HookSet::ROSTER_CHANGED) {
                 m.roster_changed(&ctx, user, version, item);
             }
         }
@@ -935,9 +994,8 @@ impl Hooks for Modules {
 
     fn unacknowledged_kept(&self, router: &Router, session: &Session, stanza: &Element) -> bool {
         self.hook_ctx(router).is_some_and(|ctx| {
-            self.modules
-                .iter()
-                .any(|m| m.unacknowledged_kept(&ctx, session, stanza))
+            self.with_hook(HookSet::UNACKNOWLEDGED_KEPT)
+                .any(|(_, m)| m.unacknowledged_kept(&ctx, session, stanza))
         })
     }
 
@@ -946,7 +1004,7 @@ impl Hooks for Modules {
             let Some(ctx) = self.hook_ctx(router) else {
                 return;
             };
-            for m in &self.modules {
+            for (_, m) in self.with_hook(HookSet::ACCOUNT_REMOVED) {
                 if let Some(f) = m.account_removed(&ctx, user) {
                     f.await;
                 }

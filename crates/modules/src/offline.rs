@@ -25,7 +25,7 @@ use chorus_storage::{OfflineStore, OfflineStored, StorageError};
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
-use crate::{ClientLink, HookCtx, Module, ModuleInfo, SessionCtx, Support, Xep};
+use crate::{ClientLink, HookCtx, HookSet, Module, ModuleInfo, SessionCtx, Support, Xep};
 
 /// Messages read from storage at a time.
 const BATCH: u32 = 100;
@@ -62,6 +62,7 @@ static INFO: ModuleInfo = ModuleInfo {
         },
     ],
     features: &["msgoffline"],
+    hooks: HookSet::OFFLINE_MESSAGE.and(HookSet::AVAILABLE),
     ..ModuleInfo::EMPTY
 };
 

@@ -101,6 +101,11 @@ impl Service for Unreachable {
 
 /// Domain -> destination, plus the handler of every other domain.
 pub struct Routes {
+    /// The hosted domains: a handful, read on every stanza, changed almost
+    /// never. A short scan under a read lock costs less than hashing the
+    /// domain into the map.
+    locals: RwLock<Vec<String>>,
+    /// The hosted services.
     by_domain: DashMap<String, Destination>,
     remote: RwLock<Arc<dyn Service>>,
     /// A server-to-server handler replaced the unreachable one.
@@ -110,6 +115,7 @@ pub struct Routes {
 impl Default for Routes {
     fn default() -> Self {
         Routes {
+            locals: RwLock::new(Vec::new()),
             by_domain: DashMap::new(),
             remote: RwLock::new(Arc::new(Unreachable)),
             has_remote: AtomicBool::new(false),
@@ -121,11 +127,21 @@ impl Routes {
     /// Routes `domain` (lowercase, as JIDs are normalized) to `dest`.
     pub fn add(&self, domain: &str, dest: Destination) -> Result<(), RouteError> {
         use dashmap::mapref::entry::Entry;
-        match self.by_domain.entry(domain.to_ascii_lowercase()) {
+        let domain = domain.to_ascii_lowercase();
+        let mut locals = self.locals.write().unwrap_or_else(|p| p.into_inner());
+        if locals.contains(&domain) {
+            return Err(RouteError::Taken(domain));
+        }
+        match self.by_domain.entry(domain.clone()) {
             Entry::Occupied(_) => Err(RouteError::Taken(domain.to_owned())),
             Entry::Vacant(v) => {
                 tracing::info!(domain, destination = ?dest, "route added");
-                v.insert(dest);
+                match dest {
+                    Destination::Local => locals.push(domain),
+                    service => {
+                        v.insert(service);
+                    }
+                }
                 Ok(())
             }
         }
@@ -133,7 +149,16 @@ impl Routes {
 
     /// Removes the route of `domain`; its stanzas are remote from then on.
     pub fn remove(&self, domain: &str) -> Option<Destination> {
-        let removed = self.by_domain.remove(domain).map(|(_, d)| d);
+        let removed = {
+            let mut locals = self.locals.write().unwrap_or_else(|p| p.into_inner());
+            match locals.iter().position(|d| d == domain) {
+                Some(i) => {
+                    locals.remove(i);
+                    Some(Destination::Local)
+                }
+                None => self.by_domain.remove(domain).map(|(_, d)| d),
+            }
+        };
         if removed.is_some() {
             tracing::info!(domain, "route removed");
         }
@@ -142,15 +167,19 @@ impl Routes {
 
     /// The destination of `domain`, `None` when it is remote.
     pub fn get(&self, domain: &str) -> Option<Destination> {
+        if self.is_local(domain) {
+            return Some(Destination::Local);
+        }
         self.by_domain.get(domain).map(|d| d.value().clone())
     }
 
     /// Whether `domain` is one this server hosts accounts on.
     pub fn is_local(&self, domain: &str) -> bool {
-        matches!(
-            self.by_domain.get(domain).as_deref(),
-            Some(Destination::Local)
-        )
+        self.locals
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .any(|d| d == domain)
     }
 
     /// The handler of domains not in the table (server-to-server).
@@ -194,16 +223,19 @@ impl Routes {
     /// Every route, sorted by domain, as (domain, destination name).
     pub fn list(&self) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = self
-            .by_domain
+            .locals
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .map(|e| {
-                let name = match e.value() {
-                    Destination::Local => "local".to_owned(),
-                    Destination::Service(s) => s.name().to_owned(),
-                };
-                (e.key().clone(), name)
-            })
+            .map(|d| (d.clone(), "local".to_owned()))
             .collect();
+        out.extend(self.by_domain.iter().map(|e| {
+            let name = match e.value() {
+                Destination::Local => "local".to_owned(),
+                Destination::Service(s) => s.name().to_owned(),
+            };
+            (e.key().clone(), name)
+        }));
         out.sort();
         out
     }

@@ -55,7 +55,9 @@ use chorus_storage::{ArchiveDefault, ArchiveStore, ArchivedMessage, RosterStore,
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
-use crate::{HookCtx, IqCtx, IqReply, IqSpec, Module, ModuleInfo, SessionCtx, Support, Xep};
+use crate::{
+    HookCtx, HookSet, IqCtx, IqReply, IqSpec, Module, ModuleInfo, SessionCtx, Support, Xep,
+};
 
 pub use query::MAM_EXTENDED;
 
@@ -115,6 +117,9 @@ static INFO: ModuleInfo = ModuleInfo {
     ],
     features: FEATURES,
     account_features: FEATURES,
+    hooks: HookSet::MESSAGE_INBOUND
+        .and(HookSet::USER_SENT)
+        .and(HookSet::UNACKNOWLEDGED_KEPT),
     ..ModuleInfo::EMPTY
 };
 

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chorus_jid::{BareJid, FullJid, Jid};
-use chorus_modules::{ChildCtx, HookCtx, Module, ModuleInfo, SessionCtx};
+use chorus_modules::{ChildCtx, HookCtx, HookSet, Module, ModuleInfo, SessionCtx};
 use chorus_proto::StanzaKind;
 use chorus_router::Outcome;
 use chorus_supervisor::{ChildSpec, Restart, StartCtx};
@@ -31,6 +31,15 @@ struct Recorder {
 static RECORDER: ModuleInfo = ModuleInfo {
     name: "recorder",
     file: file!(),
+    hooks: HookSet::FILTER
+        .and(HookSet::MESSAGE_INBOUND)
+        .and(HookSet::MESSAGE_DELIVERED)
+        .and(HookSet::ROSTER_CHANGED)
+        .and(HookSet::ACCOUNT_REMOVED)
+        .and(HookSet::USER_SENT)
+        .and(HookSet::USER_RECEIVED)
+        .and(HookSet::SESSION_BOUND)
+        .and(HookSet::SESSION_CLOSED),
     ..ModuleInfo::EMPTY
 };
 
