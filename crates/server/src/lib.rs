@@ -13,6 +13,7 @@
 //! └─ admin                  HTTP+JSON admin API on a unix socket
 //! ```
 
+pub mod lock;
 pub mod notify;
 pub mod reload;
 pub mod xeps;
@@ -45,6 +46,8 @@ pub const ROOT: &str = "root";
 pub enum StartError {
     #[error("cannot create data directory {0}: {1}")]
     DataDir(PathBuf, std::io::Error),
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
     #[error("cannot start the supervision tree: {0}")]
     Spawn(String),
     #[error("storage: {0}")]
@@ -156,6 +159,10 @@ pub struct Server {
     pub reloader: Arc<reload::Reloader>,
     /// Where the metrics endpoint bound, once it has.
     pub metrics_addr: Arc<std::sync::Mutex<Option<SocketAddr>>>,
+    /// The data directory's lock, released when the server is dropped:
+    /// an embedding that starts another server on the same directory
+    /// stops this one and [`Server::wait`]s for it first.
+    _lock: lock::DataDirLock,
 }
 
 impl Server {
@@ -179,6 +186,9 @@ impl Server {
     ) -> Result<Server, StartError> {
         let data_dir = config.server.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|e| StartError::DataDir(data_dir.clone(), e))?;
+        // Before anything else opens a file there: the database, the dev
+        // certificate and the admin socket belong to one server.
+        let data_lock = lock::DataDirLock::acquire(&data_dir)?;
         let registry = Registry::new();
         let options = SupervisorOptions {
             strategy: Strategy::OneForOne,
@@ -366,6 +376,7 @@ impl Server {
             c2s: ctx,
             reloader,
             metrics_addr,
+            _lock: data_lock,
         })
     }
 

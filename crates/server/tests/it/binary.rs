@@ -588,3 +588,61 @@ async fn config_reload_swaps_certificates_and_listeners_without_dropping_connect
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Runs the real binary to its exit (at most 20 s) and returns its status
+/// and standard error: for servers that must refuse to start.
+fn run_to_exit(config: &std::path::Path) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .arg("--config")
+        .arg(config)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server was expected to refuse to start, and is still running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    (status.code(), err)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_same_data_dir_refuses_to_start_and_leaves_the_first_alone() {
+    let d = spawn_daemon("lock", "");
+    let dir = d.socket.parent().unwrap().to_owned();
+    // Same data directory, another port (and the metrics endpoint on one of
+    // its own too), as an operator starting a second instance by mistake.
+    let second = dir.join("second.toml");
+    std::fs::write(
+        &second,
+        format!(
+            "[server]\ndomains = ['localhost']\ndata_dir = '{}'\n\n[metrics]\naddress = '127.0.0.1:0'\n\n\
+             [[listeners]]\nkind = 'c2s'\naddress = '127.0.0.1:0'\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let (code, err) = run_to_exit(&second);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!("PID {}", d.child.id()))
+            && err.contains(&dir.join("chorus.lock").display().to_string()),
+        "the refusal names the lock file and its holder: {err}"
+    );
+    // The first server's admin socket is still there and still answers.
+    assert!(d.socket.exists(), "the admin socket was left in place");
+    let status = d.admin("/api/status", serde_json::json!({}));
+    assert_eq!(status["listeners"][0]["address"], d.addr.to_string());
+    let _s = open_stream(d.addr).await;
+}

@@ -8,6 +8,7 @@ mod binary;
 mod blocking;
 mod c2s;
 mod carbons;
+mod data_dir;
 mod declared;
 mod hooks;
 // The hostile-input suite lives at the top of the repository.
