@@ -85,6 +85,12 @@ pub struct MetricsActor;
 
 pub struct MetricsArgs {
     pub address: SocketAddr,
+    /// The configuration key of `address`, named when it cannot be bound.
+    pub key: &'static str,
+    /// The socket the server opened before starting the tree (so that a
+    /// port in use fails the start with a clear error); `None` on a
+    /// restart, which binds again.
+    pub prebound: Option<TcpListener>,
     pub ctx: Arc<MetricsContext>,
 }
 
@@ -107,7 +113,10 @@ impl Actor for MetricsActor {
         myself: ActorRef<Self::Msg>,
         args: MetricsArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let listener = TcpListener::bind(args.address).await?;
+        let listener = match args.prebound {
+            Some(l) => l,
+            None => chorus_listener::bind(args.address, args.key).await?,
+        };
         let local = listener.local_addr()?;
         tracing::info!(endpoint = %local, "metrics endpoint listening");
         if let Ok(mut b) = args.ctx.bound.lock() {

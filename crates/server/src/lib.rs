@@ -29,7 +29,7 @@ use chorus_c2s::c2s::C2sMsg;
 use chorus_c2s::tls::{dev_certificate, CertSource, TlsSetup};
 use chorus_c2s::{C2sContext, C2sShared};
 use chorus_config::Config;
-use chorus_listener::{port_spec, BoundAddrs};
+use chorus_listener::{address_key, port_spec, BoundAddrs};
 use chorus_modules::{Modules, Services};
 use chorus_router::{Router, SessionTable, SessionsActor};
 use chorus_storage::Storage;
@@ -41,6 +41,9 @@ use ractor::{Actor, ActorRef};
 
 /// The root of the tree's paths.
 pub const ROOT: &str = "root";
+
+/// The configuration key of the metrics endpoint's address, for errors.
+const METRICS_KEY: &str = "metrics.address";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -54,6 +57,8 @@ pub enum StartError {
     Storage(#[from] chorus_storage::StorageError),
     #[error("TLS: {0}")]
     Tls(#[from] chorus_c2s::tls::TlsError),
+    #[error(transparent)]
+    Bind(#[from] chorus_listener::BindError),
     #[error("listener kind \"{0}\" is not available in this version of Chorus")]
     ListenerKind(&'static str),
 }
@@ -286,18 +291,22 @@ impl Server {
                     Ok(a.get_cell())
                 })
             });
-        let ports: Vec<ChildSpec> = config
-            .listeners
-            .iter()
-            .map(|l| {
-                Ok(port_spec(
-                    l.clone(),
-                    connections(&ctx, l.kind)?,
-                    bound.clone(),
-                    options.clone(),
-                ))
-            })
-            .collect::<Result<_, StartError>>()?;
+        // Every port is opened here, before the tree, so that one the
+        // server cannot open fails the start with the address and the key
+        // to change; each port's first start takes its socket.
+        let mut ports: Vec<ChildSpec> = Vec::with_capacity(config.listeners.len());
+        for (i, l) in config.listeners.iter().enumerate() {
+            let key = address_key(i);
+            let listener = chorus_listener::bind(l.address, &key).await?;
+            ports.push(port_spec(
+                l.clone(),
+                key,
+                Some(listener),
+                connections(&ctx, l.kind)?,
+                bound.clone(),
+                options.clone(),
+            ));
+        }
         let listener_options = options.clone();
         let listeners_spec =
             ChildSpec::supervisor("listeners", Restart::Permanent, move |c: StartCtx| {
@@ -335,6 +344,10 @@ impl Server {
         let mut children = vec![sessions_spec, modules_spec, listeners_spec, admin_spec];
         let metrics_addr: Arc<std::sync::Mutex<Option<SocketAddr>>> = Arc::default();
         if let Ok(address) = config.metrics.address.parse::<SocketAddr>() {
+            // Opened now for the same reason as the ports.
+            let prebound = Arc::new(std::sync::Mutex::new(Some(
+                chorus_listener::bind(address, METRICS_KEY).await?,
+            )));
             let mctx = Arc::new(MetricsContext {
                 metrics,
                 registry: registry.clone(),
@@ -349,6 +362,9 @@ impl Server {
                 ChildSpec::worker("metrics", Restart::Permanent, move |c: StartCtx| {
                     let args = MetricsArgs {
                         address,
+                        key: METRICS_KEY,
+                        // The first start's; a restart binds again.
+                        prebound: prebound.lock().ok().and_then(|mut p| p.take()),
                         ctx: mctx.clone(),
                     };
                     Box::pin(async move {

@@ -646,3 +646,65 @@ async fn a_second_server_on_the_same_data_dir_refuses_to_start_and_leaves_the_fi
     assert_eq!(status["listeners"][0]["address"], d.addr.to_string());
     let _s = open_stream(d.addr).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_in_use_is_named_with_its_configuration_key() {
+    // Held by the test for its whole length: every bind below collides.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap();
+    let dir = temp_dir("bind-errors");
+    let write = |name: &str, metrics: &str, second: &str| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\ndomains = ['localhost']\ndata_dir = '{}'\n\n[metrics]\naddress = '{metrics}'\n\n\
+                 [[listeners]]\nkind = 'c2s'\naddress = '127.0.0.1:0'\n\n\
+                 [[listeners]]\nkind = 'c2s-tls'\naddress = '{second}'\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+
+    let (code, err) = run_to_exit(&write("listener.toml", "127.0.0.1:0", &busy.to_string()));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot listen on {busy} (listeners[1].address): Address already in use\n"
+        )),
+        "{err}"
+    );
+    assert!(
+        !dir.join("chorus.sock").exists(),
+        "nothing was started: no admin socket"
+    );
+
+    let (code, err) = run_to_exit(&write("metrics.toml", &busy.to_string(), "127.0.0.1:0"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot listen on {busy} (metrics.address): Address already in use\n"
+        )),
+        "{err}"
+    );
+
+    // A reload that adds a listener on a port in use says the same.
+    let d = spawn_daemon("bind-reload", "");
+    let config = d.socket.parent().unwrap().join("chorus.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[listeners]]\nkind = 'c2s'\naddress = '{busy}'\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+    let (code, _, err) = chorusctl(&d.socket, &["config", "reload"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot listen on {busy} (listeners[1].address): Address already in use"
+        )),
+        "{err}"
+    );
+    drop(taken);
+}
