@@ -262,7 +262,7 @@ pub static CONFIG_RELOAD: CommandSpec = CommandSpec {
 
 pub static CONFIG_CHECK: CommandSpec = CommandSpec {
     name: "config check",
-    help: "Check a configuration file offline (no server needed) and print every effective value with its source",
+    help: "Check a configuration file offline (no server needed): every effective value with its source, and the TLS certificate and key files it names",
     example: "chorusctl config check --file /etc/chorus/chorus.toml",
     since: "0.1.0",
     read_only: true,

@@ -22,6 +22,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod diff;
+mod files;
 mod load;
 mod render;
 pub mod spec;

@@ -249,9 +249,21 @@ fn print_human(spec: &CommandSpec, result: &Value) {
     }
 }
 
-/// `config check`: offline, every effective value with its source.
+/// `config check`: offline, every effective value with its source, then
+/// the files it names (TLS certificates and keys) read as the server will.
 fn config_check(file: Option<&Path>, json: bool) -> i32 {
+    // The same load `explain` did; a valid file cannot fail here.
+    let files = chorus_config::Config::load(file)
+        .map(|c| c.file_problems())
+        .unwrap_or_default();
     match chorus_config::Config::explain(file) {
+        Ok(_) if !files.is_empty() => {
+            eprintln!(
+                "chorusctl: the configuration names files the server cannot use:\n{}",
+                files.join("\n")
+            );
+            EXIT_COMMAND
+        }
         Ok(rows) => {
             if json {
                 let v: Vec<Value> = rows

@@ -708,3 +708,67 @@ async fn a_port_in_use_is_named_with_its_configuration_key() {
     );
     drop(taken);
 }
+
+#[test]
+fn config_check_reads_every_certificate_and_key_file_it_names() {
+    let dir = temp_dir("config-check-tls");
+    let (cert, key) =
+        chorus_c2s::tls::dev_certificate(&dir.join("certs"), &["example.org".into()]).unwrap();
+    let garbage = dir.join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let missing = dir.join("missing.key");
+    let file = dir.join("chorus.toml");
+    let write = |sni_cert: &std::path::Path, sni_key: &std::path::Path| {
+        std::fs::write(
+            &file,
+            format!(
+                "[server]\ndomains = ['example.org', 'example.net']\n\
+                 [tls]\ncert = '{}'\nkey = '{}'\n\
+                 [[tls.sni]]\ndomain = 'example.net'\ncert = '{}'\nkey = '{}'\n",
+                cert.display(),
+                key.display(),
+                sni_cert.display(),
+                sni_key.display()
+            ),
+        )
+        .unwrap();
+    };
+    let check = || {
+        let out = Command::new(crate::common::chorusctl_bin())
+            .args(["config", "check", "--file"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    write(&cert, &key);
+    let (code, out, err) = check();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.ends_with("configuration OK\n"), "{out}");
+
+    // Both problems of the SNI entry, each with its key and path.
+    write(&garbage, &missing);
+    let (code, out, err) = check();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(!out.contains("configuration OK"), "{out}");
+    let problems: Vec<&str> = err.lines().skip(1).collect();
+    assert_eq!(
+        problems,
+        [
+            format!(
+                "tls.sni[0].cert = {:?}: no PEM certificate (BEGIN CERTIFICATE) in it",
+                garbage.display()
+            ),
+            format!(
+                "tls.sni[0].key = {:?}: cannot read it: No such file or directory",
+                missing.display()
+            ),
+        ],
+        "{err}"
+    );
+}
