@@ -598,6 +598,38 @@ mod tests {
     }
 
     #[test]
+    // figment's Jail closure returns its own (large) error type.
+    #[allow(clippy::result_large_err)]
+    fn nested_and_environment_type_errors_name_the_key_without_figments_paths() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "[[listeners]]\nkind = 'c2s'\naddress = 5222\n\
+                 [[tls.sni]]\ndomain = 7\ncert = 'a'\nkey = 'b'\n\
+                 [register]\nburst = 'many'\n",
+            )?;
+            jail.set_env("CHORUS_C2S__MAX_RESOURCES", "lots");
+            let err = Config::load(Some(Path::new("c.toml"))).unwrap_err();
+            assert_eq!(
+                err.problems(),
+                [
+                    "listeners[0].address: expected socket address, found the number 5222",
+                    "c2s.max_resources: expected an unsigned integer, found a string \"lots\"",
+                    "tls.sni[0].domain: expected a string, found the number 7",
+                    "register.burst: expected an unsigned integer (at most 4294967295), \
+                     found a string \"many\"",
+                ]
+            );
+            // figment's own wording names its profile and Rust types.
+            let text = err.to_string();
+            for leak in ["default.", "u32", "usize", "for key"] {
+                assert!(!text.contains(leak), "{leak:?} in {text}");
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
     fn listener_problems_point_into_the_list() {
         assert_eq!(
             problems(
