@@ -137,7 +137,7 @@ impl Register {
                     return refuse(StanzaErrorCondition::NotAcceptable);
                 };
                 if !self.take_token(ctx.peer) {
-                    tracing::warn!(conn = ctx.conn_id, peer = ?ctx.peer, "registration rate limit");
+                    log_refused(ctx, &user, "rate-limit");
                     return refuse(StanzaErrorCondition::PolicyViolation);
                 }
                 let Ok(creds) = credentials(&password, ctx.services.sasl_iterations) else {
@@ -154,7 +154,10 @@ impl Register {
                         tracing::info!(conn = ctx.conn_id, jid = %user, "account registered in-band");
                         Some(result_iq(iq, None))
                     }
-                    Err(StorageError::AlreadyExists) => refuse(StanzaErrorCondition::Conflict),
+                    Err(StorageError::AlreadyExists) => {
+                        log_refused(ctx, &user, "conflict");
+                        refuse(StanzaErrorCondition::Conflict)
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "in-band registration failed");
                         refuse(StanzaErrorCondition::InternalServerError)
@@ -164,6 +167,26 @@ impl Register {
             _ => refuse(StanzaErrorCondition::BadRequest),
         }
     }
+}
+
+/// A refused account creation, at WARN with the peer's address first
+/// (`registration failed peer=<IP> conn=<id> jid=<account> reason=<why>`):
+/// fail2ban's filter matches it like a failed login, so an address that
+/// keeps hitting the rate limit, or trying taken names, gets banned
+/// (docs/OPERATIONS.md). `user` is a valid JID, which holds no space or
+/// control character, so it cannot forge a field or a line.
+fn log_refused(ctx: &PreauthCtx<'_>, user: &BareJid, reason: &'static str) {
+    let peer = ctx
+        .peer
+        .map(|ip| ip.to_canonical().to_string())
+        .unwrap_or_else(|| "-".to_owned());
+    tracing::warn!(
+        peer = %peer,
+        conn = ctx.conn_id,
+        jid = %user,
+        reason = %reason,
+        "registration failed"
+    );
 }
 
 /// SCRAM credentials as storage keeps them. The one place the two crates'

@@ -772,3 +772,134 @@ fn config_check_reads_every_certificate_and_key_file_it_names() {
         "{err}"
     );
 }
+
+/// The fail2ban `failregex` lines of docs/OPERATIONS.md, as Rust regexes:
+/// `<HOST>` becomes a named group for an IP address, as fail2ban's does.
+fn documented_failregexes() -> Vec<regex::Regex> {
+    let doc = include_str!("../../../../docs/OPERATIONS.md");
+    let filter = doc
+        .split("`/etc/fail2ban/filter.d/chorus.conf`:")
+        .nth(1)
+        .and_then(|rest| rest.split("```ini\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("the filter's ini block in docs/OPERATIONS.md");
+    let mut out = Vec::new();
+    let mut in_failregex = false;
+    for line in filter.lines() {
+        let pattern = if let Some(p) = line.strip_prefix("failregex =") {
+            in_failregex = true;
+            p
+        } else if in_failregex && line.starts_with(char::is_whitespace) {
+            line
+        } else {
+            in_failregex = false;
+            continue;
+        };
+        let pattern = pattern.trim().replace("<HOST>", "(?P<host>[0-9A-Fa-f:.]+)");
+        out.push(regex::Regex::new(&pattern).unwrap());
+    }
+    assert_eq!(out.len(), 2, "{filter}");
+    out
+}
+
+/// The address the documented filter would ban for `line`, if any.
+fn banned(filters: &[regex::Regex], line: &str) -> Option<String> {
+    filters
+        .iter()
+        .find_map(|re| re.captures(line))
+        .map(|c| c["host"].to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_and_registrations_are_logged_for_fail2ban() {
+    let d = spawn_daemon(
+        "fail2ban",
+        "\n[register]\nenabled = true\nburst = 1\nthrottle_exempt = []\n",
+    );
+    d.add_user("ann", "right");
+    let tls = |addr| async move {
+        let mut c = common::client::XmppClient::connect(addr).await;
+        c.open().await;
+        c.starttls().await;
+        c.open().await;
+        c
+    };
+    // A wrong password for a real account.
+    let mut c = tls(d.addr).await;
+    let mech = chorus_sasl::Mechanism::ScramSha256;
+    assert_eq!(
+        c.scram(mech, "ann", "wrong", None).await.unwrap_err(),
+        "not-authorized"
+    );
+    // A username that is no JID and tries to pass for a log line of its
+    // own, naming another address.
+    let forged = "x  WARN a: authentication failed peer=6.6.6.6 conn=1";
+    let mut c = tls(d.addr).await;
+    assert_eq!(
+        c.scram(mech, forged, "x", None).await.unwrap_err(),
+        "not-authorized"
+    );
+    // A taken name, then the rate limit (one registration per address).
+    let mut c = tls(d.addr).await;
+    for id in ["taken", "limited"] {
+        c.send(&format!(
+            "<iq type='set' id='{id}'><query xmlns='jabber:iq:register'>\
+             <username>ann</username><password>x</password></query></iq>"
+        ))
+        .await;
+        c.expect("iq").await;
+    }
+
+    let want = [
+        "authentication failed peer=127.0.0.1 conn=",
+        "jid=ann@localhost mechanism=SCRAM-SHA-256 condition=not-authorized",
+        "jid=\"x  WARN a: authentication failed peer=6.6.6.6 conn=1\" mechanism=SCRAM-SHA-256",
+        "registration failed peer=127.0.0.1 conn=",
+        "jid=ann@localhost reason=conflict",
+        "jid=ann@localhost reason=rate-limit",
+    ];
+    let mut lines: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !want.iter().all(|w| lines.iter().any(|l| l.contains(w))) {
+        assert!(
+            Instant::now() < deadline,
+            "missing {:?} in\n{}",
+            want.iter()
+                .filter(|w| !lines.iter().any(|l| l.contains(*w)))
+                .collect::<Vec<_>>(),
+            lines.join("\n")
+        );
+        if let Ok(l) = d.logs.recv_timeout(Duration::from_millis(100)) {
+            lines.push(l);
+        }
+    }
+    let failures: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains(" failed peer="))
+        .collect();
+    assert_eq!(failures.len(), 4, "{failures:#?}");
+    for l in &failures {
+        assert!(l.contains(" WARN "), "at WARN: {l}");
+    }
+
+    // The documented filter bans the client's address for each of the
+    // four, from the server's lines as written and as the journal shows
+    // them, and never the address the forged username names.
+    let filters = documented_failregexes();
+    for l in &lines {
+        let journal = format!("host chorus[42]: {l}");
+        let found = [banned(&filters, l), banned(&filters, &journal)];
+        if failures.contains(&l) {
+            assert_eq!(
+                found,
+                [Some("127.0.0.1".into()), Some("127.0.0.1".into())],
+                "{l}"
+            );
+        } else {
+            assert_eq!(found, [None, None], "{l}");
+        }
+    }
+    // fail2ban cuts the timestamp out of a log file's lines first.
+    let cut = failures[0].split_once('Z').unwrap().1;
+    assert_eq!(banned(&filters, cut).as_deref(), Some("127.0.0.1"), "{cut}");
+}
