@@ -43,8 +43,13 @@ impl MetricsContext {
                     let port = n.path.rsplit('/').nth(1).unwrap_or_default().to_owned();
                     connections.push((port, n.children.len() as u64));
                 }
-                let child_restarts: u64 = n.children.iter().map(|c| u64::from(c.restarts)).sum();
-                if child_restarts > 0 {
+                // Every supervisor, at 0 until a child restarts, so that the
+                // series exist before anything goes wrong. Connection
+                // groups are not supervisors that restart anything, and
+                // would add a series per connection.
+                if n.kind == "supervisor" {
+                    let child_restarts: u64 =
+                        n.children.iter().map(|c| u64::from(c.restarts)).sum();
                     restarts.push((n.path.clone(), child_restarts));
                 }
                 if let Some(m) = n.mailbox {
