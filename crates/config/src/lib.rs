@@ -166,8 +166,10 @@ spec::options! {
     }
 
     /// TLS certificates. Without `cert` and `key`, a self-signed development
-    /// certificate for `server.domains` is generated in `data_dir` on first
-    /// start (never for production: clients will warn). A reload rereads the
+    /// certificate for `server.domains`, valid for a year, is generated in
+    /// `data_dir` on first start, and again at a start when it no longer
+    /// names every domain or has less than 30 days left (never for
+    /// production: clients will warn). A reload rereads the
     /// files, so a renewed certificate at the same path is served to
     /// connections opened from then on.
     [tls] TlsConfig {
