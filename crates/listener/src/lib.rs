@@ -62,7 +62,11 @@ pub struct BindError {
 
 /// Opens a listening TCP socket on `address`, which the configuration sets
 /// under `key`. Like `TcpListener::bind` (address reuse, a backlog of
-/// 1024).
+/// 1024), except that an IPv6 socket takes IPv6 only (`IPV6_V6ONLY`):
+/// whether `[::]:5222` also took IPv4 depended on the system (Linux's
+/// `net.ipv6.bindv6only`, BSDs never), and where it did, a second listener
+/// on `0.0.0.0:5222` failed with "address in use". One listener per
+/// address family works the same everywhere.
 pub async fn bind(address: SocketAddr, key: &str) -> Result<TcpListener, BindError> {
     let fail = |e: std::io::Error| BindError {
         address,
@@ -76,6 +80,9 @@ pub async fn bind(address: SocketAddr, key: &str) -> Result<TcpListener, BindErr
         TcpSocket::new_v6()
     }
     .map_err(fail)?;
+    if address.is_ipv6() {
+        rustix::net::sockopt::set_ipv6_v6only(&socket, true).map_err(|e| fail(e.into()))?;
+    }
     socket.set_reuseaddr(true).map_err(fail)?;
     socket.bind(address).map_err(fail)?;
     socket.listen(1024).map_err(fail)
@@ -250,5 +257,52 @@ impl Actor for Acceptor {
         }
         myself.cast(AcceptorMsg::Accept)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ipv6_and_ipv4_listeners_share_a_port() {
+        // A machine without IPv6 has nothing to test here.
+        if std::net::TcpListener::bind("[::1]:0").is_err() {
+            eprintln!("no IPv6 on this machine: skipped");
+            return;
+        }
+        let v6 = bind("[::]:0".parse().unwrap(), "listeners[0].address")
+            .await
+            .unwrap();
+        let port = v6.local_addr().unwrap().port();
+        // With a dual-stack [::] socket this bind fails: address in use.
+        let v4 = bind(
+            SocketAddr::from(([0, 0, 0, 0], port)),
+            "listeners[1].address",
+        )
+        .await
+        .unwrap();
+        // An IPv4 client reaches the IPv4 listener, an IPv6 one the other.
+        let _c4 = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .unwrap();
+        let (_, peer) = v4.accept().await.unwrap();
+        assert!(peer.is_ipv4(), "{peer}");
+        let _c6 = TcpStream::connect(format!("[::1]:{port}")).await.unwrap();
+        let (_, peer) = v6.accept().await.unwrap();
+        assert_eq!(peer.ip(), "::1".parse::<std::net::IpAddr>().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_bind_error_names_the_address_and_key() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = taken.local_addr().unwrap();
+        let err = bind(address, "metrics.address").await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("cannot listen on {address} (metrics.address): Address already in use")
+        );
+        assert_eq!(err.kind, std::io::ErrorKind::AddrInUse);
     }
 }
