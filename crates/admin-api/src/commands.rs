@@ -7,7 +7,7 @@
 //! `chorusctl` builds its command line from this table and the admin server
 //! dispatches on it, so the two cannot drift.
 
-use crate::spec::{ArgSpec, CommandSpec};
+use crate::spec::{ArgSpec, CommandSpec, GroupSpec};
 
 /// Every command, in the order the command line lists them.
 pub static COMMANDS: &[&CommandSpec] = &[
@@ -33,9 +33,39 @@ pub static COMMANDS: &[&CommandSpec] = &[
     &USER_LIST,
 ];
 
+/// The groups of two-word commands, in the order the command line lists
+/// them, each with its one-line help.
+pub static GROUPS: &[GroupSpec] = &[
+    GroupSpec {
+        name: "actors",
+        help: "Watch the supervision tree, and kill or stop actors in it",
+    },
+    GroupSpec {
+        name: "sessions",
+        help: "List, count and end client sessions",
+    },
+    GroupSpec {
+        name: "log",
+        help: "Change what the running server logs",
+    },
+    GroupSpec {
+        name: "config",
+        help: "Check a configuration file, or reload the server's",
+    },
+    GroupSpec {
+        name: "user",
+        help: "Accounts: add, delete, change a password, list",
+    },
+    GroupSpec {
+        name: "mam",
+        help: "Message archives (XEP-0313)",
+    },
+];
+
 pub static ACTORS_TREE: CommandSpec = CommandSpec {
     name: "actors tree",
     help: "Show the live supervision tree",
+    details: "",
     example: "chorusctl actors tree --depth 4",
     since: "0.1.0",
     read_only: true,
@@ -63,6 +93,7 @@ pub static ACTORS_TREE: CommandSpec = CommandSpec {
 pub static ACTORS_KILL: CommandSpec = CommandSpec {
     name: "actors kill",
     help: "Kill or stop the actor at a tree path (its supervisor decides what happens next)",
+    details: "",
     example: "chorusctl actors kill root/listeners/port:c2s@127.0.0.1:5222/acceptor",
     since: "0.1.0",
     read_only: false,
@@ -90,6 +121,7 @@ pub static ACTORS_KILL: CommandSpec = CommandSpec {
 pub static STATUS: CommandSpec = CommandSpec {
     name: "status",
     help: "Version, uptime, listeners, sessions and the config hash",
+    details: "",
     example: "chorusctl status",
     since: "0.1.0",
     read_only: true,
@@ -100,6 +132,7 @@ pub static STATUS: CommandSpec = CommandSpec {
 pub static SESSIONS_LIST: CommandSpec = CommandSpec {
     name: "sessions list",
     help: "Bound sessions (full JID, connection, priority, availability)",
+    details: "",
     example: "chorusctl sessions list --jid alice@localhost",
     since: "0.1.0",
     read_only: true,
@@ -117,6 +150,7 @@ pub static SESSIONS_LIST: CommandSpec = CommandSpec {
 pub static SESSIONS_COUNT: CommandSpec = CommandSpec {
     name: "sessions count",
     help: "How many sessions are bound",
+    details: "",
     example: "chorusctl sessions count",
     since: "0.1.0",
     read_only: true,
@@ -127,6 +161,7 @@ pub static SESSIONS_COUNT: CommandSpec = CommandSpec {
 pub static SESSIONS_KICK: CommandSpec = CommandSpec {
     name: "sessions kick",
     help: "End a session (full JID) or every session of an account (bare JID)",
+    details: "",
     example: "chorusctl sessions kick alice@localhost/phone --reason 'maintenance'",
     since: "0.1.0",
     read_only: false,
@@ -146,7 +181,8 @@ pub static SESSIONS_KICK: CommandSpec = CommandSpec {
 
 pub static ACTORS_INFO: CommandSpec = CommandSpec {
     name: "actors info",
-    help: "One actor: kind, status, uptime, restarts, messages handled, mailbox depth, last error",
+    help: "One actor: kind, status, uptime, restarts, messages, mailbox depth, last error",
+    details: "",
     example: "chorusctl actors info root/sessions",
     since: "0.1.0",
     read_only: true,
@@ -164,6 +200,7 @@ pub static ACTORS_INFO: CommandSpec = CommandSpec {
 pub static ACTORS_TOP: CommandSpec = CommandSpec {
     name: "actors top",
     help: "Actors ranked by mailbox depth, messages handled or restarts",
+    details: "",
     example: "chorusctl actors top --by restarts",
     since: "0.1.0",
     read_only: true,
@@ -190,7 +227,8 @@ pub static ACTORS_TOP: CommandSpec = CommandSpec {
 
 pub static STATS: CommandSpec = CommandSpec {
     name: "stats",
-    help: "Traffic and resource figures: uptime, connections, sessions, stanzas, authentications, actors, memory",
+    help: "Traffic and resources: connections, sessions, stanzas, logins, actors, memory",
+    details: "Uptime, open connections, bound sessions, stanzas in and out, authentications, live actors and resident memory.",
     example: "chorusctl stats --json",
     since: "0.1.0",
     read_only: true,
@@ -201,6 +239,7 @@ pub static STATS: CommandSpec = CommandSpec {
 pub static LOG_LEVEL: CommandSpec = CommandSpec {
     name: "log level",
     help: "Change the log filter of the running server (tracing EnvFilter syntax)",
+    details: "",
     example: "chorusctl log level 'info,chorus_c2s=debug'",
     since: "0.1.0",
     read_only: false,
@@ -217,7 +256,9 @@ pub static LOG_LEVEL: CommandSpec = CommandSpec {
 
 pub static CHAOS: CommandSpec = CommandSpec {
     name: "chaos",
-    help: "Kill random actors matching a path pattern on a schedule, then report what was killed, restarted and lost (needs admin.chaos = true)",
+    help: "Kill random actors on a schedule, then report what restarted and what was lost",
+    details: "Kills actors matching a path pattern every --every for --for, then reports what was killed, \
+              how fast each supervisor restarted it, and which sessions were lost. Needs admin.chaos = true.",
     example: "chorusctl chaos --kill 'root/listeners/*/conns/*/receiver' --every 1s --for 30s",
     since: "0.1.0",
     read_only: false,
@@ -252,7 +293,9 @@ pub static CHAOS: CommandSpec = CommandSpec {
 
 pub static CONFIG_RELOAD: CommandSpec = CommandSpec {
     name: "config reload",
-    help: "Reread the configuration file and apply limits, listeners and TLS certificates without dropping connections (as SIGHUP)",
+    help: "Reread the configuration file and apply what can change live (as SIGHUP)",
+    details: "Applies limits, listeners and TLS certificates without dropping connections, and names every \
+              option that changed and whether it needs a restart. An invalid file changes nothing.",
     example: "chorusctl config reload",
     since: "0.1.0",
     read_only: false,
@@ -262,7 +305,9 @@ pub static CONFIG_RELOAD: CommandSpec = CommandSpec {
 
 pub static CONFIG_CHECK: CommandSpec = CommandSpec {
     name: "config check",
-    help: "Check a configuration file offline (no server needed) and print every effective value with its source",
+    help: "Check a configuration file offline, without a server",
+    details: "Prints every effective value with its source (default, file or environment) and reads the TLS \
+              certificate and key files the file names; exit status 1 with every problem listed.",
     example: "chorusctl config check --file /etc/chorus/chorus.toml",
     since: "0.1.0",
     read_only: true,
@@ -280,6 +325,7 @@ pub static CONFIG_CHECK: CommandSpec = CommandSpec {
 pub static USER_ADD: CommandSpec = CommandSpec {
     name: "user add",
     help: "Register an account (password from a prompt, or --password-stdin)",
+    details: "",
     example: "chorusctl user add alice@localhost",
     since: "0.1.0",
     read_only: false,
@@ -290,6 +336,7 @@ pub static USER_ADD: CommandSpec = CommandSpec {
 pub static USER_DEL: CommandSpec = CommandSpec {
     name: "user del",
     help: "Delete an account and everything stored for it",
+    details: "",
     example: "chorusctl user del alice@localhost",
     since: "0.1.0",
     read_only: false,
@@ -299,7 +346,8 @@ pub static USER_DEL: CommandSpec = CommandSpec {
 
 pub static MAM_PURGE: CommandSpec = CommandSpec {
     name: "mam purge",
-    help: "Delete a user's whole message archive (XEP-0313); new messages are archived as before",
+    help: "Delete a user's whole message archive (XEP-0313); new messages are still archived",
+    details: "",
     example: "chorusctl mam purge alice@localhost",
     since: "0.1.0",
     read_only: false,
@@ -310,6 +358,7 @@ pub static MAM_PURGE: CommandSpec = CommandSpec {
 pub static USER_PASSWD: CommandSpec = CommandSpec {
     name: "user passwd",
     help: "Change an account's password (prompt, or --password-stdin)",
+    details: "",
     example: "echo 'new secret' | chorusctl user passwd alice@localhost --password-stdin",
     since: "0.1.0",
     read_only: false,
@@ -319,9 +368,10 @@ pub static USER_PASSWD: CommandSpec = CommandSpec {
 
 pub static IMPORT: CommandSpec = CommandSpec {
     name: "import",
-    help: "Import accounts, rosters, vCards, private XML and offline messages from a XEP-0227 (PIEFXIS) file, \
-           e.g. an ejabberd export_piefxis; existing accounts and hosts not in server.domains are skipped and reported. \
-           The server opens the file itself, so give an absolute path it can read on this machine",
+    help: "Import accounts and their data from a XEP-0227 (PIEFXIS) file",
+    details: "Accounts, rosters, vCards, private XML and offline messages, e.g. from an ejabberd \
+              export_piefxis; existing accounts and hosts not in server.domains are skipped and reported. \
+              The server opens the file itself, so give an absolute path it can read on this machine.",
     example: "chorusctl import /var/backups/xmpp/20240101-120000.xml",
     since: "0.1.0",
     read_only: false,
@@ -338,9 +388,10 @@ pub static IMPORT: CommandSpec = CommandSpec {
 
 pub static EXPORT: CommandSpec = CommandSpec {
     name: "export",
-    help: "Export every served domain to <dir>/<domain>.xml in XEP-0227 (PIEFXIS) format, with SCRAM credentials \
-           (never passwords), rosters, vCards, private XML and offline messages; existing files are replaced. \
-           The server writes the files itself (mode 0600), so give an absolute directory it can write on this machine",
+    help: "Export every served domain to XEP-0227 (PIEFXIS) files",
+    details: "Writes <dir>/<domain>.xml with SCRAM credentials (never passwords), rosters, vCards, private \
+              XML and offline messages; existing files are replaced. The server writes the files itself \
+              (mode 0600), so give an absolute directory it can write on this machine.",
     example: "chorusctl export /var/backups/chorus",
     since: "0.1.0",
     // It changes no server state, but it writes files: never on a GET.
@@ -359,6 +410,7 @@ pub static EXPORT: CommandSpec = CommandSpec {
 pub static USER_LIST: CommandSpec = CommandSpec {
     name: "user list",
     help: "List accounts, optionally of one domain",
+    details: "",
     example: "chorusctl user list localhost",
     since: "0.1.0",
     read_only: true,
@@ -399,9 +451,15 @@ pub fn find(name: &str) -> Option<&'static CommandSpec> {
     COMMANDS.iter().find(|c| c.name == name).copied()
 }
 
+/// Looks a group up by its word.
+pub fn group(name: &str) -> Option<&'static GroupSpec> {
+    GROUPS.iter().find(|g| g.name == name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spec::HELP_MAX;
 
     #[test]
     fn every_command_has_its_own_name_and_path() {
@@ -422,6 +480,50 @@ mod tests {
             let words = c.name.split(' ').count();
             assert!((1..=2).contains(&words), "{}", c.name);
             assert_eq!(find(c.name).map(|f| f.name), Some(c.name));
+        }
+    }
+
+    /// A help that is one line, short enough for a command list, and
+    /// written like the others (capital first, no final period).
+    fn one_line(what: &str, help: &str) {
+        assert!(!help.is_empty(), "{what} has no help");
+        assert!(!help.contains('\n'), "{what}: one line");
+        assert!(
+            help.chars().count() <= HELP_MAX,
+            "{what}: {} characters, at most {HELP_MAX}: {help}",
+            help.chars().count()
+        );
+        assert!(
+            help.starts_with(|c: char| c.is_uppercase()) && !help.ends_with('.'),
+            "{what}: {help}"
+        );
+    }
+
+    #[test]
+    fn every_command_and_group_has_a_one_line_help() {
+        for c in COMMANDS {
+            one_line(c.name, c.help);
+            assert!(
+                c.details.is_empty() || c.details.ends_with('.'),
+                "{}: details are sentences",
+                c.name
+            );
+        }
+        for g in GROUPS {
+            one_line(g.name, g.help);
+            assert!(
+                COMMANDS
+                    .iter()
+                    .any(|c| c.name.starts_with(&format!("{} ", g.name))),
+                "group {} has no command",
+                g.name
+            );
+        }
+        for c in COMMANDS {
+            if let Some((first, _)) = c.name.split_once(' ') {
+                assert!(group(first).is_some(), "{} has no GroupSpec", c.name);
+                assert!(find(first).is_none(), "{first} is a command and a group");
+            }
         }
     }
 

@@ -18,4 +18,4 @@ pub mod spec;
 pub mod wire;
 
 pub use commands::*;
-pub use spec::{ArgSpec, CommandSpec};
+pub use spec::{ArgSpec, CommandSpec, GroupSpec, HELP_MAX};

@@ -19,12 +19,29 @@ pub struct ArgSpec {
     pub values: &'static [&'static str],
 }
 
+/// The longest one-line help, so that a command list stays one line per
+/// command on a 100-column terminal.
+pub const HELP_MAX: usize = 84;
+
+/// A group of commands, the first word they share (`user` of `user add`):
+/// its one-line help in `chorusctl --help`.
+#[derive(Debug)]
+pub struct GroupSpec {
+    pub name: &'static str,
+    pub help: &'static str,
+}
+
 /// One command.
 #[derive(Debug)]
 pub struct CommandSpec {
     /// Words, space-separated: `actors tree`.
     pub name: &'static str,
+    /// One line, shown in command lists (`chorusctl --help`): at most
+    /// [`HELP_MAX`] characters, no final period.
     pub help: &'static str,
+    /// What a command's own help adds after `help` (`chorusctl import
+    /// --help`); empty when the line says it all.
+    pub details: &'static str,
     pub example: &'static str,
     pub since: &'static str,
     pub args: &'static [ArgSpec],

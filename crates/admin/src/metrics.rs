@@ -43,8 +43,13 @@ impl MetricsContext {
                     let port = n.path.rsplit('/').nth(1).unwrap_or_default().to_owned();
                     connections.push((port, n.children.len() as u64));
                 }
-                let child_restarts: u64 = n.children.iter().map(|c| u64::from(c.restarts)).sum();
-                if child_restarts > 0 {
+                // Every supervisor, at 0 until a child restarts, so that the
+                // series exist before anything goes wrong. Connection
+                // groups are not supervisors that restart anything, and
+                // would add a series per connection.
+                if n.kind == "supervisor" {
+                    let child_restarts: u64 =
+                        n.children.iter().map(|c| u64::from(c.restarts)).sum();
                     restarts.push((n.path.clone(), child_restarts));
                 }
                 if let Some(m) = n.mailbox {
@@ -85,6 +90,12 @@ pub struct MetricsActor;
 
 pub struct MetricsArgs {
     pub address: SocketAddr,
+    /// The configuration key of `address`, named when it cannot be bound.
+    pub key: &'static str,
+    /// The socket the server opened before starting the tree (so that a
+    /// port in use fails the start with a clear error); `None` on a
+    /// restart, which binds again.
+    pub prebound: Option<TcpListener>,
     pub ctx: Arc<MetricsContext>,
 }
 
@@ -107,7 +118,10 @@ impl Actor for MetricsActor {
         myself: ActorRef<Self::Msg>,
         args: MetricsArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        let listener = TcpListener::bind(args.address).await?;
+        let listener = match args.prebound {
+            Some(l) => l,
+            None => chorus_listener::bind(args.address, args.key).await?,
+        };
         let local = listener.local_addr()?;
         tracing::info!(endpoint = %local, "metrics endpoint listening");
         if let Ok(mut b) = args.ctx.bound.lock() {

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -169,29 +170,158 @@ fn server_end_point(der: &[u8]) -> Vec<u8> {
     }
 }
 
+/// How long a generated development certificate is valid.
+pub const DEV_CERT_VALIDITY: Duration = Duration::from_secs(365 * 86_400);
+
+/// A development certificate this close to its end is made anew at start
+/// rather than served until clients refuse it.
+const DEV_CERT_RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
+
 /// Generates (or reuses) the self-signed development certificate for
 /// `domains` in `data_dir`: `dev-cert.pem` and `dev-key.pem`.
+///
+/// The certificate names the served domains, the first as its common name
+/// and each as a DNS subject alternative name (what clients check), and is
+/// valid for [`DEV_CERT_VALIDITY`] from its creation (an hour earlier, for
+/// clients whose clock runs a little behind). One already there is reused
+/// while it names every domain and has more than 30 days left; otherwise it
+/// is made anew, and the log says why.
 pub fn dev_certificate(
     data_dir: &Path,
     domains: &[String],
 ) -> Result<(PathBuf, PathBuf), TlsError> {
     let cert = data_dir.join("dev-cert.pem");
     let key = data_dir.join("dev-key.pem");
+    let domains: Vec<String> = domains.iter().map(|d| d.to_ascii_lowercase()).collect();
     if cert.exists() && key.exists() {
-        return Ok((cert, key));
+        match stale_reason(&cert, &domains) {
+            None => return Ok((cert, key)),
+            Some(why) => tracing::info!(
+                cert = %cert.display(),
+                reason = %why,
+                "regenerating the self-signed development certificate"
+            ),
+        }
     }
-    let generated = rcgen::generate_simple_self_signed(domains.to_vec())
-        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let (cert_pem, key_pem) = generate_dev_certificate(&domains, SystemTime::now())?;
     std::fs::create_dir_all(data_dir)
         .map_err(|e| TlsError::Read(data_dir.to_owned(), e.to_string()))?;
-    std::fs::write(&cert, generated.cert.pem())
-        .map_err(|e| TlsError::Read(cert.clone(), e.to_string()))?;
-    write_private(&key, generated.signing_key.serialize_pem().as_bytes())?;
+    std::fs::write(&cert, cert_pem).map_err(|e| TlsError::Read(cert.clone(), e.to_string()))?;
+    write_private(&key, key_pem.as_bytes())?;
     tracing::warn!(
         cert = %cert.display(),
+        domains = ?domains,
         "generated a self-signed development certificate; configure tls.cert and tls.key for production"
     );
     Ok((cert, key))
+}
+
+/// A self-signed certificate and its key, PEM, for `domains` (at least
+/// one), valid from an hour before `now` until [`DEV_CERT_VALIDITY`] after.
+fn generate_dev_certificate(
+    domains: &[String],
+    now: SystemTime,
+) -> Result<(String, String), TlsError> {
+    let generate = |e: rcgen::Error| TlsError::Generate(e.to_string());
+    let first = domains
+        .first()
+        .ok_or_else(|| TlsError::Generate("no domain to name".to_owned()))?;
+    let mut params = rcgen::CertificateParams::new(domains.to_vec()).map_err(generate)?;
+    // rcgen's default subject is "rcgen self signed cert".
+    let mut subject = rcgen::DistinguishedName::new();
+    subject.push(rcgen::DnType::CommonName, first.as_str());
+    params.distinguished_name = subject;
+    let now = time::OffsetDateTime::from(now);
+    params.not_before = now - time::Duration::HOUR;
+    params.not_after = now + DEV_CERT_VALIDITY;
+    let key = rcgen::KeyPair::generate().map_err(generate)?;
+    let cert = params.self_signed(&key).map_err(generate)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+/// Why the development certificate at `path` cannot serve `domains` any
+/// more: unreadable, a domain it does not name, expired or about to.
+fn stale_reason(path: &Path, domains: &[String]) -> Option<String> {
+    let pem = match std::fs::read(path) {
+        Ok(p) => p,
+        Err(e) => return Some(format!("cannot read it: {e}")),
+    };
+    let facts = match CertFacts::from_pem(&pem) {
+        Ok(f) => f,
+        Err(e) => return Some(e),
+    };
+    if let Some(missing) = domains.iter().find(|d| !facts.dns_names.contains(d)) {
+        return Some(format!("it does not name {missing}"));
+    }
+    let renew_after = SystemTime::now() + DEV_CERT_RENEW_BEFORE;
+    if facts.not_after <= renew_after {
+        return Some(if facts.not_after <= SystemTime::now() {
+            "it has expired".to_owned()
+        } else {
+            "it expires within 30 days".to_owned()
+        });
+    }
+    None
+}
+
+/// What a certificate says about itself, as far as the development
+/// certificate's checks need it.
+#[derive(Debug)]
+pub struct CertFacts {
+    /// The subject's common name.
+    pub common_name: Option<String>,
+    /// The DNS names among the subject alternative names, lowercased.
+    pub dns_names: Vec<String>,
+    pub not_before: SystemTime,
+    pub not_after: SystemTime,
+}
+
+impl CertFacts {
+    /// Reads the first certificate of a PEM file.
+    pub fn from_pem(pem: &[u8]) -> Result<CertFacts, String> {
+        let (_, block) = x509_parser::pem::parse_x509_pem(pem)
+            .map_err(|e| format!("it is not a PEM certificate: {e}"))?;
+        let cert = block
+            .parse_x509()
+            .map_err(|e| format!("it is not an X.509 certificate: {e}"))?;
+        let common_name = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map(str::to_owned);
+        let dns_names = match cert.subject_alternative_name() {
+            Ok(Some(san)) => san
+                .value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => {
+                        Some(d.to_ascii_lowercase())
+                    }
+                    _ => None,
+                })
+                .collect(),
+            Ok(None) => Vec::new(),
+            Err(e) => return Err(format!("its subject alternative names do not parse: {e}")),
+        };
+        // Out of SystemTime's range counts as the epoch: long expired.
+        let at = |t: x509_parser::time::ASN1Time| {
+            let secs = t.timestamp();
+            let shifted = match u64::try_from(secs) {
+                Ok(s) => UNIX_EPOCH.checked_add(Duration::from_secs(s)),
+                Err(_) => UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs())),
+            };
+            shifted.unwrap_or(UNIX_EPOCH)
+        };
+        let validity = cert.validity();
+        Ok(CertFacts {
+            common_name,
+            dns_names,
+            not_before: at(validity.not_before),
+            not_after: at(validity.not_after),
+        })
+    }
 }
 
 fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
@@ -292,6 +422,111 @@ mod tests {
             std::fs::metadata(key).unwrap().permissions().mode() & 0o777,
             0o600
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The certificate's subject CN, DNS SANs and validity, read with
+    /// x509-parser directly rather than through [`CertFacts`].
+    fn parsed(path: &Path) -> (String, Vec<String>, i64, i64) {
+        let pem = std::fs::read(path).unwrap();
+        let (_, block) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+        let cert = block.parse_x509().unwrap();
+        let cn = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let sans = cert
+            .subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .value
+            .general_names
+            .iter()
+            .map(|n| match n {
+                x509_parser::extensions::GeneralName::DNSName(d) => d.to_string(),
+                other => panic!("unexpected SAN {other:?}"),
+            })
+            .collect();
+        let v = cert.validity();
+        (cn, sans, v.not_before.timestamp(), v.not_after.timestamp())
+    }
+
+    fn now_secs() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    fn temp(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("chorus-tls-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn dev_certificate_names_the_served_domains_and_lasts_a_year() {
+        let dir = temp("names");
+        let domains = ["Example.org".to_owned(), "chat.example.org".to_owned()];
+        let (cert, _) = dev_certificate(&dir, &domains).unwrap();
+        let (cn, sans, not_before, not_after) = parsed(&cert);
+        assert_eq!(cn, "example.org");
+        assert_eq!(sans, ["example.org", "chat.example.org"]);
+        let now = now_secs();
+        assert!(
+            not_before <= now && not_before >= now - 3600 - 60,
+            "{not_before} vs {now}"
+        );
+        let year = DEV_CERT_VALIDITY.as_secs() as i64;
+        assert!(
+            (not_after - (now + year)).abs() <= 60,
+            "valid for a year from now: {not_after} vs {}",
+            now + year
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn dev_certificate_is_made_anew_for_a_new_domain_or_when_it_runs_out() {
+        let dir = temp("renew");
+        let localhost = ["localhost".to_owned()];
+        let (cert, key) = dev_certificate(&dir, &localhost).unwrap();
+        let first = std::fs::read(&cert).unwrap();
+
+        // A domain added to server.domains.
+        let both = ["localhost".to_owned(), "example.org".to_owned()];
+        dev_certificate(&dir, &both).unwrap();
+        let second = std::fs::read(&cert).unwrap();
+        assert_ne!(first, second);
+        assert_eq!(parsed(&cert).1, ["localhost", "example.org"]);
+        // A domain removed: the certificate still names every served one.
+        dev_certificate(&dir, &localhost).unwrap();
+        assert_eq!(std::fs::read(&cert).unwrap(), second, "reused");
+
+        // One that expired (made two years ago), and one with a week left.
+        for made in [
+            2 * DEV_CERT_VALIDITY,
+            DEV_CERT_VALIDITY - Duration::from_secs(7 * 86_400),
+        ] {
+            let (old_cert, old_key) =
+                generate_dev_certificate(&localhost, SystemTime::now() - made).unwrap();
+            std::fs::write(&cert, &old_cert).unwrap();
+            std::fs::write(&key, &old_key).unwrap();
+            assert!(stale_reason(&cert, &localhost).is_some());
+            dev_certificate(&dir, &localhost).unwrap();
+            let renewed = std::fs::read_to_string(&cert).unwrap();
+            assert_ne!(renewed, old_cert);
+            assert!(parsed(&cert).3 > now_secs() + 300 * 86_400);
+            assert!(stale_reason(&cert, &localhost).is_none());
+        }
+        // Garbage in the file is replaced too.
+        std::fs::write(&cert, "not a certificate").unwrap();
+        dev_certificate(&dir, &localhost).unwrap();
+        assert_eq!(parsed(&cert).0, "localhost");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

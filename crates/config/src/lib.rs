@@ -22,12 +22,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod diff;
+mod files;
 mod load;
+mod net;
 mod render;
 pub mod spec;
 
 pub use diff::Change;
 pub use load::suggest;
+pub use net::{IpNetwork, NetworkError};
 pub use render::{annotated_toml, reference_markdown};
 pub use spec::{OptionSpec, OptionType, Section};
 
@@ -172,8 +175,10 @@ spec::options! {
     }
 
     /// TLS certificates. Without `cert` and `key`, a self-signed development
-    /// certificate for `server.domains` is generated in `data_dir` on first
-    /// start (never for production: clients will warn). A reload rereads the
+    /// certificate for `server.domains`, valid for a year, is generated in
+    /// `data_dir` on first start, and again at a start when it no longer
+    /// names every domain or has less than 30 days left (never for
+    /// production: clients will warn). A reload rereads the
     /// files, so a renewed certificate at the same path is served to
     /// connections opened from then on.
     [tls] TlsConfig {
@@ -240,6 +245,16 @@ spec::options! {
         /// Seconds it takes an IP address's bucket to earn one more
         /// registration (see `burst`).
         refill_secs: u64 = 3600, restart, min 1;
+        /// Throttle registrations per IP address (`burst`,
+        /// `refill_secs`). false lets every address register as often as it
+        /// asks: only for a server whose registrations are limited in front
+        /// of it.
+        throttle: bool = true, restart;
+        /// Networks exempt from the throttle, as `IP/prefix` strings
+        /// (`"10.0.0.0/8"`, `"fd00::/8"`; a bare address is a network of
+        /// one). Loopback by default, so that local tools and tests are not
+        /// throttled; `[]` throttles every address.
+        throttle_exempt: Vec<IpNetwork> = default_throttle_exempt(), restart;
     }
 
     /// XEP-0313 message archives.
@@ -318,6 +333,17 @@ impl Config {
         }
         problems
     }
+}
+
+/// `register.throttle_exempt`'s default: the loopback networks.
+fn default_throttle_exempt() -> Vec<IpNetwork> {
+    [
+        IpNetwork::new(std::net::IpAddr::from([127, 0, 0, 0]), 8),
+        IpNetwork::new(std::net::IpAddr::from(std::net::Ipv6Addr::LOCALHOST), 128),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Which messages an account archives by default.
@@ -609,6 +635,77 @@ mod tests {
             [
                 "mam.default_pref: unknown value \"rooster\" (did you mean \"roster\"?); \
               expected \"always\", \"never\" or \"roster\""
+            ]
+        );
+    }
+
+    #[test]
+    // figment's Jail closure returns its own (large) error type.
+    #[allow(clippy::result_large_err)]
+    fn nested_and_environment_type_errors_name_the_key_without_figments_paths() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "[[listeners]]\nkind = 'c2s'\naddress = 5222\n\
+                 [[tls.sni]]\ndomain = 7\ncert = 'a'\nkey = 'b'\n\
+                 [register]\nburst = 'many'\n",
+            )?;
+            jail.set_env("CHORUS_C2S__MAX_RESOURCES", "lots");
+            let err = Config::load(Some(Path::new("c.toml"))).unwrap_err();
+            assert_eq!(
+                err.problems(),
+                [
+                    "listeners[0].address: expected socket address, found the number 5222",
+                    "c2s.max_resources: expected an unsigned integer, found a string \"lots\"",
+                    "tls.sni[0].domain: expected a string, found the number 7",
+                    "register.burst: expected an unsigned integer (at most 4294967295), \
+                     found a string \"many\"",
+                ]
+            );
+            // figment's own wording names its profile and Rust types.
+            let text = err.to_string();
+            for leak in ["default.", "u32", "usize", "for key"] {
+                assert!(!text.contains(leak), "{leak:?} in {text}");
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn throttle_exemptions_are_networks_and_bad_ones_name_their_entry() {
+        let c = Config::default();
+        assert_eq!(
+            c.register
+                .throttle_exempt
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["127.0.0.0/8", "::1/128"]
+        );
+        assert!(c.register.throttle);
+        let c = Config::from_toml(
+            "[register]\nthrottle = false\nthrottle_exempt = ['10.0.0.0/8', '2001:db8::/32']\n",
+        )
+        .unwrap();
+        assert!(!c.register.throttle);
+        assert!(c.register.throttle_exempt[1].contains("2001:db8::5".parse().unwrap()));
+        assert_eq!(
+            problems(
+                "[register]\nthrottle_exempt = ['10.0.0.0/8', '10.1.0/16', '10.2.0.1/16', 5]\n"
+            ),
+            [
+                "register.throttle_exempt[1]: \"10.1.0/16\" is not a network: expected IP/prefix, \
+                 such as 10.0.0.0/8 or fd00::/8",
+                "register.throttle_exempt[2]: \"10.2.0.1/16\" has host bits set: did you mean \
+                 10.2.0.0/16?",
+                "register.throttle_exempt[3]: expected a string, found the number 5",
+            ]
+        );
+        assert_eq!(
+            problems("[register]\nthrottle_exempt = '127.0.0.0/8'\n"),
+            [
+                "register.throttle_exempt: expected a list of networks (\"IP/prefix\" strings), \
+                 found a string \"127.0.0.0/8\""
             ]
         );
     }

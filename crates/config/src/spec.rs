@@ -119,6 +119,17 @@ pub trait OptionType {
     const TABLES: bool = false;
     /// For an array of tables: the order its keys are shown in.
     const FIELDS: &'static [&'static str] = &[];
+
+    /// Whether a value from the file or environment has this type. serde
+    /// stops at the first bad item of a list; a type whose items are
+    /// checked one by one (a list of networks) overrides this to report
+    /// each.
+    fn check(value: &figment::value::Value) -> Result<(), Box<figment::Error>>
+    where
+        Self: DeserializeOwned + Sized,
+    {
+        check_as::<Self>(value)
+    }
 }
 
 impl OptionType for u32 {
@@ -172,6 +183,36 @@ pub(crate) fn check_as<T: DeserializeOwned>(
     // Boxed: figment's error is large and this is a plain fn pointer in
     // every spec.
     value.deserialize::<T>().map(|_| ()).map_err(Box::new)
+}
+
+/// [`OptionType::check`] for a list whose items are checked one by one:
+/// every bad item is reported, each with its index in the path.
+pub(crate) fn check_items<T: DeserializeOwned>(
+    value: &figment::value::Value,
+) -> Result<(), Box<figment::Error>> {
+    let figment::value::Value::Array(_, items) = value else {
+        // Not a list at all: one error, worded for the option.
+        return check_as::<Vec<T>>(value);
+    };
+    let mut errors: Vec<figment::Error> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Err(e) = item.deserialize::<T>() {
+            for mut one in e {
+                one.path.insert(0, i.to_string());
+                errors.push(one);
+            }
+        }
+    }
+    // figment iterates a chain from the error chained last: chain them
+    // from the last, so that they come out in the list's order.
+    match errors
+        .into_iter()
+        .rev()
+        .reduce(|chain, earlier| chain.chain(earlier))
+    {
+        None => Ok(()),
+        Some(chain) => Err(Box::new(chain)),
+    }
 }
 
 /// A serialized value as TOML: `30`, `"data"`, `["localhost"]`, an inline
@@ -323,7 +364,7 @@ macro_rules! options {
                         aliases: &[$($alias),*],
                         example: $crate::spec::options!(@opt $($example)?),
                         get: |c: &$Config| $crate::spec::to_json(&c.$section.$field),
-                        check: $crate::spec::check_as::<$ty>,
+                        check: <$ty as $crate::spec::OptionType>::check,
                         take: |to: &mut $Config, from: &$Config| {
                             to.$section.$field.clone_from(&from.$section.$field)
                         },
@@ -360,7 +401,7 @@ macro_rules! options {
                     aliases: &[],
                     example: $crate::spec::options!(@opt $($example)?),
                     get: |c: &$Config| $crate::spec::to_json(&c.$name),
-                    check: $crate::spec::check_as::<$ty>,
+                    check: <$ty as $crate::spec::OptionType>::check,
                     take: |to: &mut $Config, from: &$Config| to.$name.clone_from(&from.$name),
                 }],
             })

@@ -86,6 +86,7 @@ pub fn cli() -> Command {
                 None => groups.push((
                     group,
                     Command::new(group)
+                        .about(chorus_admin_api::group(group).map_or("", |g| g.help))
                         .subcommand_required(true)
                         .arg_required_else_help(true)
                         .subcommand(cmd),
@@ -103,6 +104,11 @@ fn leaf_command(name: &'static str, spec: &'static CommandSpec) -> Command {
     let mut cmd = Command::new(name)
         .about(spec.help)
         .after_help(format!("Example: {}\nSince: {}", spec.example, spec.since));
+    // `--help` shows the line and then the details; `-h` and the command
+    // lists, the line alone.
+    if !spec.details.is_empty() {
+        cmd = cmd.long_about(format!("{}\n\n{}", spec.help, spec.details));
+    }
     for a in spec.args {
         let mut arg = Arg::new(a.name).help(a.help).required(a.required);
         if !a.positional {
@@ -249,9 +255,21 @@ fn print_human(spec: &CommandSpec, result: &Value) {
     }
 }
 
-/// `config check`: offline, every effective value with its source.
+/// `config check`: offline, every effective value with its source, then
+/// the files it names (TLS certificates and keys) read as the server will.
 fn config_check(file: Option<&Path>, json: bool) -> i32 {
+    // The same load `explain` did; a valid file cannot fail here.
+    let files = chorus_config::Config::load(file)
+        .map(|c| c.file_problems())
+        .unwrap_or_default();
     match chorus_config::Config::explain(file) {
+        Ok(_) if !files.is_empty() => {
+            eprintln!(
+                "chorusctl: the configuration names files the server cannot use:\n{}",
+                files.join("\n")
+            );
+            EXIT_COMMAND
+        }
         Ok(rows) => {
             if json {
                 let v: Vec<Value> = rows

@@ -11,9 +11,15 @@
 //! socket at once: nothing is rebound, no connection attempt is refused, and
 //! established connections (under `conns`) never notice. Killing `conns`
 //! drops every connection of that port and nothing else.
+//!
+//! The server binds each port once before it builds the tree ([`bind`]) and
+//! hands the socket to the port's first start, so that a port it cannot
+//! open fails the start with an error that names the address and the
+//! configuration key to change, rather than deep inside a supervisor's
+//! start failure; a restarted port binds again.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chorus_config::ListenerConfig;
@@ -23,7 +29,7 @@ use chorus_supervisor::{
 };
 use dashmap::DashMap;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 /// Where each listener actually bound, by port actor id (port 0 in tests
 /// binds an ephemeral port).
@@ -37,25 +43,100 @@ pub trait Connections: Send + Sync + 'static {
     fn group(&self, id: u64, stream: TcpStream) -> GroupSpec;
 }
 
-/// The child spec of one port actor under `listeners`.
+/// A listening socket that could not be opened, in an operator's words:
+/// the address, the configuration key that set it, and the system's
+/// reason (`cannot listen on 127.0.0.1:5222 (listeners[0].address):
+/// Address already in use`).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {address} ({key}): {reason}")]
+pub struct BindError {
+    pub address: SocketAddr,
+    /// The configuration key to change: `listeners[0].address`,
+    /// `metrics.address`.
+    pub key: String,
+    /// The system's message, without Rust's ` (os error 98)` suffix.
+    pub reason: String,
+    /// The error's kind (`AddrInUse`, `PermissionDenied`...).
+    pub kind: std::io::ErrorKind,
+}
+
+/// Opens a listening TCP socket on `address`, which the configuration sets
+/// under `key`. Like `TcpListener::bind` (address reuse, a backlog of
+/// 1024), except that an IPv6 socket takes IPv6 only (`IPV6_V6ONLY`):
+/// whether `[::]:5222` also took IPv4 depended on the system (Linux's
+/// `net.ipv6.bindv6only`, BSDs never), and where it did, a second listener
+/// on `0.0.0.0:5222` failed with "address in use". One listener per
+/// address family works the same everywhere.
+pub async fn bind(address: SocketAddr, key: &str) -> Result<TcpListener, BindError> {
+    let fail = |e: std::io::Error| BindError {
+        address,
+        key: key.to_owned(),
+        reason: os_reason(&e),
+        kind: e.kind(),
+    };
+    let socket = if address.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(fail)?;
+    if address.is_ipv6() {
+        rustix::net::sockopt::set_ipv6_v6only(&socket, true).map_err(|e| fail(e.into()))?;
+    }
+    socket.set_reuseaddr(true).map_err(fail)?;
+    socket.bind(address).map_err(fail)?;
+    socket.listen(1024).map_err(fail)
+}
+
+/// An I/O error's text without ` (os error N)`, which says nothing to an
+/// operator.
+fn os_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match e.raw_os_error() {
+        Some(code) => text
+            .strip_suffix(&format!(" (os error {code})"))
+            .map(str::to_owned)
+            .unwrap_or(text),
+        None => text,
+    }
+}
+
+/// The configuration key of the `index`th listener's address.
+pub fn address_key(index: usize) -> String {
+    format!("listeners[{index}].address")
+}
+
+/// The child spec of one port actor under `listeners`. `key` names the
+/// listener's address in the configuration (for errors); `prebound` is the
+/// socket the server already opened for the first start (see [`bind`]),
+/// or `None` to bind in the start function.
 pub fn port_spec(
     cfg: ListenerConfig,
+    key: String,
+    prebound: Option<TcpListener>,
     conns: Arc<dyn Connections>,
     bound: BoundAddrs,
     options: SupervisorOptions,
 ) -> ChildSpec {
     let id = cfg.actor_id();
+    // Taken by the first start; a restart finds it empty and binds again.
+    let prebound = Arc::new(Mutex::new(prebound));
     ChildSpec::supervisor(id.clone(), Restart::Permanent, move |sctx: StartCtx| {
         let cfg = cfg.clone();
         let conns = conns.clone();
         let bound = bound.clone();
         let id = id.clone();
         let options = options.clone();
+        let key = key.clone();
+        let prebound = prebound.lock().ok().and_then(|mut p| p.take());
         Box::pin(async move {
-            let listener = TcpListener::bind(cfg.address).await.map_err(|e| {
-                tracing::error!(address = %cfg.address, error = %e, "cannot bind listener");
-                ractor::SpawnErr::StartupFailed(format!("bind {}: {e}", cfg.address).into())
-            })?;
+            let listener = match prebound {
+                Some(l) => l,
+                None => bind(cfg.address, &key).await.map_err(|e| {
+                    tracing::error!(listener = %id, error = %e, "cannot bind listener");
+                    ractor::SpawnErr::StartupFailed(e.to_string().into())
+                })?,
+            };
             let local = listener
                 .local_addr()
                 .map_err(|e| ractor::SpawnErr::StartupFailed(format!("local_addr: {e}").into()))?;
@@ -176,5 +257,52 @@ impl Actor for Acceptor {
         }
         myself.cast(AcceptorMsg::Accept)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ipv6_and_ipv4_listeners_share_a_port() {
+        // A machine without IPv6 has nothing to test here.
+        if std::net::TcpListener::bind("[::1]:0").is_err() {
+            eprintln!("no IPv6 on this machine: skipped");
+            return;
+        }
+        let v6 = bind("[::]:0".parse().unwrap(), "listeners[0].address")
+            .await
+            .unwrap();
+        let port = v6.local_addr().unwrap().port();
+        // With a dual-stack [::] socket this bind fails: address in use.
+        let v4 = bind(
+            SocketAddr::from(([0, 0, 0, 0], port)),
+            "listeners[1].address",
+        )
+        .await
+        .unwrap();
+        // An IPv4 client reaches the IPv4 listener, an IPv6 one the other.
+        let _c4 = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+            .unwrap();
+        let (_, peer) = v4.accept().await.unwrap();
+        assert!(peer.is_ipv4(), "{peer}");
+        let _c6 = TcpStream::connect(format!("[::1]:{port}")).await.unwrap();
+        let (_, peer) = v6.accept().await.unwrap();
+        assert_eq!(peer.ip(), "::1".parse::<std::net::IpAddr>().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_bind_error_names_the_address_and_key() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = taken.local_addr().unwrap();
+        let err = bind(address, "metrics.address").await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("cannot listen on {address} (metrics.address): Address already in use")
+        );
+        assert_eq!(err.kind, std::io::ErrorKind::AddrInUse);
     }
 }

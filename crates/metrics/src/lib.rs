@@ -3,10 +3,19 @@
 //! `/metrics`. Gauges that the server can compute on demand (connections,
 //! sessions, restarts, mailboxes) are passed in at render time rather than
 //! mirrored here, so they cannot drift.
+//!
+//! Every family is exposed from the first scrape, its counters at zero:
+//! labelled families start with every label value the protocol crates
+//! define (each stream error condition, each SASL mechanism with either
+//! result, each stanza kind). A family that appeared only after its first
+//! increment made `rate()` and alerts on it blind until then, and a
+//! dashboard could not tell "none yet" from "not scraped".
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use chorus_proto::{StanzaKind, StreamError};
+use chorus_sasl::Mechanism;
 use dashmap::DashMap;
 
 /// Upper bounds of the stanza size histogram, in bytes.
@@ -17,6 +26,20 @@ const SIZE_BUCKETS: [u64; 6] = [256, 1024, 4096, 16384, 65536, 262144];
 pub struct Family(DashMap<String, AtomicU64>);
 
 impl Family {
+    /// A family whose `labels` are exposed at zero before any increment.
+    pub fn with_labels<I, S>(labels: I) -> Family
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Family(
+            labels
+                .into_iter()
+                .map(|l| (l.into(), AtomicU64::new(0)))
+                .collect(),
+        )
+    }
+
     pub fn inc(&self, label: &str) {
         if let Some(c) = self.0.get(label) {
             c.fetch_add(1, Ordering::Relaxed);
@@ -47,7 +70,6 @@ impl Family {
 }
 
 /// Every counter the server keeps.
-#[derive(Default)]
 pub struct Metrics {
     /// Stanzas received from clients, by kind (message, presence, iq).
     pub stanzas_in: Family,
@@ -68,12 +90,37 @@ pub struct Metrics {
     pub csi_flushed: AtomicU64,
 }
 
+/// The `kind` label of stanzas from a client that are none of the three
+/// kinds (answered with `unsupported-stanza-type`).
+pub const OTHER_STANZA: &str = "other";
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let kinds = || StanzaKind::ALL.into_iter().map(StanzaKind::as_str);
+        Metrics {
+            stanzas_in: Family::with_labels(kinds().chain([OTHER_STANZA])),
+            stanzas_out: Family::with_labels(kinds()),
+            size_buckets: Default::default(),
+            size_sum: AtomicU64::new(0),
+            size_count: AtomicU64::new(0),
+            auth: Family::with_labels(Mechanism::ALL.into_iter().flat_map(|m| {
+                ["success", "failure"].map(|result| format!("{}/{result}", m.name()))
+            })),
+            stream_errors: Family::with_labels(StreamError::CONDITIONS),
+            outbound_drops: AtomicU64::new(0),
+            csi_held: AtomicU64::new(0),
+            csi_flushed: AtomicU64::new(0),
+        }
+    }
+}
+
 /// Values computed by the server at scrape time.
 pub struct Snapshot {
     /// Open connections by listener id.
     pub connections: Vec<(String, u64)>,
     pub sessions: u64,
-    /// Restarts by supervisor path.
+    /// Restarts of each supervisor's children, by supervisor path: every
+    /// supervisor in the tree, 0 included.
     pub restarts: Vec<(String, u64)>,
     /// The deepest counted mailboxes, by actor path.
     pub mailboxes: Vec<(String, i64)>,
@@ -102,13 +149,10 @@ impl Metrics {
     /// version=1.0.0`), ending with `# EOF`.
     pub fn render(&self, snap: &Snapshot) -> String {
         let mut o = String::new();
-        // A labelled family with no sample yet is left out: some parsers
-        // reject a descriptor-only family followed by another family.
+        // Every family is written, with its descriptors, even before it
+        // has a sample (only the mailbox gauge can have none).
         let gauge =
             |o: &mut String, name: &str, help: &str, label: &str, rows: &[(String, i64)]| {
-                if rows.is_empty() {
-                    return;
-                }
                 let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
                 for (l, v) in rows {
                     let _ = writeln!(o, "{name}{{{label}=\"{}\"}} {v}", escape(l));
@@ -116,9 +160,6 @@ impl Metrics {
             };
         let counter =
             |o: &mut String, name: &str, help: &str, label: &str, rows: &[(String, u64)]| {
-                if rows.is_empty() {
-                    return;
-                }
                 let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
                 for (l, v) in rows {
                     let _ = writeln!(o, "{name}_total{{{label}=\"{}\"}} {v}", escape(l));
@@ -174,21 +215,18 @@ impl Metrics {
             self.size_sum.load(Ordering::Relaxed)
         );
         let _ = writeln!(o, "chorus_stanza_size_bytes_count {count}");
-        let auth: Vec<(String, u64)> = self.auth.sorted();
-        if !auth.is_empty() {
-            let _ = writeln!(
+        let _ = writeln!(
             o,
             "# HELP chorus_auth SASL authentications by mechanism and result.\n# TYPE chorus_auth counter"
         );
-            for (l, v) in &auth {
-                let (mech, result) = l.split_once('/').unwrap_or((l.as_str(), ""));
-                let _ = writeln!(
-                    o,
-                    "chorus_auth_total{{mechanism=\"{}\",result=\"{}\"}} {v}",
-                    escape(mech),
-                    escape(result)
-                );
-            }
+        for (l, v) in &self.auth.sorted() {
+            let (mech, result) = l.split_once('/').unwrap_or((l.as_str(), ""));
+            let _ = writeln!(
+                o,
+                "chorus_auth_total{{mechanism=\"{}\",result=\"{}\"}} {v}",
+                escape(mech),
+                escape(result)
+            );
         }
         counter(
             &mut o,
@@ -203,13 +241,6 @@ impl Metrics {
             "Child restarts, by supervisor.",
             "supervisor",
             &snap.restarts,
-        );
-        gauge(
-            &mut o,
-            "chorus_mailbox_depth",
-            "Deepest counted actor mailboxes.",
-            "actor",
-            &snap.mailboxes,
         );
         let _ = writeln!(
             o,
@@ -231,6 +262,17 @@ impl Metrics {
             "# HELP chorus_module_panics Panics caught in module handlers.\n# TYPE chorus_module_panics counter\nchorus_module_panics_total {}",
             snap.module_panics
         );
+        // Last: the one family that may have no sample (no actor counts
+        // its mailbox), and some parsers (the openmetrics-parser crate)
+        // reject a family without samples when another family follows it,
+        // although OpenMetrics allows it.
+        gauge(
+            &mut o,
+            "chorus_mailbox_depth",
+            "Deepest counted actor mailboxes.",
+            "actor",
+            &snap.mailboxes,
+        );
         o.push_str("# EOF\n");
         o
     }
@@ -239,6 +281,34 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fresh_registry_exposes_every_known_label_at_zero() {
+        let text = Metrics::default().render(&Snapshot {
+            connections: vec![],
+            sessions: 0,
+            restarts: vec![("root".into(), 0)],
+            mailboxes: vec![],
+            module_panics: 0,
+        });
+        for line in [
+            "chorus_stanzas_in_total{kind=\"other\"} 0",
+            "chorus_stanzas_out_total{kind=\"presence\"} 0",
+            "chorus_auth_total{mechanism=\"SCRAM-SHA-256-PLUS\",result=\"failure\"} 0",
+            "chorus_auth_total{mechanism=\"PLAIN\",result=\"success\"} 0",
+            "chorus_stream_errors_total{condition=\"see-other-host\"} 0",
+            "chorus_actor_restarts_total{supervisor=\"root\"} 0",
+            "# TYPE chorus_connections gauge",
+            "# TYPE chorus_mailbox_depth gauge",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        // The family that may be empty comes last, just before the end.
+        assert!(text.ends_with(
+            "# HELP chorus_mailbox_depth Deepest counted actor mailboxes.\n\
+             # TYPE chorus_mailbox_depth gauge\n# EOF\n"
+        ));
+    }
 
     #[test]
     fn render_ends_with_eof_and_counts() {

@@ -4,14 +4,16 @@
 //!   invites spam accounts): a client creates an account on a stream that
 //!   is secure (TLS, unless encryption is not required), on a domain that
 //!   allows it, within a token bucket per IP address (§8 asks servers to
-//!   limit registrations). Offered as the `<register/>` stream feature
-//!   (§6) where it is open.
+//!   limit registrations) unless the address is in an exempt network
+//!   (loopback by default) or the throttle is off. Offered as the
+//!   `<register/>` stream feature (§6) where it is open.
 //! - Logged in: a user reads its registration, changes its password
 //!   (§3.3), or removes its account (§3.2).
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use chorus_config::IpNetwork;
 use chorus_jid::BareJid;
 use chorus_proto::{error_reply, ns, StanzaError, StanzaErrorCondition};
 use chorus_sasl::{ScramCredentials, ScramHash};
@@ -34,6 +36,10 @@ pub struct RegisterPolicy {
     /// Token bucket per IP address: capacity and refill period per token.
     pub burst: u32,
     pub refill: Duration,
+    /// Whether the token buckets apply at all.
+    pub throttle: bool,
+    /// Networks whose addresses the buckets never count.
+    pub throttle_exempt: Vec<IpNetwork>,
 }
 
 impl RegisterPolicy {
@@ -43,7 +49,14 @@ impl RegisterPolicy {
             domains: config.register.domains.clone(),
             burst: config.register.burst,
             refill: Duration::from_secs(config.register.refill_secs),
+            throttle: config.register.throttle,
+            throttle_exempt: config.register.throttle_exempt.clone(),
         }
+    }
+
+    /// Whether registrations from `ip` are counted against its bucket.
+    fn throttled(&self, ip: IpAddr) -> bool {
+        self.throttle && !self.throttle_exempt.iter().any(|n| n.contains(ip))
     }
 
     /// Whether clients may create accounts on `domain`.
@@ -72,6 +85,12 @@ impl Register {
     /// empty.
     fn take_token(&self, ip: Option<IpAddr>) -> bool {
         let Some(ip) = ip else { return true };
+        // An IPv4 peer of a dual-stack socket shows as ::ffff:a.b.c.d; one
+        // bucket per client address either way.
+        let ip = ip.to_canonical();
+        if !self.policy.throttled(ip) {
+            return true;
+        }
         let burst = f64::from(self.policy.burst.max(1));
         let per_token = self.policy.refill.as_secs_f64().max(0.001);
         let now = Instant::now();
@@ -118,7 +137,7 @@ impl Register {
                     return refuse(StanzaErrorCondition::NotAcceptable);
                 };
                 if !self.take_token(ctx.peer) {
-                    tracing::warn!(conn = ctx.conn_id, peer = ?ctx.peer, "registration rate limit");
+                    log_refused(ctx, &user, "rate-limit");
                     return refuse(StanzaErrorCondition::PolicyViolation);
                 }
                 let Ok(creds) = credentials(&password, ctx.services.sasl_iterations) else {
@@ -135,7 +154,10 @@ impl Register {
                         tracing::info!(conn = ctx.conn_id, jid = %user, "account registered in-band");
                         Some(result_iq(iq, None))
                     }
-                    Err(StorageError::AlreadyExists) => refuse(StanzaErrorCondition::Conflict),
+                    Err(StorageError::AlreadyExists) => {
+                        log_refused(ctx, &user, "conflict");
+                        refuse(StanzaErrorCondition::Conflict)
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "in-band registration failed");
                         refuse(StanzaErrorCondition::InternalServerError)
@@ -145,6 +167,26 @@ impl Register {
             _ => refuse(StanzaErrorCondition::BadRequest),
         }
     }
+}
+
+/// A refused account creation, at WARN with the peer's address first
+/// (`registration failed peer=<IP> conn=<id> jid=<account> reason=<why>`):
+/// fail2ban's filter matches it like a failed login, so an address that
+/// keeps hitting the rate limit, or trying taken names, gets banned
+/// (docs/OPERATIONS.md). `user` is a valid JID, which holds no space or
+/// control character, so it cannot forge a field or a line.
+fn log_refused(ctx: &PreauthCtx<'_>, user: &BareJid, reason: &'static str) {
+    let peer = ctx
+        .peer
+        .map(|ip| ip.to_canonical().to_string())
+        .unwrap_or_else(|| "-".to_owned());
+    tracing::warn!(
+        peer = %peer,
+        conn = ctx.conn_id,
+        jid = %user,
+        reason = %reason,
+        "registration failed"
+    );
 }
 
 /// SCRAM credentials as storage keeps them. The one place the two crates'
@@ -284,5 +326,44 @@ impl Module for Register {
                 _ => IqReply::Error(StanzaErrorCondition::BadRequest),
             }
         })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn register(throttle: bool, exempt: &[&str]) -> Register {
+        Register::new(RegisterPolicy {
+            enabled: true,
+            domains: Vec::new(),
+            burst: 1,
+            refill: Duration::from_secs(3600),
+            throttle,
+            throttle_exempt: exempt.iter().map(|n| n.parse().unwrap()).collect(),
+        })
+    }
+
+    #[test]
+    fn the_bucket_counts_only_throttled_addresses() {
+        let r = register(true, &["127.0.0.0/8", "::1/128"]);
+        let outside: IpAddr = "203.0.113.7".parse().unwrap();
+        assert!(r.take_token(Some(outside)));
+        assert!(!r.take_token(Some(outside)), "burst of 1");
+        // The same client through a dual-stack socket shares the bucket.
+        assert!(!r.take_token(Some("::ffff:203.0.113.7".parse().unwrap())));
+        for _ in 0..5 {
+            assert!(r.take_token(Some("127.0.0.1".parse().unwrap())));
+            assert!(r.take_token(Some("::1".parse().unwrap())));
+            assert!(r.take_token(Some("::ffff:127.0.0.1".parse().unwrap())));
+        }
+        let none = register(true, &[]);
+        assert!(none.take_token(Some("127.0.0.1".parse().unwrap())));
+        assert!(!none.take_token(Some("127.0.0.1".parse().unwrap())));
+        let off = register(false, &[]);
+        for _ in 0..5 {
+            assert!(off.take_token(Some(outside)));
+        }
     }
 }

@@ -20,6 +20,9 @@ pub enum StanzaKind {
 }
 
 impl StanzaKind {
+    /// Every kind (for counters that start at zero for each).
+    pub const ALL: [StanzaKind; 3] = [StanzaKind::Message, StanzaKind::Presence, StanzaKind::Iq];
+
     /// The kind of `el`; `None` unless it is `message`, `presence` or `iq` in
     /// `jabber:client` or `jabber:server` (a `<message/>` in any other
     /// namespace is not a stanza, RFC 6120 §4.8.3).

@@ -94,6 +94,36 @@ pub enum StreamError {
 }
 
 impl StreamError {
+    /// Every condition's name, in RFC 6120 §4.9.3 order: what a counter of
+    /// stream errors by condition starts with, each at zero.
+    pub const CONDITIONS: [&'static str; 25] = [
+        "bad-format",
+        "bad-namespace-prefix",
+        "conflict",
+        "connection-timeout",
+        "host-gone",
+        "host-unknown",
+        "improper-addressing",
+        "internal-server-error",
+        "invalid-from",
+        "invalid-namespace",
+        "invalid-xml",
+        "not-authorized",
+        "not-well-formed",
+        "policy-violation",
+        "remote-connection-failed",
+        "reset",
+        "resource-constraint",
+        "restricted-xml",
+        "see-other-host",
+        "system-shutdown",
+        "undefined-condition",
+        "unsupported-encoding",
+        "unsupported-feature",
+        "unsupported-stanza-type",
+        "unsupported-version",
+    ];
+
     /// The condition element's name, as written on the wire.
     pub fn as_str(&self) -> &'static str {
         match self {
@@ -227,6 +257,48 @@ impl From<StreamErrorKind> for StreamError {
 mod tests {
     use super::*;
     use chorus_xml::NsContext;
+
+    #[test]
+    fn conditions_name_every_variant_once() {
+        // Exhaustive: a new variant does not compile here until it is
+        // counted, and the count below then fails until CONDITIONS lists it.
+        fn variants() -> usize {
+            let all = |e: &StreamError| match e {
+                StreamError::BadFormat
+                | StreamError::BadNamespacePrefix
+                | StreamError::Conflict
+                | StreamError::ConnectionTimeout
+                | StreamError::HostGone
+                | StreamError::HostUnknown
+                | StreamError::ImproperAddressing
+                | StreamError::InternalServerError
+                | StreamError::InvalidFrom
+                | StreamError::InvalidNamespace
+                | StreamError::InvalidXml
+                | StreamError::NotAuthorized
+                | StreamError::NotWellFormed
+                | StreamError::PolicyViolation
+                | StreamError::RemoteConnectionFailed
+                | StreamError::Reset
+                | StreamError::ResourceConstraint
+                | StreamError::RestrictedXml
+                | StreamError::SeeOtherHost(_)
+                | StreamError::SystemShutdown
+                | StreamError::UndefinedCondition
+                | StreamError::UnsupportedEncoding
+                | StreamError::UnsupportedFeature
+                | StreamError::UnsupportedStanzaType
+                | StreamError::UnsupportedVersion => 25,
+            };
+            all(&StreamError::Reset)
+        }
+        assert_eq!(StreamError::CONDITIONS.len(), variants());
+        let mut seen = std::collections::HashSet::new();
+        for c in StreamError::CONDITIONS {
+            assert_eq!(c.parse::<StreamError>().unwrap().as_str(), c);
+            assert!(seen.insert(c), "{c} listed twice");
+        }
+    }
 
     /// Every condition, in RFC 6120 §4.9.3 order.
     fn all() -> Vec<StreamError> {

@@ -13,6 +13,7 @@
 //! └─ admin                  HTTP+JSON admin API on a unix socket
 //! ```
 
+pub mod lock;
 pub mod notify;
 pub mod reload;
 pub mod xeps;
@@ -28,7 +29,7 @@ use chorus_c2s::c2s::C2sMsg;
 use chorus_c2s::tls::{dev_certificate, CertSource, TlsSetup};
 use chorus_c2s::{C2sContext, C2sShared};
 use chorus_config::Config;
-use chorus_listener::{port_spec, BoundAddrs};
+use chorus_listener::{address_key, port_spec, BoundAddrs};
 use chorus_modules::{Modules, Services};
 use chorus_router::{Router, SessionTable, SessionsActor};
 use chorus_storage::Storage;
@@ -41,16 +42,23 @@ use ractor::{Actor, ActorRef};
 /// The root of the tree's paths.
 pub const ROOT: &str = "root";
 
+/// The configuration key of the metrics endpoint's address, for errors.
+const METRICS_KEY: &str = "metrics.address";
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot create data directory {0}: {1}")]
     DataDir(PathBuf, std::io::Error),
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
     #[error("cannot start the supervision tree: {0}")]
     Spawn(String),
     #[error("storage: {0}")]
     Storage(#[from] chorus_storage::StorageError),
     #[error("TLS: {0}")]
     Tls(#[from] chorus_c2s::tls::TlsError),
+    #[error(transparent)]
+    Bind(#[from] chorus_listener::BindError),
     #[error("listener kind \"{0}\" is not available in this version of Chorus")]
     ListenerKind(&'static str),
 }
@@ -156,6 +164,10 @@ pub struct Server {
     pub reloader: Arc<reload::Reloader>,
     /// Where the metrics endpoint bound, once it has.
     pub metrics_addr: Arc<std::sync::Mutex<Option<SocketAddr>>>,
+    /// The data directory's lock, released when the server is dropped:
+    /// an embedding that starts another server on the same directory
+    /// stops this one and [`Server::wait`]s for it first.
+    _lock: lock::DataDirLock,
 }
 
 impl Server {
@@ -179,6 +191,9 @@ impl Server {
     ) -> Result<Server, StartError> {
         let data_dir = config.server.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|e| StartError::DataDir(data_dir.clone(), e))?;
+        // Before anything else opens a file there: the database, the dev
+        // certificate and the admin socket belong to one server.
+        let data_lock = lock::DataDirLock::acquire(&data_dir)?;
         let registry = Registry::new();
         let options = SupervisorOptions {
             strategy: Strategy::OneForOne,
@@ -276,18 +291,22 @@ impl Server {
                     Ok(a.get_cell())
                 })
             });
-        let ports: Vec<ChildSpec> = config
-            .listeners
-            .iter()
-            .map(|l| {
-                Ok(port_spec(
-                    l.clone(),
-                    connections(&ctx, l.kind)?,
-                    bound.clone(),
-                    options.clone(),
-                ))
-            })
-            .collect::<Result<_, StartError>>()?;
+        // Every port is opened here, before the tree, so that one the
+        // server cannot open fails the start with the address and the key
+        // to change; each port's first start takes its socket.
+        let mut ports: Vec<ChildSpec> = Vec::with_capacity(config.listeners.len());
+        for (i, l) in config.listeners.iter().enumerate() {
+            let key = address_key(i);
+            let listener = chorus_listener::bind(l.address, &key).await?;
+            ports.push(port_spec(
+                l.clone(),
+                key,
+                Some(listener),
+                connections(&ctx, l.kind)?,
+                bound.clone(),
+                options.clone(),
+            ));
+        }
         let listener_options = options.clone();
         let listeners_spec =
             ChildSpec::supervisor("listeners", Restart::Permanent, move |c: StartCtx| {
@@ -325,6 +344,10 @@ impl Server {
         let mut children = vec![sessions_spec, modules_spec, listeners_spec, admin_spec];
         let metrics_addr: Arc<std::sync::Mutex<Option<SocketAddr>>> = Arc::default();
         if let Ok(address) = config.metrics.address.parse::<SocketAddr>() {
+            // Opened now for the same reason as the ports.
+            let prebound = Arc::new(std::sync::Mutex::new(Some(
+                chorus_listener::bind(address, METRICS_KEY).await?,
+            )));
             let mctx = Arc::new(MetricsContext {
                 metrics,
                 registry: registry.clone(),
@@ -339,6 +362,9 @@ impl Server {
                 ChildSpec::worker("metrics", Restart::Permanent, move |c: StartCtx| {
                     let args = MetricsArgs {
                         address,
+                        key: METRICS_KEY,
+                        // The first start's; a restart binds again.
+                        prebound: prebound.lock().ok().and_then(|mut p| p.take()),
                         ctx: mctx.clone(),
                     };
                     Box::pin(async move {
@@ -366,6 +392,7 @@ impl Server {
             c2s: ctx,
             reloader,
             metrics_addr,
+            _lock: data_lock,
         })
     }
 

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use chorus_c2s::C2sContext;
 use chorus_config::{Change, Config};
-use chorus_listener::{port_spec, BoundAddrs};
+use chorus_listener::{address_key, port_spec, BoundAddrs};
 use chorus_supervisor::{Registry, SupervisorMsg, SupervisorOptions};
 use ractor::ActorRef;
 
@@ -70,13 +70,22 @@ impl Reloader {
                 self.bound.remove(gone);
                 applied.push(format!("listener {gone} stopped"));
             }
-            for l in running
+            for (i, l) in running
                 .listeners
                 .iter()
-                .filter(|l| !old_ids.contains(&l.actor_id()))
+                .enumerate()
+                .filter(|(_, l)| !old_ids.contains(&l.actor_id()))
             {
+                // Bound here, as at start, so that an address in use is
+                // reported with its key rather than as a start failure.
+                let key = address_key(i);
+                let listener = chorus_listener::bind(l.address, &key)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let spec = port_spec(
                     l.clone(),
+                    key,
+                    Some(listener),
                     crate::connections(&self.c2s, l.kind).map_err(|e| e.to_string())?,
                     self.bound.clone(),
                     self.options.clone(),

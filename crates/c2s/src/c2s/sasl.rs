@@ -1,5 +1,14 @@
 //! SASL authentication (RFC 6120 §6): SCRAM with channel binding, PLAIN
 //! over TLS, failures and their limit.
+//!
+//! A failed authentication is logged at WARN as `authentication failed
+//! peer=<IP> conn=<id> jid=<account> mechanism=<name> condition=<cond>`,
+//! the peer address first, so that fail2ban can ban brute-forcing
+//! addresses (docs/OPERATIONS.md has the filter). What the peer chose to
+//! call itself is logged escaped and shortened, never raw: a username is
+//! peer-controlled and must not be able to forge a second log line or a
+//! `peer=` field. A client's abort and our own storage failures are not the
+//! peer's fault and are logged at INFO under another message.
 
 use chorus_modules::{Module, ModuleInfo, StreamFeature, Support, Xep};
 
@@ -34,7 +43,31 @@ impl Module for Sasl {
 
 /// An exchange under way.
 pub(super) enum SaslState {
-    Scram(Box<ScramServer>),
+    /// SCRAM between its first and final messages, with the username the
+    /// client gave, for the log if it fails.
+    Scram {
+        server: Box<ScramServer>,
+        username: String,
+    },
+}
+
+/// The longest username a log line carries, in characters.
+const LOGGED_USERNAME_CHARS: usize = 64;
+
+/// How a failed login names the account: the bare JID when the username
+/// makes one (a valid JID holds no space, quote or control character), or
+/// else what the client sent, quoted with its control characters escaped
+/// and cut to [`LOGGED_USERNAME_CHARS`], so that it cannot end the line or
+/// pass for another field.
+fn account_label(username: Option<&str>, domain: Option<&str>) -> String {
+    let Some(username) = username else {
+        return "-".to_owned();
+    };
+    if let Some(jid) = domain.and_then(|d| BareJid::new(Some(username), d).ok()) {
+        return jid.to_string();
+    }
+    let short: String = username.chars().take(LOGGED_USERNAME_CHARS).collect();
+    format!("{short:?}")
 }
 
 pub(super) fn b64(data: &[u8]) -> String {
@@ -96,7 +129,23 @@ impl C2sState {
         }
     }
 
+    /// A failure of the exchange under way, if any (its username is
+    /// logged).
     pub(super) fn sasl_failure(&mut self, condition: &str, text: Option<&str>) -> Flow {
+        let username = self
+            .sasl
+            .take()
+            .map(|SaslState::Scram { username, .. }| username);
+        self.sasl_failure_as(condition, text, username.as_deref())
+    }
+
+    /// A failure for `username`, when the client named one.
+    pub(super) fn sasl_failure_as(
+        &mut self,
+        condition: &str,
+        text: Option<&str>,
+        username: Option<&str>,
+    ) -> Flow {
         self.sasl = None;
         self.auth_failures += 1;
         self.ctx
@@ -112,7 +161,33 @@ impl C2sState {
             );
         }
         self.send_element(&f);
-        tracing::info!(conn = self.conn_id, condition, "authentication failed");
+        // An IPv4 client of a dual-stack listener shows as ::ffff:a.b.c.d;
+        // fail2ban bans the address the firewall sees.
+        let peer = self
+            .peer
+            .map(|ip| ip.to_canonical().to_string())
+            .unwrap_or_else(|| "-".to_owned());
+        let jid = account_label(username, self.domain.as_deref());
+        let mechanism = self.auth_mech;
+        match condition {
+            // The client gave up, or our storage failed: nothing to ban.
+            "aborted" | "temporary-auth-failure" => tracing::info!(
+                peer = %peer,
+                conn = self.conn_id,
+                jid = %jid,
+                mechanism = %mechanism,
+                condition = %condition,
+                "authentication not completed"
+            ),
+            _ => tracing::warn!(
+                peer = %peer,
+                conn = self.conn_id,
+                jid = %jid,
+                mechanism = %mechanism,
+                condition = %condition,
+                "authentication failed"
+            ),
+        }
         if self.auth_failures >= self.ctx.config.sasl.max_attempts {
             return self.stream_error(
                 StreamError::PolicyViolation,
@@ -192,19 +267,20 @@ impl C2sState {
                 Ok(r) => r,
                 Err(e) => return self.sasl_failure(e.condition().as_str(), None),
             };
+            let username = Some(req.username());
             let Some(user) = self.account(req.username()) else {
-                return self.sasl_failure("not-authorized", None);
+                return self.sasl_failure_as("not-authorized", None, username);
             };
             let creds = match self.lookup(&user, ScramHash::Sha256).await {
                 Ok(c) => c,
-                Err(()) => return self.sasl_failure("temporary-auth-failure", None),
+                Err(()) => return self.sasl_failure_as("temporary-auth-failure", None, username),
             };
             return match req.verify(creds.as_ref()) {
                 Ok(out) if self.authzid_ok(&user, out.authzid.as_deref()) => {
                     self.sasl_success(user, &[])
                 }
-                Ok(_) => self.sasl_failure("invalid-authzid", None),
-                Err(e) => self.sasl_failure(e.condition().as_str(), None),
+                Ok(_) => self.sasl_failure_as("invalid-authzid", None, username),
+                Err(e) => self.sasl_failure_as(e.condition().as_str(), None, username),
             };
         }
         let Some(hash) = mech.hash() else {
@@ -216,41 +292,50 @@ impl C2sState {
             Ok(f) => f,
             Err(e) => return self.sasl_failure(e.condition().as_str(), None),
         };
+        let username = Some(first.username.as_str());
         let creds = match self.account(&first.username) {
             Some(user) => match self.lookup(&user, hash).await {
                 Ok(c) => c,
-                Err(()) => return self.sasl_failure("temporary-auth-failure", None),
+                Err(()) => return self.sasl_failure_as("temporary-auth-failure", None, username),
             },
             None => None,
         };
         match server.server_first(creds.as_ref()) {
             Ok(challenge) => {
                 self.send_element(&Element::new("challenge", ns::SASL).with_text(b64(&challenge)));
-                self.sasl = Some(SaslState::Scram(Box::new(server)));
+                self.sasl = Some(SaslState::Scram {
+                    server: Box::new(server),
+                    username: first.username,
+                });
                 Flow::Continue
             }
-            Err(e) => self.sasl_failure(e.condition().as_str(), None),
+            Err(e) => self.sasl_failure_as(e.condition().as_str(), None, username),
         }
     }
 
     pub(super) fn on_response(&mut self, el: &Element) -> Flow {
-        let Some(SaslState::Scram(mut server)) = self.sasl.take() else {
+        let Some(SaslState::Scram {
+            mut server,
+            username,
+        }) = self.sasl.take()
+        else {
             return self.sasl_failure("malformed-request", Some("no authentication in progress"));
         };
+        let name = Some(username.as_str());
         let Ok(payload) = unb64(&el.text()) else {
-            return self.sasl_failure("incorrect-encoding", None);
+            return self.sasl_failure_as("incorrect-encoding", None, name);
         };
         match server.handle_client_final(&payload) {
             Ok((server_final, outcome)) => {
                 let Some(user) = self.account(&outcome.username) else {
-                    return self.sasl_failure("not-authorized", None);
+                    return self.sasl_failure_as("not-authorized", None, name);
                 };
                 if !self.authzid_ok(&user, outcome.authzid.as_deref()) {
-                    return self.sasl_failure("invalid-authzid", None);
+                    return self.sasl_failure_as("invalid-authzid", None, name);
                 }
                 self.sasl_success(user, &server_final)
             }
-            Err(e) => self.sasl_failure(e.condition().as_str(), None),
+            Err(e) => self.sasl_failure_as(e.condition().as_str(), None, name),
         }
     }
 }

@@ -588,3 +588,318 @@ async fn config_reload_swaps_certificates_and_listeners_without_dropping_connect
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Runs the real binary to its exit (at most 20 s) and returns its status
+/// and standard error: for servers that must refuse to start.
+fn run_to_exit(config: &std::path::Path) -> (Option<i32>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .arg("--config")
+        .arg(config)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server was expected to refuse to start, and is still running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    (status.code(), err)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_the_same_data_dir_refuses_to_start_and_leaves_the_first_alone() {
+    let d = spawn_daemon("lock", "");
+    let dir = d.socket.parent().unwrap().to_owned();
+    // Same data directory, another port (and the metrics endpoint on one of
+    // its own too), as an operator starting a second instance by mistake.
+    let second = dir.join("second.toml");
+    std::fs::write(
+        &second,
+        format!(
+            "[server]\ndomains = ['localhost']\ndata_dir = '{}'\n\n[metrics]\naddress = '127.0.0.1:0'\n\n\
+             [[listeners]]\nkind = 'c2s'\naddress = '127.0.0.1:0'\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let (code, err) = run_to_exit(&second);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!("PID {}", d.child.id()))
+            && err.contains(&dir.join("chorus.lock").display().to_string()),
+        "the refusal names the lock file and its holder: {err}"
+    );
+    // The first server's admin socket is still there and still answers.
+    assert!(d.socket.exists(), "the admin socket was left in place");
+    let status = d.admin("/api/status", serde_json::json!({}));
+    assert_eq!(status["listeners"][0]["address"], d.addr.to_string());
+    let _s = open_stream(d.addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_in_use_is_named_with_its_configuration_key() {
+    // Held by the test for its whole length: every bind below collides.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap();
+    let dir = temp_dir("bind-errors");
+    let write = |name: &str, metrics: &str, second: &str| {
+        let path = dir.join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\ndomains = ['localhost']\ndata_dir = '{}'\n\n[metrics]\naddress = '{metrics}'\n\n\
+                 [[listeners]]\nkind = 'c2s'\naddress = '127.0.0.1:0'\n\n\
+                 [[listeners]]\nkind = 'c2s-tls'\naddress = '{second}'\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+
+    let (code, err) = run_to_exit(&write("listener.toml", "127.0.0.1:0", &busy.to_string()));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot listen on {busy} (listeners[1].address): Address already in use\n"
+        )),
+        "{err}"
+    );
+    assert!(
+        !dir.join("chorus.sock").exists(),
+        "nothing was started: no admin socket"
+    );
+
+    let (code, err) = run_to_exit(&write("metrics.toml", &busy.to_string(), "127.0.0.1:0"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot listen on {busy} (metrics.address): Address already in use\n"
+        )),
+        "{err}"
+    );
+
+    // A reload that adds a listener on a port in use says the same.
+    let d = spawn_daemon("bind-reload", "");
+    let config = d.socket.parent().unwrap().join("chorus.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[listeners]]\nkind = 'c2s'\naddress = '{busy}'\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+    let (code, _, err) = chorusctl(&d.socket, &["config", "reload"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot listen on {busy} (listeners[1].address): Address already in use"
+        )),
+        "{err}"
+    );
+    drop(taken);
+}
+
+#[test]
+fn config_check_reads_every_certificate_and_key_file_it_names() {
+    let dir = temp_dir("config-check-tls");
+    let (cert, key) =
+        chorus_c2s::tls::dev_certificate(&dir.join("certs"), &["example.org".into()]).unwrap();
+    let garbage = dir.join("garbage.pem");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let missing = dir.join("missing.key");
+    let file = dir.join("chorus.toml");
+    let write = |sni_cert: &std::path::Path, sni_key: &std::path::Path| {
+        std::fs::write(
+            &file,
+            format!(
+                "[server]\ndomains = ['example.org', 'example.net']\n\
+                 [tls]\ncert = '{}'\nkey = '{}'\n\
+                 [[tls.sni]]\ndomain = 'example.net'\ncert = '{}'\nkey = '{}'\n",
+                cert.display(),
+                key.display(),
+                sni_cert.display(),
+                sni_key.display()
+            ),
+        )
+        .unwrap();
+    };
+    let check = || {
+        let out = Command::new(crate::common::chorusctl_bin())
+            .args(["config", "check", "--file"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    write(&cert, &key);
+    let (code, out, err) = check();
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.ends_with("configuration OK\n"), "{out}");
+
+    // Both problems of the SNI entry, each with its key and path.
+    write(&garbage, &missing);
+    let (code, out, err) = check();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(!out.contains("configuration OK"), "{out}");
+    let problems: Vec<&str> = err.lines().skip(1).collect();
+    assert_eq!(
+        problems,
+        [
+            format!(
+                "tls.sni[0].cert = {:?}: no PEM certificate (BEGIN CERTIFICATE) in it",
+                garbage.display()
+            ),
+            format!(
+                "tls.sni[0].key = {:?}: cannot read it: No such file or directory",
+                missing.display()
+            ),
+        ],
+        "{err}"
+    );
+}
+
+/// The fail2ban `failregex` lines of docs/OPERATIONS.md, as Rust regexes:
+/// `<HOST>` becomes a named group for an IP address, as fail2ban's does.
+fn documented_failregexes() -> Vec<regex::Regex> {
+    let doc = include_str!("../../../../docs/OPERATIONS.md");
+    let filter = doc
+        .split("`/etc/fail2ban/filter.d/chorus.conf`:")
+        .nth(1)
+        .and_then(|rest| rest.split("```ini\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("the filter's ini block in docs/OPERATIONS.md");
+    let mut out = Vec::new();
+    let mut in_failregex = false;
+    for line in filter.lines() {
+        let pattern = if let Some(p) = line.strip_prefix("failregex =") {
+            in_failregex = true;
+            p
+        } else if in_failregex && line.starts_with(char::is_whitespace) {
+            line
+        } else {
+            in_failregex = false;
+            continue;
+        };
+        let pattern = pattern.trim().replace("<HOST>", "(?P<host>[0-9A-Fa-f:.]+)");
+        out.push(regex::Regex::new(&pattern).unwrap());
+    }
+    assert_eq!(out.len(), 2, "{filter}");
+    out
+}
+
+/// The address the documented filter would ban for `line`, if any.
+fn banned(filters: &[regex::Regex], line: &str) -> Option<String> {
+    filters
+        .iter()
+        .find_map(|re| re.captures(line))
+        .map(|c| c["host"].to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_and_registrations_are_logged_for_fail2ban() {
+    let d = spawn_daemon(
+        "fail2ban",
+        "\n[register]\nenabled = true\nburst = 1\nthrottle_exempt = []\n",
+    );
+    d.add_user("ann", "right");
+    let tls = |addr| async move {
+        let mut c = common::client::XmppClient::connect(addr).await;
+        c.open().await;
+        c.starttls().await;
+        c.open().await;
+        c
+    };
+    // A wrong password for a real account.
+    let mut c = tls(d.addr).await;
+    let mech = chorus_sasl::Mechanism::ScramSha256;
+    assert_eq!(
+        c.scram(mech, "ann", "wrong", None).await.unwrap_err(),
+        "not-authorized"
+    );
+    // A username that is no JID and tries to pass for a log line of its
+    // own, naming another address.
+    let forged = "x  WARN a: authentication failed peer=6.6.6.6 conn=1";
+    let mut c = tls(d.addr).await;
+    assert_eq!(
+        c.scram(mech, forged, "x", None).await.unwrap_err(),
+        "not-authorized"
+    );
+    // A taken name, then the rate limit (one registration per address).
+    let mut c = tls(d.addr).await;
+    for id in ["taken", "limited"] {
+        c.send(&format!(
+            "<iq type='set' id='{id}'><query xmlns='jabber:iq:register'>\
+             <username>ann</username><password>x</password></query></iq>"
+        ))
+        .await;
+        c.expect("iq").await;
+    }
+
+    let want = [
+        "authentication failed peer=127.0.0.1 conn=",
+        "jid=ann@localhost mechanism=SCRAM-SHA-256 condition=not-authorized",
+        "jid=\"x  WARN a: authentication failed peer=6.6.6.6 conn=1\" mechanism=SCRAM-SHA-256",
+        "registration failed peer=127.0.0.1 conn=",
+        "jid=ann@localhost reason=conflict",
+        "jid=ann@localhost reason=rate-limit",
+    ];
+    let mut lines: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !want.iter().all(|w| lines.iter().any(|l| l.contains(w))) {
+        assert!(
+            Instant::now() < deadline,
+            "missing {:?} in\n{}",
+            want.iter()
+                .filter(|w| !lines.iter().any(|l| l.contains(*w)))
+                .collect::<Vec<_>>(),
+            lines.join("\n")
+        );
+        if let Ok(l) = d.logs.recv_timeout(Duration::from_millis(100)) {
+            lines.push(l);
+        }
+    }
+    let failures: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains(" failed peer="))
+        .collect();
+    assert_eq!(failures.len(), 4, "{failures:#?}");
+    for l in &failures {
+        assert!(l.contains(" WARN "), "at WARN: {l}");
+    }
+
+    // The documented filter bans the client's address for each of the
+    // four, from the server's lines as written and as the journal shows
+    // them, and never the address the forged username names.
+    let filters = documented_failregexes();
+    for l in &lines {
+        let journal = format!("host chorus[42]: {l}");
+        let found = [banned(&filters, l), banned(&filters, &journal)];
+        if failures.contains(&l) {
+            assert_eq!(
+                found,
+                [Some("127.0.0.1".into()), Some("127.0.0.1".into())],
+                "{l}"
+            );
+        } else {
+            assert_eq!(found, [None, None], "{l}");
+        }
+    }
+    // fail2ban cuts the timestamp out of a log file's lines first.
+    let cut = failures[0].split_once('Z').unwrap().1;
+    assert_eq!(banned(&filters, cut).as_deref(), Some("127.0.0.1"), "{cut}");
+}

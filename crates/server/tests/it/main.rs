@@ -8,6 +8,7 @@ mod binary;
 mod blocking;
 mod c2s;
 mod carbons;
+mod data_dir;
 mod declared;
 mod exact_answers;
 mod hooks;

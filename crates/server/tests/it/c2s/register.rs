@@ -1,5 +1,6 @@
 //! XEP-0077 in-band registration: off by default; account creation with
-//! conflict and rate limit; password change and account removal.
+//! conflict and rate limit, loopback exempt from it by default, and the
+//! throttle turned off; password change and account removal.
 
 use super::*;
 
@@ -23,6 +24,8 @@ async fn in_band_registration_creates_accounts_with_conflict_and_rate_limit() {
     let mut cfg = test_config("ibr-on");
     cfg.register.enabled = true;
     cfg.register.burst = 2;
+    // The test connects from loopback, exempt by default: throttle it.
+    cfg.register.throttle_exempt = Vec::new();
     let server = start(cfg).await;
     let addr = server.first_addr().unwrap();
     let (mut c, f) = tls_client(addr).await;
@@ -53,6 +56,54 @@ async fn in_band_registration_creates_accounts_with_conflict_and_rate_limit() {
     // The new account logs in (the localpart was case-mapped).
     let (_n, jid) = XmppClient::login(addr, "newt", "scamander", Some("r")).await;
     assert_eq!(jid, "newt@localhost/r");
+    server.stop();
+}
+
+/// Registers `count` accounts on one connection; the condition of each
+/// answer ("result" for a success).
+async fn register_many(addr: std::net::SocketAddr, count: usize) -> Vec<String> {
+    let (mut c, _) = tls_client(addr).await;
+    let mut out = Vec::new();
+    for i in 0..count {
+        c.send(&format!(
+            "<iq type='set' id='r{i}'><query xmlns='jabber:iq:register'>\
+             <username>user{i}</username><password>secret{i}</password></query></iq>"
+        ))
+        .await;
+        let answer = c.expect("iq").await;
+        out.push(match answer.attr("type") {
+            Some("result") => "result".to_owned(),
+            _ => stanza_error_condition(&answer),
+        });
+    }
+    out
+}
+
+#[tokio::test]
+async fn loopback_is_exempt_from_the_registration_throttle_by_default() {
+    let mut cfg = test_config("ibr-loopback");
+    cfg.register.enabled = true;
+    cfg.register.burst = 1;
+    let server = start(cfg).await;
+    assert_eq!(
+        register_many(server.first_addr().unwrap(), 3).await,
+        ["result", "result", "result"]
+    );
+    server.stop();
+}
+
+#[tokio::test]
+async fn throttle_off_lets_every_registration_through() {
+    let mut cfg = test_config("ibr-unthrottled");
+    cfg.register.enabled = true;
+    cfg.register.burst = 1;
+    cfg.register.throttle_exempt = Vec::new();
+    cfg.register.throttle = false;
+    let server = start(cfg).await;
+    assert_eq!(
+        register_many(server.first_addr().unwrap(), 3).await,
+        ["result", "result", "result"]
+    );
     server.stop();
 }
 
