@@ -326,6 +326,8 @@ pub fn result_iq(iq: &Element, payload: Option<Element>) -> Element {
 }
 
 /// What a routing hook gets: the router it runs in and the services.
+/// Two references: hooks may take it by value and keep it in their future.
+#[derive(Clone, Copy)]
 pub struct HookCtx<'a> {
     pub router: &'a Router,
     pub services: &'a Services,
@@ -369,10 +371,12 @@ pub trait Module: Send + Sync {
         Box::pin(async { IqReply::Error(StanzaErrorCondition::ServiceUnavailable) })
     }
 
-    /// Before any routing rule: `Some(outcome)` stops the stanza.
+    /// Before any routing rule: `Some(outcome)` stops the stanza. Runs for
+    /// every stanza, so its context comes by value: the future the module
+    /// returns is the router's, with no wrapper around it.
     fn filter<'a>(
         &'a self,
-        ctx: &'a HookCtx<'a>,
+        ctx: HookCtx<'a>,
         kind: StanzaKind,
         stanza: &'a Element,
     ) -> Option<BoxFuture<'a, Option<Outcome>>> {

@@ -273,7 +273,7 @@ impl Module for Blocking {
 
     fn filter<'a>(
         &'a self,
-        ctx: &'a HookCtx<'a>,
+        ctx: HookCtx<'a>,
         kind: StanzaKind,
         stanza: &'a Element,
     ) -> Option<BoxFuture<'a, Option<Outcome>>> {

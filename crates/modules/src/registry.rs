@@ -2,7 +2,6 @@
 //! that declared the payload, the router's local server handler, and the
 //! router's hooks fanned out to the modules that declare each.
 
-use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -331,10 +330,18 @@ impl Hooks for Modules {
         kind: StanzaKind,
         stanza: &'a Element,
     ) -> BoxFuture<'a, Option<Outcome>> {
+        let Some(ctx) = self.hook_ctx(router) else {
+            return Box::pin(std::future::ready(None));
+        };
+        // One filter (block lists, as shipped): its own future, unwrapped.
+        if let [only] = self.by_hook[HookSet::FILTER.index()][..] {
+            return self.modules[only]
+                .filter(ctx, kind, stanza)
+                .unwrap_or_else(|| Box::pin(std::future::ready(None)));
+        }
         Box::pin(async move {
-            let ctx = self.hook_ctx(router)?;
             for (_, m) in self.with_hook(HookSet::FILTER) {
-                if let Some(f) = m.filter(&ctx, kind, stanza) {
+                if let Some(f) = m.filter(ctx, kind, stanza) {
                     if let Some(outcome) = f.await {
                         return Some(outcome);
                     }
@@ -379,7 +386,7 @@ impl Hooks for Modules {
             for (i, m) in self.with_hook(HookSet::MESSAGE_INBOUND) {
                 if let Some(f) = m.message_inbound(&ctx, to, stanza) {
                     if let Some(s) = f.await {
-                        state.push(Box::new((i, s)));
+                        state.push((i, s));
                     }
                 }
             }
@@ -397,11 +404,7 @@ impl Hooks for Modules {
             let Some(ctx) = self.hook_ctx(router) else {
                 return;
             };
-            for s in state {
-                let Ok(pair) = s.downcast::<(usize, Box<dyn Any + Send>)>() else {
-                    continue;
-                };
-                let (i, s) = *pair;
+            for (i, s) in state {
                 if let Some(m) = self.modules.get(i) {
                     m.message_routed(&ctx, s, outcome).await;
                 }

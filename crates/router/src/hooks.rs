@@ -34,9 +34,10 @@ use futures_util::future::BoxFuture;
 use crate::route::{Outcome, Router};
 use crate::table::Session;
 
-/// What a hook hands from [`Hooks::message_inbound`] to
-/// [`Hooks::message_routed`] for the same message.
-pub type HookState = Vec<Box<dyn Any + Send>>;
+/// What hooks hand from [`Hooks::message_inbound`] to
+/// [`Hooks::message_routed`] for the same message: each hook implementation
+/// says whose state is whose (the `usize`), the router only carries it.
+pub type HookState = Vec<(usize, Box<dyn Any + Send>)>;
 
 /// The routing hooks; see the module docs for when each runs.
 pub trait Hooks: Send + Sync + 'static {

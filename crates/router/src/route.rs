@@ -226,7 +226,10 @@ impl Router {
             let mut stanza = stanza;
             let state = self.hooks().message_inbound(self, &to, &mut stanza).await;
             let outcome = self.route_local(kind, &to, stanza).await;
-            self.hooks().message_routed(self, state, &outcome).await;
+            // Nothing to hand back (nothing archived, say): no call.
+            if !state.is_empty() {
+                self.hooks().message_routed(self, state, &outcome).await;
+            }
             return outcome;
         }
         self.route_local(kind, &to, stanza).await

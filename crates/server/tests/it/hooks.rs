@@ -56,7 +56,7 @@ impl Module for Recorder {
 
     fn filter<'a>(
         &'a self,
-        _: &'a HookCtx<'a>,
+        _: HookCtx<'a>,
         kind: StanzaKind,
         stanza: &'a Element,
     ) -> Option<BoxFuture<'a, Option<Outcome>>> {
