@@ -144,8 +144,10 @@ pub fn port_spec(
             bound.insert(id, local);
             let listener = Arc::new(listener);
             let port_path = sctx.path.clone();
+            // `conns` first: the socket is bound before the tree exists, so
+            // clients may already be waiting, and an acceptor started
+            // before `conns` would have nowhere to put them.
             let children = vec![
-                acceptor_spec(listener, port_path, conns),
                 ChildSpec::supervisor("conns", Restart::Permanent, move |c: StartCtx| {
                     Box::pin(spawn_supervisor(
                         c,
@@ -156,6 +158,7 @@ pub fn port_spec(
                         Vec::new(),
                     ))
                 }),
+                acceptor_spec(listener, port_path, conns),
             ];
             spawn_supervisor(
                 sctx,
