@@ -273,6 +273,11 @@ spec::options! {
         /// `limits.max_outbound_stanzas`, since a page is queued for the
         /// client at once.
         max_page_size: u32 = 100, restart, min 1;
+        /// Archive copies waiting for the archive writer, which commits
+        /// them in batches off the stanza path. Past this many, senders
+        /// wait for the database (backpressure) rather than memory grow;
+        /// each waiting copy holds its message.
+        writer_queue: usize = 10000, restart, min 1, max 1000000;
     }
 }
 

@@ -501,6 +501,12 @@ pub trait Module: Send + Sync {
         None
     }
 
+    /// The server is about to stop (after its streams closed): finish what
+    /// must not be lost (the archive writes what is queued).
+    fn stopping<'a>(&'a self) -> Option<BoxFuture<'a, ()>> {
+        None
+    }
+
     /// Supervised actors the module runs, started under the `modules`
     /// node of the tree (ids unique across modules).
     fn children(&self, ctx: &ChildCtx) -> Vec<chorus_supervisor::ChildSpec> {

@@ -56,9 +56,7 @@ impl Modules {
             Box::new(private::Private),
             Box::new(vcard::Vcard),
             Box::new(avatar::Avatar),
-            Box::new(mam::Mam {
-                options: mam::ArchiveOptions::from_config(config),
-            }),
+            Box::new(mam::Mam::from_config(config)),
             Box::new(offline::Offline {
                 quota: config.offline.quota,
             }),
@@ -229,6 +227,15 @@ impl Modules {
             }
         }
         None
+    }
+
+    /// Runs [`Module::stopping`] of every module.
+    pub async fn stopping(&self) {
+        for m in &self.modules {
+            if let Some(f) = m.stopping() {
+                f.await;
+            }
+        }
     }
 
     /// Every module's supervised children.

@@ -159,6 +159,8 @@ pub struct Server {
     /// The router and its route table: services register their domains
     /// here.
     pub router: Arc<Router>,
+    /// The feature modules the server runs.
+    pub modules: Arc<Modules>,
     c2s: Arc<C2sContext>,
     /// Live configuration reload.
     pub reloader: Arc<reload::Reloader>,
@@ -352,7 +354,7 @@ impl Server {
                 metrics,
                 registry: registry.clone(),
                 sessions: sessions.clone(),
-                modules,
+                modules: modules.clone(),
                 storage: storage.clone(),
                 listeners: bound.clone(),
                 configured_listeners: config.listeners.len(),
@@ -389,6 +391,7 @@ impl Server {
             sessions,
             storage,
             router,
+            modules,
             c2s: ctx,
             reloader,
             metrics_addr,
@@ -434,6 +437,9 @@ impl Server {
         {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+        // What the modules hold for storage (the archive's queue) is
+        // written before the tree stops.
+        self.modules.stopping().await;
         self.stop();
     }
 

@@ -57,6 +57,11 @@ const SET_LAST_AT: &str = "UPDATE archive_sequences SET last_at = $2 WHERE accou
 const INSERT_MESSAGE: &str = "INSERT INTO archive_messages \
      (account_id, archived_at, stanza_id, with_bare, with_resource, outgoing, stanza) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
+// The archive writer's batches may be written twice (see
+// archive_append_batch): a stanza-id already there is left alone.
+const INSERT_MESSAGE_ONCE: &str = "INSERT INTO archive_messages \
+     (account_id, archived_at, stanza_id, with_bare, with_resource, outgoing, stanza) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (account_id, stanza_id) DO NOTHING";
 const AT_OF_ID: &str =
     "SELECT archived_at FROM archive_messages WHERE account_id = $1 AND stanza_id = $2";
 const MESSAGE_BY_ID: &str = "SELECT archived_at, stanza_id, with_bare, with_resource, outgoing, \
@@ -198,8 +203,18 @@ async fn insert_message(
     at: i64,
     message: &ArchivedMessage,
 ) -> Result<(), StorageError> {
+    insert_with(INSERT_MESSAGE, conn, account_id, at, message).await
+}
+
+async fn insert_with(
+    sql: &'static str,
+    conn: &mut AnyConnection,
+    account_id: i64,
+    at: i64,
+    message: &ArchivedMessage,
+) -> Result<(), StorageError> {
     let (bare, resource) = split_jid(&message.with);
-    sqlx::query(INSERT_MESSAGE)
+    sqlx::query(sql)
         .bind(account_id)
         .bind(at)
         .bind(message.stanza_id.as_str())
@@ -350,6 +365,31 @@ impl ArchiveStore for Storage {
                 .bind(at)
                 .execute(&mut *tx)
                 .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn archive_append_batch(
+        &self,
+        batch: &[(&str, &str, &ArchivedMessage)],
+    ) -> Result<(), StorageError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for (localpart, domain, message) in batch {
+            let placed: Option<(i64, i64)> = sqlx::query_as(NEXT_AT)
+                .bind(*localpart)
+                .bind(*domain)
+                .bind(to_micros(message.timestamp)?)
+                .fetch_optional(&mut *tx)
+                .await?;
+            // Deleted while its message was on the way: nothing to keep.
+            let Some((account_id, at)) = placed else {
+                continue;
+            };
+            insert_with(INSERT_MESSAGE_ONCE, &mut tx, account_id, at, message).await?;
         }
         tx.commit().await?;
         Ok(())

@@ -698,6 +698,18 @@ pub trait ArchiveStore {
         domain: &str,
     ) -> impl Future<Output = Result<u64, StorageError>> + Send;
 
+    /// Appends messages of any accounts, in order, in one transaction:
+    /// the archive writer's group commit. Each entry is (localpart, domain,
+    /// message). Unlike [`archive_append`](Self::archive_append) it is
+    /// idempotent, so a batch whose writer died before it could tell may be
+    /// written again: a stanza-id an archive already holds is skipped, and
+    /// so is a message for an account that no longer exists. Fails writing
+    /// nothing.
+    fn archive_append_batch(
+        &self,
+        batch: &[(&str, &str, &ArchivedMessage)],
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
     /// Appends `messages` in order, all in one transaction (imports, tests,
     /// benchmarks: one commit instead of one per message), under the same
     /// ordering rule as [`archive_append`](Self::archive_append). Fails as

@@ -23,6 +23,7 @@ on_both_backends!(
     places_are_strictly_increasing_whatever_the_clock,
     taken_stanza_id_is_already_exists_and_writes_nothing,
     one_message_is_removed_by_its_id_from_its_own_archive_only,
+    a_batch_spans_accounts_keeps_order_and_can_be_written_twice,
     missing_account_reads_empty_and_refuses_writes,
     with_filter_matches_bare_and_full_jids,
     start_and_end_are_inclusive,
@@ -149,6 +150,36 @@ async fn places_are_strictly_increasing_whatever_the_clock(db: &Db) {
         .unwrap();
     let page = s.archive_query("alice", DOMAIN, &query()).await.unwrap();
     assert_eq!(page.messages[0].timestamp, at(10) + 4 * us);
+}
+
+async fn a_batch_spans_accounts_keeps_order_and_can_be_written_twice(db: &Db) {
+    let s = &db.storage;
+    account(db, "alice").await;
+    account(db, "bob").await;
+    let (a1, b1, a2, gone) = (
+        msg("a1", 5, "b@x", true),
+        msg("b1", 5, "a@x", false),
+        msg("a2", 1, "b@x", true),
+        msg("g1", 1, "b@x", true),
+    );
+    let batch = [
+        ("alice", DOMAIN, &a1),
+        ("bob", DOMAIN, &b1),
+        ("nobody", DOMAIN, &gone),
+        ("alice", DOMAIN, &a2),
+    ];
+    s.archive_append_batch(&batch).await.unwrap();
+    // A writer that died before it learnt of its commit writes it again.
+    s.archive_append_batch(&batch).await.unwrap();
+    // In batch order, whatever the clock said (a2 is older than a1).
+    assert_eq!(
+        ids(&s.archive_query("alice", DOMAIN, &query()).await.unwrap()),
+        ["a1", "a2"]
+    );
+    assert_eq!(
+        ids(&s.archive_query("bob", DOMAIN, &query()).await.unwrap()),
+        ["b1"]
+    );
 }
 
 async fn one_message_is_removed_by_its_id_from_its_own_archive_only(db: &Db) {

@@ -44,19 +44,27 @@
 //! anyway.
 
 mod query;
+mod writer;
 
 use std::any::Any;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use chorus_jid::{BareJid, Jid};
 use chorus_proto::{ns, MessageType};
 use chorus_router::{Outcome, Session};
-use chorus_storage::{ArchiveDefault, ArchiveStore, ArchivedMessage, RosterStore, StorageError};
+use chorus_storage::{ArchiveDefault, ArchiveStore, ArchivedMessage, RosterStore};
+use chorus_supervisor::{ChildSpec, Restart, StartCtx};
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
+use ractor::Actor;
+
+pub use writer::ArchiveQueue;
+use writer::{ArchiveWriter, Pushed, WriterArgs};
 
 use crate::{
-    HookCtx, HookSet, IqCtx, IqReply, IqSpec, Module, ModuleInfo, SessionCtx, Support, Xep,
+    ChildCtx, HookCtx, HookSet, IqCtx, IqReply, IqSpec, Module, ModuleInfo, SessionCtx, Support,
+    Xep,
 };
 
 pub use query::MAM_EXTENDED;
@@ -172,6 +180,17 @@ pub struct ArchiveReader;
 /// The module: archives (the hooks below) and answers queries.
 pub struct Mam {
     pub options: ArchiveOptions,
+    /// Archive copies on their way to storage (writer.rs).
+    pub queue: Arc<ArchiveQueue>,
+}
+
+impl Mam {
+    pub fn from_config(config: &chorus_config::Config) -> Mam {
+        Mam {
+            options: ArchiveOptions::from_config(config),
+            queue: Arc::new(ArchiveQueue::new(config.mam.writer_queue)),
+        }
+    }
 }
 
 /// The archive copies a message will make, decided before delivery.
@@ -329,51 +348,6 @@ impl Mam {
         }
         plan
     }
-
-    /// Before delivery: appends the planned copies, keeping those written
-    /// (see the module docs).
-    async fn commit(&self, ctx: &HookCtx<'_>, plan: ArchivePlan) -> ArchivePlan {
-        let mut written = ArchivePlan::default();
-        for (owner, message) in plan.copies {
-            let Some(node) = owner.node() else {
-                continue;
-            };
-            match ctx
-                .services
-                .storage
-                .archive_append(node, owner.domain(), &message)
-                .await
-            {
-                Ok(()) => written.copies.push((owner, message)),
-                // Deleted while the message was in flight: nothing to keep.
-                Err(StorageError::NotFound) => {}
-                Err(e) => {
-                    tracing::error!(archive = %owner, error = %e, "cannot archive a message")
-                }
-            }
-        }
-        written
-    }
-
-    /// After routing: a message that went nowhere leaves the archives.
-    async fn undo(&self, ctx: &HookCtx<'_>, plan: ArchivePlan, outcome: &Outcome) {
-        if matches!(outcome, Outcome::Delivered | Outcome::Stored) {
-            return;
-        }
-        for (owner, message) in plan.copies {
-            let Some(node) = owner.node() else {
-                continue;
-            };
-            if let Err(e) = ctx
-                .services
-                .storage
-                .archive_remove(node, owner.domain(), &message.stanza_id)
-                .await
-            {
-                tracing::error!(archive = %owner, error = %e, "cannot remove an undelivered message from the archive");
-            }
-        }
-    }
 }
 
 impl Module for Mam {
@@ -383,10 +357,40 @@ impl Module for Mam {
 
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {
         Box::pin(async move {
+            // Read-your-writes: what was routed before the query is in the
+            // archive before the query reads it.
+            self.queue.flush().await;
             query::answer(ctx, &self.options, iq)
                 .await
                 .unwrap_or_else(IqReply::Error)
         })
+    }
+
+    fn children(&self, ctx: &ChildCtx) -> Vec<ChildSpec> {
+        let args = WriterArgs {
+            queue: self.queue.clone(),
+            storage: ctx.services.storage.clone(),
+        };
+        vec![ChildSpec::worker(
+            "archive-writer",
+            Restart::Permanent,
+            move |sctx: StartCtx| {
+                let args = args.clone();
+                async move {
+                    let (a, _) =
+                        Actor::spawn_linked(None, ArchiveWriter, args, sctx.supervisor).await?;
+                    Ok(a.get_cell())
+                }
+            },
+        )
+        // Waits for work like the acceptor waits in accept(): stopped by a
+        // kill, which loses nothing (the queue outlives it).
+        .shutdown(std::time::Duration::ZERO)]
+    }
+
+    /// The server stops: what is queued is written first.
+    fn stopping<'a>(&'a self) -> Option<BoxFuture<'a, ()>> {
+        Some(Box::pin(self.queue.flush()))
     }
 
     /// A client that queries its archive reads what it missed there.
@@ -425,8 +429,11 @@ impl Module for Mam {
             if plan.copies.is_empty() {
                 return None;
             }
-            let written = self.commit(ctx, plan).await;
-            Some(Box::new(written) as Box<dyn Any + Send>)
+            // Queued before delivery, so a query that follows the delivery
+            // waits for it (read-your-writes); the sender waits only when
+            // the queue is full.
+            let pushed = self.queue.push(plan.copies).await;
+            Some(Box::new(pushed) as Box<dyn Any + Send>)
         }))
     }
 
@@ -437,8 +444,12 @@ impl Module for Mam {
         outcome: &'a Outcome,
     ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            if let Ok(plan) = state.downcast::<ArchivePlan>() {
-                self.undo(ctx, *plan, outcome).await;
+            // XEP-0313 §6.1: only messages accepted for delivery.
+            if matches!(outcome, Outcome::Delivered | Outcome::Stored) {
+                return;
+            }
+            if let Ok(pushed) = state.downcast::<Pushed>() {
+                self.queue.cancel(*pushed, &ctx.services.storage).await;
             }
         })
     }

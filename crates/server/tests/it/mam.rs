@@ -873,3 +873,117 @@ async fn a_page_of_large_messages_stops_at_the_byte_budget_and_pages_on() {
     // Still connected: nothing tripped the outbound limit.
     settle(&mut alice).await;
 }
+
+/// Every message id in `owner`'s archive, by reading the storage once the
+/// writer caught up (a MAM query waits for it).
+async fn archived_ids(server: &Server, c: &mut XmppClient, owner: &str) -> Vec<String> {
+    // Read-your-writes: the query returns once everything routed before it
+    // is written; then storage holds all of it.
+    query(c, None, &[], "<max>1</max>", "").await;
+    let mut ids = Vec::new();
+    let mut cursor = chorus_storage::ArchiveCursor::First;
+    loop {
+        let page = server
+            .storage
+            .archive_query(
+                owner,
+                "localhost",
+                &chorus_storage::ArchiveQuery {
+                    with: None,
+                    start: None,
+                    end: None,
+                    before_id: None,
+                    after_id: None,
+                    ids: Vec::new(),
+                    cursor,
+                    limit: 500,
+                },
+            )
+            .await
+            .unwrap();
+        let done = page.complete;
+        let last = page.messages.last().map(|m| m.stanza_id.clone());
+        ids.extend(page.messages.into_iter().map(|m| {
+            Element::from_xml(&m.stanza)
+                .unwrap()
+                .attr("id")
+                .unwrap_or_default()
+                .to_owned()
+        }));
+        match (done, last) {
+            (false, Some(last)) => cursor = chorus_storage::ArchiveCursor::After(last),
+            _ => return ids,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_archive_writer_loses_no_message_and_writes_none_twice() {
+    let server = server_with("mam-writer-kill", &["alice", "bob"]).await;
+    let mut alice = login(&server, "alice").await;
+    let mut bob = login(&server, "bob").await;
+    let path = "root/modules/archive-writer";
+    assert!(
+        server.registry.lookup(path).is_some(),
+        "no {path} in the tree"
+    );
+    let n = 400;
+    let killer = {
+        let registry = server.registry.clone();
+        tokio::spawn(async move {
+            for _ in 0..20 {
+                tokio::time::sleep(Duration::from_millis(15)).await;
+                if let Some(cell) = registry.lookup(path) {
+                    cell.kill();
+                }
+            }
+        })
+    };
+    for i in 0..n {
+        alice
+            .send(&format!(
+                "<message to='bob@localhost' type='chat' id='k{i}'><body>{i}</body></message>"
+            ))
+            .await;
+    }
+    let mut got = 0;
+    while got < n {
+        if bob.next_element().await.name() == "message" {
+            got += 1;
+        }
+    }
+    killer.await.unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || server
+            .registry
+            .lookup(path)
+            .is_some())
+        .await,
+        "the writer was not restarted"
+    );
+    let expected: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+    assert_eq!(archived_ids(&server, &mut alice, "alice").await, expected);
+    assert_eq!(archived_ids(&server, &mut bob, "bob").await, expected);
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_sender_that_queries_at_once_finds_what_it_just_sent() {
+    let server = server_with("mam-ryw", &["alice", "bob"]).await;
+    let mut alice = login(&server, "alice").await;
+    for i in 0..10 {
+        alice
+            .send(&format!(
+                "<message to='bob@localhost' type='chat' id='s{i}'><body>{i}</body></message>"
+            ))
+            .await;
+        // The last message of the archive is the one just sent.
+        let a = query(&mut alice, None, &[], "<before/><max>1</max>", "").await;
+        assert_eq!(
+            a.bodies(),
+            vec![i.to_string()],
+            "message {i} was not in the archive yet"
+        );
+    }
+    server.stop();
+}
