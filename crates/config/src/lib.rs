@@ -214,6 +214,14 @@ spec::options! {
         /// `sqlite://PATH` (embedded) or `postgres://...`; empty means
         /// `sqlite://<data_dir>/chorus.db`.
         url: String = String::new(), restart;
+        /// SQLite only: when a commit reaches the disk. `normal` (with
+        /// SQLite's write-ahead log): a commit survives the server being
+        /// killed or crashing, and a power loss or OS crash may undo the
+        /// last few, as ejabberd's Mnesia log may; the archive then keeps
+        /// up with thousands of messages a second. `full`: every commit is
+        /// also safe from a power loss, at the cost of a disk flush each
+        /// (the archive falls behind under load).
+        sqlite_synchronous: SqliteSync = SqliteSync::Normal, restart;
     }
 
     /// XEP-0160 offline messages.
@@ -349,6 +357,19 @@ fn default_throttle_exempt() -> Vec<IpNetwork> {
     .into_iter()
     .flatten()
     .collect()
+}
+
+/// SQLite's `synchronous` setting (see `storage.sqlite_synchronous`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    Normal,
+    Full,
+}
+
+impl OptionType for SqliteSync {
+    const TYPE: &'static str = "\"normal\" or \"full\"";
+    const EXPECTED: &'static str = "\"normal\" or \"full\"";
 }
 
 /// Which messages an account archives by default.

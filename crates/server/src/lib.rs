@@ -203,7 +203,13 @@ impl Server {
             period: config.supervision.period(),
             ..SupervisorOptions::default()
         };
-        let storage = Arc::new(Storage::connect(&config.storage_url()).await?);
+        let storage = Arc::new(
+            Storage::connect_with(
+                &config.storage_url(),
+                config.storage.sqlite_synchronous == chorus_config::SqliteSync::Normal,
+            )
+            .await?,
+        );
         let tls = Arc::new(tls_setup(&config)?);
         let sessions: Arc<SessionTable> = Arc::default();
         let domains: Vec<String> = config

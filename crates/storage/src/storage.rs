@@ -85,6 +85,18 @@ impl Storage {
     /// processes may connect at once: PostgreSQL serializes the migration
     /// with an advisory lock, SQLite with its write lock.
     pub async fn connect(url: &str) -> Result<Storage, StorageError> {
+        Self::connect_with(url, true).await
+    }
+
+    /// [`Storage::connect`], choosing SQLite's durability: with
+    /// `sqlite_normal_sync`, `PRAGMA synchronous = NORMAL` (with the
+    /// write-ahead log a commit survives a crash of the process, and a
+    /// power loss may undo the last few); without, `FULL` (every commit
+    /// flushed to disk). No effect on PostgreSQL.
+    pub async fn connect_with(
+        url: &str,
+        sqlite_normal_sync: bool,
+    ) -> Result<Storage, StorageError> {
         // Registers the drivers behind `Any` once per process; later calls
         // are no-ops.
         sqlx::any::install_default_drivers();
@@ -100,13 +112,16 @@ impl Storage {
             // Per connection, because SQLite keeps these per connection. Set
             // here rather than trusting sqlx's defaults: deleting an account
             // must cascade, and that only happens with foreign keys on.
-            pool_options = pool_options.after_connect(|conn, _meta| {
+            let synchronous = if sqlite_normal_sync { "NORMAL" } else { "FULL" };
+            pool_options = pool_options.after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     conn.execute("PRAGMA foreign_keys = ON").await?;
                     conn.execute(
                         format!("PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}").as_str(),
                     )
                     .await?;
+                    conn.execute(format!("PRAGMA synchronous = {synchronous}").as_str())
+                        .await?;
                     Ok(())
                 })
             });
@@ -194,6 +209,22 @@ fn sqlite_url(url: &str) -> (String, bool) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn sqlite_durability_is_what_was_asked_for() {
+        let dir = std::env::temp_dir().join(format!("chorus-sync-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (normal, expected) in [(true, 1_i64), (false, 2)] {
+            let url = format!("sqlite://{}/{normal}.db", dir.display());
+            let s = Storage::connect_with(&url, normal).await.unwrap();
+            let got: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&s.pool)
+                .await
+                .unwrap();
+            assert_eq!(got, expected, "NORMAL is 1, FULL is 2");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn sqlite_url_gets_create_mode() {
