@@ -31,13 +31,16 @@
 //! batch deletes the oldest rows, so an interrupted purge leaves no holes
 //! (XEP-0313 §3.2).
 
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::time::{from_micros, to_micros};
 use crate::{
     ArchiveCursor, ArchiveDefault, ArchivePage, ArchivePrefs, ArchiveQuery, ArchiveStore,
-    ArchivedMessage, Storage, StorageError,
+    ArchivedMessage, Backend, Storage, StorageError,
 };
 
 /// Rows one purge statement deletes at most (see the module docs).
@@ -53,15 +56,25 @@ const NEXT_AT: &str = "INSERT INTO archive_sequences (account_id, last_at) \
      WHEN excluded.last_at > archive_sequences.last_at THEN excluded.last_at \
      ELSE archive_sequences.last_at + 1 END \
      RETURNING account_id, last_at";
+// NEXT_AT's rule for a multi-row insert of (account_id, first place).
+const NEXT_AT_CONFLICT: &str = "ON CONFLICT (account_id) DO UPDATE SET last_at = CASE \
+     WHEN excluded.last_at > archive_sequences.last_at THEN excluded.last_at \
+     ELSE archive_sequences.last_at + 1 END \
+     RETURNING account_id, last_at";
 const SET_LAST_AT: &str = "UPDATE archive_sequences SET last_at = $2 WHERE account_id = $1";
 const INSERT_MESSAGE: &str = "INSERT INTO archive_messages \
      (account_id, archived_at, stanza_id, with_bare, with_resource, outgoing, stanza) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
-// The archive writer's batches may be written twice (see
-// archive_append_batch): a stanza-id already there is left alone.
-const INSERT_MESSAGE_ONCE: &str = "INSERT INTO archive_messages \
-     (account_id, archived_at, stanza_id, with_bare, with_resource, outgoing, stanza) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (account_id, stanza_id) DO NOTHING";
+// The archive writer's batches, several rows per statement. A batch may be
+// written twice (see archive_append_batch): a stanza-id already there is
+// left alone.
+const INSERT_MESSAGES: &str = "INSERT INTO archive_messages \
+     (account_id, archived_at, stanza_id, with_bare, with_resource, outgoing, stanza)";
+/// Accounts one statement of a batch names at most (the lookup and the
+/// sequence upsert), and messages one INSERT carries: 7 parameters each,
+/// 448 in all, under SQLite's oldest limit of 999.
+const BATCH_ACCOUNTS: usize = 64;
+const BATCH_ROWS: usize = 64;
 const AT_OF_ID: &str =
     "SELECT archived_at FROM archive_messages WHERE account_id = $1 AND stanza_id = $2";
 const MESSAGE_BY_ID: &str = "SELECT archived_at, stanza_id, with_bare, with_resource, outgoing, \
@@ -140,6 +153,44 @@ fn split_jid(jid: &str) -> (&str, &str) {
     jid.split_once('/').unwrap_or((jid, ""))
 }
 
+/// `($1, $2), ($3, $4)`: `rows` tuples of `cols` parameters, numbered from
+/// `$1` on PostgreSQL. SQLite gets anonymous `?`: it finds a named
+/// parameter's number by a linear search, so binding the 448 of a full
+/// INSERT by name costs more than running it.
+fn value_tuples(backend: Backend, rows: usize, cols: usize) -> String {
+    let mut out = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        out.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..cols {
+            if c > 0 {
+                out.push_str(", ");
+            }
+            push_param(&mut out, backend, r * cols + c + 1);
+        }
+        out.push(')');
+    }
+    out
+}
+
+/// Parameter `n` (from 1) as [`value_tuples`] writes it.
+fn push_param(out: &mut String, backend: Backend, n: usize) {
+    match backend {
+        Backend::Sqlite => out.push('?'),
+        Backend::Postgres => {
+            let _ = write!(out, "${n}");
+        }
+    }
+}
+
+/// One account's share of an archive writer's batch, in the batch's order,
+/// each message with its time in microseconds.
+struct Share<'a> {
+    localpart: &'a str,
+    domain: &'a str,
+    account_id: Option<i64>,
+    messages: Vec<(i64, &'a ArchivedMessage)>,
+}
+
 /// The `with` filter as its index into [`PAGE`]/[`COUNT`] and its parameters.
 fn with_filter(with: Option<&str>) -> (usize, Option<(&str, &str)>) {
     match with.map(split_jid) {
@@ -203,18 +254,8 @@ async fn insert_message(
     at: i64,
     message: &ArchivedMessage,
 ) -> Result<(), StorageError> {
-    insert_with(INSERT_MESSAGE, conn, account_id, at, message).await
-}
-
-async fn insert_with(
-    sql: &'static str,
-    conn: &mut AnyConnection,
-    account_id: i64,
-    at: i64,
-    message: &ArchivedMessage,
-) -> Result<(), StorageError> {
     let (bare, resource) = split_jid(&message.with);
-    sqlx::query(sql)
+    sqlx::query(INSERT_MESSAGE)
         .bind(account_id)
         .bind(at)
         .bind(message.stanza_id.as_str())
@@ -377,19 +418,109 @@ impl ArchiveStore for Storage {
         if batch.is_empty() {
             return Ok(());
         }
+        // Each account's share of the batch, in the batch's order: one
+        // place is reserved per account, and the rest follow it.
+        let mut shares: Vec<Share<'_>> = Vec::new();
+        let mut by_account: HashMap<(&str, &str), usize> = HashMap::new();
+        for &(localpart, domain, message) in batch {
+            let at = to_micros(message.timestamp)?;
+            let i = *by_account.entry((localpart, domain)).or_insert_with(|| {
+                shares.push(Share {
+                    localpart,
+                    domain,
+                    account_id: None,
+                    messages: Vec::new(),
+                });
+                shares.len() - 1
+            });
+            shares[i].messages.push((at, message));
+        }
         let mut tx = self.pool.begin().await?;
-        for (localpart, domain, message) in batch {
-            let placed: Option<(i64, i64)> = sqlx::query_as(NEXT_AT)
-                .bind(*localpart)
-                .bind(*domain)
-                .bind(to_micros(message.timestamp)?)
-                .fetch_optional(&mut *tx)
-                .await?;
-            // Deleted while its message was on the way: nothing to keep.
-            let Some((account_id, at)) = placed else {
-                continue;
+        for start in (0..shares.len()).step_by(BATCH_ACCOUNTS) {
+            let chunk = &shares[start..shares.len().min(start + BATCH_ACCOUNTS)];
+            let mut sql = String::from("SELECT id, localpart, domain FROM accounts WHERE ");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(" OR ");
+                }
+                let _ = write!(
+                    sql,
+                    "(localpart = ${} AND domain = ${})",
+                    2 * i + 1,
+                    2 * i + 2
+                );
+            }
+            let mut q = sqlx::query_as::<_, (i64, String, String)>(&sql);
+            for share in chunk {
+                q = q.bind(share.localpart).bind(share.domain);
+            }
+            let found = q.fetch_all(&mut *tx).await?;
+            for (id, localpart, domain) in found {
+                if let Some(&i) = by_account.get(&(localpart.as_str(), domain.as_str())) {
+                    shares[i].account_id = Some(id);
+                }
+            }
+        }
+        // Accounts deleted while their messages were on the way have
+        // nothing to keep. The rest take their sequence rows' locks in
+        // account order, so two writers cannot deadlock on PostgreSQL.
+        let mut placed: Vec<(i64, &Share<'_>)> = shares
+            .iter()
+            .filter_map(|s| Some((s.account_id?, s)))
+            .collect();
+        placed.sort_unstable_by_key(|(id, _)| *id);
+        let mut first_at: HashMap<i64, i64> = HashMap::with_capacity(placed.len());
+        for chunk in placed.chunks(BATCH_ACCOUNTS) {
+            let sql = format!(
+                "INSERT INTO archive_sequences (account_id, last_at) VALUES {} {}",
+                value_tuples(self.backend(), chunk.len(), 2),
+                NEXT_AT_CONFLICT
+            );
+            let mut q = sqlx::query_as::<_, (i64, i64)>(&sql);
+            for (id, share) in chunk {
+                let first = share.messages.first().map_or(0, |(at, _)| *at);
+                q = q.bind(*id).bind(first);
+            }
+            first_at.extend(q.fetch_all(&mut *tx).await?);
+        }
+        let mut rows: Vec<(i64, i64, &ArchivedMessage)> = Vec::with_capacity(batch.len());
+        for (id, share) in &placed {
+            let Some(&first) = first_at.get(id) else {
+                return Err(StorageError::NotFound);
             };
-            insert_with(INSERT_MESSAGE_ONCE, &mut tx, account_id, at, message).await?;
+            let mut at = first;
+            for (n, (time, message)) in share.messages.iter().enumerate() {
+                if n > 0 {
+                    at = (*time).max(at.saturating_add(1));
+                }
+                rows.push((*id, at, message));
+            }
+            if share.messages.len() > 1 {
+                sqlx::query(SET_LAST_AT)
+                    .bind(*id)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        for chunk in rows.chunks(BATCH_ROWS) {
+            let sql = format!(
+                "{INSERT_MESSAGES} VALUES {} ON CONFLICT (account_id, stanza_id) DO NOTHING",
+                value_tuples(self.backend(), chunk.len(), 7)
+            );
+            let mut q = sqlx::query(&sql);
+            for (id, at, message) in chunk {
+                let (bare, resource) = split_jid(&message.with);
+                q = q
+                    .bind(*id)
+                    .bind(*at)
+                    .bind(message.stanza_id.as_str())
+                    .bind(bare)
+                    .bind(resource)
+                    .bind(i16::from(message.outgoing))
+                    .bind(message.stanza.as_str());
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())

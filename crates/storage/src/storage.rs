@@ -1,9 +1,11 @@
 //! [`Storage`]: the connection pool, how a URL becomes one, and the schema
 //! migrations that run before the first query.
 //!
-//! This is the only place that knows which backend is behind the pool: the
-//! per-connection SQLite pragmas and the choice of migration set are the
-//! dialect-specific parts; every query elsewhere is shared SQL.
+//! This is where the backend behind the pool is chosen: the per-connection
+//! SQLite pragmas and the choice of migration set are the dialect-specific
+//! parts. Every query elsewhere is shared SQL; the one exception is the
+//! archive writer's multi-row statements, whose parameter markers differ
+//! (see `archive.rs`).
 
 use std::str::FromStr;
 

@@ -24,6 +24,7 @@ on_both_backends!(
     taken_stanza_id_is_already_exists_and_writes_nothing,
     one_message_is_removed_by_its_id_from_its_own_archive_only,
     a_batch_spans_accounts_keeps_order_and_can_be_written_twice,
+    a_batch_larger_than_one_statement_places_every_message,
     missing_account_reads_empty_and_refuses_writes,
     with_filter_matches_bare_and_full_jids,
     start_and_end_are_inclusive,
@@ -180,6 +181,46 @@ async fn a_batch_spans_accounts_keeps_order_and_can_be_written_twice(db: &Db) {
         ids(&s.archive_query("bob", DOMAIN, &query()).await.unwrap()),
         ["b1"]
     );
+}
+
+/// More accounts and rows than one of the batch's statements carries, each
+/// account twice, with the later message older by the clock: every row is
+/// written, in batch order, and the next append lands after the batch.
+async fn a_batch_larger_than_one_statement_places_every_message(db: &Db) {
+    let s = &db.storage;
+    let users: Vec<String> = (0..150).map(|i| format!("u{i}")).collect();
+    for u in &users {
+        account(db, u).await;
+    }
+    let messages: Vec<(String, ArchivedMessage)> = (0..2)
+        .flat_map(|round| {
+            users.iter().map(move |u| {
+                (
+                    u.clone(),
+                    msg(&format!("{u}-{round}"), 10 - round, "c@x", true),
+                )
+            })
+        })
+        .collect();
+    let batch: Vec<(&str, &str, &ArchivedMessage)> = messages
+        .iter()
+        .map(|(u, m)| (u.as_str(), DOMAIN, m))
+        .collect();
+    s.archive_append_batch(&batch).await.unwrap();
+    for u in &users {
+        s.archive_append(u, DOMAIN, &msg(&format!("{u}-2"), 1, "c@x", true))
+            .await
+            .unwrap();
+        let page = s.archive_query(u, DOMAIN, &query()).await.unwrap();
+        let expected = [format!("{u}-0"), format!("{u}-1"), format!("{u}-2")];
+        assert_eq!(
+            ids(&page),
+            expected.iter().map(String::as_str).collect::<Vec<_>>()
+        );
+        let us = Duration::from_micros(1);
+        let times: Vec<SystemTime> = page.messages.iter().map(|m| m.timestamp).collect();
+        assert_eq!(times, [at(10), at(10) + us, at(10) + 2 * us]);
+    }
 }
 
 async fn one_message_is_removed_by_its_id_from_its_own_archive_only(db: &Db) {
