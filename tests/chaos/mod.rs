@@ -1,7 +1,7 @@
 //! The chaos soak (issue 8, part 4): many XEP-0198 sessions exchange
 //! messages with the real `chorus` binary while `chorusctl chaos` kills one
 //! actor every second: a connection's `receiver`, `socket` or `c2s`, the
-//! port's `acceptor`, or `sessions`.
+//! port's `acceptor`, `sessions`, or the archive writer.
 //!
 //! Included in the server's one integration-test binary
 //! (`crates/server/tests/it/main.rs`). Short by default, for CI; the full run:
@@ -19,16 +19,17 @@
 //! speed is asserted), `CHORUS_SOAK_KILL=0` (a control run: the same
 //! traffic for the same time, no kills).
 //!
-//! The kills: five `chorusctl chaos` runs at once, one per pattern, each
-//! `--every 5s`, started a second apart, so that one actor dies every
-//! second, in turn: receiver, socket, c2s, acceptor, sessions.
+//! The kills: six `chorusctl chaos` runs at once, one per pattern, each
+//! `--every 5s`, started a second apart, so that an actor dies every
+//! second, in turn: receiver, socket, c2s, acceptor, sessions, archive
+//! writer (archiving is on, the shipped default).
 //!
 //! What it asserts, from the clients' books (client.rs), the server's log
 //! (`accepted` lines map each client's local port to its `conn-<id>`) and
 //! the chaos reports (which `conn-<id>` lost which actor):
 //! - only connections whose actors were killed drop: every connection the
 //!   server's side ended had its socket, receiver or c2s killed; killing the
-//!   acceptor or `sessions` drops nobody;
+//!   acceptor, `sessions` or the archive writer drops nobody;
 //! - only sessions whose c2s was killed are lost (resumption fails); every
 //!   other drop resumes (XEP-0198 §5);
 //! - every message the server acknowledged reaches its recipient exactly
@@ -38,6 +39,8 @@
 //!   acknowledged, comes again (to the client's new session, or from
 //!   offline storage); messages the server never acknowledged come from
 //!   lost sessions only, and arrive at most once;
+//! - every acknowledged message is in its sender's archive and in its
+//!   recipient's, read from the database file once the writer caught up;
 //! - nothing waits in offline storage for an account that is online: a
 //!   final sweep logs every account in once more and finds nothing;
 //! - afterwards, with every client gone, the tree holds no connection and
@@ -285,13 +288,78 @@ fn node_ids(tree: &Value, out: &mut Vec<String>) {
     }
 }
 
-const KINDS: [(&str, &str); 5] = [
+const KINDS: [(&str, &str); 6] = [
     ("receiver", "root/listeners/*/conns/*/receiver"),
     ("socket", "root/listeners/*/conns/*/socket"),
     ("c2s", "root/listeners/*/conns/*/c2s"),
     ("acceptor", "root/listeners/*/acceptor"),
     ("sessions", "root/sessions"),
+    ("archive-writer", "root/modules/archive-writer"),
 ];
+
+/// Kinds whose actor is a supervised service: each kill must be followed
+/// by a restart, and drops nobody.
+fn is_service(kind: &str) -> bool {
+    matches!(kind, "acceptor" | "sessions" | "archive-writer")
+}
+
+/// The archive copies of `acked` (sender index, sequence number) that the
+/// daemon's database does not hold: each message belongs in its sender's
+/// archive as sent and in its recipient's as received. Read from the
+/// database file, not over XMPP, so no flush on query hides a lost row.
+async fn missing_from_archive(d: &Daemon, n: u32, acked: &[(u32, u32)]) -> Vec<String> {
+    use chorus_storage::{ArchiveCursor, ArchiveQuery, ArchiveStore};
+    let url = format!("sqlite://{}", d.dir.join("chorus.db").display());
+    let storage = chorus_storage::Storage::connect(&url).await.unwrap();
+    // (account index, body, sent by the account)
+    let mut held: HashSet<(u32, String, bool)> = HashSet::new();
+    for i in 0..n {
+        let mut cursor = ArchiveCursor::First;
+        loop {
+            let query = ArchiveQuery {
+                with: None,
+                start: None,
+                end: None,
+                after_id: None,
+                before_id: None,
+                ids: Vec::new(),
+                cursor: cursor.clone(),
+                limit: 500,
+            };
+            let page = storage
+                .archive_query(&format!("u{i}"), "localhost", &query)
+                .await
+                .unwrap();
+            for m in &page.messages {
+                let body = m
+                    .stanza
+                    .split_once("<body>")
+                    .and_then(|(_, rest)| rest.split_once("</body>"))
+                    .map_or("", |(body, _)| body);
+                held.insert((i, body.to_owned(), m.outgoing));
+            }
+            match page.messages.last() {
+                Some(last) if !page.complete => {
+                    cursor = ArchiveCursor::After(last.stanza_id.clone())
+                }
+                _ => break,
+            }
+        }
+    }
+    storage.close().await;
+    let mut missing = Vec::new();
+    for &(idx, seq) in acked {
+        let peer = if idx ^ 1 < n { idx ^ 1 } else { idx };
+        let body = format!("m:{idx}:{seq}");
+        if !held.contains(&(idx, body.clone(), true)) {
+            missing.push(format!("{body} in u{idx}'s archive (sent)"));
+        }
+        if !held.contains(&(peer, body.clone(), false)) {
+            missing.push(format!("{body} in u{peer}'s archive (received)"));
+        }
+    }
+    missing
+}
 
 /// Waits for `cond`, polling; false on timeout.
 async fn settle(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
@@ -357,9 +425,9 @@ async fn soak() {
     let mut runs: Vec<(&str, Child)> = Vec::new();
     let kinds: &[(&str, &str)] = if p.kill { &KINDS } else { &[] };
     if !p.kill {
-        // As long as the five runs below take: the last starts after 4 s
+        // As long as the six runs below take: the last starts after 5 s
         // and watches its last kill for up to 5 s.
-        tokio::time::sleep(Duration::from_secs(p.secs + 9)).await;
+        tokio::time::sleep(Duration::from_secs(p.secs + 10)).await;
     }
     for (i, (kind, pattern)) in kinds.iter().enumerate() {
         let at = chaos_started + Duration::from_secs(i as u64);
@@ -679,6 +747,36 @@ async fn soak() {
             "{swept} messages waited in offline storage while their recipient was online"
         ));
     }
+    // The archive (archiving is on by default): every acknowledged message
+    // is in its sender's archive and its recipient's, archive writer kills
+    // or not. The writer commits in the background, so give it a moment.
+    let acked_ids: Vec<(u32, u32)> = clients
+        .iter()
+        .flat_map(|c| {
+            c.sent
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.acked)
+                .map(move |(seq, _)| (c.idx, seq as u32))
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let unarchived = loop {
+        let missing = missing_from_archive(&d, n, &acked_ids).await;
+        if missing.is_empty() || Instant::now() > deadline {
+            break missing;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    for m in unarchived.iter().take(10) {
+        problems.push(format!("acknowledged, not archived: {m}"));
+    }
+    if unarchived.len() > 10 {
+        problems.push(format!(
+            "... {} acknowledged messages missing from the archives in all",
+            unarchived.len()
+        ));
+    }
     // The tree and the memory.
     if !groups.is_empty() {
         problems.push(format!(
@@ -725,7 +823,7 @@ async fn soak() {
         if k == 0 {
             problems.push(format!("no {kind} was killed"));
         }
-        if matches!(kind, "acceptor" | "sessions") && r != k {
+        if is_service(kind) && r != k {
             problems.push(format!("{kind}: {k} killed, only {r} restarted"));
         }
     }
@@ -750,7 +848,7 @@ async fn soak() {
         "  kills: {kills_total} ({})",
         kills_by_kind
             .iter()
-            .map(|(k, (n, r, ms))| if matches!(*k, "acceptor" | "sessions") {
+            .map(|(k, (n, r, ms))| if is_service(k) {
                 format!("{k} {n}, restarted {r}, slowest {ms:.1} ms")
             } else {
                 format!("{k} {n}")
@@ -781,6 +879,11 @@ async fn soak() {
     ));
     line(format!(
         "  settled in {quiet_secs:.1} s after the chaos; the final sweep found {swept} messages in offline storage"
+    ));
+    line(format!(
+        "  archives: {} acknowledged messages, {} copies (sender's and recipient's) missing",
+        acked_ids.len(),
+        unarchived.len()
     ));
     line(format!(
         "  actors: {} before the clients, {} with {n} sessions, {} afterwards; connections afterwards: {}",
