@@ -15,49 +15,77 @@ use crate::XML_NS;
 /// rather than one heap string per element: it halves the allocations of a
 /// parse and the memory of stored stanzas.
 fn intern(s: &str) -> Cow<'static, str> {
-    const COMMON: &[&str] = &[
-        "",
-        "jabber:client",
-        "jabber:server",
-        "http://etherx.jabber.org/streams",
-        "urn:ietf:params:xml:ns:xmpp-stanzas",
-        "jabber:iq:roster",
-        "http://jabber.org/protocol/caps",
-        "http://jabber.org/protocol/chatstates",
-        "urn:xmpp:delay",
-        "urn:xmpp:forward:0",
-        "urn:xmpp:mam:2",
-        "urn:xmpp:sid:0",
-        "urn:xmpp:sm:3",
-        "urn:xmpp:carbons:2",
-        "vcard-temp:x:update",
-        "message",
-        "presence",
-        "iq",
-        "body",
-        "query",
-        "item",
-        "group",
-        "show",
-        "status",
-        "priority",
-        "error",
-        "thread",
-        "subject",
-        "c",
-        "x",
-        "result",
-        "forwarded",
-        "delay",
-        "stanza-id",
-        "origin-id",
-        "active",
-        "photo",
-    ];
-    match COMMON.iter().find(|c| **c == s) {
-        Some(c) => Cow::Borrowed(c),
-        None => Cow::Owned(s.to_owned()),
-    }
+    // A `match` rather than a search of a list: it compiles to a dispatch
+    // on length and bytes, where a linear search compared against every
+    // entry (a visible share of a parse).
+    let common: &'static str = match s {
+        "" => "",
+        "jabber:client" => "jabber:client",
+        "jabber:server" => "jabber:server",
+        "http://etherx.jabber.org/streams" => "http://etherx.jabber.org/streams",
+        "urn:ietf:params:xml:ns:xmpp-stanzas" => "urn:ietf:params:xml:ns:xmpp-stanzas",
+        "jabber:iq:roster" => "jabber:iq:roster",
+        "http://jabber.org/protocol/caps" => "http://jabber.org/protocol/caps",
+        "http://jabber.org/protocol/chatstates" => "http://jabber.org/protocol/chatstates",
+        "urn:xmpp:delay" => "urn:xmpp:delay",
+        "urn:xmpp:forward:0" => "urn:xmpp:forward:0",
+        "urn:xmpp:mam:2" => "urn:xmpp:mam:2",
+        "urn:xmpp:sid:0" => "urn:xmpp:sid:0",
+        "urn:xmpp:sm:3" => "urn:xmpp:sm:3",
+        "urn:xmpp:carbons:2" => "urn:xmpp:carbons:2",
+        "vcard-temp:x:update" => "vcard-temp:x:update",
+        "message" => "message",
+        "presence" => "presence",
+        "iq" => "iq",
+        "body" => "body",
+        "query" => "query",
+        "item" => "item",
+        "group" => "group",
+        "show" => "show",
+        "status" => "status",
+        "priority" => "priority",
+        "error" => "error",
+        "thread" => "thread",
+        "subject" => "subject",
+        "c" => "c",
+        "x" => "x",
+        "result" => "result",
+        "forwarded" => "forwarded",
+        "delay" => "delay",
+        "stanza-id" => "stanza-id",
+        "origin-id" => "origin-id",
+        "active" => "active",
+        "photo" => "photo",
+        _ => return Cow::Owned(s.to_owned()),
+    };
+    Cow::Borrowed(common)
+}
+
+/// [`intern`] for attribute names: the ones nearly every stanza carries.
+fn intern_key(s: &str) -> Cow<'static, str> {
+    let common: &'static str = match s {
+        "to" => "to",
+        "from" => "from",
+        "id" => "id",
+        "type" => "type",
+        "xml:lang" => "xml:lang",
+        "jid" => "jid",
+        "name" => "name",
+        "subscription" => "subscription",
+        "ask" => "ask",
+        "node" => "node",
+        "ver" => "ver",
+        "hash" => "hash",
+        "stamp" => "stamp",
+        "by" => "by",
+        "queryid" => "queryid",
+        "var" => "var",
+        "category" => "category",
+        "code" => "code",
+        "h" => "h",
+        _ => return Cow::Owned(s.to_owned()),
+    };
+    Cow::Borrowed(common)
 }
 
 /// A child of an element: another element or character data.
@@ -73,7 +101,7 @@ pub struct Element {
     name: Cow<'static, str>,
     ns: Cow<'static, str>,
     /// In document order; keys as described in the module docs.
-    attrs: Vec<(String, String)>,
+    attrs: Vec<(Cow<'static, str>, String)>,
     children: Vec<Node>,
 }
 
@@ -140,13 +168,13 @@ impl Element {
         let value = value.into();
         match self.attrs.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
-            None => self.attrs.push((key, value)),
+            None => self.attrs.push((Cow::Owned(key), value)),
         }
     }
 
     /// Appends an attribute the caller knows is not present yet.
-    pub(crate) fn push_attr_unchecked(&mut self, key: String, value: String) {
-        self.attrs.push((key, value));
+    pub(crate) fn push_attr_unchecked(&mut self, key: &str, value: String) {
+        self.attrs.push((intern_key(key), value));
     }
 
     /// Removes an attribute and returns its value.
@@ -156,7 +184,7 @@ impl Element {
     }
 
     pub fn attrs(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.attrs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.attrs.iter().map(|(k, v)| (k.as_ref(), v.as_str()))
     }
 
     pub fn push(&mut self, child: Element) {
@@ -173,6 +201,19 @@ impl Element {
             prev.push_str(&text);
         } else {
             self.children.push(Node::Text(text));
+        }
+    }
+
+    /// [`Element::push_text`] for a borrowed piece: the parser appends each
+    /// text run and entity without a string of its own.
+    pub(crate) fn append_text(&mut self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
+        if let Some(Node::Text(prev)) = self.children.last_mut() {
+            prev.push_str(text);
+        } else {
+            self.children.push(Node::Text(text.to_owned()));
         }
     }
 

@@ -9,6 +9,7 @@
 
 use std::borrow::Cow;
 
+use quick_xml::events::attributes::Attribute;
 use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::name::{Namespace, PrefixDeclaration, ResolveResult};
 use quick_xml::reader::NsReader;
@@ -95,6 +96,8 @@ pub struct StreamParser {
     consumed: usize,
     scanner: Scanner,
     header: Option<StreamHeader>,
+    /// Namespace scope for stanza parsing, reused from one to the next.
+    scope: Scope,
     /// The stream has ended or failed; nothing more is parsed.
     done: bool,
 }
@@ -108,6 +111,7 @@ impl StreamParser {
             consumed: 0,
             scanner: Scanner::new(),
             header: None,
+            scope: Scope::default(),
             done: false,
         }
     }
@@ -200,7 +204,7 @@ impl StreamParser {
                     return Ok(Some(StreamEvent::Header(header)));
                 }
                 Unit::Stanza(s, e) => {
-                    let el = parse_element(&self.buf[s..e], self.header.as_ref(), &self.limits)?;
+                    let el = parse_element(&self.buf[s..e], self.header.as_ref(), &mut self.scope)?;
                     self.consumed = e;
                     return Ok(Some(StreamEvent::Element(el)));
                 }
@@ -243,6 +247,12 @@ fn is_xml_char(c: char) -> bool {
 fn check_text(bytes: &[u8]) -> Result<&str, XmlError> {
     let s = std::str::from_utf8(bytes)
         .map_err(|_| xerr(StreamErrorKind::NotWellFormed, "invalid UTF-8"))?;
+    check_forbidden_chars(bytes)?;
+    Ok(s)
+}
+
+/// No U+FFFE/U+FFFF, which are UTF-8 yet not XML characters.
+fn check_forbidden_chars(bytes: &[u8]) -> Result<(), XmlError> {
     // U+FFFE and U+FFFF are EF BF BE / EF BF BF in UTF-8.
     let mut rest = bytes;
     while let Some(i) = memchr::memchr(0xEF, rest) {
@@ -257,7 +267,7 @@ fn check_text(bytes: &[u8]) -> Result<&str, XmlError> {
         }
         rest = &rest[i + 1..];
     }
-    Ok(s)
+    Ok(())
 }
 
 fn check_decl(bytes: &[u8]) -> Result<(), XmlError> {
@@ -362,9 +372,9 @@ fn is_ncname(s: &str) -> bool {
 /// part, one colon at most, no characters a name cannot hold. Anything else
 /// would be re-serialized as something that is not XML.
 fn check_qname(q: &str) -> Result<(), XmlError> {
-    let ok = match q.split_once(':') {
-        Some((prefix, local)) => is_ncname(prefix) && is_ncname(local),
-        None => is_ncname(q),
+    let ok = match split_qname(q) {
+        (Some(prefix), local) => is_ncname(prefix) && is_ncname(local),
+        (None, _) => is_ncname(q),
     };
     if ok {
         Ok(())
@@ -391,7 +401,14 @@ fn check_ns_decl(key: &str, value: &str) -> Result<(), XmlError> {
     }
     // Anything the serializer would have to escape would come back as an
     // entity reference, which is bound raw: refuse it at the source.
-    if value.contains('}') || crate::escape_attr(value) != value {
+    // The bytes the serializer escapes in attribute values, and '}'.
+    let needs_escaping = |b: &u8| {
+        matches!(
+            b,
+            b'&' | b'<' | b'>' | b'\'' | b'"' | b'\t' | b'\n' | b'\r' | b'}'
+        )
+    };
+    if value.as_bytes().iter().any(needs_escaping) {
         return Err(xerr(
             StreamErrorKind::PolicyViolation,
             "namespace names with entity references, quotes, control whitespace or '}' are not accepted",
@@ -517,62 +534,170 @@ fn char_of_ref(r: &BytesRef<'_>) -> Result<char, XmlError> {
     }
 }
 
+/// `xmlns:`-prefixed names are bound to this, and nothing may bind it
+/// (XML Namespaces §3).
+const XMLNS_NS: &str = "http://www.w3.org/2000/xmlns/";
+
+/// The namespace bindings in scope while a unit is parsed: the stream
+/// header's, then each open element's declarations. The parser keeps one
+/// per connection and clears it between units, so its buffers are
+/// allocated once, not once per stanza.
+#[derive(Default)]
+pub(crate) struct Scope {
+    /// Every binding's prefix then namespace name, back to back.
+    text: String,
+    /// (start in `text`, prefix length, namespace length); prefix length 0
+    /// is the default namespace. Innermost last.
+    bindings: Vec<(usize, usize, usize)>,
+    /// `bindings.len()` when each open element started.
+    marks: Vec<usize>,
+}
+
+impl Scope {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.bindings.clear();
+        self.marks.clear();
+    }
+
+    fn binding(&self, i: usize) -> (&str, &str) {
+        let (start, plen, nlen) = self.bindings[i];
+        (
+            &self.text[start..start + plen],
+            &self.text[start + plen..start + plen + nlen],
+        )
+    }
+
+    /// Binds `prefix` ("" for the default namespace) in the innermost
+    /// element, with the checks of XML Namespaces §3.
+    fn declare(&mut self, prefix: &str, ns: &str) -> Result<(), XmlError> {
+        let bad = |detail: String| xerr(StreamErrorKind::BadNamespacePrefix, detail);
+        match prefix {
+            "xml" if ns == XML_NS => return Ok(()),
+            "xml" => return Err(bad(format!("prefix 'xml' bound to '{ns}'"))),
+            "xmlns" => return Err(bad("prefix 'xmlns' cannot be declared".into())),
+            // The default namespace may be anything, as quick-xml has it;
+            // the serializer relies on that for elements in those two.
+            "" => {}
+            _ if ns == XML_NS || ns == XMLNS_NS => {
+                return Err(bad(format!("'{ns}' bound to another prefix")));
+            }
+            _ => {}
+        }
+        // A prefix declared twice in one tag is refused with the tag's other
+        // duplicate attributes, in `open`.
+        let start = self.text.len();
+        self.text.push_str(prefix);
+        self.text.push_str(ns);
+        self.bindings.push((start, prefix.len(), ns.len()));
+        Ok(())
+    }
+
+    /// The namespace of a prefix; `None` for an element's missing prefix
+    /// means the default namespace. `xmlns:p=''` unbinds `p`.
+    fn resolve(&self, prefix: Option<&str>) -> Result<&str, XmlError> {
+        let want = prefix.unwrap_or("");
+        match want {
+            "xml" if prefix.is_some() => return Ok(XML_NS),
+            "xmlns" if prefix.is_some() => return Ok(XMLNS_NS),
+            _ => {}
+        }
+        let found = (0..self.bindings.len())
+            .rev()
+            .map(|i| self.binding(i))
+            .find(|(p, _)| *p == want)
+            .map(|(_, ns)| ns);
+        match (prefix, found) {
+            (None, ns) => Ok(ns.unwrap_or("")),
+            // `:local` has an empty prefix, which nothing can bind.
+            (Some(p), Some(ns)) if !p.is_empty() && !ns.is_empty() => Ok(ns),
+            (Some(p), _) => Err(xerr(
+                StreamErrorKind::BadNamespacePrefix,
+                format!("undeclared prefix '{p}'"),
+            )),
+        }
+    }
+
+    fn open(&mut self) {
+        self.marks.push(self.bindings.len());
+    }
+
+    fn close(&mut self) {
+        if let Some(mark) = self.marks.pop() {
+            self.bindings.truncate(mark);
+            let end = self.bindings.last().map_or(0, |&(s, p, n)| s + p + n);
+            self.text.truncate(end);
+        }
+    }
+}
+
+/// Splits a QName at its first colon into prefix and local name.
+fn split_qname(q: &str) -> (Option<&str>, &str) {
+    // A byte search: `str::split_once(char)` was a visible share of a parse.
+    match q.bytes().position(|b| b == b':') {
+        Some(i) => (Some(&q[..i]), &q[i + 1..]),
+        None => (None, q),
+    }
+}
+
+/// Parses one complete stanza. quick-xml's plain `Reader` does the
+/// tokenizing, UTF-8 validation and end-tag matching; namespaces are
+/// resolved here, in the same pass over each tag's attributes that
+/// collects them (quick-xml's `NsReader` would walk them a second time).
 pub(crate) fn parse_element(
     bytes: &[u8],
     header: Option<&StreamHeader>,
-    limits: &Limits,
+    scope: &mut Scope,
 ) -> Result<Element, XmlError> {
-    let s = check_text(bytes)?;
-    let mut reader = new_reader(s, limits);
+    check_forbidden_chars(bytes)?;
+    let mut reader = quick_xml::Reader::from_reader(bytes);
+    let config = reader.config_mut();
+    config.check_end_names = true;
+    config.trim_text(false);
+    config.expand_empty_elements = false;
+    scope.clear();
     if let Some(h) = header {
         // The unit is parsed out of context; give it the stream's scope.
-        let r = reader.resolver_mut();
         if !h.default_ns.is_empty() {
-            r.add(PrefixDeclaration::Default, Namespace(&h.default_ns))
-                .map_err(|e| xerr(StreamErrorKind::BadNamespacePrefix, e.to_string()))?;
+            scope.declare("", &h.default_ns)?;
         }
         for (p, uri) in &h.prefixes {
-            r.add(PrefixDeclaration::Named(p), Namespace(uri))
-                .map_err(|e| xerr(StreamErrorKind::BadNamespacePrefix, e.to_string()))?;
+            scope.declare(p, uri)?;
         }
     }
     let mut stack: Vec<Element> = Vec::new();
     loop {
-        let (res, event) = reader.read_resolved_event().map_err(map_qx)?;
-        let ns = match event {
-            Event::Start(_) | Event::Empty(_) => resolved_ns(res)?,
-            _ => String::new(),
-        };
-        match event {
+        match reader.read_event().map_err(map_qx)? {
             Event::Start(start) => {
-                stack.push(open(&start, ns, &reader)?);
+                stack.push(open(&start, scope)?);
             }
             Event::Empty(start) => {
-                stack.push(open(&start, ns, &reader)?);
+                stack.push(open(&start, scope)?);
+                scope.close();
                 if let Some(done) = close(&mut stack) {
                     return Ok(done);
                 }
             }
             Event::End(_) => {
+                scope.close();
                 if let Some(done) = close(&mut stack) {
                     return Ok(done);
                 }
             }
             Event::Text(t) => {
                 if let Some(top) = stack.last_mut() {
-                    top.push_text(t.xml10_content());
+                    top.append_text(&t.xml10_content());
                 }
             }
             Event::CData(c) => {
                 if let Some(top) = stack.last_mut() {
-                    top.push_text(c.xml10_content());
+                    top.append_text(&c.xml10_content());
                 }
             }
             Event::GeneralRef(r) => {
                 let c = char_of_ref(&r)?;
                 if let Some(top) = stack.last_mut() {
-                    let mut tmp = [0u8; 4];
-                    top.push_text(c.encode_utf8(&mut tmp).to_owned());
+                    top.append_text(c.encode_utf8(&mut [0u8; 4]));
                 }
             }
             Event::Comment(_) | Event::PI(_) | Event::DocType(_) | Event::Decl(_) => {
@@ -588,15 +713,87 @@ pub(crate) fn parse_element(
     }
 }
 
-fn open(start: &BytesStart<'_>, ns: String, reader: &NsReader<&[u8]>) -> Result<Element, XmlError> {
-    check_qname(start.name().as_ref())?;
-    let mut attrs = Vec::new();
-    collect_attrs(start, reader, &mut attrs)?;
-    let mut el = Element::new(start.local_name().as_ref(), &ns);
-    for (k, v) in attrs {
-        el.push_attr_unchecked(k, v);
+/// Built once: building a searcher per tag cost more than the search.
+static XMLNS_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"xmlns"));
+
+/// Opens an element: declares its namespaces in a new level of `scope`,
+/// then resolves its name and its attributes' names. The checks run in the
+/// order quick-xml's `NsReader` raised them, so a tag with several faults
+/// gets the same stream error as it always did: declarations, element
+/// prefix, element name, then each attribute in document order.
+fn open(start: &BytesStart<'_>, scope: &mut Scope) -> Result<Element, XmlError> {
+    scope.open();
+    // Declarations first, since a prefix may be declared after the
+    // attribute that uses it; most tags declare nothing, and a byte search
+    // spares them this walk.
+    let tag: &str = start;
+    if XMLNS_FINDER.find(tag.as_bytes()).is_some() {
+        for attr in start.attributes().with_checks(false) {
+            // A malformed attribute is reported by the walk below.
+            let Ok(attr) = attr else { break };
+            if let Some(prefix) = declared_prefix(attr.key.as_ref()) {
+                scope.declare(prefix, &attr.value)?;
+            }
+        }
+    }
+    let qname = start.name();
+    let qname = qname.as_ref();
+    let (prefix, local) = split_qname(qname);
+    let ns = scope.resolve(prefix)?;
+    check_qname(qname)?;
+    let mut el = Element::new(local, ns);
+    for attr in start.attributes() {
+        let attr = attr.map_err(|e| xerr(StreamErrorKind::NotWellFormed, e.to_string()))?;
+        let key = attr.key.as_ref();
+        if declared_prefix(key).is_some() {
+            check_ns_decl(key, &attr.value)?;
+            continue;
+        }
+        check_qname(key)?;
+        let value = normalize_attr(&attr)?;
+        let full_key = match split_qname(key) {
+            (None, local) => Cow::Borrowed(local),
+            (Some(p), local) => match scope.resolve(Some(p))? {
+                XML_NS => Cow::Owned(format!("xml:{local}")),
+                ns => Cow::Owned(format!("{{{ns}}}{local}")),
+            },
+        };
+        if el.attr(&full_key).is_some() {
+            // Two prefixes bound to one namespace: duplicate after resolution.
+            return Err(xerr(StreamErrorKind::NotWellFormed, "duplicate attribute"));
+        }
+        el.push_attr_unchecked(&full_key, value);
     }
     Ok(el)
+}
+
+/// The prefix an `xmlns` or `xmlns:p` attribute declares ("" for the
+/// default namespace), or `None` for any other attribute.
+fn declared_prefix(key: &str) -> Option<&str> {
+    match key.strip_prefix("xmlns") {
+        Some("") => Some(""),
+        Some(rest) => rest.strip_prefix(':'),
+        None => None,
+    }
+}
+
+/// An attribute value as XML 1.0 §3.3.3 normalizes it: references
+/// replaced, whitespace characters turned into spaces.
+fn normalize_attr(attr: &Attribute<'_>) -> Result<String, XmlError> {
+    let value = attr
+        .normalized_value(XmlVersion::Implicit1_0)
+        .map_err(map_qx)?;
+    if let Cow::Owned(v) = &value {
+        // Character references can produce characters that raw bytes could not.
+        if !v.chars().all(is_xml_char) {
+            return Err(xerr(
+                StreamErrorKind::NotWellFormed,
+                "forbidden character reference",
+            ));
+        }
+    }
+    Ok(value.into_owned())
 }
 
 /// Pops the innermost element into its parent; returns the root when it closes.
