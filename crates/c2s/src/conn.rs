@@ -4,7 +4,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chorus_modules::{Modules, Services};
-use chorus_proto::StreamError;
 use chorus_router::{Router, SessionsMsg};
 use chorus_storage::Storage;
 use chorus_supervisor::{GroupMember, GroupSpec, PartialGroup, Registry, StartCtx};
@@ -205,12 +204,6 @@ pub fn connection_group(
             ctx.config.limits.max_outbound_stanzas,
             ctx.config.limits.max_outbound_bytes,
         ));
-        let mut overflow_error = Vec::new();
-        framing.element(
-            &StreamError::PolicyViolation.to_element(Some("outbound queue overflow")),
-            &mut overflow_error,
-        );
-        framing.footer(&mut overflow_error);
         // Kills whatever was started if a later spawn fails.
         let mut started = PartialGroup::new();
         let (socket, _) = Actor::spawn_linked(
@@ -220,7 +213,7 @@ pub fn connection_group(
                 writer,
                 write_timeout: ctx.config.c2s.write_timeout(),
                 gauge: gauge.clone(),
-                overflow_error,
+                framing: framing.clone(),
             },
             sup.clone(),
         )

@@ -278,6 +278,7 @@ impl Actor for ReceiverActor {
                 return Ok(());
             }
         }
+        state.parser.release_idle();
         myself.cast(ReceiverMsg::Read)?;
         Ok(())
     }

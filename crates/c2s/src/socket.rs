@@ -19,11 +19,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use chorus_proto::StreamError;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::io::{AsyncWriteExt, WriteHalf};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
+
+use crate::framing::Framing;
 
 /// The write side of a connection, as it changes through STARTTLS.
 pub enum Writer {
@@ -204,8 +207,8 @@ pub struct SocketArgs {
     /// How long one write may stall before the connection is declared dead.
     pub write_timeout: Duration,
     pub gauge: Arc<OutboundGauge>,
-    /// The stream error to write on overflow (pre-serialized by c2s's crate).
-    pub overflow_error: Vec<u8>,
+    /// How the stream error is framed if the queue overflows.
+    pub framing: Arc<dyn Framing>,
 }
 
 pub struct SocketState {
@@ -213,7 +216,9 @@ pub struct SocketState {
     /// write half, which is what closes our side of the connection.
     writer: Writer,
     gauge: Arc<OutboundGauge>,
-    overflow_error: Vec<u8>,
+    /// Serializes the overflow error when it happens: holding it
+    /// pre-serialized cost every idle connection a few hundred bytes.
+    framing: Arc<dyn Framing>,
     write_timeout: Duration,
 }
 
@@ -260,7 +265,7 @@ impl Actor for SocketActor {
         Ok(SocketState {
             writer: args.writer,
             gauge: args.gauge,
-            overflow_error: args.overflow_error,
+            framing: args.framing,
             write_timeout: args.write_timeout,
         })
     }
@@ -300,7 +305,12 @@ impl Actor for SocketActor {
             SocketMsg::Overflow => {
                 // What is queued will not be written.
                 state.gauge.take();
-                let err = std::mem::take(&mut state.overflow_error);
+                let mut err = Vec::new();
+                state.framing.element(
+                    &StreamError::PolicyViolation.to_element(Some("outbound queue overflow")),
+                    &mut err,
+                );
+                state.framing.footer(&mut err);
                 state.write(&err).await;
                 state.shutdown().await;
                 myself.stop(Some("outbound queue overflow".into()));

@@ -8,6 +8,9 @@
 //! generator must not be the bottleneck; the server never runs PBKDF2 for
 //! SCRAM, it checks stored keys). Each login: stream, (STARTTLS, stream),
 //! SCRAM-SHA-256, stream, bind, initial presence. Loopback only, bounded.
+//! With `CHORUS_BENCH_WRAP` (say `heaptrack -o /tmp/ht`) the server runs
+//! under that tool: its peak heap is then N idle sessions, allocation by
+//! allocation.
 
 #[path = "../tests/it/common/client.rs"]
 mod client;
@@ -121,11 +124,30 @@ async fn main() -> anyhow::Result<()> {
     };
     let salted = SaltedPassword::derive(PASSWORD, ScramHash::Sha256, b"shared-bench-salt", 4096)?;
     for n in counts {
+        // `CHORUS_BENCH_TRANSPORT=plain` (or `tls`) runs only that one.
+        let only = std::env::var("CHORUS_BENCH_TRANSPORT").unwrap_or_default();
         for tls in [false, true] {
+            if (only == "plain" && tls) || (only == "tls" && !tls) {
+                continue;
+            }
             let dir =
                 std::env::temp_dir().join(format!("chorus-session-bench-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
-            let mut child = Command::new(std::env::current_exe()?)
+            // `CHORUS_BENCH_WRAP="heaptrack -o /tmp/ht"` runs the server
+            // under a profiler for the byte-by-byte breakdown (the RSS
+            // figures are then the wrapper's, not the server's).
+            let wrap = std::env::var("CHORUS_BENCH_WRAP").unwrap_or_default();
+            let mut wrap = wrap.split_whitespace();
+            let exe = std::env::current_exe()?;
+            let mut command = match wrap.next() {
+                Some(tool) => {
+                    let mut c = Command::new(tool);
+                    c.args(wrap).arg(&exe);
+                    c
+                }
+                None => Command::new(&exe),
+            };
+            let mut child = command
                 .arg("serve")
                 .arg(&dir)
                 .arg(n.to_string())
@@ -141,10 +163,12 @@ async fn main() -> anyhow::Result<()> {
                     .ok_or_else(|| anyhow::anyhow!("stdout"))?,
             )
             .lines();
+            // A wrapper may print lines of its own first. The pipe stays
+            // open (`by_ref`) for as long as the server runs.
             let addr: std::net::SocketAddr = lines
-                .next()
-                .transpose()?
-                .and_then(|l| l.strip_prefix("ADDR ").map(str::to_owned))
+                .by_ref()
+                .map_while(Result::ok)
+                .find_map(|l| l.strip_prefix("ADDR ").map(str::to_owned))
                 .ok_or_else(|| anyhow::anyhow!("no address"))?
                 .parse()?;
             // Warm-up logins, then measure from a settled baseline.

@@ -169,6 +169,23 @@ impl StreamParser {
         self.buf.extend_from_slice(data);
     }
 
+    /// Gives back the memory an idle connection does not need: the input
+    /// buffer once every byte of it is parsed, and the namespace scope. Call
+    /// it when the connection goes back to waiting for bytes; a busy one
+    /// pays one allocation per read, an idle one holds nothing.
+    pub fn release_idle(&mut self) {
+        let keep = self.scanner.keep_from().min(self.consumed);
+        if keep > 0 {
+            self.buf.drain(..keep);
+            self.scanner.shift(keep);
+            self.consumed -= keep;
+        }
+        if self.buf.is_empty() {
+            self.buf = Vec::new();
+        }
+        self.scope = Scope::default();
+    }
+
     /// The next complete event, `Ok(None)` if more bytes are needed.
     pub fn next_event(&mut self) -> Result<Option<StreamEvent>, XmlError> {
         let result = self.next_event_inner();

@@ -579,3 +579,37 @@ fn an_attribute_namespace_cannot_inject_attributes() {
         StreamErrorKind::PolicyViolation
     );
 }
+
+/// The receiver gives memory back between reads; a stanza cut across that
+/// point, and the stream's namespaces, must survive it.
+#[test]
+fn releasing_idle_memory_keeps_the_stream_state() {
+    let mut p = StreamParser::new(Limits::default());
+    p.feed(HEADER.as_bytes());
+    assert!(matches!(p.next_event(), Ok(Some(StreamEvent::Header(_)))));
+    p.feed(b"<message to='a@b'><body>hel");
+    assert_eq!(p.next_event(), Ok(None));
+    p.release_idle();
+    assert_eq!(p.buffered(), "<message to='a@b'><body>hel".len());
+    p.feed(b"lo</body></message><presence xmlns:x='urn:x' x:a='1'/>");
+    let Ok(Some(StreamEvent::Element(m))) = p.next_event() else {
+        panic!("expected the message")
+    };
+    assert_eq!(m.ns(), "jabber:client");
+    assert_eq!(
+        m.get_child("body", "jabber:client").map(|b| b.text()),
+        Some("hello".into())
+    );
+    let Ok(Some(StreamEvent::Element(pr))) = p.next_event() else {
+        panic!("expected the presence")
+    };
+    assert_eq!(pr.attr("{urn:x}a"), Some("1"));
+    assert_eq!(p.next_event(), Ok(None));
+    p.release_idle();
+    assert_eq!(p.buffered(), 0);
+    p.feed(b"<iq type='get' id='1'/>");
+    let Ok(Some(StreamEvent::Element(iq))) = p.next_event() else {
+        panic!("expected the iq")
+    };
+    assert_eq!((iq.name(), iq.ns()), ("iq", "jabber:client"));
+}

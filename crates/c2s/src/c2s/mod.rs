@@ -134,6 +134,9 @@ pub struct C2sArgs {
 }
 
 pub struct C2sState {
+    /// The negotiation deadline's timer task, stopped once the client has
+    /// authenticated so that an idle session does not hold it.
+    negotiation_timer: Option<NegotiationTimer>,
     conn_id: u64,
     /// How the stream is framed on this connection (the transport seam).
     framing: Arc<dyn Framing>,
@@ -193,10 +196,22 @@ pub struct C2sState {
     pending_close: Option<(StreamError, Option<String>)>,
 }
 
+type NegotiationTimer = ractor::concurrency::JoinHandle<Result<(), ractor::MessagingErr<C2sMsg>>>;
+
+impl C2sState {
+    /// Ends the negotiation deadline: authenticated in time, or gone.
+    fn stop_negotiation_timer(&mut self) {
+        if let Some(timer) = self.negotiation_timer.take() {
+            timer.abort();
+        }
+    }
+}
+
 impl Drop for C2sState {
     /// Runs on every exit, kill included: ractor skips `post_stop` for a
     /// killed actor, so the session table is cleaned here.
     fn drop(&mut self) {
+        self.stop_negotiation_timer();
         let sm = self.sm_lock().take();
         if let Some(id) = sm.as_ref().and_then(|s| s.id.as_ref()) {
             let me = self.myself.get_id();
@@ -491,10 +506,12 @@ impl Actor for C2sActor {
         myself: ActorRef<Self::Msg>,
         args: C2sArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        myself.send_after(args.ctx.config.c2s.negotiation_timeout(), || {
-            C2sMsg::HeaderTimeout
-        });
+        let negotiation_timer = myself
+            .send_after(args.ctx.config.c2s.negotiation_timeout(), || {
+                C2sMsg::HeaderTimeout
+            });
         Ok(C2sState {
+            negotiation_timer: Some(negotiation_timer),
             conn_id: args.conn_id,
             framing: args.framing,
             myself,

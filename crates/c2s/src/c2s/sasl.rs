@@ -239,6 +239,7 @@ impl C2sState {
             .inc(&format!("{}/success", self.auth_mech));
         self.sasl = None;
         self.user = Some(user);
+        self.stop_negotiation_timer();
         let mut s = Element::new("success", ns::SASL);
         if !additional.is_empty() {
             s.push_text(b64(additional));
