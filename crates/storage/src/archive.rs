@@ -435,7 +435,14 @@ impl ArchiveStore for Storage {
             });
             shares[i].messages.push((at, message));
         }
-        let mut tx = self.pool.begin().await?;
+        // The batch reads (the account lookup) before it writes. On SQLite
+        // a transaction that starts as a reader cannot become a writer once
+        // another connection has committed since ("database is locked" at
+        // once, without the busy timeout): take the write lock up front.
+        let mut tx = match self.backend() {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
         for start in (0..shares.len()).step_by(BATCH_ACCOUNTS) {
             let chunk = &shares[start..shares.len().min(start + BATCH_ACCOUNTS)];
             let mut sql = String::from("SELECT id, localpart, domain FROM accounts WHERE ");

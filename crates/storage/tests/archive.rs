@@ -25,6 +25,7 @@ on_both_backends!(
     one_message_is_removed_by_its_id_from_its_own_archive_only,
     a_batch_spans_accounts_keeps_order_and_can_be_written_twice,
     a_batch_larger_than_one_statement_places_every_message,
+    batches_and_other_writers_interleave_without_failing,
     missing_account_reads_empty_and_refuses_writes,
     with_filter_matches_bare_and_full_jids,
     start_and_end_are_inclusive,
@@ -186,6 +187,45 @@ async fn a_batch_spans_accounts_keeps_order_and_can_be_written_twice(db: &Db) {
 /// More accounts and rows than one of the batch's statements carries, each
 /// account twice, with the later message older by the clock: every row is
 /// written, in batch order, and the next append lands after the batch.
+/// A batch reads (its accounts) before it writes; on SQLite that must not
+/// turn into "database is locked" when another writer commits in between.
+/// Several batches and single appends at once, each must succeed.
+async fn batches_and_other_writers_interleave_without_failing(db: &Db) {
+    for u in ["a", "b", "c"] {
+        account(db, u).await;
+    }
+    let mut tasks = Vec::new();
+    for t in 0..4u64 {
+        let s = db.storage.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25u64 {
+                let x = msg(&format!("a-{t}-{i}"), i, "b@x", true);
+                let y = msg(&format!("b-{t}-{i}"), i, "a@x", false);
+                s.archive_append_batch(&[("a", DOMAIN, &x), ("b", DOMAIN, &y)])
+                    .await?;
+            }
+            Ok::<_, chorus_storage::StorageError>(())
+        }));
+    }
+    for t in 0..2u64 {
+        let s = db.storage.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25u64 {
+                s.archive_append("c", DOMAIN, &msg(&format!("c-{t}-{i}"), i, "a@x", true))
+                    .await?;
+            }
+            Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let s = &db.storage;
+    assert_eq!(s.archive_count("a", DOMAIN, &query()).await.unwrap(), 100);
+    assert_eq!(s.archive_count("b", DOMAIN, &query()).await.unwrap(), 100);
+    assert_eq!(s.archive_count("c", DOMAIN, &query()).await.unwrap(), 50);
+}
+
 async fn a_batch_larger_than_one_statement_places_every_message(db: &Db) {
     let s = &db.storage;
     let users: Vec<String> = (0..150).map(|i| format!("u{i}")).collect();
