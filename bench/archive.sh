@@ -24,7 +24,7 @@ mode=${1:-fresh}; shift || true
 start() { # $1 = mam default_pref, $2 = port; sets $dir and $pid
   dir=$(mktemp -d "${TMPDIR:-/tmp}/chorus-archive-bench-XXXX")
   sed -e "s|{DIR}|$dir|g" -e "s|{PORT}|$2|g" \
-      -e "s|default_pref = \"never\"|default_pref = \"$1\"|" "$TPL" >"$dir/chorus.toml"
+      -e "s|{MAM}|$1|" "$TPL" >"$dir/chorus.toml"
   if [ -n "${CHORUS_STORAGE_URL:-}" ]; then
     psql -q -v ON_ERROR_STOP=1 "$CHORUS_STORAGE_URL" -c 'DROP SCHEMA public CASCADE; CREATE SCHEMA public' >/dev/null 2>&1
     printf '\n[storage]\nurl = "%s"\n' "$CHORUS_STORAGE_URL" >>"$dir/chorus.toml"

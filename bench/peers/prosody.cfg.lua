@@ -31,7 +31,13 @@ modules_enabled = {
 	"roster"; "saslauth"; "tls"; "disco"; "ping"; "register";
 	"version"; "time"; "private"; "blocklist"; "carbons"; "vcard_legacy";
 	"smacks"; "posix";
+	-- "mam" when the tool runs with archiving on (as Chorus by default).
+	{MAM}
 }
+-- With mod_mam: archive every message unless the user opts out, as
+-- Chorus's default_pref "always"; internal storage, Prosody's default.
+default_archive_policy = true
+archive_expires_after = "never"
 modules_disabled = { "s2s" }
 
 VirtualHost "localhost"

@@ -51,10 +51,35 @@ pub struct CompareArgs {
     /// The document to write; the table replaces what is between the markers.
     #[arg(long, default_value = "docs/BENCHMARKS.md")]
     out: PathBuf,
+    /// Archive every message on every server: Chorus's shipped default
+    /// (`mam.default_pref = "always"`), ejabberd's and Prosody's `mod_mam`
+    /// with the same policy. `false` turns archiving off on all three.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    archive: bool,
+    /// Seconds the sessions are held before the server's RSS is read.
+    #[arg(long, default_value_t = 10)]
+    hold: u64,
 }
 
-const BEGIN: &str = "<!-- chorus-bench compare: begin -->";
-const END: &str = "<!-- chorus-bench compare: end -->";
+impl CompareArgs {
+    fn archiving(&self) -> &'static str {
+        if self.archive {
+            "on"
+        } else {
+            "off"
+        }
+    }
+}
+
+/// The markers around one run's tables; one pair per archiving setting, so
+/// that a run with archiving on and one with it off stand side by side.
+fn markers(args: &CompareArgs) -> (String, String) {
+    let a = args.archiving();
+    (
+        format!("<!-- chorus-bench compare, archiving {a}: begin -->"),
+        format!("<!-- chorus-bench compare, archiving {a}: end -->"),
+    )
+}
 const PASSWORD: &str = "bench-password";
 
 /// Registers accounts 0..n in band, `concurrency` at a time.
@@ -256,9 +281,14 @@ async fn start(name: &str, args: &CompareArgs, n: usize) -> Result<Running> {
         "chorus" => {
             let port = free_port()?;
             let cfg = dir.join("chorus.toml");
+            let pref = if args.archive { "always" } else { "never" };
             render(
                 &args.peers.join("chorus.toml"),
-                &[("DIR", d.clone()), ("PORT", port.to_string())],
+                &[
+                    ("DIR", d.clone()),
+                    ("PORT", port.to_string()),
+                    ("MAM", pref.to_owned()),
+                ],
                 &cfg,
             )?;
             let bin = match &args.chorus_bin {
@@ -283,9 +313,19 @@ async fn start(name: &str, args: &CompareArgs, n: usize) -> Result<Running> {
             self_signed(&dir)?;
             std::fs::create_dir_all(dir.join("db"))?;
             std::fs::create_dir_all(dir.join("logs"))?;
+            // mod_mam archiving every message, as Chorus does by default.
+            let mam = if args.archive {
+                "mod_mam:\n    default: always"
+            } else {
+                ""
+            };
             render(
                 &args.peers.join("ejabberd.yml"),
-                &[("DIR", d.clone()), ("PORT", port.to_string())],
+                &[
+                    ("DIR", d.clone()),
+                    ("PORT", port.to_string()),
+                    ("MAM", mam.to_owned()),
+                ],
                 &dir.join("ejabberd.yml"),
             )?;
             // ejabberdctl runs ejabberd as its own user when started by root.
@@ -348,9 +388,14 @@ async fn start(name: &str, args: &CompareArgs, n: usize) -> Result<Running> {
             self_signed(&dir)?;
             std::fs::create_dir_all(dir.join("data"))?;
             let cfg = dir.join("prosody.cfg.lua");
+            let mam = if args.archive { "\"mam\";" } else { "" };
             render(
                 &args.peers.join("prosody.cfg.lua"),
-                &[("DIR", d.clone()), ("PORT", port.to_string())],
+                &[
+                    ("DIR", d.clone()),
+                    ("PORT", port.to_string()),
+                    ("MAM", mam.to_owned()),
+                ],
                 &cfg,
             )?;
             let child = pinned("prosody")
@@ -484,7 +529,7 @@ pub async fn run(args: CompareArgs) -> Result<()> {
     }
     let table = render_table(&args, &rows, &skipped);
     println!("{table}");
-    write_doc(&args.out, &table)?;
+    write_doc(&args, &table)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }
@@ -513,12 +558,35 @@ async fn measure(
         Endpoint::Xmpp(plain.clone())
     };
     let rss = || r.rss_kib();
-    for &n in &args.sessions {
-        let mut row = Row::default();
-        if !relay {
-            let c = scenarios::connect(&ep_plain, n, 0.0, 200, Duration::from_secs(5), &rss).await;
+    let mut sizes = args.sessions.clone();
+    sizes.sort_unstable();
+    sizes.dedup();
+    if !relay {
+        // Memory first, every size before any message run, so that nothing
+        // but sessions grows between two readings. A warm-up at the
+        // smallest size brings the allocators and caches (the Erlang VM's
+        // especially) to their working size before the baseline; then each
+        // size is held and read at steady state, and KiB per session is the
+        // slope from the size before (from the warmed baseline for the
+        // first): what one more session costs, whatever the runtime keeps.
+        let warm =
+            scenarios::connect(&ep_plain, min_n, 0.0, 200, Duration::from_secs(2), &|| None).await;
+        eprintln!("  warm-up {min_n}: {} ok", warm.ok);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (mut prev_n, mut prev_rss) = (0usize, rss());
+        for &n in &sizes {
+            let mut row = Row::default();
+            let c =
+                scenarios::connect(&ep_plain, n, 0.0, 200, Duration::from_secs(args.hold), &rss)
+                    .await;
             eprintln!("  connect plain {n}: {c:?}");
-            row.kib_per_session = c.kib_per_session;
+            row.kib_per_session = match (prev_rss, c.rss_after_kib) {
+                (Some(b), Some(a)) if c.ok > prev_n => {
+                    Some((a as f64 - b as f64) / (c.ok - prev_n) as f64)
+                }
+                _ => None,
+            };
+            (prev_n, prev_rss) = (c.ok, c.rss_after_kib);
             row.rss_mib = c.rss_after_kib.map(|k| k as f64 / 1024.0);
             row.logins_per_sec = Some(c.logins_per_sec);
             row.login_p99_ms = Some(c.login_p99_ms);
@@ -529,7 +597,11 @@ async fn measure(
                     c.errors.first()
                 ));
             }
+            rows.insert((n, r.name.clone()), row);
         }
+    }
+    for &n in &sizes {
+        let mut row = rows.remove(&(n, r.name.clone())).unwrap_or_default();
         let m = scenarios::messages(
             &ep_plain,
             n / 2,
@@ -658,10 +730,13 @@ fn render_table(
         .unwrap_or_default();
     s.push_str(&format!(
         "Measured by `chorus-bench compare` on {} ({} cores, {cpu}); server on core 0, generator on core 1. \
+         Archiving {} on all three servers. KiB/session: the slope of RSS between held sizes, {} s after the logins, from a baseline taken after a warm-up. \
          Plaintext with SASL PLAIN unless marked TLS (STARTTLS + SCRAM-SHA-256). Messages: closed loop, 4 in flight per direction, {} s; \
          latency at a fixed {} msgs/s in total. Presence: {} users, roster {}.\n\n",
         chrono_free_date(),
         cores(),
+        args.archiving(),
+        args.hold,
         args.secs,
         args.latency_rate,
         args.presence_users,
@@ -734,12 +809,14 @@ fn chrono_free_date() -> String {
         .unwrap_or_default()
 }
 
-fn write_doc(path: &Path, table: &str) -> Result<()> {
+fn write_doc(args: &CompareArgs, table: &str) -> Result<()> {
+    let path = &args.out;
+    let (begin, end) = markers(args);
     let doc = std::fs::read_to_string(path).unwrap_or_default();
-    let section = format!("{BEGIN}\n{table}{END}");
-    let new = match (doc.find(BEGIN), doc.find(END)) {
-        (Some(b), Some(e)) if e > b => format!("{}{section}{}", &doc[..b], &doc[e + END.len()..]),
-        _ => format!("{doc}\n## Side by side with ejabberd and Prosody\n\n{section}\n"),
+    let section = format!("{begin}\n{table}{end}");
+    let new = match (doc.find(&begin), doc.find(&end)) {
+        (Some(b), Some(e)) if e > b => format!("{}{section}{}", &doc[..b], &doc[e + end.len()..]),
+        _ => format!("{doc}\n### Archiving {}\n\n{section}\n", args.archiving()),
     };
     std::fs::write(path, new)?;
     Ok(())

@@ -1,10 +1,12 @@
 //! The incremental stream parser: bytes in, [`StreamEvent`]s out.
 //!
 //! Two passes (see `scanner.rs` for why): the scanner delimits each complete
-//! top-level unit while enforcing the limits, then quick-xml parses exactly
-//! that unit into an [`Element`], with the stream header's namespace
-//! declarations seeded into its resolver. Consumed bytes are dropped on the
-//! next [`StreamParser::feed`], so the buffer never holds more than one unit
+//! top-level unit while enforcing the limits, then quick-xml's `Reader`
+//! tokenizes exactly that unit and the parser builds the [`Element`],
+//! resolving namespaces in a [`Scope`] seeded with the stream header's
+//! declarations (the header itself still goes through an `NsReader`, once
+//! per stream). Consumed bytes are dropped on the next
+//! [`StreamParser::feed`], so the buffer never holds more than one unit
 //! under way plus the last chunk fed.
 
 use std::borrow::Cow;
