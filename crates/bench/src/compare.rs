@@ -565,15 +565,17 @@ async fn measure(
         // Memory first, every size before any message run, so that nothing
         // but sessions grows between two readings. A warm-up at the
         // smallest size brings the allocators and caches (the Erlang VM's
-        // especially) to their working size before the baseline; then each
-        // size is held and read at steady state, and KiB per session is the
-        // slope from the size before (from the warmed baseline for the
-        // first): what one more session costs, whatever the runtime keeps.
+        // especially) to their working size; then each size is held and
+        // read at steady state, and KiB per session is the slope from the
+        // size before: what one more session costs, whatever the runtime
+        // keeps. The smallest size has no slope of its own: its sessions
+        // reuse what the warm-up's freed, so against the warmed baseline
+        // they would look nearly free.
         let warm =
             scenarios::connect(&ep_plain, min_n, 0.0, 200, Duration::from_secs(2), &|| None).await;
         eprintln!("  warm-up {min_n}: {} ok", warm.ok);
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let (mut prev_n, mut prev_rss) = (0usize, rss());
+        let (mut prev_n, mut prev_rss) = (0usize, None);
         for &n in &sizes {
             let mut row = Row::default();
             let c =
@@ -730,7 +732,7 @@ fn render_table(
         .unwrap_or_default();
     s.push_str(&format!(
         "Measured by `chorus-bench compare` on {} ({} cores, {cpu}); server on core 0, generator on core 1. \
-         Archiving {} on all three servers. KiB/session: the slope of RSS between held sizes, {} s after the logins, from a baseline taken after a warm-up. \
+         Archiving {} on all three servers. KiB/session: the slope of RSS from the next smaller held size ({} s after the logins, after a warm-up), so none for the smallest. \
          Plaintext with SASL PLAIN unless marked TLS (STARTTLS + SCRAM-SHA-256). Messages: closed loop, 4 in flight per direction, {} s; \
          latency at a fixed {} msgs/s in total. Presence: {} users, roster {}.\n\n",
         chrono_free_date(),
