@@ -604,51 +604,61 @@ async fn measure(
     }
     for &n in &sizes {
         let mut row = rows.remove(&(n, r.name.clone())).unwrap_or_default();
-        let m = scenarios::messages(
-            &ep_plain,
-            n / 2,
-            0.0,
-            4,
-            Duration::from_secs(args.secs),
-            200,
-            32,
-        )
-        .await?;
-        eprintln!("  messages {n}: {m:?}");
-        row.msgs_per_sec = Some(m.delivered_per_sec);
-        row.lost = Some(m.lost);
-        let l = scenarios::messages(
-            &ep_plain,
-            n / 2,
-            args.latency_rate,
-            4,
-            Duration::from_secs(args.secs),
-            200,
-            32,
-        )
-        .await?;
-        eprintln!("  latency {n}: {l:?}");
-        row.p50_ms = Some(l.latency_p50_ms);
-        row.p99_ms = Some(l.latency_p99_ms);
-        row.max_ms = Some(l.latency_max_ms);
-        if l.lost > 0 || m.lost > 0 {
-            row.notes.push(format!(
-                "lost {} (throughput run) and {} (latency run)",
-                m.lost, l.lost
-            ));
-        }
-        if !relay && n == min_n {
-            let p = scenarios::presence(&plain, args.presence_users, args.roster, 200).await?;
-            eprintln!("  presence: {p:?}");
-            row.fanout_per_sec = Some(p.fanout_per_sec);
-            if p.delivered < p.expected_deliveries {
+        // The row keeps what was measured even if a later run fails (a
+        // server that stops answering at this size): its connect figures
+        // still belong in the table.
+        let result: Result<()> = async {
+            let m = scenarios::messages(
+                &ep_plain,
+                n / 2,
+                0.0,
+                4,
+                Duration::from_secs(args.secs),
+                200,
+                32,
+            )
+            .await?;
+            eprintln!("  messages {n}: {m:?}");
+            row.msgs_per_sec = Some(m.delivered_per_sec);
+            row.lost = Some(m.lost);
+            let l = scenarios::messages(
+                &ep_plain,
+                n / 2,
+                args.latency_rate,
+                4,
+                Duration::from_secs(args.secs),
+                200,
+                32,
+            )
+            .await?;
+            eprintln!("  latency {n}: {l:?}");
+            row.p50_ms = Some(l.latency_p50_ms);
+            row.p99_ms = Some(l.latency_p99_ms);
+            row.max_ms = Some(l.latency_max_ms);
+            if l.lost > 0 || m.lost > 0 {
                 row.notes.push(format!(
-                    "presence: {} of {} deliveries",
-                    p.delivered, p.expected_deliveries
+                    "lost {} (throughput run) and {} (latency run)",
+                    m.lost, l.lost
                 ));
             }
+            if !relay && n == min_n {
+                let p = scenarios::presence(&plain, args.presence_users, args.roster, 200).await?;
+                eprintln!("  presence: {p:?}");
+                row.fanout_per_sec = Some(p.fanout_per_sec);
+                if p.delivered < p.expected_deliveries {
+                    row.notes.push(format!(
+                        "presence: {} of {} deliveries",
+                        p.delivered, p.expected_deliveries
+                    ));
+                }
+            }
+            Ok(())
         }
+        .await;
         rows.insert((n, r.name.clone()), row);
+        if let Err(e) = result {
+            return Err(e.context(format!("at {n} sessions")));
+        }
     }
     Ok(())
 }
