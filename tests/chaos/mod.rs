@@ -307,10 +307,12 @@ fn is_service(kind: &str) -> bool {
 /// daemon's database does not hold: each message belongs in its sender's
 /// archive as sent and in its recipient's as received. Read from the
 /// database file, not over XMPP, so no flush on query hides a lost row.
-async fn missing_from_archive(d: &Daemon, n: u32, acked: &[(u32, u32)]) -> Vec<String> {
+async fn missing_from_archive(
+    storage: &chorus_storage::Storage,
+    n: u32,
+    acked: &[(u32, u32)],
+) -> Vec<String> {
     use chorus_storage::{ArchiveCursor, ArchiveQuery, ArchiveStore};
-    let url = format!("sqlite://{}", d.dir.join("chorus.db").display());
-    let storage = chorus_storage::Storage::connect(&url).await.unwrap();
     // (account index, body, sent by the account)
     let mut held: HashSet<(u32, String, bool)> = HashSet::new();
     for i in 0..n {
@@ -346,7 +348,6 @@ async fn missing_from_archive(d: &Daemon, n: u32, acked: &[(u32, u32)]) -> Vec<S
             }
         }
     }
-    storage.close().await;
     let mut missing = Vec::new();
     for &(idx, seq) in acked {
         let peer = if idx ^ 1 < n { idx ^ 1 } else { idx };
@@ -760,14 +761,17 @@ async fn soak() {
                 .map(move |(seq, _)| (c.idx, seq as u32))
         })
         .collect();
+    let url = format!("sqlite://{}", d.dir.join("chorus.db").display());
+    let storage = chorus_storage::Storage::connect(&url).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(15);
     let unarchived = loop {
-        let missing = missing_from_archive(&d, n, &acked_ids).await;
+        let missing = missing_from_archive(&storage, n, &acked_ids).await;
         if missing.is_empty() || Instant::now() > deadline {
             break missing;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
+    storage.close().await;
     for m in unarchived.iter().take(10) {
         problems.push(format!("acknowledged, not archived: {m}"));
     }

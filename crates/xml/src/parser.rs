@@ -162,13 +162,19 @@ impl StreamParser {
         if self.done {
             return;
         }
+        self.drop_consumed();
+        self.buf.extend_from_slice(data);
+    }
+
+    /// Drops the bytes already turned into events that the scanner no
+    /// longer needs.
+    fn drop_consumed(&mut self) {
         let keep = self.scanner.keep_from().min(self.consumed);
         if keep > 0 {
             self.buf.drain(..keep);
             self.scanner.shift(keep);
             self.consumed -= keep;
         }
-        self.buf.extend_from_slice(data);
     }
 
     /// Gives back the memory an idle connection does not need: the input
@@ -176,12 +182,7 @@ impl StreamParser {
     /// it when the connection goes back to waiting for bytes; a busy one
     /// pays one allocation per read, an idle one holds nothing.
     pub fn release_idle(&mut self) {
-        let keep = self.scanner.keep_from().min(self.consumed);
-        if keep > 0 {
-            self.buf.drain(..keep);
-            self.scanner.shift(keep);
-            self.consumed -= keep;
-        }
+        self.drop_consumed();
         if self.buf.is_empty() {
             self.buf = Vec::new();
         }
