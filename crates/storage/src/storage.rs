@@ -10,7 +10,7 @@
 use std::str::FromStr;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor};
+use sqlx::{AnyPool, Executor, TransactionManager};
 
 use crate::{migrations, StorageError};
 
@@ -109,7 +109,22 @@ impl Storage {
         };
         let options = AnyConnectOptions::from_str(&url)?;
 
-        let mut pool_options = AnyPoolOptions::new();
+        // A caller may be dropped at any await (an actor killed on purpose
+        // drops its storage call where it stands). sqlx's SQLite driver can
+        // then hand the connection back inside a transaction nobody owns:
+        // dropped after its custom `BEGIN` was acknowledged but before the
+        // `Transaction` existed. That connection would keep the write lock
+        // and fail every later `BEGIN`, so it is rolled back on release.
+        let mut pool_options = AnyPoolOptions::new().after_release(|conn, _meta| {
+            Box::pin(async move {
+                type Manager = <sqlx::Any as sqlx::Database>::TransactionManager;
+                while Manager::get_transaction_depth(conn) > 0 {
+                    tracing::debug!("rolling back a transaction left open by a dropped caller");
+                    Manager::rollback(conn).await?;
+                }
+                Ok(true)
+            })
+        });
         if backend == Backend::Sqlite {
             // Per connection, because SQLite keeps these per connection. Set
             // here rather than trusting sqlx's defaults: deleting an account

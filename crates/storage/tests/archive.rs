@@ -26,6 +26,7 @@ on_both_backends!(
     a_batch_spans_accounts_keeps_order_and_can_be_written_twice,
     a_batch_larger_than_one_statement_places_every_message,
     batches_and_other_writers_interleave_without_failing,
+    a_batch_dropped_half_way_leaves_the_database_usable,
     missing_account_reads_empty_and_refuses_writes,
     with_filter_matches_bare_and_full_jids,
     start_and_end_are_inclusive,
@@ -224,6 +225,25 @@ async fn batches_and_other_writers_interleave_without_failing(db: &Db) {
     assert_eq!(s.archive_count("a", DOMAIN, &query()).await.unwrap(), 100);
     assert_eq!(s.archive_count("b", DOMAIN, &query()).await.unwrap(), 100);
     assert_eq!(s.archive_count("c", DOMAIN, &query()).await.unwrap(), 50);
+}
+
+/// A caller can be dropped at any await: an actor killed on purpose drops
+/// its storage call where it stands. Whatever point a batch was dropped at,
+/// the next one succeeds (no connection comes back inside a transaction
+/// holding the write lock), and each message is written once.
+async fn a_batch_dropped_half_way_leaves_the_database_usable(db: &Db) {
+    account(db, "a").await;
+    let s = &db.storage;
+    let n = 300u64;
+    for i in 0..n {
+        let m = msg(&format!("x{i}"), i, "b@x", true);
+        let batch = [("a", DOMAIN, &m)];
+        // Cut off after 0 to about 3 ms: every stage of the transaction.
+        let cut = Duration::from_micros((i * 37) % 3000);
+        let _ = tokio::time::timeout(cut, s.archive_append_batch(&batch)).await;
+        s.archive_append_batch(&batch).await.unwrap();
+    }
+    assert_eq!(s.archive_count("a", DOMAIN, &query()).await.unwrap(), n);
 }
 
 async fn a_batch_larger_than_one_statement_places_every_message(db: &Db) {
