@@ -332,7 +332,7 @@ async fn an_accounts_last_activity_is_for_its_contacts() {
         .send("<presence type='unavailable'><status>off to sleep</status></presence>")
         .await;
     alice.send("</stream:stream>").await;
-    assert!(wait_until(Duration::from_secs(5), || server.sessions.len() == 2).await);
+    assert!(wait_until(Duration::from_secs(10), || server.sessions.len() == 2).await);
     let mut answer = None;
     for i in 0..50 {
         let id = format!("l3-{i}");

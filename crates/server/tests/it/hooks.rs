@@ -171,7 +171,7 @@ fn lines(log: &Log) -> Vec<String> {
 }
 
 async fn wait_for(log: &Log, line: &str) {
-    let found = wait_until(Duration::from_secs(5), || {
+    let found = wait_until(Duration::from_secs(10), || {
         log.lock().unwrap().iter().any(|l| l == line)
     })
     .await;
@@ -188,7 +188,7 @@ async fn every_hook_fires_where_it_should_and_module_children_are_supervised() {
     )
     .await
     .unwrap();
-    wait_until(Duration::from_secs(5), || server.first_addr().is_some()).await;
+    wait_until(Duration::from_secs(10), || server.first_addr().is_some()).await;
     add_user(&server, "alice", "wonderland").await;
     add_user(&server, "bob", "builder").await;
     let addr = server.first_addr().unwrap();
@@ -243,7 +243,7 @@ async fn every_hook_fires_where_it_should_and_module_children_are_supervised() {
     let before = server.registry.lookup(path).unwrap().get_id();
     server.registry.lookup(path).unwrap().kill();
     assert!(
-        wait_until(Duration::from_secs(5), || server
+        wait_until(Duration::from_secs(10), || server
             .registry
             .lookup(path)
             .is_some_and(|c| c.get_id() != before))

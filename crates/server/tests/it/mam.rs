@@ -954,7 +954,7 @@ async fn killing_the_archive_writer_loses_no_message_and_writes_none_twice() {
     }
     killer.await.unwrap();
     assert!(
-        wait_until(Duration::from_secs(5), || server
+        wait_until(Duration::from_secs(10), || server
             .registry
             .lookup(path)
             .is_some())

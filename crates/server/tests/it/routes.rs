@@ -240,7 +240,11 @@ async fn a_stanza_for_another_domain_reaches_the_remote_destination() {
     c.send("<iq type='get' id='r3' to='some.other.domain'><ping xmlns='urn:xmpp:ping'/></iq>")
         .await;
     assert!(
-        wait_until(Duration::from_secs(5), || remote.seen.lock().unwrap().len()
+        wait_until(Duration::from_secs(10), || remote
+            .seen
+            .lock()
+            .unwrap()
+            .len()
             == 2)
         .await,
         "the remote destination got {:?}",

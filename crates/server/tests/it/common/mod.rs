@@ -90,7 +90,7 @@ pub async fn start(config: Config) -> Server {
             .try_init();
     }
     let server = Server::start(config).await.expect("server starts");
-    wait_until(Duration::from_secs(5), || server.first_addr().is_some()).await;
+    wait_until(Duration::from_secs(10), || server.first_addr().is_some()).await;
     server
 }
 

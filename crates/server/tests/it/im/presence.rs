@@ -143,7 +143,7 @@ async fn logging_out_broadcasts_unavailable_to_subscribers() {
         .await;
     // Closing the stream afterwards sends nothing more.
     a.send("</stream:stream>").await;
-    assert!(wait_until(Duration::from_secs(2), || server.sessions.len() == 1).await);
+    assert!(wait_until(Duration::from_secs(10), || server.sessions.len() == 1).await);
     b.expect(&[]).await;
 
     // §4.5.2: a stream closed without unavailable presence still ends the

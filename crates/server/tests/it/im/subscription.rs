@@ -583,7 +583,7 @@ async fn pending_subscription_requests_are_redelivered_at_each_login_until_answe
             ],
         );
         drop(b);
-        assert!(wait_until(Duration::from_secs(2), || server.sessions.len() == 1).await);
+        assert!(wait_until(Duration::from_secs(10), || server.sessions.len() == 1).await);
     }
     // Answered: not delivered again.
     let mut b = Res::login(&server, "bob", "b3").await;
@@ -591,7 +591,7 @@ async fn pending_subscription_requests_are_redelivered_at_each_login_until_answe
     b.send(&subscription("subscribed", "alice@localhost")).await;
     b.settle().await;
     drop(b);
-    assert!(wait_until(Duration::from_secs(2), || server.sessions.len() == 1).await);
+    assert!(wait_until(Duration::from_secs(10), || server.sessions.len() == 1).await);
     let b = Res::login(&server, "bob", "b4").await;
     assert_stanzas(
         &b.initial,

@@ -62,7 +62,7 @@ async fn a_client_that_answers_acks_gets_each_message_once_after_a_clean_quit() 
     );
     // A clean quit.
     alice.c.send("</stream:stream>").await;
-    assert!(wait_until(Duration::from_secs(5), || server.sessions.len() == 1).await);
+    assert!(wait_until(Duration::from_secs(10), || server.sessions.len() == 1).await);
     assert_eq!(
         offline_at_login(addr, 0).await,
         Vec::<String>::new(),
@@ -85,7 +85,7 @@ async fn an_archive_reader_that_quits_without_acking_is_not_sent_its_messages_ag
     // Quits at once, acknowledging nothing: the messages are in the archive
     // the client reads, so they are not stored offline again.
     alice.c.send("</stream:stream>").await;
-    assert!(wait_until(Duration::from_secs(5), || server.sessions.len() == 1).await);
+    assert!(wait_until(Duration::from_secs(10), || server.sessions.len() == 1).await);
     assert_eq!(offline_at_login(addr, 0).await, Vec::<String>::new());
     assert_eq!(offline_count(&server).await, 0);
     let (mut again, _) = XmppClient::login(addr, "alice", "wonderland", Some("c")).await;
@@ -113,7 +113,7 @@ async fn an_archive_reader_whose_session_times_out_is_not_sent_its_messages_agai
     }
     alice.c.drop_connection();
     // Detached, then the resume timeout ends the session.
-    assert!(wait_until(Duration::from_secs(5), || server.sessions.len() == 1).await);
+    assert!(wait_until(Duration::from_secs(10), || server.sessions.len() == 1).await);
     assert_eq!(offline_at_login(addr, 0).await, Vec::<String>::new());
     server.stop();
 }
@@ -159,7 +159,7 @@ async fn a_server_shutdown_asks_for_acks_first_so_nothing_comes_back() {
         err.to_xml()
     );
     stopping.await.unwrap();
-    assert!(wait_until(Duration::from_secs(5), || server.sessions.is_empty()).await);
+    assert!(wait_until(Duration::from_secs(10), || server.sessions.is_empty()).await);
     // Nothing was rerouted to offline storage (the reroute runs in a task
     // of its own, so give it the time it would take).
     tokio::time::sleep(Duration::from_millis(300)).await;
