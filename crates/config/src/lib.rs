@@ -287,6 +287,24 @@ spec::options! {
         /// each waiting copy holds its message.
         writer_queue: usize = 10000, restart, min 1, max 1000000;
     }
+
+    /// XEP-0163 Personal Eventing Protocol: a publish-subscribe service on
+    /// every account (OMEMO keys, avatars, bookmarks, nicknames).
+    [pep] PepConfig {
+        /// Serve PEP. Off, publishing to an account answers
+        /// `service-unavailable`, as if the feature did not exist.
+        enabled: bool = true, restart;
+        /// Most items one node keeps; a node configured for more, or for
+        /// `max`, keeps this many (the oldest go first).
+        max_items: u64 = 256, restart, min 1, max 100000;
+        /// Largest item payload, in bytes of serialized XML; a bigger one
+        /// is refused with `not-acceptable` and `<payload-too-big/>`.
+        /// Avatars are the largest in common use.
+        max_payload_bytes: usize = 131072, restart, min 256;
+        /// Most nodes one account may have; creating one more is refused
+        /// with `not-allowed` and `<max-nodes-exceeded/>`.
+        max_nodes: u32 = 256, restart, min 1;
+    }
 }
 
 /// The rules between options that [`Config::validate`] checks after the

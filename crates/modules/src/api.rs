@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chorus_jid::{BareJid, FullJid, Jid};
-use chorus_proto::{ns, StanzaErrorCondition, StanzaKind};
+use chorus_proto::{ns, StanzaError, StanzaErrorCondition, StanzaKind};
 use chorus_router::{Outcome, Router, Session, SessionTable};
 use chorus_storage::Storage;
 use chorus_xml::Element;
@@ -301,10 +301,20 @@ pub enum IqReply {
     /// `type='result'` with an optional payload.
     Result(Option<Element>),
     Error(StanzaErrorCondition),
+    /// An error with more than its condition: an application-specific
+    /// child (XEP-0060's `pubsub#errors`), a type or a text.
+    Failed(Box<StanzaError>),
     /// The handler answered itself, by routing its answer (with
     /// [`result_iq`]) behind stanzas that must reach the requester first
     /// (XEP-0313 results); nothing more to send.
     Delivered,
+}
+
+impl IqReply {
+    /// [`IqReply::Failed`] with `error`.
+    pub fn failed(error: StanzaError) -> IqReply {
+        IqReply::Failed(Box::new(error))
+    }
 }
 
 /// The `type='result'` answer to `iq`, addressed back to its sender.

@@ -69,8 +69,8 @@ static INFO: ModuleInfo = ModuleInfo {
             number: 115,
             name: "Entity Capabilities",
             version: "1.6.0",
-            support: Support::Partial,
-            note: "The server advertises its own capabilities; it does not yet query or cache clients' (needed for PEP).",
+            support: Support::Complete,
+            note: "The server advertises its own capabilities; for PEP it asks clients for theirs once per verification string, checks the hash and caches it (pubsub/caps.rs).",
         },
     ],
     iqs: &[
@@ -160,22 +160,51 @@ fn server_query(ctx: &IqCtx<'_>, q: &Element) -> IqReply {
 /// specifies a node or not", so it tells a stranger nothing; disco#items is
 /// an empty result for an account that does not exist.
 async fn account_query(ctx: &IqCtx<'_>, account: &BareJid, q: &Element) -> IqReply {
+    let pep = ctx.services.account_features.contains(&ns::PUBSUB);
     if q.ns() == ns::DISCO_ITEMS {
-        // No items are hosted on accounts yet (PEP nodes will be).
-        return IqReply::Result(Some(Element::new("query", ns::DISCO_ITEMS)));
+        let mut items = Element::new("query", ns::DISCO_ITEMS);
+        // XEP-0163 §6.2: the PEP nodes the requester may retrieve from.
+        if pep && ctx.account_exists && q.attr("node").is_none() {
+            for item in crate::pubsub::account_disco_items(ctx, account).await {
+                items.push(item);
+            }
+        }
+        return IqReply::Result(Some(items));
     }
-    if !ctx.account_exists || !ctx.may_see_presence_of(account).await {
+    if !ctx.account_exists {
+        return IqReply::Error(StanzaErrorCondition::ServiceUnavailable);
+    }
+    if let Some(node) = q.attr("node") {
+        // A PEP node the requester may retrieve from answers by its own
+        // access model (XEP-0060 §5.4), an open one to anybody.
+        if pep {
+            let answer = crate::pubsub::account_node_info(ctx, account, node).await;
+            if !matches!(answer, IqReply::Error(StanzaErrorCondition::ItemNotFound)) {
+                return answer;
+            }
+        }
+    }
+    if !ctx.may_see_presence_of(account).await {
         return IqReply::Error(StanzaErrorCondition::ServiceUnavailable);
     }
     if q.attr("node").is_some() {
         return IqReply::Error(StanzaErrorCondition::ItemNotFound);
     }
     // Identity account/registered, and what the server does on the
-    // account's behalf (XEP-0313 §7 wants MAM advertised on the bare JID).
-    IqReply::Result(Some(info(
+    // account's behalf (XEP-0313 §7 wants MAM advertised on the bare JID;
+    // XEP-0163 §6.1 the pubsub/pep identity and features).
+    let mut answer = info(
         ("account", "registered", ""),
         &ctx.services.account_features,
-    )))
+    );
+    if pep {
+        answer.push(
+            Element::new("identity", ns::DISCO_INFO)
+                .with_attr("category", "pubsub")
+                .with_attr("type", "pep"),
+        );
+    }
+    IqReply::Result(Some(answer))
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ mod mam;
 mod offline;
 mod ping;
 mod private;
+mod pubsub;
 pub mod register;
 mod roster;
 mod time;

@@ -15,8 +15,8 @@ use futures_util::FutureExt;
 
 use crate::api::*;
 use crate::{
-    avatar, blocking, carbons, disco, last, mam, offline, ping, private, register, roster, time,
-    vcard, version,
+    avatar, blocking, carbons, disco, last, mam, offline, ping, private, pubsub, register, roster,
+    time, vcard, version,
 };
 
 /// The registered modules.
@@ -41,7 +41,7 @@ impl Modules {
     /// [`Modules::standard`] as a list, for a server that adds its own
     /// (the client stream's declarations).
     pub fn standard_list(config: &chorus_config::Config) -> Vec<Box<dyn Module>> {
-        vec![
+        let mut modules: Vec<Box<dyn Module>> = vec![
             Box::new(blocking::Blocking::default()),
             Box::new(ping::Ping::from_config(config)),
             Box::new(disco::Disco),
@@ -60,7 +60,11 @@ impl Modules {
             Box::new(offline::Offline {
                 quota: config.offline.quota,
             }),
-        ]
+        ];
+        if config.pep.enabled {
+            modules.push(Box::new(pubsub::Pep::from_config(config)));
+        }
+        modules
     }
 
     pub fn with(modules: Vec<Box<dyn Module>>) -> Modules {
@@ -169,6 +173,7 @@ impl Modules {
         match reply {
             IqReply::Result(payload) => Some(result_iq(iq, payload)),
             IqReply::Error(cond) => error_reply(iq, &StanzaError::new(cond)),
+            IqReply::Failed(err) => error_reply(iq, &err),
             IqReply::Delivered => None,
         }
     }

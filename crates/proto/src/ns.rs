@@ -84,6 +84,21 @@ pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
 /// XML Namespaces §3: the namespace of `xml:lang`, bound without declaration.
 pub const XML: &str = chorus_xml::XML_NS;
 
+/// XEP-0060 Publish-Subscribe.
+pub const PUBSUB: &str = "http://jabber.org/protocol/pubsub";
+/// XEP-0060 §8: owner use cases.
+pub const PUBSUB_OWNER: &str = "http://jabber.org/protocol/pubsub#owner";
+/// XEP-0060 §4.3: event notifications.
+pub const PUBSUB_EVENT: &str = "http://jabber.org/protocol/pubsub#event";
+/// XEP-0060 §7 and §8: application-specific error conditions.
+pub const PUBSUB_ERRORS: &str = "http://jabber.org/protocol/pubsub#errors";
+/// XEP-0060 §16.4.3: the node configuration form's FORM_TYPE.
+pub const PUBSUB_NODE_CONFIG: &str = "http://jabber.org/protocol/pubsub#node_config";
+/// XEP-0060 §7.1.5: the publish-options form's FORM_TYPE.
+pub const PUBSUB_PUBLISH_OPTIONS: &str = "http://jabber.org/protocol/pubsub#publish-options";
+/// XEP-0060 §16.4.2: the subscription options form's FORM_TYPE.
+pub const PUBSUB_SUBSCRIBE_OPTIONS: &str = "http://jabber.org/protocol/pubsub#subscribe_options";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +144,13 @@ mod tests {
             ROSTER_VER,
             SASL_CB,
             XML,
+            PUBSUB,
+            PUBSUB_OWNER,
+            PUBSUB_EVENT,
+            PUBSUB_ERRORS,
+            PUBSUB_NODE_CONFIG,
+            PUBSUB_PUBLISH_OPTIONS,
+            PUBSUB_SUBSCRIBE_OPTIONS,
         ];
         let unique: std::collections::HashSet<_> = all.iter().collect();
         assert_eq!(unique.len(), all.len());

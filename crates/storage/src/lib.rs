@@ -7,7 +7,8 @@
 //! requests), [`OfflineStore`], [`PrivateStore`], [`VcardStore`] and
 //! [`BlockStore`], plus [`ImportStore`] for bulk imports (XEP-0227).
 //! [`ArchiveStore`] keeps message archives (XEP-0313) and their
-//! preferences (XEP-0441).
+//! preferences (XEP-0441); [`PubsubStore`] publish-subscribe nodes and
+//! items (XEP-0060, XEP-0163).
 //!
 //! # One code path: `sqlx::Any`
 //!
@@ -47,6 +48,7 @@ mod last;
 mod migrations;
 mod offline;
 mod private;
+mod pubsub;
 mod roster;
 mod storage;
 mod time;
@@ -59,7 +61,7 @@ pub use traits::{
     AccountStore, ArchiveCursor, ArchivePage, ArchiveQuery, ArchiveStore, ArchivedMessage,
     BlockStore, ImportOutcome, ImportStore, ImportedAccount, ImportedOffline, LastActivityStore,
     OfflineMessage, OfflineStore, OfflineStored, PendingSubscription, PrivateFragment,
-    PrivateStore, Roster, RosterChange, RosterItem, RosterStore, StoredCredentials, Subscription,
-    VcardStore,
+    PrivateStore, PubsubItem, PubsubNode, PubsubStore, PubsubSubscription, Roster, RosterChange,
+    RosterItem, RosterStore, StoredCredentials, Subscription, VcardStore,
 };
 pub use traits::{ArchiveDefault, ArchivePrefs};

@@ -49,6 +49,11 @@ const SQLITE: &[Embedded] = &[
         description: "last activity",
         sql: include_str!("../migrations/sqlite/0004_last_activity.sql"),
     },
+    Embedded {
+        version: 5,
+        description: "pubsub",
+        sql: include_str!("../migrations/sqlite/0005_pubsub.sql"),
+    },
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -71,6 +76,11 @@ const POSTGRES: &[Embedded] = &[
         version: 4,
         description: "last activity",
         sql: include_str!("../migrations/postgres/0004_last_activity.sql"),
+    },
+    Embedded {
+        version: 5,
+        description: "pubsub",
+        sql: include_str!("../migrations/postgres/0005_pubsub.sql"),
     },
 ];
 

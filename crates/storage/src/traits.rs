@@ -871,3 +871,166 @@ pub trait ImportStore {
         localparts: &[String],
     ) -> impl Future<Output = Result<HashSet<String>, StorageError>> + Send;
 }
+
+/// A publish-subscribe node (XEP-0060) as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PubsubNode {
+    pub node: String,
+    /// The configuration, as the module serialized it.
+    pub config: String,
+}
+
+/// A published item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PubsubItem {
+    pub id: String,
+    /// The publisher's JID.
+    pub publisher: String,
+    /// The payload as serialized XML; empty for none.
+    pub payload: String,
+}
+
+/// A subscription to a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PubsubSubscription {
+    pub node: String,
+    pub jid: String,
+    /// The subscription id; empty when the JID has one subscription.
+    pub subid: String,
+    /// `subscribed`, `pending` or `unconfigured` (XEP-0060 §4.2).
+    pub state: String,
+    /// The subscription options, as the module serialized them.
+    pub options: String,
+}
+
+/// Publish-subscribe state (XEP-0060): nodes of a service (an account's
+/// bare JID for PEP, XEP-0163, or a hosted service's domain), their
+/// items, affiliations and subscriptions. A PEP node is created with its
+/// account and goes with it.
+pub trait PubsubStore {
+    /// The node, if it exists.
+    fn pubsub_node(
+        &self,
+        service: &str,
+        node: &str,
+    ) -> impl Future<Output = Result<Option<PubsubNode>, StorageError>> + Send;
+
+    /// Every node of the service, by node id (byte-wise).
+    fn pubsub_nodes(
+        &self,
+        service: &str,
+    ) -> impl Future<Output = Result<Vec<PubsubNode>, StorageError>> + Send;
+
+    /// Creates the node with `owner` as its owner, in one transaction.
+    /// `account` (localpart, domain) ties a PEP node to its account.
+    /// [`StorageError::AlreadyExists`] if the node exists,
+    /// [`StorageError::NotFound`] if the account does not.
+    fn pubsub_create_node(
+        &self,
+        service: &str,
+        node: &str,
+        account: Option<(&str, &str)>,
+        config: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Replaces the node's configuration; [`StorageError::NotFound`] if
+    /// there is no such node.
+    fn pubsub_configure_node(
+        &self,
+        service: &str,
+        node: &str,
+        config: &str,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Deletes the node with everything it holds; false if there was none.
+    fn pubsub_delete_node(
+        &self,
+        service: &str,
+        node: &str,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+
+    /// Stores the item as the node's newest (replacing one with the same
+    /// id), then keeps only the newest `keep` items if given, in one
+    /// transaction. [`StorageError::NotFound`] if there is no such node.
+    fn pubsub_publish(
+        &self,
+        service: &str,
+        node: &str,
+        item: &PubsubItem,
+        keep: Option<u64>,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Deletes one item; false if it was not there.
+    fn pubsub_retract(
+        &self,
+        service: &str,
+        node: &str,
+        item_id: &str,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+
+    /// Deletes every item of the node.
+    fn pubsub_purge(
+        &self,
+        service: &str,
+        node: &str,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Items in publication order (oldest first): those with the given
+    /// ids (in that order, missing ones left out), or, without ids, the
+    /// newest `newest` (all without a count).
+    fn pubsub_items(
+        &self,
+        service: &str,
+        node: &str,
+        ids: &[String],
+        newest: Option<u64>,
+    ) -> impl Future<Output = Result<Vec<PubsubItem>, StorageError>> + Send;
+
+    /// The node's affiliations as (JID, affiliation), by JID.
+    fn pubsub_affiliations(
+        &self,
+        service: &str,
+        node: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, StorageError>> + Send;
+
+    /// One JID's affiliations across the service as (node, affiliation).
+    fn pubsub_affiliations_of(
+        &self,
+        service: &str,
+        jid: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, StorageError>> + Send;
+
+    /// Sets (or, with `None`, removes) a JID's affiliation with the node.
+    fn pubsub_set_affiliation(
+        &self,
+        service: &str,
+        node: &str,
+        jid: &str,
+        affiliation: Option<&str>,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Subscriptions of the service, narrowed to one node and/or one JID.
+    fn pubsub_subscriptions(
+        &self,
+        service: &str,
+        node: Option<&str>,
+        jid: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<PubsubSubscription>, StorageError>> + Send;
+
+    /// Creates or replaces a subscription (keyed by node, JID and subid).
+    fn pubsub_set_subscription(
+        &self,
+        service: &str,
+        subscription: &PubsubSubscription,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Removes a subscription; false if there was none.
+    fn pubsub_remove_subscription(
+        &self,
+        service: &str,
+        node: &str,
+        jid: &str,
+        subid: &str,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+}

@@ -22,6 +22,7 @@ mod im;
 mod mam;
 mod metrics;
 mod modules;
+mod pep;
 mod piefxis;
 mod routes;
 mod sm;
