@@ -294,8 +294,9 @@ spec::options! {
         /// Serve PEP. Off, publishing to an account answers
         /// `service-unavailable`, as if the feature did not exist.
         enabled: bool = true, restart;
-        /// Most items one node keeps; a node configured for more, or for
-        /// `max`, keeps this many (the oldest go first).
+        /// Most items one node keeps (the oldest go first): `max` in a
+        /// node's configuration means this many, and configuring more is
+        /// refused with `not-acceptable`.
         max_items: u64 = 256, restart, min 1, max 100000;
         /// Largest item payload, in bytes of serialized XML; a bigger one
         /// is refused with `not-acceptable` and `<payload-too-big/>`.
