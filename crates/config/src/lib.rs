@@ -288,12 +288,22 @@ spec::options! {
         writer_queue: usize = 10000, restart, min 1, max 1000000;
     }
 
-    /// XEP-0163 Personal Eventing Protocol: a publish-subscribe service on
-    /// every account (OMEMO keys, avatars, bookmarks, nicknames).
-    [pep] PepConfig {
-        /// Serve PEP. Off, publishing to an account answers
+    /// XEP-0060 publish-subscribe: PEP on every account (XEP-0163: OMEMO
+    /// keys, avatars, bookmarks, nicknames) and a hosted service on a
+    /// subdomain of each served domain.
+    [pubsub] PubsubConfig {
+        /// PEP on every account. Off, publishing to an account answers
         /// `service-unavailable`, as if the feature did not exist.
-        enabled: bool = true, restart;
+        pep: bool = true, restart;
+        /// A pubsub service on `<service_subdomain>.<domain>` for each
+        /// domain in `server.domains`, listed in the server's disco#items.
+        service: bool = true, restart;
+        /// The hosted service's subdomain: `pubsub` serves
+        /// `pubsub.example.org` for `example.org`.
+        service_subdomain: String = "pubsub".to_owned(), restart;
+        /// Who may create nodes on the hosted service: accounts of this
+        /// server (`local`), or any entity that can reach it (`anyone`).
+        create_nodes: PubsubCreators = PubsubCreators::Local, restart;
         /// Most items one node keeps (the oldest go first): `max` in a
         /// node's configuration means this many, and configuring more is
         /// refused with `not-acceptable`.
@@ -302,9 +312,12 @@ spec::options! {
         /// is refused with `not-acceptable` and `<payload-too-big/>`.
         /// Avatars are the largest in common use.
         max_payload_bytes: usize = 131072, restart, min 256;
-        /// Most nodes one account may have; creating one more is refused
-        /// with `not-allowed` and `<max-nodes-exceeded/>`.
+        /// Most nodes one account may have in its PEP service; creating
+        /// one more is refused with `not-allowed` and
+        /// `<max-nodes-exceeded/>`.
         max_nodes: u32 = 256, restart, min 1;
+        /// Most nodes one hosted service holds, all creators together.
+        service_max_nodes: u32 = 10000, restart, min 1;
     }
 }
 
@@ -320,6 +333,8 @@ pub const RULES: &[&str] = &[
      a page of results is queued for the client at once.",
     "Every `[[listeners]]` kind is one this version can start (`c2s`, `c2s-tls`; \
      `s2s`, `component` and `http` are not available yet).",
+    "`pubsub.service_subdomain` is one DNS label: letters, digits and `-`, \
+     not at either end.",
 ];
 
 impl Config {
@@ -344,6 +359,20 @@ impl Config {
         }
         if self.tls.cert.as_os_str().is_empty() != self.tls.key.as_os_str().is_empty() {
             problems.push("tls.cert and tls.key go together: set both or neither".to_owned());
+        }
+        let label = &self.pubsub.service_subdomain;
+        let label_ok = !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-');
+        if !label_ok {
+            problems.push(format!(
+                "pubsub.service_subdomain = {label:?} is not one DNS label \
+                 (letters, digits and '-', not at either end)"
+            ));
         }
         // A page of results is queued for the client at once.
         let half_queue = self.limits.max_outbound_stanzas / 2;
@@ -389,6 +418,21 @@ pub enum SqliteSync {
 impl OptionType for SqliteSync {
     const TYPE: &'static str = "\"normal\" or \"full\"";
     const EXPECTED: &'static str = "\"normal\" or \"full\"";
+}
+
+/// Who may create nodes on the hosted pubsub service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PubsubCreators {
+    /// Accounts of this server.
+    Local,
+    /// Any entity that can reach the service.
+    Anyone,
+}
+
+impl OptionType for PubsubCreators {
+    const TYPE: &'static str = "\"local\" or \"anyone\"";
+    const EXPECTED: &'static str = "\"local\" or \"anyone\"";
 }
 
 /// Which messages an account archives by default.

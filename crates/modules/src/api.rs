@@ -315,6 +315,16 @@ impl IqReply {
     pub fn failed(error: StanzaError) -> IqReply {
         IqReply::Failed(Box::new(error))
     }
+
+    /// The answer to `iq`; None when the handler delivered it itself.
+    pub fn into_stanza(self, iq: &Element) -> Option<Element> {
+        match self {
+            IqReply::Result(payload) => Some(result_iq(iq, payload)),
+            IqReply::Error(cond) => chorus_proto::error_reply(iq, &StanzaError::new(cond)),
+            IqReply::Failed(err) => chorus_proto::error_reply(iq, &err),
+            IqReply::Delivered => None,
+        }
+    }
 }
 
 /// The `type='result'` answer to `iq`, addressed back to its sender.
@@ -515,6 +525,14 @@ pub trait Module: Send + Sync {
     /// must not be lost (the archive writes what is queued).
     fn stopping<'a>(&'a self) -> Option<BoxFuture<'a, ()>> {
         None
+    }
+
+    /// Services the module hosts on domains of their own
+    /// (`pubsub.<domain>`), added to the route table at start; a domain
+    /// that is taken fails the start.
+    fn hosted(&self, ctx: &ChildCtx) -> Vec<(String, Arc<dyn chorus_router::Service>)> {
+        let _ = ctx;
+        Vec::new()
     }
 
     /// Supervised actors the module runs, started under the `modules`

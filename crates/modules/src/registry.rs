@@ -61,8 +61,12 @@ impl Modules {
                 quota: config.offline.quota,
             }),
         ];
-        if config.pep.enabled {
-            modules.push(Box::new(pubsub::Pep::from_config(config)));
+        let pubsub = pubsub::Shared::from_config(config);
+        if config.pubsub.pep {
+            modules.push(Box::new(pubsub::Pep::new(pubsub.clone())));
+        }
+        if config.pubsub.service {
+            modules.push(Box::new(pubsub::PubsubService::new(pubsub)));
         }
         modules
     }
@@ -170,12 +174,7 @@ impl Modules {
                 IqReply::Error(StanzaErrorCondition::InternalServerError)
             }
         };
-        match reply {
-            IqReply::Result(payload) => Some(result_iq(iq, payload)),
-            IqReply::Error(cond) => error_reply(iq, &StanzaError::new(cond)),
-            IqReply::Failed(err) => error_reply(iq, &err),
-            IqReply::Delivered => None,
-        }
+        reply.into_stanza(iq)
     }
 
     /// Makes the modules the router's handler for the local server itself
@@ -246,6 +245,12 @@ impl Modules {
     /// Every module's supervised children.
     pub fn children(&self, ctx: &ChildCtx) -> Vec<chorus_supervisor::ChildSpec> {
         self.modules.iter().flat_map(|m| m.children(ctx)).collect()
+    }
+
+    /// Every service the modules host on domains of their own, for the
+    /// route table.
+    pub fn hosted(&self, ctx: &ChildCtx) -> Vec<(String, Arc<dyn Service>)> {
+        self.modules.iter().flat_map(|m| m.hosted(ctx)).collect()
     }
 
     /// Runs [`Module::user_sent`] of every module, in order.

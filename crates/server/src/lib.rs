@@ -61,6 +61,8 @@ pub enum StartError {
     Bind(#[from] chorus_listener::BindError),
     #[error("listener kind \"{0}\" is not available in this version of Chorus")]
     ListenerKind(&'static str),
+    #[error("route table: {0}")]
+    Route(String),
 }
 
 /// The TLS setup from configuration, generating the dev certificate when
@@ -336,10 +338,19 @@ impl Server {
         .shutdown(std::time::Duration::ZERO);
         // Feature modules' own actors (the keepalive, later MUC rooms...),
         // started before any listener takes a client.
-        let module_children = modules.children(&chorus_modules::ChildCtx {
+        let child_ctx = chorus_modules::ChildCtx {
             router: router.clone(),
             services: services.clone(),
-        });
+        };
+        let module_children = modules.children(&child_ctx);
+        // Services on domains of their own (pubsub.<domain>), routed from
+        // now on.
+        for (domain, service) in modules.hosted(&child_ctx) {
+            router
+                .routes
+                .add(&domain, chorus_router::Destination::Service(service))
+                .map_err(|e| StartError::Route(e.to_string()))?;
+        }
         let modules_options = options.clone();
         let modules_spec =
             ChildSpec::supervisor("modules", Restart::Permanent, move |c: StartCtx| {

@@ -299,6 +299,17 @@ impl NodeConfig {
         }
     }
 
+    /// What a node of a hosted service starts with: open to anyone, the
+    /// last ten items, the last one sent to a new subscriber.
+    pub fn service_default() -> NodeConfig {
+        NodeConfig {
+            access_model: AccessModel::Open,
+            max_items: MaxItems::Count(10),
+            send_last_published_item: SendLast::OnSub,
+            ..NodeConfig::pep_default()
+        }
+    }
+
     /// One field's current values.
     fn values(&self, var: &str) -> Vec<String> {
         let one = |s: &str| vec![s.to_owned()];

@@ -22,11 +22,13 @@ mod caps;
 mod config;
 mod notify;
 mod request;
+mod service;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chorus_jid::FullJid;
+use chorus_config::PubsubCreators;
+use chorus_jid::{BareJid, FullJid};
 use chorus_proto::{ns, IqType, PresenceType};
 use chorus_router::Router;
 use chorus_xml::Element;
@@ -38,45 +40,105 @@ use crate::{
     Xep,
 };
 use caps::{CapsCache, CapsRef, Interest};
+use config::NodeConfig;
 
 pub use request::{account_disco_items, account_node_info};
+pub use service::PubsubService;
 
 /// How long the server waits for a client to answer its caps query.
 const CAPS_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The limits a PEP service enforces, from `[pep]`.
+/// The limits and policy from `[pubsub]`.
 #[derive(Clone, Debug)]
-pub struct PepOptions {
+pub struct PubsubOptions {
     pub max_items: u64,
     pub max_payload_bytes: usize,
+    /// Per account, for PEP.
     pub max_nodes: u32,
+    /// Per hosted service.
+    pub service_max_nodes: u32,
+    pub creators: PubsubCreators,
+    /// The hosted services' domains (none when off).
+    pub services: Vec<String>,
 }
 
-/// What the module and its worker share.
+/// Which service a request addresses.
+pub enum Svc {
+    /// An account's PEP service (XEP-0163): the account owns every node.
+    Pep(BareJid),
+    /// A hosted service on a domain of its own (`pubsub.<domain>`).
+    Hosted(Hosted),
+}
+
+/// A hosted service: its domain, and who may create nodes there.
+pub struct Hosted {
+    pub jid: String,
+    pub creators: PubsubCreators,
+}
+
+impl Svc {
+    /// The service's JID: where nodes live in storage and what
+    /// notifications come from.
+    pub fn jid(&self) -> &str {
+        match self {
+            Svc::Pep(owner) => owner.as_str(),
+            Svc::Hosted(h) => &h.jid,
+        }
+    }
+
+    /// What a new node starts with.
+    pub fn default_config(&self) -> NodeConfig {
+        match self {
+            Svc::Pep(_) => NodeConfig::pep_default(),
+            Svc::Hosted(_) => NodeConfig::service_default(),
+        }
+    }
+}
+
+/// What the module, its worker and its hosted services share.
 pub struct Shared {
-    pub options: PepOptions,
+    pub options: PubsubOptions,
     caps: CapsCache,
     /// The running worker; a restarted one puts itself here.
     worker: Mutex<Option<ActorRef<PepMsg>>>,
 }
 
+/// PEP on every account (this file's module).
 pub struct Pep {
     shared: Arc<Shared>,
 }
 
 impl Pep {
-    pub fn from_config(config: &chorus_config::Config) -> Pep {
-        Pep {
-            shared: Arc::new(Shared {
-                options: PepOptions {
-                    max_items: config.pep.max_items,
-                    max_payload_bytes: config.pep.max_payload_bytes,
-                    max_nodes: config.pep.max_nodes,
-                },
-                caps: CapsCache::default(),
-                worker: Mutex::new(None),
-            }),
-        }
+    pub fn new(shared: Arc<Shared>) -> Pep {
+        Pep { shared }
+    }
+}
+
+impl Shared {
+    pub fn from_config(config: &chorus_config::Config) -> Arc<Shared> {
+        let p = &config.pubsub;
+        let services = if p.service {
+            config
+                .server
+                .domains
+                .iter()
+                .map(|d| format!("{}.{d}", p.service_subdomain))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Arc::new(Shared {
+            options: PubsubOptions {
+                max_items: p.max_items,
+                max_payload_bytes: p.max_payload_bytes,
+                max_nodes: p.max_nodes,
+                service_max_nodes: p.service_max_nodes,
+                creators: p.create_nodes,
+                services,
+            },
+            caps: CapsCache::default(),
+            worker: Mutex::new(None),
+        })
     }
 }
 
@@ -125,7 +187,7 @@ static INFO: ModuleInfo = ModuleInfo {
             name: "Publish-Subscribe",
             version: "1.26.0",
             support: Support::Partial,
-            note: "As PEP on every account: nodes, items, access models, publish-options, affiliations and subscriptions. No hosted service (pubsub.<domain>), collections, subscription options or RSM paging of items yet.",
+            note: "PEP on every account and a hosted service on pubsub.<domain>: nodes (instant on the service), items with RSM paging, access and publish models, publish-options, affiliations, subscriptions. Subscription options: `pubsub#deliver` only. No collection nodes, item expiry or subscription authorization forms (an owner approves a pending subscription by managing subscriptions).",
         },
         Xep {
             number: 163,
@@ -185,7 +247,14 @@ impl Module for Pep {
     }
 
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {
-        Box::pin(request::answer(ctx, &self.shared, iq))
+        Box::pin(async move {
+            // Pubsub on the server's own domain: the hosted service is on
+            // a domain of its own.
+            let Some(account) = ctx.account else {
+                return IqReply::Error(chorus_proto::StanzaErrorCondition::ServiceUnavailable);
+            };
+            request::answer(ctx, &self.shared, &Svc::Pep(account.clone()), iq).await
+        })
     }
 
     /// A client's broadcast presence says what it wants notified (its

@@ -16,7 +16,8 @@ use chorus_storage::{PubsubItem, PubsubStore, RosterItem, RosterStore, Storage, 
 use chorus_xml::Element;
 
 use super::caps::{Features, Interest};
-use super::config::{AccessModel, NodeConfig, SendLast};
+use super::config::{form_fields, AccessModel, NodeConfig, SendLast};
+use super::Svc;
 use crate::Services;
 
 /// Why an entity may not see a node: the condition and `pubsub#errors`
@@ -77,10 +78,11 @@ pub fn access(
     }
 }
 
-/// A notification message from the owner's bare JID (XEP-0163 §4.3.2).
-pub fn event_message(owner: &BareJid, to: &Jid, event_child: Element) -> Element {
+/// A notification message from the service: the owner's bare JID for PEP
+/// (XEP-0163 §4.3.2), the service's domain otherwise.
+pub fn event_message(from: &str, to: &Jid, event_child: Element) -> Element {
     Element::new("message", ns::JABBER_CLIENT)
-        .with_attr("from", owner.as_str())
+        .with_attr("from", from)
         .with_attr("to", to.as_str())
         .with_attr("type", "headline")
         .with_child(Element::new("event", ns::PUBSUB_EVENT).with_child(event_child))
@@ -112,10 +114,10 @@ fn interested(session: &chorus_router::Session, node: &str) -> bool {
             .is_some_and(|Interest(f)| f.notify(node))
 }
 
-/// Owner's affiliations on the node, by JID.
-async fn affiliations(storage: &Storage, owner: &BareJid, node: &str) -> Vec<(String, String)> {
+/// The node's affiliations, by JID.
+pub async fn affiliations(storage: &Storage, service: &str, node: &str) -> Vec<(String, String)> {
     storage
-        .pubsub_affiliations(owner.as_str(), node)
+        .pubsub_affiliations(service, node)
         .await
         .unwrap_or_else(|e| {
             tracing::error!(error = %e, "pubsub affiliations unreadable");
@@ -123,14 +125,131 @@ async fn affiliations(storage: &Storage, owner: &BareJid, node: &str) -> Vec<(St
         })
 }
 
-fn affiliation_of<'a>(affs: &'a [(String, String)], who: &BareJid) -> Option<&'a str> {
+pub fn affiliation_of<'a>(affs: &'a [(String, String)], who: &BareJid) -> Option<&'a str> {
     affs.iter()
         .find(|(j, _)| j == who.as_str())
         .map(|(_, a)| a.as_str())
 }
 
-/// Everyone who hears of an event on `owner`'s `node`.
+/// A subscription options form (XEP-0060 §16.4.2) with the one option
+/// Chorus honours, `pubsub#deliver`.
+pub fn options_form(deliver: bool) -> Element {
+    let mut x = super::config::form_head("result", ns::PUBSUB_SUBSCRIBE_OPTIONS);
+    x.push(
+        Element::new("field", ns::DATA_FORMS)
+            .with_attr("var", "pubsub#deliver")
+            .with_attr("type", "boolean")
+            .with_attr("label", "Enable delivery?")
+            .with_child(Element::new("value", ns::DATA_FORMS).with_text(if deliver {
+                "1"
+            } else {
+                "0"
+            })),
+    );
+    x
+}
+
+/// Whether a subscription's options (XEP-0060 §6.3) let notifications
+/// through: `pubsub#deliver` off holds them.
+pub fn delivers(options: &str) -> bool {
+    if options.is_empty() {
+        return true;
+    }
+    Element::from_xml(options).map_or(true, |x| {
+        !form_fields(&x).iter().any(|(var, v)| {
+            var == "pubsub#deliver" && matches!(v.first().map(String::as_str), Some("0" | "false"))
+        })
+    })
+}
+
+/// The first owner of a hosted service's node: whose roster the
+/// `presence` and `roster` access models read.
+pub fn first_owner(affs: &[(String, String)]) -> Option<BareJid> {
+    affs.iter()
+        .filter(|(_, a)| a == "owner")
+        .find_map(|(j, _)| j.parse::<BareJid>().ok())
+}
+
+/// Everyone who hears of an event on the node.
 pub async fn recipients(
+    router: &Router,
+    services: &Services,
+    svc: &Svc,
+    node: &str,
+    config: &NodeConfig,
+) -> Vec<Jid> {
+    match svc {
+        Svc::Pep(owner) => pep_recipients(router, services, owner, node, config).await,
+        Svc::Hosted(h) => subscribers(services, &h.jid, node, config).await,
+    }
+}
+
+/// A hosted node's subscribers that its access model still admits.
+async fn subscribers(
+    services: &Services,
+    service: &str,
+    node: &str,
+    config: &NodeConfig,
+) -> Vec<Jid> {
+    let mut out = Vec::new();
+    if !config.deliver_notifications {
+        return out;
+    }
+    let storage = &services.storage;
+    let affs = affiliations(storage, service, node).await;
+    let owner = first_owner(&affs);
+    let subs = storage
+        .pubsub_subscriptions(service, Some(node), None)
+        .await
+        .unwrap_or_default();
+    for sub in subs
+        .iter()
+        .filter(|s| s.state == "subscribed" && delivers(&s.options))
+    {
+        let Ok(jid) = sub.jid.parse::<Jid>() else {
+            continue;
+        };
+        let who = jid.bare();
+        let allowed = match &owner {
+            Some(owner) => {
+                let item = roster_item_of(storage, owner, &who).await;
+                access(
+                    config,
+                    owner,
+                    &who,
+                    item.as_ref(),
+                    affiliation_of(&affs, &who),
+                    true,
+                )
+                .is_ok()
+            }
+            // No owner left: only the open model admits anyone.
+            None => config.access_model == AccessModel::Open,
+        };
+        if allowed && !out.contains(&jid) {
+            out.push(jid);
+        }
+    }
+    out
+}
+
+/// `owner`'s roster item for `who`, None when there is none or it cannot
+/// be read (fail closed).
+pub async fn roster_item_of(
+    storage: &Storage,
+    owner: &BareJid,
+    who: &BareJid,
+) -> Option<RosterItem> {
+    let localpart = owner.node()?;
+    storage
+        .roster_item(localpart, owner.domain(), who.as_str())
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Everyone who hears of an event on `owner`'s PEP `node`.
+async fn pep_recipients(
     router: &Router,
     services: &Services,
     owner: &BareJid,
@@ -143,7 +262,7 @@ pub async fn recipients(
         return out;
     }
     let storage = &services.storage;
-    let affs = affiliations(storage, owner, node).await;
+    let affs = affiliations(storage, owner.as_str(), node).await;
     let mut push = |jid: Jid, out: &mut Vec<Jid>| {
         if seen.insert(jid.as_str().to_owned()) {
             out.push(jid);
@@ -189,7 +308,10 @@ pub async fn recipients(
             }
         }
     }
-    for sub in subs.iter().filter(|s| s.state == "subscribed") {
+    for sub in subs
+        .iter()
+        .filter(|s| s.state == "subscribed" && delivers(&s.options))
+    {
         let Ok(jid) = sub.jid.parse::<Jid>() else {
             continue;
         };
@@ -206,14 +328,14 @@ pub async fn recipients(
 pub async fn broadcast(
     router: &Router,
     services: &Services,
-    owner: &BareJid,
+    svc: &Svc,
     node: &str,
     config: &NodeConfig,
     event_child: &Element,
 ) {
-    for to in recipients(router, services, owner, node, config).await {
+    for to in recipients(router, services, svc, node, config).await {
         router
-            .route(event_message(owner, &to, event_child.clone()))
+            .route(event_message(svc.jid(), &to, event_child.clone()))
             .await;
     }
 }
@@ -275,7 +397,7 @@ pub async fn send_last_items(
                     };
                     their_item = Some(item);
                 }
-                let affs = affiliations(storage, &owner, &n.node).await;
+                let affs = affiliations(storage, owner.as_str(), &n.node).await;
                 let item = their_item.as_ref().and_then(Option::as_ref);
                 if access(
                     &config,
@@ -299,7 +421,7 @@ pub async fn send_last_items(
             }
             let event = items_event(&n.node, &config, &last);
             router
-                .route(event_message(&owner, full.as_jid(), event))
+                .route(event_message(owner.as_str(), full.as_jid(), event))
                 .await;
         }
     }

@@ -1,17 +1,28 @@
-//! The XEP-0060 requests to an account's PEP service (its bare JID):
-//! `pubsub` (publish, retract, subscribe, unsubscribe, create, items,
-//! subscriptions, affiliations) and `pubsub#owner` (configure, default,
-//! delete, purge, subscriptions, affiliations). Error conditions and their
-//! `pubsub#errors` children are those of XEP-0060 §§6-8, cited per case.
+//! The XEP-0060 requests to a pubsub service, an account's PEP service (its
+//! bare JID) or a hosted one (`pubsub.<domain>`): `pubsub` (publish,
+//! retract, subscribe, unsubscribe, options, create, items, subscriptions,
+//! affiliations) and `pubsub#owner` (configure, default, delete, purge,
+//! subscriptions, affiliations). Error conditions and their `pubsub#errors`
+//! children are those of XEP-0060 §§6-8, cited per case.
+//!
+//! Where the two kinds differ: in PEP the account owns every node, alone
+//! publishes, and a publish creates its node (XEP-0163 §3); on a hosted
+//! service owners are affiliations, who may publish is the node's publish
+//! model, who may create is `pubsub.create_nodes`, nodes may be instant
+//! (§8.1.1), and a publish to a missing node is `item-not-found`.
 
 use chorus_jid::{BareJid, Jid};
 use chorus_proto::{ns, IqType, StanzaError, StanzaErrorCondition as C};
-use chorus_storage::{PubsubItem, PubsubStore, PubsubSubscription, RosterStore, StorageError};
+use chorus_storage::{PubsubItem, PubsubStore, PubsubSubscription, StorageError};
 use chorus_xml::Element;
 
-use super::config::{form_head, form_type, ConfigError, MaxItems, NodeConfig, SendLast};
-use super::notify::{self, access, items_event, Denied};
-use super::Shared;
+use chorus_config::PubsubCreators;
+
+use super::config::{
+    form_fields, form_head, form_type, ConfigError, MaxItems, NodeConfig, PublishModel, SendLast,
+};
+use super::notify::{self, access, delivers, items_event, options_form, Denied};
+use super::{Shared, Svc};
 use crate::{IqCtx, IqReply};
 
 /// An error with its `pubsub#errors` child (none when `app` is empty).
@@ -47,17 +58,13 @@ struct Req<'a> {
     ctx: &'a IqCtx<'a>,
     shared: &'a Shared,
     iq: &'a Element,
-    /// The account whose PEP service is addressed.
-    owner: &'a BareJid,
+    /// The service addressed.
+    svc: &'a Svc,
     /// The requester's bare JID.
     who: BareJid,
 }
 
-pub async fn answer(ctx: &IqCtx<'_>, shared: &Shared, iq: &Element) -> IqReply {
-    // Pubsub on the server's own domain is a hosted service, not PEP.
-    let Some(owner) = ctx.account else {
-        return IqReply::Error(C::ServiceUnavailable);
-    };
+pub async fn answer(ctx: &IqCtx<'_>, shared: &Shared, svc: &Svc, iq: &Element) -> IqReply {
     let Some(ps) = iq.children().next() else {
         return IqReply::Error(C::BadRequest);
     };
@@ -68,7 +75,7 @@ pub async fn answer(ctx: &IqCtx<'_>, shared: &Shared, iq: &Element) -> IqReply {
         ctx,
         shared,
         iq,
-        owner,
+        svc,
         who: ctx.sender.bare(),
     };
     let set = IqType::of(iq) == Some(IqType::Set);
@@ -78,18 +85,25 @@ pub async fn answer(ctx: &IqCtx<'_>, shared: &Shared, iq: &Element) -> IqReply {
         (false, true, "subscribe") => req.subscribe(ps, action).await,
         (false, true, "unsubscribe") => req.unsubscribe(action).await,
         (false, true, "create") => req.create(ps, action).await,
-        (false, false, "items") => req.items(action).await,
+        (false, false, "items") => req.items(ps, action).await,
         (false, false, "subscriptions") => req.own_subscriptions(action).await,
         (false, false, "affiliations") => req.own_affiliations(action).await,
-        (false, _, "options") | (false, false, "default") => {
-            Ok(unsupported("subscription-options"))
+        (false, false, "options") => req.get_options(action).await,
+        (false, true, "options") => req.set_options(action).await,
+        (false, false, "default") => {
+            let mut form = options_form(true);
+            form.set_attr("type", "form");
+            Ok(IqReply::Result(Some(
+                Element::new("pubsub", ns::PUBSUB)
+                    .with_child(Element::new("default", ns::PUBSUB).with_child(form)),
+            )))
         }
         (true, false, "configure") => req.get_configuration(action).await,
         (true, true, "configure") => req.configure(action).await,
         (true, false, "default") => Ok(IqReply::Result(Some(
             Element::new("pubsub", ns::PUBSUB_OWNER).with_child(
                 Element::new("default", ns::PUBSUB_OWNER)
-                    .with_child(NodeConfig::pep_default().to_form()),
+                    .with_child(svc.default_config().to_form()),
             ),
         ))),
         (true, true, "delete") => req.delete(action).await,
@@ -126,11 +140,38 @@ fn new_item_id() -> String {
 
 impl Req<'_> {
     fn service(&self) -> &str {
-        self.owner.as_str()
+        self.svc.jid()
     }
 
-    fn is_owner(&self) -> bool {
-        self.who == *self.owner
+    /// The requester is the account of a PEP service.
+    fn is_account(&self) -> bool {
+        matches!(self.svc, Svc::Pep(owner) if *owner == self.who)
+    }
+
+    /// The requester owns the node: the account of a PEP service, an
+    /// owner affiliation on a hosted one.
+    async fn is_owner(&self, node: &str) -> Result<bool, IqReply> {
+        match self.svc {
+            Svc::Pep(_) => Ok(self.is_account()),
+            Svc::Hosted(_) => {
+                Ok(self.affiliation(node, &self.who).await?.as_deref() == Some("owner"))
+            }
+        }
+    }
+
+    /// Whose roster the presence and roster access models read.
+    async fn node_owner(&self, node: &str) -> Result<Option<BareJid>, IqReply> {
+        match self.svc {
+            Svc::Pep(owner) => Ok(Some(owner.clone())),
+            Svc::Hosted(_) => {
+                let affs = self
+                    .storage()
+                    .pubsub_affiliations(self.service(), node)
+                    .await
+                    .map_err(internal)?;
+                Ok(notify::first_owner(&affs))
+            }
+        }
     }
 
     fn storage(&self) -> &chorus_storage::Storage {
@@ -177,26 +218,29 @@ impl Req<'_> {
     /// What the access model says about the requester (XEP-0060 §6.1.3,
     /// §6.5.9).
     async fn check_access(&self, node: &str, config: &NodeConfig) -> Result<(), IqReply> {
-        if self.is_owner() {
+        if self.is_owner(node).await? {
             return Ok(());
         }
-        let item = match self.owner.node() {
-            Some(l) => self
-                .storage()
-                .roster_item(l, self.owner.domain(), self.who.as_str())
-                .await
-                .map_err(internal)?,
+        let owner = self.node_owner(node).await?;
+        let item = match &owner {
+            Some(o) => notify::roster_item_of(self.storage(), o, &self.who).await,
             None => None,
         };
+        // A hosted node without owners: itself as the owner, which no
+        // roster names.
+        let owner = owner.unwrap_or_else(|| self.who.clone());
         let aff = self.affiliation(node, &self.who).await?;
         let approved = self
             .subscriptions_of_requester(Some(node))
             .await?
             .iter()
             .any(|s| s.state == "subscribed");
+        if owner == self.who && config.access_model != super::config::AccessModel::Open {
+            return Err(fail(C::NotAuthorized, "presence-subscription-required"));
+        }
         access(
             config,
-            self.owner,
+            &owner,
             &self.who,
             item.as_ref(),
             aff.as_deref(),
@@ -205,9 +249,10 @@ impl Req<'_> {
         .map_err(denied)
     }
 
-    /// The owner alone may do this (§8: `forbidden` for anyone else).
-    fn owner_only(&self) -> Result<(), IqReply> {
-        if self.is_owner() {
+    /// The node's owner alone may do this (§8: `forbidden` for anyone
+    /// else); checked once the node is known to exist.
+    async fn owner_only(&self, node: &str) -> Result<(), IqReply> {
+        if self.is_owner(node).await? {
             Ok(())
         } else {
             Err(IqReply::Error(C::Forbidden))
@@ -218,7 +263,7 @@ impl Req<'_> {
         notify::broadcast(
             self.ctx.router,
             self.ctx.services,
-            self.owner,
+            self.svc,
             node,
             config,
             event,
@@ -226,7 +271,8 @@ impl Req<'_> {
         .await;
     }
 
-    /// Creates a node with `config`, within the per-account node limit.
+    /// Creates a node with `config` and the requester as its owner, within
+    /// the node limit (per account in PEP, per hosted service).
     async fn create_node(&self, node: &str, config: &NodeConfig) -> Result<(), IqReply> {
         let count = self
             .storage()
@@ -234,10 +280,17 @@ impl Req<'_> {
             .await
             .map_err(internal)?
             .len();
-        if count >= self.shared.options.max_nodes as usize {
+        let limit = match self.svc {
+            Svc::Pep(_) => self.shared.options.max_nodes,
+            Svc::Hosted(_) => self.shared.options.service_max_nodes,
+        };
+        if count >= limit as usize {
             return Err(fail(C::NotAllowed, "max-nodes-exceeded"));
         }
-        let account = self.owner.node().map(|l| (l, self.owner.domain()));
+        let account = match self.svc {
+            Svc::Pep(owner) => owner.node().map(|l| (l, owner.domain())),
+            Svc::Hosted(_) => None,
+        };
         match self
             .storage()
             .pubsub_create_node(
@@ -245,7 +298,7 @@ impl Req<'_> {
                 node,
                 account,
                 &config.to_stored(),
-                self.service(),
+                self.who.as_str(),
             )
             .await
         {
@@ -268,10 +321,104 @@ impl Req<'_> {
         }
     }
 
+    /// Whether the requester may publish to an existing node: in PEP the
+    /// account (checked already); on a hosted service what the node's
+    /// publish model says (§4.6), an outcast never (§7.1.3.1).
+    async fn may_publish(&self, node: &str, config: &NodeConfig) -> Result<(), IqReply> {
+        if matches!(self.svc, Svc::Pep(_)) {
+            return Ok(());
+        }
+        let aff = self.affiliation(node, &self.who).await?;
+        let allowed = match (aff.as_deref(), config.publish_model) {
+            (Some("outcast"), _) => false,
+            (Some("owner" | "publisher" | "publish-only"), _) => true,
+            (_, PublishModel::Open) => true,
+            (_, PublishModel::Subscribers) => self
+                .subscriptions_of_requester(Some(node))
+                .await?
+                .iter()
+                .any(|s| s.state == "subscribed"),
+            (_, PublishModel::Publishers) => false,
+        };
+        if allowed {
+            Ok(())
+        } else {
+            Err(IqReply::Error(C::Forbidden))
+        }
+    }
+
+    /// The subscription `options` names (§6.3.1): the node, and a JID that
+    /// is the requester's.
+    async fn options_target(
+        &self,
+        action: &Element,
+    ) -> Result<(String, PubsubSubscription), IqReply> {
+        let node = node_of(action)?.to_owned();
+        let jid = match action.attr("jid").map(str::parse::<Jid>) {
+            Some(Ok(j)) => j,
+            Some(Err(_)) => return Err(fail(C::BadRequest, "invalid-jid")),
+            None => return Err(fail(C::BadRequest, "jid-required")),
+        };
+        self.node(&node).await?;
+        if jid.bare() != self.who && !self.is_owner(&node).await? {
+            return Err(IqReply::Error(C::Forbidden));
+        }
+        let subs = self
+            .storage()
+            .pubsub_subscriptions(self.service(), Some(&node), Some(jid.as_str()))
+            .await
+            .map_err(internal)?;
+        match subs.into_iter().next() {
+            Some(sub) => Ok((node, sub)),
+            None => Err(fail(C::UnexpectedRequest, "not-subscribed")),
+        }
+    }
+
+    /// §6.3.2 a subscription's options, as a form.
+    async fn get_options(&self, action: &Element) -> Answer {
+        let (node, sub) = self.options_target(action).await?;
+        let mut form = options_form(delivers(&sub.options));
+        form.set_attr("type", "form");
+        Ok(IqReply::Result(Some(
+            Element::new("pubsub", ns::PUBSUB).with_child(
+                Element::new("options", ns::PUBSUB)
+                    .with_attr("node", node)
+                    .with_attr("jid", sub.jid.as_str())
+                    .with_child(form),
+            ),
+        )))
+    }
+
+    /// §6.3.5 the subscriber changes its options: `pubsub#deliver` is the
+    /// one Chorus honours; any other field is `bad-request` with
+    /// `<invalid-options/>` (§6.3.6.2).
+    async fn set_options(&self, action: &Element) -> Answer {
+        let (_, mut sub) = self.options_target(action).await?;
+        let Some(x) = action.get_child("x", ns::DATA_FORMS) else {
+            return Err(fail(C::BadRequest, "invalid-options"));
+        };
+        let mut deliver = delivers(&sub.options);
+        for (var, values) in form_fields(x) {
+            match (var.as_str(), values.first().map(String::as_str)) {
+                ("pubsub#deliver", Some("1" | "true")) => deliver = true,
+                ("pubsub#deliver", Some("0" | "false")) => deliver = false,
+                _ => return Err(fail(C::BadRequest, "invalid-options")),
+            }
+        }
+        let mut stored = options_form(deliver);
+        stored.set_attr("type", "submit");
+        sub.options = stored.to_xml();
+        self.storage()
+            .pubsub_set_subscription(self.service(), &sub)
+            .await
+            .map_err(internal)?;
+        Ok(IqReply::Result(None))
+    }
+
     /// XEP-0060 §7.1 publish, with XEP-0163 §3 auto-create and §7.1.5
     /// publish-options.
     async fn publish(&self, ps: &Element, action: &Element) -> Answer {
-        if !self.is_owner() {
+        if matches!(self.svc, Svc::Pep(_)) && !self.is_account() {
             // §7.1.3.1; in PEP only the account publishes.
             return Err(IqReply::Error(C::Forbidden));
         }
@@ -304,14 +451,19 @@ impl Req<'_> {
         let config = match self.storage().pubsub_node(self.service(), node).await {
             Ok(Some(n)) => {
                 let config = NodeConfig::from_stored(&n.config);
+                self.may_publish(node, &config).await?;
                 if let Some(x) = options {
                     precondition(&config, x)?;
                 }
                 config
             }
+            // §7.1.3.3: a hosted service does not create on publish.
+            Ok(None) if matches!(self.svc, Svc::Hosted(_)) => {
+                return Err(IqReply::Error(C::ItemNotFound));
+            }
             Ok(None) => {
                 // §7.1.5: created with the options as its configuration.
-                let default = NodeConfig::pep_default();
+                let default = self.svc.default_config();
                 let config = match options {
                     Some(x) => default.apply(x).map_err(|e| match e {
                         ConfigError::Invalid(f) | ConfigError::PreconditionNotMet(f) => {
@@ -366,7 +518,6 @@ impl Req<'_> {
 
     /// §7.2 retract.
     async fn retract(&self, action: &Element) -> Answer {
-        self.owner_only()?;
         let node = node_of(action)?;
         let Some(id) = action
             .get_child("item", ns::PUBSUB)
@@ -376,6 +527,11 @@ impl Req<'_> {
             return Err(fail(C::BadRequest, "item-required"));
         };
         let config = self.node(node).await?;
+        // §7.2.3.1: owners and publishers.
+        let aff = self.affiliation(node, &self.who).await?;
+        if !self.is_owner(node).await? && aff.as_deref() != Some("publisher") {
+            return Err(IqReply::Error(C::Forbidden));
+        }
         if !config.persist_items {
             return Err(unsupported("persistent-items"));
         }
@@ -421,7 +577,7 @@ impl Req<'_> {
         }
         let aff = self.affiliation(node, &self.who).await?;
         let state = if config.access_model == super::config::AccessModel::Authorize
-            && !self.is_owner()
+            && !self.is_owner(node).await?
             && !matches!(aff.as_deref(), Some("member" | "publisher"))
             && !existing
                 .iter()
@@ -466,7 +622,7 @@ impl Req<'_> {
                 let event = items_event(node, &config, &last);
                 self.ctx
                     .router
-                    .route(notify::event_message(self.owner, &jid, event))
+                    .route(notify::event_message(self.service(), &jid, event))
                     .await;
             }
         }
@@ -480,10 +636,10 @@ impl Req<'_> {
             Some(Ok(j)) => j,
             _ => return Err(fail(C::BadRequest, "invalid-jid")),
         };
-        if jid.bare() != self.who && !self.is_owner() {
+        self.node(node).await?;
+        if jid.bare() != self.who && !self.is_owner(node).await? {
             return Err(IqReply::Error(C::Forbidden));
         }
-        self.node(node).await?;
         let removed = self
             .storage()
             .pubsub_remove_subscription(self.service(), node, jid.as_str(), "")
@@ -497,12 +653,24 @@ impl Req<'_> {
 
     /// §8.1 create, with §8.1.3 create-and-configure.
     async fn create(&self, ps: &Element, action: &Element) -> Answer {
-        self.owner_only()?;
-        let Some(node) = action.attr("node").filter(|n| !n.is_empty()) else {
-            // PEP has no instant nodes.
-            return Err(fail(C::NotAcceptable, "nodeid-required"));
+        let node = match (self.svc, action.attr("node").filter(|n| !n.is_empty())) {
+            (Svc::Pep(_), _) if !self.is_account() => return Err(IqReply::Error(C::Forbidden)),
+            (Svc::Pep(_), None) => {
+                // PEP has no instant nodes.
+                return Err(fail(C::NotAcceptable, "nodeid-required"));
+            }
+            (Svc::Pep(_), Some(n)) => n.to_owned(),
+            (Svc::Hosted(h), requested) => {
+                let local = self.ctx.router.is_local(self.who.domain());
+                if h.creators == PubsubCreators::Local && !local {
+                    return Err(IqReply::Error(C::Forbidden));
+                }
+                // §8.1.2: an instant node gets a unique id.
+                requested.map_or_else(new_item_id, str::to_owned)
+            }
         };
-        let mut config = NodeConfig::pep_default();
+        let instant = action.attr("node").is_none_or(str::is_empty);
+        let mut config = self.svc.default_config();
         if let Some(x) = ps
             .get_child("configure", ns::PUBSUB)
             .and_then(|c| c.get_child("x", ns::DATA_FORMS))
@@ -512,12 +680,17 @@ impl Req<'_> {
                 .map_err(|_| IqReply::Error(C::NotAcceptable))?;
         }
         let config = self.acceptable(config)?;
-        self.create_node(node, &config).await?;
-        Ok(IqReply::Result(None))
+        self.create_node(&node, &config).await?;
+        // §8.1.2: only an instant node's id is news to the requester.
+        Ok(IqReply::Result(instant.then(|| {
+            Element::new("pubsub", ns::PUBSUB)
+                .with_child(Element::new("create", ns::PUBSUB).with_attr("node", node))
+        })))
     }
 
-    /// §6.5 retrieve items: all, the newest `max_items`, or by id.
-    async fn items(&self, action: &Element) -> Answer {
+    /// §6.5 retrieve items: all, the newest `max_items`, by id, or a page
+    /// (§6.5.4, XEP-0059) in publication order.
+    async fn items(&self, ps: &Element, action: &Element) -> Answer {
         let node = node_of(action)?;
         let config = self.node(node).await?;
         self.check_access(node, &config).await?;
@@ -534,13 +707,18 @@ impl Req<'_> {
             ),
             None => None,
         };
-        let items = self
+        let rsm = ps.get_child("set", ns::RSM);
+        let mut items = self
             .storage()
             .pubsub_items(self.service(), node, &ids, newest)
             .await
             .map_err(internal)?;
+        let page = match rsm {
+            Some(set) if ids.is_empty() => Some(rsm_page(set, &mut items)?),
+            _ => None,
+        };
         let mut el = Element::new("items", ns::PUBSUB).with_attr("node", node);
-        for item in items {
+        for item in &items {
             let mut i = Element::new("item", ns::PUBSUB).with_attr("id", item.id.as_str());
             if config.itemreply_publisher {
                 i.set_attr("publisher", item.publisher.as_str());
@@ -550,9 +728,11 @@ impl Req<'_> {
             }
             el.push(i);
         }
-        Ok(IqReply::Result(Some(
-            Element::new("pubsub", ns::PUBSUB).with_child(el),
-        )))
+        let mut answer = Element::new("pubsub", ns::PUBSUB).with_child(el);
+        if let Some(page) = page {
+            answer.push(page);
+        }
+        Ok(IqReply::Result(Some(answer)))
     }
 
     /// §5.6 the requester's subscriptions.
@@ -596,9 +776,9 @@ impl Req<'_> {
 
     /// §8.2.1 the configuration form.
     async fn get_configuration(&self, action: &Element) -> Answer {
-        self.owner_only()?;
         let node = node_of(action)?;
         let config = self.node(node).await?;
+        self.owner_only(node).await?;
         Ok(IqReply::Result(Some(
             Element::new("pubsub", ns::PUBSUB_OWNER).with_child(
                 Element::new("configure", ns::PUBSUB_OWNER)
@@ -610,9 +790,9 @@ impl Req<'_> {
 
     /// §8.2.4 configure; §8.2.5.3 notifies when `notify_config` is on.
     async fn configure(&self, action: &Element) -> Answer {
-        self.owner_only()?;
         let node = node_of(action)?;
         let config = self.node(node).await?;
+        self.owner_only(node).await?;
         let Some(x) = action.get_child("x", ns::DATA_FORMS) else {
             return Err(IqReply::Error(C::BadRequest));
         };
@@ -662,15 +842,15 @@ impl Req<'_> {
 
     /// §8.4 delete, notifying with the optional redirect.
     async fn delete(&self, action: &Element) -> Answer {
-        self.owner_only()?;
         let node = node_of(action)?;
         let config = self.node(node).await?;
+        self.owner_only(node).await?;
         // Who to tell is decided while the node still exists.
         let to = if config.notify_delete {
             notify::recipients(
                 self.ctx.router,
                 self.ctx.services,
-                self.owner,
+                self.svc,
                 node,
                 &config,
             )
@@ -692,7 +872,7 @@ impl Req<'_> {
         for jid in to {
             self.ctx
                 .router
-                .route(notify::event_message(self.owner, &jid, event.clone()))
+                .route(notify::event_message(self.service(), &jid, event.clone()))
                 .await;
         }
         Ok(IqReply::Result(None))
@@ -700,9 +880,9 @@ impl Req<'_> {
 
     /// §8.5 purge.
     async fn purge(&self, action: &Element) -> Answer {
-        self.owner_only()?;
         let node = node_of(action)?;
         let config = self.node(node).await?;
+        self.owner_only(node).await?;
         if !config.persist_items {
             return Err(unsupported("persistent-items"));
         }
@@ -717,9 +897,9 @@ impl Req<'_> {
 
     /// §8.8.1 the node's subscriptions, for its owner.
     async fn node_subscriptions(&self, action: &Element) -> Answer {
-        self.owner_only()?;
         let node = node_of(action)?;
         self.node(node).await?;
+        self.owner_only(node).await?;
         let subs = self
             .storage()
             .pubsub_subscriptions(self.service(), Some(node), None)
@@ -738,9 +918,9 @@ impl Req<'_> {
     /// a pending one to `subscribed` approves it). All or nothing: the
     /// entries are checked before any is applied (§8.8.2.4).
     async fn set_subscriptions(&self, action: &Element) -> Answer {
-        self.owner_only()?;
         let node = node_of(action)?;
         self.node(node).await?;
+        self.owner_only(node).await?;
         let mut changes = Vec::new();
         for s in action
             .children()
@@ -782,9 +962,9 @@ impl Req<'_> {
 
     /// §8.9.1 the node's affiliations, for its owner.
     async fn node_affiliations(&self, action: &Element) -> Answer {
-        self.owner_only()?;
         let node = node_of(action)?;
         self.node(node).await?;
+        self.owner_only(node).await?;
         let affs = self
             .storage()
             .pubsub_affiliations(self.service(), node)
@@ -804,13 +984,14 @@ impl Req<'_> {
     }
 
     /// §8.9.2 the owner changes affiliations (`none` removes one). The
-    /// account stays the owner of its PEP nodes; a batch naming a JID twice
-    /// is `bad-request`, any invalid entry `not-acceptable`, and nothing
-    /// is applied then (§8.9.2.4).
+    /// account stays the owner of its PEP nodes and a hosted node keeps at
+    /// least one owner; a batch naming a JID twice is `bad-request`, any
+    /// invalid entry `not-acceptable`, and nothing is applied then
+    /// (§8.9.2.4).
     async fn set_affiliations(&self, action: &Element) -> Answer {
-        self.owner_only()?;
         let node = node_of(action)?;
         self.node(node).await?;
+        self.owner_only(node).await?;
         let mut changes: Vec<(BareJid, String)> = Vec::new();
         for a in action
             .children()
@@ -824,10 +1005,11 @@ impl Req<'_> {
             let (Some(jid), Some(aff)) = (jid, aff) else {
                 return Err(IqReply::Error(C::NotAcceptable));
             };
+            let account = matches!(self.svc, Svc::Pep(owner) if *owner == jid);
             if !matches!(
                 aff,
                 "none" | "owner" | "publisher" | "publish-only" | "member" | "outcast"
-            ) || jid == *self.owner
+            ) || account
             {
                 return Err(IqReply::Error(C::NotAcceptable));
             }
@@ -835,6 +1017,21 @@ impl Req<'_> {
                 return Err(IqReply::Error(C::BadRequest));
             }
             changes.push((jid, aff.to_owned()));
+        }
+        let current = self
+            .storage()
+            .pubsub_affiliations(self.service(), node)
+            .await
+            .map_err(internal)?;
+        let owners_left = current
+            .iter()
+            .filter(|(j, a)| a == "owner" && !changes.iter().any(|(c, _)| c.as_str() == j))
+            .count()
+            + changes.iter().filter(|(_, a)| a == "owner").count();
+        if owners_left == 0 {
+            return Err(IqReply::failed(
+                StanzaError::new(C::NotAcceptable).with_text("a node keeps at least one owner"),
+            ));
         }
         for (jid, aff) in changes {
             let aff = (aff != "none").then_some(aff.as_str());
@@ -845,6 +1042,55 @@ impl Req<'_> {
         }
         Ok(IqReply::Result(None))
     }
+}
+
+/// Narrows `items` (in publication order) to the XEP-0059 page `set`
+/// asks for, and returns the answer's `<set/>`: `<after>` and `<before>`
+/// name item ids, an empty `<before/>` asks for the last page, `<index>`
+/// an offset; `<max>` is capped at what a node can hold anyway.
+fn rsm_page(set: &Element, items: &mut Vec<PubsubItem>) -> Result<Element, IqReply> {
+    let text = |name: &str| set.get_child(name, ns::RSM).map(Element::text);
+    let number = |name: &str| -> Result<Option<usize>, IqReply> {
+        text(name)
+            .map(|t| {
+                t.trim()
+                    .parse::<usize>()
+                    .map_err(|_| IqReply::Error(C::BadRequest))
+            })
+            .transpose()
+    };
+    let count = items.len();
+    let max = number("max")?.unwrap_or(count);
+    let position = |id: &str| items.iter().position(|i| i.id == id);
+    let (start, end) = if let Some(after) = text("after") {
+        let Some(p) = position(&after) else {
+            return Err(IqReply::Error(C::ItemNotFound));
+        };
+        (p + 1, (p + 1).saturating_add(max).min(count))
+    } else if let Some(before) = text("before") {
+        let end = if before.is_empty() {
+            count
+        } else {
+            position(&before).ok_or(IqReply::Error(C::ItemNotFound))?
+        };
+        (end.saturating_sub(max), end)
+    } else {
+        let start = number("index")?.unwrap_or(0).min(count);
+        (start, start.saturating_add(max).min(count))
+    };
+    let page: Vec<PubsubItem> = items.drain(start..end).collect();
+    *items = page;
+    let mut answer = Element::new("set", ns::RSM);
+    if let (Some(first), Some(last)) = (items.first(), items.last()) {
+        answer.push(
+            Element::new("first", ns::RSM)
+                .with_attr("index", start.to_string())
+                .with_text(first.id.as_str()),
+        );
+        answer.push(Element::new("last", ns::RSM).with_text(last.id.as_str()));
+    }
+    answer.push(Element::new("count", ns::RSM).with_text(count.to_string()));
+    Ok(answer)
 }
 
 /// Checks publish-options preconditions on an existing node (§7.1.5).
@@ -881,8 +1127,19 @@ fn subscription_element(namespace: &str, s: &PubsubSubscription, with_node: bool
 /// disco#items of an account (XEP-0163 §6.2): the nodes the requester may
 /// retrieve from.
 pub async fn account_disco_items(ctx: &IqCtx<'_>, account: &BareJid) -> Vec<Element> {
+    disco_items(ctx, &Svc::Pep(account.clone())).await
+}
+
+/// disco#info of one of an account's nodes (XEP-0060 §5.4).
+pub async fn account_node_info(ctx: &IqCtx<'_>, account: &BareJid, node: &str) -> IqReply {
+    node_info(ctx, &Svc::Pep(account.clone()), node).await
+}
+
+/// The service's nodes the requester may retrieve from (XEP-0060 §5.2),
+/// as disco#items.
+pub async fn disco_items(ctx: &IqCtx<'_>, svc: &Svc) -> Vec<Element> {
     let storage = &ctx.services.storage;
-    let nodes = match storage.pubsub_nodes(account.as_str()).await {
+    let nodes = match storage.pubsub_nodes(svc.jid()).await {
         Ok(n) => n,
         Err(e) => {
             tracing::error!(error = %e, "pubsub nodes unreadable");
@@ -890,30 +1147,27 @@ pub async fn account_disco_items(ctx: &IqCtx<'_>, account: &BareJid) -> Vec<Elem
         }
     };
     let who = ctx.sender.bare();
-    let item = match (who != *account, account.node()) {
-        (true, Some(l)) => storage
-            .roster_item(l, account.domain(), who.as_str())
-            .await
-            .ok()
-            .flatten(),
-        _ => None,
-    };
     let mut out = Vec::new();
     for n in nodes {
         let config = NodeConfig::from_stored(&n.config);
-        let affs = storage
-            .pubsub_affiliations(account.as_str(), &n.node)
-            .await
-            .unwrap_or_default();
-        let aff = affs
-            .iter()
-            .find(|(j, _)| j == who.as_str())
-            .map(|(_, a)| a.as_str());
-        if access(&config, account, &who, item.as_ref(), aff, false).is_err() {
+        let affs = notify::affiliations(storage, svc.jid(), &n.node).await;
+        let aff = notify::affiliation_of(&affs, &who);
+        let owner = match svc {
+            Svc::Pep(owner) => Some(owner.clone()),
+            Svc::Hosted(_) => notify::first_owner(&affs),
+        };
+        let visible = match &owner {
+            Some(owner) => {
+                let item = notify::roster_item_of(storage, owner, &who).await;
+                access(&config, owner, &who, item.as_ref(), aff, false).is_ok()
+            }
+            None => config.access_model == super::config::AccessModel::Open,
+        };
+        if !visible {
             continue;
         }
         let mut e = Element::new("item", ns::DISCO_ITEMS)
-            .with_attr("jid", account.as_str())
+            .with_attr("jid", svc.jid())
             .with_attr("node", n.node.as_str());
         if !config.title.is_empty() {
             e.set_attr("name", config.title.as_str());
@@ -923,39 +1177,47 @@ pub async fn account_disco_items(ctx: &IqCtx<'_>, account: &BareJid) -> Vec<Elem
     out
 }
 
-/// disco#info of one of an account's nodes (XEP-0060 §5.4): a leaf, with
-/// its metadata; `item-not-found` for a node the requester may not see.
-pub async fn account_node_info(ctx: &IqCtx<'_>, account: &BareJid, node: &str) -> IqReply {
-    let visible = account_disco_items(ctx, account)
+/// disco#info of a node (XEP-0060 §5.4): a leaf, with its metadata;
+/// `item-not-found` for a node the requester may not see.
+pub async fn node_info(ctx: &IqCtx<'_>, svc: &Svc, node: &str) -> IqReply {
+    let visible = disco_items(ctx, svc)
         .await
         .iter()
         .any(|i| i.attr("node") == Some(node));
     if !visible {
         return IqReply::Error(C::ItemNotFound);
     }
-    let Ok(Some(n)) = ctx
-        .services
-        .storage
-        .pubsub_node(account.as_str(), node)
-        .await
-    else {
+    let Ok(Some(n)) = ctx.services.storage.pubsub_node(svc.jid(), node).await else {
         return IqReply::Error(C::ItemNotFound);
     };
     let config = NodeConfig::from_stored(&n.config);
+    let affs = notify::affiliations(&ctx.services.storage, svc.jid(), node).await;
+    let owners: Vec<String> = affs
+        .into_iter()
+        .filter(|(_, a)| a == "owner")
+        .map(|(j, _)| j)
+        .collect();
     let mut meta = form_head("result", "http://jabber.org/protocol/pubsub#meta-data");
-    for (var, value) in [
-        ("pubsub#access_model", config.access_model.as_str()),
-        ("pubsub#publish_model", config.publish_model.as_str()),
-        ("pubsub#title", config.title.as_str()),
-        ("pubsub#description", config.description.as_str()),
-        ("pubsub#type", config.payload_type.as_str()),
-        ("pubsub#owner", account.as_str()),
-    ] {
-        meta.push(
-            Element::new("field", ns::DATA_FORMS)
-                .with_attr("var", var)
-                .with_child(Element::new("value", ns::DATA_FORMS).with_text(value)),
-        );
+    let fields: [(&str, Vec<String>); 6] = [
+        (
+            "pubsub#access_model",
+            vec![config.access_model.as_str().to_owned()],
+        ),
+        (
+            "pubsub#publish_model",
+            vec![config.publish_model.as_str().to_owned()],
+        ),
+        ("pubsub#title", vec![config.title.clone()]),
+        ("pubsub#description", vec![config.description.clone()]),
+        ("pubsub#type", vec![config.payload_type.clone()]),
+        ("pubsub#owner", owners),
+    ];
+    for (var, values) in fields {
+        let mut f = Element::new("field", ns::DATA_FORMS).with_attr("var", var);
+        for v in values {
+            f.push(Element::new("value", ns::DATA_FORMS).with_text(v));
+        }
+        meta.push(f);
     }
     IqReply::Result(Some(
         Element::new("query", ns::DISCO_INFO)

@@ -24,6 +24,7 @@ mod metrics;
 mod modules;
 mod pep;
 mod piefxis;
+mod pubsub_service;
 mod routes;
 mod sm;
 mod stream_errors;

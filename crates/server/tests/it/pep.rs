@@ -602,7 +602,7 @@ async fn publish_options_configure_a_new_node_and_must_match_an_existing_one() {
 #[tokio::test]
 async fn a_bad_publish_gets_the_condition_xep_0060_names() {
     let mut config = test_config("pep-publish-errors");
-    config.pep.max_payload_bytes = 1024;
+    config.pubsub.max_payload_bytes = 1024;
     let server = server_with(config).await;
     let mut alice = login(&server, "alice", "a").await;
     let mut bob = login(&server, "bob", "b").await;

@@ -23,6 +23,10 @@ const PER_ACCOUNT_TABLES: &[&str] = &[
     "archive_prefs",
     "archive_pref_jids",
     "last_activity",
+    "pubsub_nodes",
+    "pubsub_items",
+    "pubsub_affiliations",
+    "pubsub_subscriptions",
 ];
 const OTHER_TABLES: &[&str] = &["_sqlx_migrations", "accounts"];
 
@@ -87,6 +91,41 @@ async fn populate(db: &Db, localpart: &str) {
             default: chorus_storage::ArchiveDefault::Roster,
             always: vec!["romeo@example.net".into()],
             never: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    // A PEP node with an item, its owner affiliation and a subscriber.
+    let service = format!("{localpart}@{DOMAIN}");
+    s.pubsub_create_node(
+        &service,
+        "urn:xmpp:avatar:metadata",
+        Some((localpart, DOMAIN)),
+        "c",
+        &service,
+    )
+    .await
+    .unwrap();
+    s.pubsub_publish(
+        &service,
+        "urn:xmpp:avatar:metadata",
+        &chorus_storage::PubsubItem {
+            id: "h".into(),
+            publisher: service.clone(),
+            payload: "<metadata/>".into(),
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    s.pubsub_set_subscription(
+        &service,
+        &chorus_storage::PubsubSubscription {
+            node: "urn:xmpp:avatar:metadata".into(),
+            jid: "romeo@example.net".into(),
+            subid: String::new(),
+            state: "subscribed".into(),
+            options: String::new(),
         },
     )
     .await

@@ -16,8 +16,8 @@ use std::time::{Duration, SystemTime};
 
 use chorus_storage::{
     AccountStore, ArchiveStore, Backend, BlockStore, LastActivityStore, OfflineStore,
-    OfflineStored, PrivateStore, RosterChange, RosterItem, RosterStore, StorageError, Subscription,
-    VcardStore, ROSTER_REMOVALS_KEPT,
+    OfflineStored, PrivateStore, PubsubStore, RosterChange, RosterItem, RosterStore, StorageError,
+    Subscription, VcardStore, ROSTER_REMOVALS_KEPT,
 };
 
 use common::Db;
