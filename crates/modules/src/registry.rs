@@ -41,6 +41,7 @@ impl Modules {
     /// [`Modules::standard`] as a list, for a server that adds its own
     /// (the client stream's declarations).
     pub fn standard_list(config: &chorus_config::Config) -> Vec<Box<dyn Module>> {
+        let pubsub = pubsub::Shared::from_config(config);
         let mut modules: Vec<Box<dyn Module>> = vec![
             Box::new(blocking::Blocking::default()),
             Box::new(ping::Ping::from_config(config)),
@@ -54,14 +55,15 @@ impl Modules {
             Box::new(time::Time),
             Box::new(last::Last::default()),
             Box::new(private::Private),
-            Box::new(vcard::Vcard),
+            Box::new(vcard::Vcard {
+                pep: config.pubsub.pep.then(|| pubsub.clone()),
+            }),
             Box::new(avatar::Avatar),
             Box::new(mam::Mam::from_config(config)),
             Box::new(offline::Offline {
                 quota: config.offline.quota,
             }),
         ];
-        let pubsub = pubsub::Shared::from_config(config);
         if config.pubsub.pep {
             modules.push(Box::new(pubsub::Pep::new(pubsub.clone())));
         }

@@ -29,7 +29,11 @@ use futures_util::future::BoxFuture;
 use crate::private::parse_fragment;
 use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo, Support, Xep};
 
-pub struct Vcard;
+/// The vcard-temp module; with PEP on, a stored PHOTO also becomes the
+/// PEP avatar (XEP-0398, `pubsub/avatar.rs`).
+pub struct Vcard {
+    pub pep: Option<std::sync::Arc<crate::pubsub::Shared>>,
+}
 
 /// The largest vCard stored, in bytes of its serialization. vCards carry
 /// avatars (PHOTO, base64), and 64 KiB holds any reasonable one (XEP-0153
@@ -73,6 +77,16 @@ impl Vcard {
                 .set_vcard(localpart, me.domain(), &xml)
                 .await
                 .map_err(storage_failed)?;
+            if let Some(shared) = &self.pep {
+                crate::pubsub::avatar::from_vcard(
+                    ctx.router,
+                    ctx.services,
+                    shared,
+                    &me.bare(),
+                    card,
+                )
+                .await;
+            }
             return Ok(IqReply::Result(None));
         }
         let Some(account) = ctx.account else {

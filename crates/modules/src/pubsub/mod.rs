@@ -18,6 +18,7 @@
 //! sending it the last items it is interested in) outside the client's own
 //! actor, which must stay free to route the answer to the caps query.
 
+pub mod avatar;
 mod caps;
 mod config;
 mod notify;
@@ -176,6 +177,7 @@ pub const PEP_FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#retrieve-items",
     "http://jabber.org/protocol/pubsub#retrieve-subscriptions",
     "http://jabber.org/protocol/pubsub#subscribe",
+    avatar::CONVERSION,
 ];
 
 static INFO: ModuleInfo = ModuleInfo {
@@ -207,8 +209,15 @@ static INFO: ModuleInfo = ModuleInfo {
             number: 84,
             name: "User Avatar",
             version: "1.1.4",
-            support: Support::Partial,
-            note: "Served as PEP; no conversion from or to vCard avatars (XEP-0398) yet.",
+            support: Support::Complete,
+            note: "Served as PEP, kept in step with the vCard's PHOTO (XEP-0398).",
+        },
+        Xep {
+            number: 398,
+            name: "User Avatar to vCard-Based Avatars Conversion",
+            version: "0.3.1",
+            support: Support::Complete,
+            note: "Both ways (pubsub/avatar.rs): a PEP avatar becomes the vCard's PHOTO, a vCard PHOTO the PEP avatar.",
         },
         Xep {
             number: 172,

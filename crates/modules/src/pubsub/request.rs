@@ -506,6 +506,11 @@ impl Req<'_> {
         }
         self.broadcast(node, &config, &items_event(node, &config, &[stored]))
             .await;
+        if let Svc::Pep(owner) = self.svc {
+            if node == super::avatar::METADATA {
+                super::avatar::to_vcard(self.ctx.services, owner, payload).await;
+            }
+        }
         // §7.1.2: the item id, which the publisher may not know.
         Ok(IqReply::Result(Some(
             Element::new("pubsub", ns::PUBSUB).with_child(
@@ -847,14 +852,7 @@ impl Req<'_> {
         self.owner_only(node).await?;
         // Who to tell is decided while the node still exists.
         let to = if config.notify_delete {
-            notify::recipients(
-                self.ctx.router,
-                self.ctx.services,
-                self.svc,
-                node,
-                &config,
-            )
-            .await
+            notify::recipients(self.ctx.router, self.ctx.services, self.svc, node, &config).await
         } else {
             Vec::new()
         };

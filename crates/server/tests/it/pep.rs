@@ -955,3 +955,147 @@ async fn removing_the_account_removes_its_nodes() {
         .is_empty());
     server.stop();
 }
+
+/// A 1x1 PNG, and the SHA-1 (hex) that is its XEP-0084 id and its
+/// XEP-0153 hash.
+const PNG_B64: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+fn png_sha1() -> String {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(PNG_B64)
+        .unwrap();
+    sha1::Sha1::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_pep_avatar_becomes_the_vcard_photo_and_the_presence_hash() {
+    let server = server("pep-avatar-to-vcard").await;
+    let mut alice = login(&server, "alice", "a").await;
+    let info = ok(
+        &mut alice,
+        &format!("<iq type='get'><query xmlns='{DISCO_INFO}'/></iq>"),
+    )
+    .await
+    .unwrap();
+    assert!(
+        info.children()
+            .any(|f| f.attr("var") == Some("urn:xmpp:pep-vcard-conversion:0")),
+        "{}",
+        info.to_xml()
+    );
+    let id = png_sha1();
+    ok(
+        &mut alice,
+        &publish(
+            "urn:xmpp:avatar:data",
+            Some(&id),
+            &format!("<data xmlns='urn:xmpp:avatar:data'>{PNG_B64}</data>"),
+        ),
+    )
+    .await;
+    ok(
+        &mut alice,
+        &publish(
+            AVATAR_META,
+            Some(&id),
+            &format!("<metadata xmlns='{AVATAR_META}'><info id='{id}' bytes='70' type='image/png'/></metadata>"),
+        ),
+    )
+    .await;
+    // Old clients read it from the vCard.
+    let mut bob = login(&server, "bob", "b").await;
+    let vcard = ok(
+        &mut bob,
+        "<iq type='get' to='alice@localhost'><vCard xmlns='vcard-temp'/></iq>",
+    )
+    .await
+    .unwrap();
+    let photo = vcard.get_child("PHOTO", "vcard-temp").expect("a PHOTO");
+    assert_eq!(
+        photo.get_child("BINVAL", "vcard-temp").unwrap().text(),
+        PNG_B64
+    );
+    assert_eq!(
+        photo.get_child("TYPE", "vcard-temp").unwrap().text(),
+        "image/png"
+    );
+    // And their presence hash is the PEP avatar's id (XEP-0153).
+    alice.send("<presence/>").await;
+    let p = loop {
+        let e = bob.next_element().await;
+        if e.name() == "presence" && e.attr("from") == Some("alice@localhost/a") {
+            break e;
+        }
+    };
+    let hash = p
+        .get_child("x", "vcard-temp:x:update")
+        .and_then(|x| x.get_child("photo", "vcard-temp:x:update"))
+        .map(Element::text);
+    assert_eq!(hash.as_deref(), Some(id.as_str()));
+    // Empty metadata: no avatar, no PHOTO.
+    ok(
+        &mut alice,
+        &publish(
+            AVATAR_META,
+            Some("none"),
+            &format!("<metadata xmlns='{AVATAR_META}'/>"),
+        ),
+    )
+    .await;
+    let vcard = ok(
+        &mut bob,
+        "<iq type='get' to='alice@localhost'><vCard xmlns='vcard-temp'/></iq>",
+    )
+    .await
+    .unwrap();
+    assert!(
+        vcard.get_child("PHOTO", "vcard-temp").is_none(),
+        "{}",
+        vcard.to_xml()
+    );
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_vcard_photo_becomes_the_pep_avatar_and_notifies_contacts() {
+    let server = server("pep-vcard-to-avatar").await;
+    let mut alice = login(&server, "alice", "a").await;
+    // bob wants avatar metadata (his caps say so).
+    let (mut bob, _) = login_with_caps(&server, "bob", "b", &[AVATAR_META], true, 0).await;
+    sync(&mut bob).await;
+    let set = format!(
+        "<iq type='set'><vCard xmlns='vcard-temp'><FN>Alice</FN><PHOTO><TYPE>image/png</TYPE><BINVAL>{PNG_B64}</BINVAL></PHOTO></vCard></iq>"
+    );
+    ok(&mut alice, &set).await;
+    let id = png_sha1();
+    let got = only_events(sync(&mut bob).await);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let e = event_child(&got[0], "alice@localhost");
+    assert_eq!(e.attr("node"), Some(AVATAR_META));
+    let info = e
+        .get_child("item", EVENT)
+        .and_then(|i| i.get_child("metadata", AVATAR_META))
+        .and_then(|m| m.get_child("info", AVATAR_META))
+        .unwrap();
+    assert_eq!(info.attr("id"), Some(id.as_str()));
+    assert_eq!(info.attr("bytes"), Some("70"));
+    assert_eq!(info.attr("type"), Some("image/png"));
+    // The data is there under the same id.
+    let r = ok(
+        &mut bob,
+        &format!("<iq type='get' to='alice@localhost'><pubsub xmlns='{PUBSUB}'><items node='urn:xmpp:avatar:data'><item id='{id}'/></items></pubsub></iq>"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        items(r.get_child("items", PUBSUB).unwrap()),
+        [(id.clone(), PNG_B64.to_owned())]
+    );
+    // The same vCard again publishes nothing new.
+    ok(&mut alice, &set).await;
+    assert!(only_events(sync(&mut bob).await).is_empty());
+    server.stop();
+}
