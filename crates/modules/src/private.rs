@@ -25,9 +25,14 @@ use chorus_storage::PrivateStore;
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
+use crate::pubsub::bookmarks;
 use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo, Support, Xep};
 
-pub struct Private;
+/// The private XML module; with PEP on, `storage:bookmarks` is kept in
+/// step with PEP Native Bookmarks (XEP-0411, `pubsub/bookmarks.rs`).
+pub struct Private {
+    pub pep: Option<std::sync::Arc<crate::pubsub::Shared>>,
+}
 
 /// Namespace prefixes XEP-0049 §2.3 reserves for protocol use.
 const RESERVED_PREFIXES: &[&str] = &["jabber:", "http://jabber.org/"];
@@ -87,6 +92,9 @@ impl Private {
                     tracing::error!(error = %e, "storing private XML failed");
                     StanzaErrorCondition::InternalServerError
                 })?;
+            if let (Some(shared), true) = (&self.pep, child.ns() == bookmarks::LEGACY) {
+                bookmarks::from_legacy(ctx.router, ctx.services, shared, &me.bare(), child).await;
+            }
             return Ok(IqReply::Result(None));
         }
         let stored = store
@@ -104,6 +112,15 @@ impl Private {
                 tracing::error!(namespace = child.ns(), "stored private XML does not parse");
                 StanzaErrorCondition::InternalServerError
             })?,
+        };
+        let element = match (&self.pep, element.is("storage", bookmarks::LEGACY)) {
+            (Some(_), true) => bookmarks::legacy_view(ctx.services, &me.bare(), Some(element))
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "reading PEP bookmarks failed");
+                    StanzaErrorCondition::InternalServerError
+                })?,
+            _ => element,
         };
         Ok(IqReply::Result(Some(query_with(element))))
     }

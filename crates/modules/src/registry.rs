@@ -54,7 +54,9 @@ impl Modules {
             Box::new(version::Version),
             Box::new(time::Time),
             Box::new(last::Last::default()),
-            Box::new(private::Private),
+            Box::new(private::Private {
+                pep: config.pubsub.pep.then(|| pubsub.clone()),
+            }),
             Box::new(vcard::Vcard {
                 pep: config.pubsub.pep.then(|| pubsub.clone()),
             }),

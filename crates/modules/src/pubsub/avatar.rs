@@ -38,11 +38,32 @@ pub async fn server_publish(
     node: &str,
     item: PubsubItem,
 ) -> Result<(), StorageError> {
+    server_publish_with(
+        router,
+        services,
+        shared,
+        owner,
+        node,
+        item,
+        NodeConfig::pep_default(),
+    )
+    .await
+}
+
+/// [`server_publish`], creating a missing node with `config`.
+pub async fn server_publish_with(
+    router: &Router,
+    services: &Services,
+    shared: &Shared,
+    owner: &BareJid,
+    node: &str,
+    item: PubsubItem,
+    config: NodeConfig,
+) -> Result<(), StorageError> {
     let storage = &services.storage;
     let config = match storage.pubsub_node(owner.as_str(), node).await? {
         Some(n) => NodeConfig::from_stored(&n.config),
         None => {
-            let config = NodeConfig::pep_default();
             let account = owner.node().map(|l| (l, owner.domain()));
             match storage
                 .pubsub_create_node(

@@ -19,6 +19,7 @@
 //! actor, which must stay free to route the answer to the caps query.
 
 pub mod avatar;
+pub mod bookmarks;
 mod caps;
 mod config;
 mod notify;
@@ -178,6 +179,7 @@ pub const PEP_FEATURES: &[&str] = &[
     "http://jabber.org/protocol/pubsub#retrieve-subscriptions",
     "http://jabber.org/protocol/pubsub#subscribe",
     avatar::CONVERSION,
+    bookmarks::COMPAT,
 ];
 
 static INFO: ModuleInfo = ModuleInfo {
@@ -237,8 +239,15 @@ static INFO: ModuleInfo = ModuleInfo {
             number: 402,
             name: "PEP Native Bookmarks",
             version: "1.2.0",
-            support: Support::Partial,
-            note: "Served as PEP with the whitelist access model clients ask for; no XEP-0048 private-XML compatibility (XEP-0411) yet.",
+            support: Support::Complete,
+            note: "Served as PEP with the whitelist access model clients ask for, and converted from and to XEP-0048 private XML (XEP-0411).",
+        },
+        Xep {
+            number: 411,
+            name: "Bookmarks Conversion",
+            version: "1.1.0",
+            support: Support::Complete,
+            note: "Private XML storage:bookmarks and the urn:xmpp:bookmarks:1 node show the same rooms (pubsub/bookmarks.rs); URL bookmarks stay in private XML.",
         },
     ],
     iqs: &[

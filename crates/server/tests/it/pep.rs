@@ -1099,3 +1099,124 @@ async fn a_vcard_photo_becomes_the_pep_avatar_and_notifies_contacts() {
     assert!(only_events(sync(&mut bob).await).is_empty());
     server.stop();
 }
+
+#[tokio::test]
+async fn old_and_new_bookmark_clients_see_the_same_rooms() {
+    let server = server("pep-bookmarks-compat").await;
+    let mut old = login(&server, "alice", "old").await;
+    let bookmarks = "urn:xmpp:bookmarks:1";
+    // The new client wants bookmark notifications.
+    let (mut new, _) = login_with_caps(&server, "alice", "new", &[bookmarks], true, 0).await;
+    sync(&mut new).await;
+    let info = ok(
+        &mut old,
+        &format!("<iq type='get'><query xmlns='{DISCO_INFO}'/></iq>"),
+    )
+    .await
+    .unwrap();
+    assert!(info
+        .children()
+        .any(|f| f.attr("var") == Some("urn:xmpp:bookmarks:1#compat")));
+    // XEP-0048 in private XML, as an old client stores it.
+    let store = |rooms: &str| {
+        format!(
+            "<iq type='set'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'>{rooms}\
+             <url name='Notes' url='https://example.org/notes'/></storage></query></iq>"
+        )
+    };
+    let tea = "<conference jid='tea@conference.localhost' name='Tea' autojoin='true'><nick>alice</nick></conference>";
+    let cards = "<conference jid='cards@conference.localhost' name='Cards'/>";
+    ok(&mut old, &store(&format!("{tea}{cards}"))).await;
+    // The new client hears of both rooms, as XEP-0402 items.
+    let got = only_events(sync(&mut new).await);
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|m| event_child(m, "alice@localhost"))
+        .filter_map(|e| {
+            e.get_child("item", EVENT)
+                .and_then(|i| i.attr("id"))
+                .map(str::to_owned)
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        ["cards@conference.localhost", "tea@conference.localhost"]
+    );
+    let r = ok(&mut new, &items_of("alice@localhost", bookmarks))
+        .await
+        .unwrap();
+    let tea_item = r
+        .get_child("items", PUBSUB)
+        .unwrap()
+        .children()
+        .find(|i| i.attr("id") == Some("tea@conference.localhost"))
+        .and_then(|i| i.get_child("conference", bookmarks))
+        .unwrap()
+        .clone();
+    assert_eq!(tea_item.attr("autojoin"), Some("true"));
+    assert_eq!(
+        tea_item.get_child("nick", bookmarks).unwrap().text(),
+        "alice"
+    );
+    // The node is private, as XEP-0402 wants it.
+    let mut bob = login(&server, "bob", "b").await;
+    assert_eq!(
+        err(&mut bob, &items_of("alice@localhost", bookmarks))
+            .await
+            .1,
+        "closed-node"
+    );
+    // A room bookmarked by the new client shows in the old one's storage,
+    // with the URL it stored.
+    ok(
+        &mut new,
+        &publish_with(
+            bookmarks,
+            "<conference xmlns='urn:xmpp:bookmarks:1' name='Chess'/>",
+            &[
+                ("pubsub#persist_items", "true"),
+                ("pubsub#access_model", "whitelist"),
+                ("pubsub#max_items", "max"),
+            ],
+        )
+        .replace("id='current'", "id='chess@conference.localhost'"),
+    )
+    .await;
+    let read = "<iq type='get'><query xmlns='jabber:iq:private'><storage xmlns='storage:bookmarks'/></query></iq>";
+    let r = ok(&mut old, read).await.unwrap();
+    let storage = r.get_child("storage", "storage:bookmarks").unwrap();
+    let mut rooms: Vec<&str> = storage
+        .children()
+        .filter(|c| c.name() == "conference")
+        .filter_map(|c| c.attr("jid"))
+        .collect();
+    rooms.sort();
+    assert_eq!(
+        rooms,
+        [
+            "cards@conference.localhost",
+            "chess@conference.localhost",
+            "tea@conference.localhost"
+        ]
+    );
+    assert!(storage.children().any(|c| c.name() == "url"));
+    // The old client drops a room: the new one sees it retracted.
+    sync(&mut new).await;
+    ok(&mut old, &store(tea)).await;
+    let got = only_events(sync(&mut new).await);
+    let retracted: Vec<&str> = got
+        .iter()
+        .filter_map(|m| m.get_child("event", EVENT))
+        .filter_map(|e| e.get_child("items", EVENT))
+        .filter_map(|i| i.get_child("retract", EVENT))
+        .filter_map(|r| r.attr("id"))
+        .collect();
+    let mut retracted = retracted;
+    retracted.sort();
+    assert_eq!(
+        retracted,
+        ["cards@conference.localhost", "chess@conference.localhost"]
+    );
+    server.stop();
+}
