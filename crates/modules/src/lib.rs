@@ -38,4 +38,5 @@ mod registry;
 
 pub use api::*;
 pub use disco::caps_ver;
+pub use pubsub::{pep_config_form, pep_config_from_form};
 pub use registry::{InstallError, Modules};

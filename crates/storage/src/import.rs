@@ -280,6 +280,51 @@ impl ImportStore for Storage {
                 q.bind(*id).bind(*n)
             })
             .await?;
+            // PEP nodes are few per account: one statement each, which
+            // gives the node's id for its rows.
+            for &(id, a) in &created {
+                let service = format!("{}@{}", a.localpart, a.domain);
+                for n in &a.pep {
+                    let node_id: i64 = sqlx::query_scalar(PEP_NODE)
+                        .bind(service.as_str())
+                        .bind(n.node.as_str())
+                        .bind(id)
+                        .bind(n.config.as_str())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let owner = (service.clone(), "owner".to_owned());
+                    for (jid, affiliation) in std::iter::once(&owner)
+                        .chain(n.affiliations.iter().filter(|(j, _)| *j != service))
+                    {
+                        sqlx::query(PEP_AFFILIATION)
+                            .bind(node_id)
+                            .bind(jid.as_str())
+                            .bind(affiliation.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    for sub in &n.subscriptions {
+                        sqlx::query(PEP_SUBSCRIPTION)
+                            .bind(node_id)
+                            .bind(sub.jid.as_str())
+                            .bind(sub.subid.as_str())
+                            .bind(sub.state.as_str())
+                            .bind(sub.options.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    for (item, seq) in n.items.iter().zip(1_i64..) {
+                        sqlx::query(PEP_ITEM)
+                            .bind(node_id)
+                            .bind(item.id.as_str())
+                            .bind(item.publisher.as_str())
+                            .bind(item.payload.as_str())
+                            .bind(seq)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+            }
             tx.commit().await?;
 
             let made: HashSet<(&str, &str)> = created
@@ -324,6 +369,15 @@ impl ImportStore for Storage {
     }
 }
 
+const PEP_NODE: &str = "INSERT INTO pubsub_nodes (service, node, account_id, config) \
+     VALUES ($1, $2, $3, $4) RETURNING id";
+const PEP_AFFILIATION: &str =
+    "INSERT INTO pubsub_affiliations (node_id, jid, affiliation) VALUES ($1, $2, $3)";
+const PEP_SUBSCRIPTION: &str = "INSERT INTO pubsub_subscriptions \
+     (node_id, jid, subid, state, options) VALUES ($1, $2, $3, $4, $5)";
+const PEP_ITEM: &str = "INSERT INTO pubsub_items (node_id, item_id, publisher, payload, seq) \
+     VALUES ($1, $2, $3, $4, $5)";
+
 /// The [`ImportStore::import_accounts`] preconditions for one account.
 fn check(account: &ImportedAccount) -> Result<(), StorageError> {
     let who = || format!("{}@{}", account.localpart, account.domain);
@@ -346,6 +400,39 @@ fn check(account: &ImportedAccount) -> Result<(), StorageError> {
                     item.jid
                 )));
             }
+        }
+    }
+    let mut nodes = HashSet::with_capacity(account.pep.len());
+    for n in &account.pep {
+        let twice = |what: String| {
+            Err(StorageError::InvalidInput(format!(
+                "{}: PEP node {}: {what} listed twice",
+                who(),
+                n.node
+            )))
+        };
+        if !nodes.insert(n.node.as_str()) {
+            return twice("the node".to_owned());
+        }
+        let mut ids = HashSet::with_capacity(n.items.len());
+        if let Some(item) = n.items.iter().find(|i| !ids.insert(i.id.as_str())) {
+            return twice(format!("item {}", item.id));
+        }
+        let mut jids = HashSet::with_capacity(n.affiliations.len());
+        if let Some((jid, _)) = n
+            .affiliations
+            .iter()
+            .find(|(j, _)| !jids.insert(j.as_str()))
+        {
+            return twice(format!("the affiliation of {jid}"));
+        }
+        let mut subs = HashSet::with_capacity(n.subscriptions.len());
+        if let Some(sub) = n
+            .subscriptions
+            .iter()
+            .find(|s| !subs.insert((s.jid.as_str(), s.subid.as_str())))
+        {
+            return twice(format!("the subscription of {}", sub.jid));
         }
     }
     let mut keys = HashSet::with_capacity(account.private.len());

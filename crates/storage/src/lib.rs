@@ -59,9 +59,9 @@ pub use roster::ROSTER_REMOVALS_KEPT;
 pub use storage::{Backend, Storage};
 pub use traits::{
     AccountStore, ArchiveCursor, ArchivePage, ArchiveQuery, ArchiveStore, ArchivedMessage,
-    BlockStore, ImportOutcome, ImportStore, ImportedAccount, ImportedOffline, LastActivityStore,
-    OfflineMessage, OfflineStore, OfflineStored, PendingSubscription, PrivateFragment,
-    PrivateStore, PubsubItem, PubsubNode, PubsubStore, PubsubSubscription, Roster, RosterChange,
-    RosterItem, RosterStore, StoredCredentials, Subscription, VcardStore,
+    BlockStore, ImportOutcome, ImportStore, ImportedAccount, ImportedOffline, ImportedPepNode,
+    LastActivityStore, OfflineMessage, OfflineStore, OfflineStored, PendingSubscription,
+    PrivateFragment, PrivateStore, PubsubItem, PubsubNode, PubsubStore, PubsubSubscription, Roster,
+    RosterChange, RosterItem, RosterStore, StoredCredentials, Subscription, VcardStore,
 };
 pub use traits::{ArchiveDefault, ArchivePrefs};

@@ -823,6 +823,21 @@ pub struct ImportedAccount {
     pub private: Vec<PrivateFragment>,
     /// Offline messages, oldest first: they get ids in this order.
     pub offline: Vec<ImportedOffline>,
+    /// PEP nodes (XEP-0163), one per node id.
+    pub pep: Vec<ImportedPepNode>,
+}
+
+/// One PEP node of an imported account: its configuration (as the
+/// pubsub module serializes it), affiliations besides the account's own
+/// ownership, subscriptions, and items oldest first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedPepNode {
+    pub node: String,
+    pub config: String,
+    /// (JID, affiliation).
+    pub affiliations: Vec<(String, String)>,
+    pub subscriptions: Vec<PubsubSubscription>,
+    pub items: Vec<PubsubItem>,
 }
 
 /// What [`ImportStore::import_accounts`] did with one account.

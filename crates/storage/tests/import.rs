@@ -11,9 +11,10 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chorus_storage::{
-    AccountStore, ImportOutcome, ImportStore, ImportedAccount, ImportedOffline, OfflineStore,
-    OfflineStored, PrivateFragment, PrivateStore, RosterChange, RosterItem, RosterStore,
-    StorageError, StoredCredentials, Subscription, VcardStore,
+    AccountStore, ImportOutcome, ImportStore, ImportedAccount, ImportedOffline, ImportedPepNode,
+    OfflineStore, OfflineStored, PrivateFragment, PrivateStore, PubsubItem, PubsubStore,
+    PubsubSubscription, RosterChange, RosterItem, RosterStore, StorageError, StoredCredentials,
+    Subscription, VcardStore,
 };
 
 use common::Db;
@@ -24,6 +25,7 @@ on_both_backends!(
     invalid_batch_writes_nothing,
     private_fragments_are_listed_in_key_order,
     large_batches_read_back_account_by_account,
+    pep_nodes_come_with_their_account,
 );
 
 const DOMAIN: &str = "example.org";
@@ -70,6 +72,7 @@ fn account(localpart: &str) -> ImportedAccount {
         roster: Vec::new(),
         vcard: None,
         private: Vec::new(),
+        pep: Vec::new(),
         offline: Vec::new(),
     }
 }
@@ -393,4 +396,80 @@ async fn large_batches_read_back_account_by_account(db: &Db) {
         s.credentials("user0007", DOMAIN, "SHA-1").await.unwrap(),
         None
     );
+}
+
+/// PEP nodes are created with the account: the account owns them, other
+/// affiliations and subscriptions come along, items keep their order and
+/// the next publish lands after them; a node or item listed twice refuses
+/// the batch.
+async fn pep_nodes_come_with_their_account(db: &Db) {
+    let s = &db.storage;
+    let service = format!("romeo@{DOMAIN}");
+    let item = |id: &str| PubsubItem {
+        id: id.to_owned(),
+        publisher: service.clone(),
+        payload: format!("<p xmlns='urn:example'>{id}</p>"),
+    };
+    let node = ImportedPepNode {
+        node: "urn:example".to_owned(),
+        config: "c".to_owned(),
+        affiliations: vec![("juliet@capulet.lit".to_owned(), "member".to_owned())],
+        subscriptions: vec![PubsubSubscription {
+            node: "urn:example".to_owned(),
+            jid: "juliet@capulet.lit".to_owned(),
+            subid: String::new(),
+            state: "subscribed".to_owned(),
+            options: String::new(),
+        }],
+        items: vec![item("first"), item("second")],
+    };
+    let mut bad = account("romeo");
+    bad.pep = vec![node.clone(), node.clone()];
+    assert!(matches!(
+        s.import_accounts(&[bad]).await,
+        Err(StorageError::InvalidInput(_))
+    ));
+    let mut romeo = account("romeo");
+    romeo.pep = vec![node];
+    s.import_accounts(&[romeo]).await.unwrap();
+    assert_eq!(
+        s.pubsub_node(&service, "urn:example")
+            .await
+            .unwrap()
+            .unwrap()
+            .config,
+        "c"
+    );
+    let mut affs = s
+        .pubsub_affiliations(&service, "urn:example")
+        .await
+        .unwrap();
+    affs.sort();
+    assert_eq!(
+        affs,
+        [
+            ("juliet@capulet.lit".to_owned(), "member".to_owned()),
+            (service.clone(), "owner".to_owned())
+        ]
+    );
+    assert_eq!(
+        s.pubsub_subscriptions(&service, None, None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    s.pubsub_publish(&service, "urn:example", &item("third"), None)
+        .await
+        .unwrap();
+    let ids: Vec<String> = s
+        .pubsub_items(&service, "urn:example", &[], None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(ids, ["first", "second", "third"]);
+    s.delete_account("romeo", DOMAIN).await.unwrap();
+    assert!(s.pubsub_nodes(&service).await.unwrap().is_empty());
 }

@@ -9,13 +9,17 @@ use std::time::Instant;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use chorus_sasl::ScramHash;
-use chorus_storage::{AccountStore, OfflineStore, PrivateStore, RosterStore, Storage, VcardStore};
+use chorus_storage::{
+    AccountStore, OfflineStore, PrivateStore, PubsubStore, RosterStore, Storage, VcardStore,
+};
 use chorus_xml::{escape_attr, Element, NsContext};
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
 use super::report::Skip;
-use super::{absolute, DELAY_NS, PIE_NS, PRIVATE_NS, ROSTER_NS, SCRAM_NS};
+use super::{
+    absolute, DELAY_NS, PIE_NS, PRIVATE_NS, PUBSUB_NS, PUBSUB_OWNER_NS, ROSTER_NS, SCRAM_NS,
+};
 use crate::{AdminContext, CommandError};
 
 /// What an export wrote for one domain.
@@ -26,6 +30,8 @@ struct ExportCounts {
     vcards: u64,
     private: u64,
     offline: u64,
+    pep_nodes: u64,
+    pep_items: u64,
     skipped: Vec<Skip>,
 }
 
@@ -52,13 +58,16 @@ pub async fn export(ctx: &AdminContext, dir: &str) -> Result<Value, CommandError
             .await
             .map_err(|e| CommandError::Failed(format!("{}: {e}", path.display())))?;
         text.push_str(&format!(
-            "{}: {} accounts, {} roster items, {} vCards, {} private XML, {} offline messages\n",
+            "{}: {} accounts, {} roster items, {} vCards, {} private XML, {} offline messages, \
+             {} PEP nodes with {} items\n",
             path.display(),
             counts.accounts,
             counts.roster_items,
             counts.vcards,
             counts.private,
-            counts.offline
+            counts.offline,
+            counts.pep_nodes,
+            counts.pep_items
         ));
         for s in &counts.skipped {
             text.push_str(&format!("  skipped {}: {}: {}\n", s.jid, s.what, s.reason));
@@ -71,6 +80,8 @@ pub async fn export(ctx: &AdminContext, dir: &str) -> Result<Value, CommandError
             "vcards": counts.vcards,
             "private": counts.private,
             "offline": counts.offline,
+            "pep_nodes": counts.pep_nodes,
+            "pep_items": counts.pep_items,
             "skipped": counts.skipped.iter().map(|s| json!({
                 "jid": s.jid, "what": s.what, "reason": s.reason,
             })).collect::<Vec<_>>(),
@@ -251,6 +262,7 @@ async fn export_user(
         }
         user.push(query);
     }
+    export_pep(storage, &who, &mut user, counts).await?;
     if !messages.is_empty() {
         let mut list = Element::new("offline-messages", PIE_NS);
         for m in messages {
@@ -279,4 +291,83 @@ async fn export_user(
         user.push(list);
     }
     Ok(user)
+}
+
+/// XEP-0227's PEP section: every node's configuration (a submit form),
+/// affiliations and subscriptions under `pubsub#owner`, and its items,
+/// oldest first, under `pubsub`.
+async fn export_pep(
+    storage: &Storage,
+    who: &str,
+    user: &mut Element,
+    counts: &mut ExportCounts,
+) -> Result<(), chorus_storage::StorageError> {
+    let nodes = storage.pubsub_nodes(who).await?;
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let mut owner = Element::new("pubsub", PUBSUB_OWNER_NS);
+    let mut published = Element::new("pubsub", PUBSUB_NS);
+    for n in nodes {
+        let (affiliations, subscriptions, items) = tokio::try_join!(
+            storage.pubsub_affiliations(who, &n.node),
+            storage.pubsub_subscriptions(who, Some(&n.node), None),
+            storage.pubsub_items(who, &n.node, &[], None),
+        )?;
+        owner.push(
+            Element::new("configure", PUBSUB_OWNER_NS)
+                .with_attr("node", n.node.as_str())
+                .with_child(chorus_modules::pep_config_form(&n.config)),
+        );
+        let others: Vec<_> = affiliations.iter().filter(|(j, _)| j != who).collect();
+        if !others.is_empty() {
+            let mut list =
+                Element::new("affiliations", PUBSUB_OWNER_NS).with_attr("node", n.node.as_str());
+            for (jid, affiliation) in others {
+                list.push(
+                    Element::new("affiliation", PUBSUB_OWNER_NS)
+                        .with_attr("jid", jid.as_str())
+                        .with_attr("affiliation", affiliation.as_str()),
+                );
+            }
+            owner.push(list);
+        }
+        if !subscriptions.is_empty() {
+            let mut list =
+                Element::new("subscriptions", PUBSUB_OWNER_NS).with_attr("node", n.node.as_str());
+            for sub in subscriptions {
+                let mut el = Element::new("subscription", PUBSUB_OWNER_NS)
+                    .with_attr("jid", sub.jid)
+                    .with_attr("subscription", sub.state);
+                if !sub.subid.is_empty() {
+                    el.set_attr("subid", sub.subid);
+                }
+                list.push(el);
+            }
+            owner.push(list);
+        }
+        let mut list = Element::new("items", PUBSUB_NS).with_attr("node", n.node.as_str());
+        for item in items {
+            let Ok(payload) = Element::from_xml(&item.payload) else {
+                counts.skipped.push(Skip {
+                    jid: who.to_owned(),
+                    what: format!("PEP item {}/{}", n.node, item.id),
+                    reason: "stored payload does not parse".into(),
+                });
+                continue;
+            };
+            list.push(
+                Element::new("item", PUBSUB_NS)
+                    .with_attr("id", item.id)
+                    .with_attr("publisher", item.publisher)
+                    .with_child(payload),
+            );
+            counts.pep_items += 1;
+        }
+        published.push(list);
+        counts.pep_nodes += 1;
+    }
+    user.push(owner);
+    user.push(published);
+    Ok(())
 }

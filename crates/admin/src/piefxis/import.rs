@@ -73,6 +73,8 @@ fn record(report: &mut Report, written: (Vec<ImportedAccount>, Vec<ImportOutcome
                 report.vcards += u64::from(a.vcard.is_some());
                 report.private += a.private.len() as u64;
                 report.offline += a.offline.len() as u64;
+                report.pep_nodes += a.pep.len() as u64;
+                report.pep_items += a.pep.iter().map(|n| n.items.len() as u64).sum::<u64>();
             }
             ImportOutcome::AlreadyExists => report.skip(
                 format!("{}@{}", a.localpart, a.domain),

@@ -101,7 +101,7 @@ pub static INFO: chorus_modules::ModuleInfo = chorus_modules::ModuleInfo {
         name: "Portable Import/Export Format for XMPP-IM Servers",
         version: "1.1",
         support: chorus_modules::Support::Partial,
-        note: "Accounts (plaintext or SCRAM), rosters, vCards, private XML and offline messages; no PEP or MAM data.",
+        note: "Accounts (plaintext or SCRAM), rosters, vCards, private XML, offline messages and PEP nodes with their items; no MAM data.",
     }],
     ..chorus_modules::ModuleInfo::EMPTY
 };
@@ -132,6 +132,10 @@ const XINCLUDE_NS: &str = "http://www.w3.org/2001/XInclude";
 const ROSTER_NS: &str = "jabber:iq:roster";
 const VCARD_NS: &str = "vcard-temp";
 const PRIVATE_NS: &str = "jabber:iq:private";
+/// XEP-0227 §4.x: a user's PEP items, and their nodes' configuration,
+/// affiliations and subscriptions.
+const PUBSUB_NS: &str = "http://jabber.org/protocol/pubsub";
+const PUBSUB_OWNER_NS: &str = "http://jabber.org/protocol/pubsub#owner";
 const CLIENT_NS: &str = "jabber:client";
 const DELAY_NS: &str = "urn:xmpp:delay";
 /// XEP-0091 legacy delay, which older servers add next to XEP-0203's.

@@ -41,6 +41,8 @@ pub(super) struct Report {
     pub(super) vcards: u64,
     pub(super) private: u64,
     pub(super) offline: u64,
+    pub(super) pep_nodes: u64,
+    pub(super) pep_items: u64,
     pub(super) hosts: Vec<HostReport>,
     pub(super) skipped: Vec<Skip>,
     pub(super) skipped_total: u64,
@@ -69,6 +71,8 @@ impl Report {
         self.vcards += other.vcards;
         self.private += other.private;
         self.offline += other.offline;
+        self.pep_nodes += other.pep_nodes;
+        self.pep_items += other.pep_items;
         self.hosts.extend(other.hosts);
         // Entries beyond the other's list were counted but not kept.
         let unlisted = other
@@ -84,14 +88,16 @@ impl Report {
 /// The command's result: counts, hosts, what was skipped, and the text.
 pub(super) fn import_result(path: &Path, r: &Report, elapsed: Duration) -> Value {
     let mut text = format!(
-        "imported {} in {:.2} s\n  accounts          {}\n  roster items      {}\n  vCards            {}\n  private XML       {}\n  offline messages  {}\n",
+        "imported {} in {:.2} s\n  accounts          {}\n  roster items      {}\n  vCards            {}\n  private XML       {}\n  offline messages  {}\n  PEP nodes         {} ({} items)\n",
         path.display(),
         elapsed.as_secs_f64(),
         r.accounts,
         r.roster_items,
         r.vcards,
         r.private,
-        r.offline
+        r.offline,
+        r.pep_nodes,
+        r.pep_items
     );
     if r.skipped_total > 0 {
         text.push_str(&format!("skipped {}:\n", r.skipped_total));
@@ -119,6 +125,8 @@ pub(super) fn import_result(path: &Path, r: &Report, elapsed: Duration) -> Value
             "vcards": r.vcards,
             "private": r.private,
             "offline": r.offline,
+            "pep_nodes": r.pep_nodes,
+            "pep_items": r.pep_items,
         },
         "hosts": r.hosts.iter().map(|h| json!({
             "domain": h.domain,

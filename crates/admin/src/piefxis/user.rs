@@ -11,14 +11,15 @@ use base64::Engine as _;
 use chorus_jid::BareJid;
 use chorus_sasl::{ScramCredentials, ScramHash};
 use chorus_storage::{
-    ImportedAccount, ImportedOffline, PrivateFragment, RosterItem, StoredCredentials, Subscription,
+    ImportedAccount, ImportedOffline, ImportedPepNode, PrivateFragment, PubsubItem,
+    PubsubSubscription, RosterItem, StoredCredentials, Subscription,
 };
 use chorus_xml::{Element, Node};
 
 use super::report::{Report, Skip};
 use super::{
-    describe, is_pie, CLIENT_NS, DELAY_NS, LEGACY_DELAY_NS, PRIVATE_NS, ROSTER_NS, SCRAM_NS,
-    VCARD_NS,
+    describe, is_pie, CLIENT_NS, DELAY_NS, LEGACY_DELAY_NS, PRIVATE_NS, PUBSUB_NS, PUBSUB_OWNER_NS,
+    ROSTER_NS, SCRAM_NS, VCARD_NS,
 };
 
 /// The largest vCard stored, as the vcard-temp module enforces for clients
@@ -66,6 +67,7 @@ pub(super) fn parse_user(user: &Element, domain: &str, report: &mut Report) -> O
         vcard: None,
         private: Vec::new(),
         offline: Vec::new(),
+        pep: Vec::new(),
     };
     for child in user.children() {
         match (child.ns(), child.name()) {
@@ -97,6 +99,8 @@ pub(super) fn parse_user(user: &Element, domain: &str, report: &mut Report) -> O
                 }
             }
             (PRIVATE_NS, "query") => private(child, &who, &mut account.private, report),
+            (PUBSUB_OWNER_NS, "pubsub") => pep_owner(child, &who, &mut account.pep, report),
+            (PUBSUB_NS, "pubsub") => pep_items(child, &who, &mut account.pep, report),
             (ns, "offline-messages") if is_pie(ns) => {
                 offline(child, &who, jid.domain(), &mut account.offline, report)
             }
@@ -273,6 +277,135 @@ fn private(query: &Element, who: &str, out: &mut Vec<PrivateFragment>, report: &
             namespace: fragment.ns().to_owned(),
             xml: fragment.to_xml(),
         });
+    }
+}
+
+/// The node `name` among `nodes`, added with the PEP defaults if new (a
+/// node with items but no configuration, which XEP-0227 forbids, is taken
+/// all the same).
+fn pep_node<'a>(nodes: &'a mut Vec<ImportedPepNode>, name: &str) -> &'a mut ImportedPepNode {
+    let i = match nodes.iter().position(|n| n.node == name) {
+        Some(i) => i,
+        None => {
+            nodes.push(ImportedPepNode {
+                node: name.to_owned(),
+                config: chorus_modules::pep_config_from_form(&Element::new("x", "jabber:x:data")),
+                affiliations: Vec::new(),
+                subscriptions: Vec::new(),
+                items: Vec::new(),
+            });
+            nodes.len() - 1
+        }
+    };
+    &mut nodes[i]
+}
+
+/// XEP-0227's `<pubsub xmlns='…#owner'>`: each node's `<configure/>` form,
+/// and (as Prosody writes them) its `<affiliations/>` and
+/// `<subscriptions/>`; Prosody's `subscribed=` is read as `subscription=`.
+fn pep_owner(el: &Element, who: &str, nodes: &mut Vec<ImportedPepNode>, report: &mut Report) {
+    for child in el.children() {
+        let Some(name) = child.attr("node").filter(|n| !n.is_empty()) else {
+            report.skip(who, format!("PEP {}", describe(child)), "no node");
+            continue;
+        };
+        match child.name() {
+            "configure" => {
+                let form = child
+                    .get_child("x", "jabber:x:data")
+                    .cloned()
+                    .unwrap_or_else(|| Element::new("x", "jabber:x:data"));
+                pep_node(nodes, name).config = chorus_modules::pep_config_from_form(&form);
+            }
+            "affiliations" => {
+                for a in child.children() {
+                    let (Some(jid), Some(aff)) = (a.attr("jid"), a.attr("affiliation")) else {
+                        continue;
+                    };
+                    let Ok(jid) = jid.parse::<BareJid>() else {
+                        report.skip(who, format!("PEP affiliation of {jid:?}"), "not a JID");
+                        continue;
+                    };
+                    if !matches!(
+                        aff,
+                        "owner" | "publisher" | "publish-only" | "member" | "outcast"
+                    ) {
+                        continue;
+                    }
+                    let node = pep_node(nodes, name);
+                    if !node.affiliations.iter().any(|(j, _)| j == jid.as_str()) {
+                        node.affiliations
+                            .push((jid.as_str().to_owned(), aff.to_owned()));
+                    }
+                }
+            }
+            "subscriptions" => {
+                for sub in child.children() {
+                    let state = sub.attr("subscription").or(sub.attr("subscribed"));
+                    let (Some(jid), Some(state @ ("subscribed" | "pending" | "unconfigured"))) =
+                        (sub.attr("jid"), state)
+                    else {
+                        continue;
+                    };
+                    let Ok(jid) = jid.parse::<chorus_jid::Jid>() else {
+                        report.skip(who, format!("PEP subscription of {jid:?}"), "not a JID");
+                        continue;
+                    };
+                    let subid = sub.attr("subid").unwrap_or_default().to_owned();
+                    let node = pep_node(nodes, name);
+                    if !node
+                        .subscriptions
+                        .iter()
+                        .any(|s| s.jid == jid.as_str() && s.subid == subid)
+                    {
+                        node.subscriptions.push(PubsubSubscription {
+                            node: name.to_owned(),
+                            jid: jid.as_str().to_owned(),
+                            subid,
+                            state: state.to_owned(),
+                            options: String::new(),
+                        });
+                    }
+                }
+            }
+            _ => report.skip(
+                who,
+                format!("PEP {}", describe(child)),
+                "not supported by this server",
+            ),
+        }
+    }
+}
+
+/// XEP-0227's `<pubsub xmlns='…/pubsub'>`: each node's `<items/>`, oldest
+/// first; an item keeps its first payload, as Prosody reads them.
+fn pep_items(el: &Element, who: &str, nodes: &mut Vec<ImportedPepNode>, report: &mut Report) {
+    let service = who.to_owned();
+    for items in el.children().filter(|c| c.name() == "items") {
+        let Some(name) = items.attr("node").filter(|n| !n.is_empty()) else {
+            report.skip(who, "PEP items", "no node");
+            continue;
+        };
+        for item in items.children().filter(|c| c.name() == "item") {
+            let Some(id) = item.attr("id").filter(|i| !i.is_empty()) else {
+                report.skip(who, format!("an item of PEP node {name}"), "no id");
+                continue;
+            };
+            let Some(payload) = item.children().next() else {
+                report.skip(who, format!("PEP item {name}/{id}"), "no payload");
+                continue;
+            };
+            let node = pep_node(nodes, name);
+            // A later item with the same id replaces the earlier one.
+            node.items.retain(|i| i.id != id);
+            node.items.push(PubsubItem {
+                id: id.to_owned(),
+                publisher: item
+                    .attr("publisher")
+                    .map_or_else(|| service.clone(), str::to_owned),
+                payload: payload.to_xml(),
+            });
+        }
     }
 }
 

@@ -439,8 +439,9 @@ impl NodeConfig {
         x
     }
 
-    /// The configuration as stored: its own submit form.
-    pub fn to_stored(&self) -> String {
+    /// Every option as a submit form: what is stored, and what XEP-0227
+    /// exports.
+    pub fn to_submit_form(&self) -> Element {
         let mut x = form_head("submit", ns::PUBSUB_NODE_CONFIG);
         for (var, _, _) in FIELDS {
             let mut f = Element::new("field", ns::DATA_FORMS).with_attr("var", *var);
@@ -449,7 +450,12 @@ impl NodeConfig {
             }
             x.push(f);
         }
-        x.to_xml()
+        x
+    }
+
+    /// The configuration as stored: its own submit form.
+    pub fn to_stored(&self) -> String {
+        self.to_submit_form().to_xml()
     }
 
     /// Reads a stored configuration; what cannot be read keeps the default.

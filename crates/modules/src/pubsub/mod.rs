@@ -47,6 +47,18 @@ use config::NodeConfig;
 pub use request::{account_disco_items, account_node_info};
 pub use service::PubsubService;
 
+/// A PEP node configuration form from elsewhere (a XEP-0227 import) as
+/// stored: the PEP defaults with what the form sets; fields Chorus does
+/// not know and values it cannot take are left out.
+pub fn pep_config_from_form(form: &Element) -> String {
+    NodeConfig::from_stored(&form.to_xml()).to_stored()
+}
+
+/// A stored node configuration as the submit form XEP-0227 exports.
+pub fn pep_config_form(stored: &str) -> Element {
+    NodeConfig::from_stored(stored).to_submit_form()
+}
+
 /// How long the server waits for a client to answer its caps query.
 const CAPS_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 

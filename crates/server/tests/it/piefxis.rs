@@ -214,7 +214,9 @@ async fn ejabberd_export_imports_and_its_users_log_in_with_their_passwords() {
     assert_eq!(
         report["imported"],
         serde_json::json!({
-            "accounts": 5, "roster_items": 5, "vcards": 3, "private": 1, "offline": 3
+            "accounts": 5, "roster_items": 5, "vcards": 3, "private": 1, "offline": 3,
+            // ejabberd's export carries no PEP.
+            "pep_nodes": 0, "pep_items": 0
         }),
         "{report:#}"
     );
@@ -595,5 +597,121 @@ fn help_says_the_server_opens_the_paths() {
     assert!(
         text.contains("The server writes the files itself"),
         "{text}"
+    );
+}
+
+/// A user with PEP data as Prosody's mod_storage_xep0227 writes it
+/// (XEP-0227 1.1): node configurations, affiliations and subscriptions
+/// (Prosody's `subscribed=` attribute) under `pubsub#owner`, items under
+/// `pubsub`, one of them for a node with no configuration.
+fn prosody_pep_export() -> String {
+    let c = ScramCredentials::derive("pencil", ScramHash::Sha1, 4096).unwrap();
+    let b64 = |b: &[u8]| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(b)
+    };
+    format!(
+        "<?xml version='1.0' encoding='UTF-8'?>\n<server-data xmlns='urn:xmpp:pie:0'><host jid='localhost'>\
+         <user name='romeo'><scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-1'>\
+         <iter-count>4096</iter-count><salt>{}</salt><server-key>{}</server-key><stored-key>{}</stored-key></scram-credentials>\
+         <pubsub xmlns='http://jabber.org/protocol/pubsub#owner'>\
+         <configure node='urn:xmpp:bookmarks:1'><x xmlns='jabber:x:data' type='submit'>\
+         <field var='FORM_TYPE' type='hidden'><value>http://jabber.org/protocol/pubsub#node_config</value></field>\
+         <field var='pubsub#access_model' type='list-single'><value>whitelist</value></field>\
+         <field var='pubsub#max_items' type='text-single'><value>max</value></field>\
+         <field var='pubsub#persist_items' type='boolean'><value>1</value></field>\
+         <field var='pubsub#send_last_published_item' type='list-single'><value>never</value></field>\
+         <field var='pubsub#notification_type' type='list-single'><value>headline</value></field>\
+         </x></configure>\
+         <affiliations node='urn:xmpp:bookmarks:1'><affiliation jid='romeo@localhost' affiliation='owner'/></affiliations>\
+         <configure node='http://jabber.org/protocol/nick'><x xmlns='jabber:x:data' type='submit'>\
+         <field var='pubsub#access_model'><value>open</value></field></x></configure>\
+         <subscriptions node='http://jabber.org/protocol/nick'><subscription jid='juliet@capulet.lit' subscribed='subscribed'/></subscriptions>\
+         </pubsub>\
+         <pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+         <items node='urn:xmpp:bookmarks:1'><item id='orchard@conference.localhost'>\
+         <conference xmlns='urn:xmpp:bookmarks:1' name='The Orchard' autojoin='true'><nick>Romeo</nick></conference></item></items>\
+         <items node='http://jabber.org/protocol/nick'><item id='current'><nick xmlns='http://jabber.org/protocol/nick'>Romy</nick></item></items>\
+         <items node='urn:xmpp:avatar:metadata'><item id='h1'><metadata xmlns='urn:xmpp:avatar:metadata'/></item></items>\
+         </pubsub></user></host></server-data>\n",
+        b64(&c.salt),
+        b64(&c.server_key),
+        b64(&c.stored_key)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pep_nodes_import_from_prosodys_format_and_round_trip() {
+    let a = spawn_daemon("pie-pep-a", &["localhost"]);
+    let file = temp_dir("pie-pep-file").join("prosody.xml");
+    std::fs::write(&file, prosody_pep_export()).unwrap();
+    let v = chorusctl_json(&a.socket, &["import", &file.display().to_string()]);
+    assert_eq!(v["imported"]["pep_nodes"], 3, "{v:#}");
+    assert_eq!(v["imported"]["pep_items"], 3, "{v:#}");
+    assert_eq!(v["skipped_total"], 0, "{v:#}");
+    // romeo reads his bookmarks and nickname back over XMPP.
+    let mut romeo = login(a.addr, "localhost", "romeo", "pencil", Mechanism::ScramSha1).await;
+    let iq = iq_get(
+        &mut romeo,
+        "b",
+        "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='urn:xmpp:bookmarks:1'/></pubsub>",
+    )
+    .await;
+    let item = iq
+        .get_child("pubsub", "http://jabber.org/protocol/pubsub")
+        .and_then(|p| p.get_child("items", "http://jabber.org/protocol/pubsub"))
+        .and_then(|i| i.get_child("item", "http://jabber.org/protocol/pubsub"))
+        .unwrap();
+    assert_eq!(item.attr("id"), Some("orchard@conference.localhost"));
+    let conf = item
+        .get_child("conference", "urn:xmpp:bookmarks:1")
+        .unwrap();
+    assert_eq!(conf.attr("name"), Some("The Orchard"));
+    // The imported configuration holds: whitelist, every item kept.
+    let iq = iq_get(
+        &mut romeo,
+        "c",
+        "<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='urn:xmpp:bookmarks:1'/></pubsub>",
+    )
+    .await;
+    let form = iq.to_xml();
+    assert!(
+        form.contains("<field var='pubsub#access_model' type='list-single'"),
+        "{form}"
+    );
+    let value = |var: &str| {
+        iq.get_child("pubsub", "http://jabber.org/protocol/pubsub#owner")
+            .and_then(|p| p.get_child("configure", "http://jabber.org/protocol/pubsub#owner"))
+            .and_then(|c| c.get_child("x", "jabber:x:data"))
+            .and_then(|x| x.children().find(|f| f.attr("var") == Some(var)))
+            .and_then(|f| f.get_child("value", "jabber:x:data"))
+            .map(Element::text)
+    };
+    assert_eq!(value("pubsub#access_model").as_deref(), Some("whitelist"));
+    assert_eq!(value("pubsub#max_items").as_deref(), Some("max"));
+    // Exported, imported into a fresh server, exported again: the same.
+    let dir_a = temp_dir("pie-pep-export-a");
+    let v = chorusctl_json(&a.socket, &["export", &dir_a.display().to_string()]);
+    assert_eq!(v["files"][0]["pep_nodes"], 3, "{v:#}");
+    let exported = std::fs::read_to_string(dir_a.join("localhost.xml")).unwrap();
+    assert!(
+        exported.contains("<configure node='urn:xmpp:bookmarks:1'>"),
+        "{exported}"
+    );
+    assert!(
+        exported.contains("jid='juliet@capulet.lit' subscription='subscribed'"),
+        "{exported}"
+    );
+    let b = spawn_daemon("pie-pep-b", &["localhost"]);
+    let v = chorusctl_json(
+        &b.socket,
+        &["import", &dir_a.join("localhost.xml").display().to_string()],
+    );
+    assert_eq!(v["skipped_total"], 0, "{v:#}");
+    let dir_b = temp_dir("pie-pep-export-b");
+    chorusctl_json(&b.socket, &["export", &dir_b.display().to_string()]);
+    assert_eq!(
+        std::fs::read_to_string(dir_b.join("localhost.xml")).unwrap(),
+        exported
     );
 }
