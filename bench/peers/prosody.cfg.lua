@@ -31,6 +31,8 @@ modules_enabled = {
 	"roster"; "saslauth"; "tls"; "disco"; "ping"; "register";
 	"version"; "time"; "private"; "blocklist"; "carbons"; "vcard_legacy";
 	"smacks"; "posix";
+	-- PEP, on by default in Prosody as in Chorus.
+	"pep";
 	-- "mam" when the tool runs with archiving on (as Chorus by default).
 	{MAM}
 }

@@ -38,6 +38,9 @@ pub struct CompareArgs {
     presence_users: usize,
     #[arg(long, default_value_t = 20)]
     roster: usize,
+    /// Items each user publishes in the PEP run (same users and rosters).
+    #[arg(long, default_value_t = 5)]
+    pep_items: usize,
     /// Also run with STARTTLS and SCRAM (connect and messages at the
     /// smallest size).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
@@ -469,6 +472,8 @@ struct Row {
     p99_ms: Option<f64>,
     max_ms: Option<f64>,
     fanout_per_sec: Option<f64>,
+    pep_per_sec: Option<f64>,
+    pep_p99_ms: Option<f64>,
     notes: Vec<String>,
 }
 
@@ -651,6 +656,23 @@ async fn measure(
                         p.delivered, p.expected_deliveries
                     ));
                 }
+                let pep = scenarios::pep(
+                    &plain,
+                    args.presence_users,
+                    args.roster,
+                    args.pep_items,
+                    200,
+                )
+                .await?;
+                eprintln!("  pep: {pep:?}");
+                row.pep_per_sec = Some(pep.notifications_per_sec);
+                row.pep_p99_ms = Some(pep.latency.p99_ms);
+                if pep.delivered < pep.expected_notifications {
+                    row.notes.push(format!(
+                        "PEP: {} of {} notifications",
+                        pep.delivered, pep.expected_notifications
+                    ));
+                }
             }
             Ok(())
         }
@@ -744,7 +766,9 @@ fn render_table(
         "Measured by `chorus-bench compare` on {} ({} cores, {cpu}); server on core 0, generator on core 1. \
          Archiving {} on all three servers. KiB/session: the slope of RSS from the next smaller held size ({} s after the logins, after a warm-up), so none for the smallest. \
          Plaintext with SASL PLAIN unless marked TLS (STARTTLS + SCRAM-SHA-256). Messages: closed loop, 4 in flight per direction, {} s; \
-         latency at a fixed {} msgs/s in total. Presence: {} users, roster {}.\n\n",
+         latency at a fixed {} msgs/s in total. Presence: {} users, roster {}. \
+         PEP: the same users and rosters, each asking for one node in its caps, each publishing {} items; \
+         latency from publish to notification.\n\n",
         chrono_free_date(),
         cores(),
         args.archiving(),
@@ -752,19 +776,20 @@ fn render_table(
         args.secs,
         args.latency_rate,
         args.presence_users,
-        args.roster
+        args.roster,
+        args.pep_items
     ));
     let ns: Vec<usize> = {
         let mut v: Vec<usize> = rows.keys().map(|k| k.0).collect();
         v.dedup();
         v
     };
-    s.push_str("| sessions | server | KiB/session | RSS MiB | logins/s | login p99 ms | TLS KiB/session | TLS logins/s | msgs/s | TLS msgs/s | lost | p50 ms | p99 ms | max ms | presence fan-out/s |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| sessions | server | KiB/session | RSS MiB | logins/s | login p99 ms | TLS KiB/session | TLS logins/s | msgs/s | TLS msgs/s | lost | p50 ms | p99 ms | max ms | presence fan-out/s | PEP notifications/s | PEP p99 ms |\n");
+    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for n in &ns {
         for ((rn, name), r) in rows.iter().filter(|(k, _)| k.0 == *n) {
             s.push_str(&format!(
-                "| {rn} | {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {rn} | {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 fmt(r.kib_per_session, 1),
                 fmt(r.rss_mib, 1),
                 fmt(r.logins_per_sec, 0),
@@ -778,23 +803,27 @@ fn render_table(
                 fmt(r.p99_ms, 2),
                 fmt(r.max_ms, 1),
                 fmt(r.fanout_per_sec, 0),
+                fmt(r.pep_per_sec, 0),
+                fmt(r.pep_p99_ms, 1),
             ));
         }
     }
     s.push_str("\nRatios (Chorus ÷ other; memory and latency: lower is better, the targets are ≤ 0.33; throughput: higher is better, targets ≥ 3 against ejabberd and ≥ 0.70 against the relay):\n\n");
-    s.push_str("| sessions | against | memory/session | logins/s | msgs/s | p99 latency | presence fan-out |\n|---|---|---|---|---|---|---|\n");
+    s.push_str("| sessions | against | memory/session | logins/s | msgs/s | p99 latency | presence fan-out | PEP notifications/s | PEP p99 |\n|---|---|---|---|---|---|---|---|---|\n");
     for n in &ns {
         let Some(c) = rows.get(&(*n, "chorus".to_owned())) else {
             continue;
         };
         for ((_, name), o) in rows.iter().filter(|(k, _)| k.0 == *n && k.1 != "chorus") {
             s.push_str(&format!(
-                "| {n} | {name} | {} | {} | {} | {} | {} |\n",
+                "| {n} | {name} | {} | {} | {} | {} | {} | {} | {} |\n",
                 ratio(c.kib_per_session, o.kib_per_session),
                 ratio(c.logins_per_sec, o.logins_per_sec),
                 ratio(c.msgs_per_sec, o.msgs_per_sec),
                 ratio(c.p99_ms, o.p99_ms),
                 ratio(c.fanout_per_sec, o.fanout_per_sec),
+                ratio(c.pep_per_sec, o.pep_per_sec),
+                ratio(c.pep_p99_ms, o.pep_p99_ms),
             ));
         }
     }

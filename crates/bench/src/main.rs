@@ -135,6 +135,20 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         roster: usize,
     },
+    /// Users with rosters of R contacts who asked for a PEP node
+    /// (`+notify` in their caps) each publish items: notifications
+    /// delivered per second, publish-to-notification latency.
+    Pep {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[arg(long, default_value_t = 200)]
+        users: usize,
+        #[arg(long, default_value_t = 20)]
+        roster: usize,
+        /// Items each user publishes.
+        #[arg(long, default_value_t = 5)]
+        items: usize,
+    },
     /// The raw TCP relay (reference ceiling for `messages --relay`).
     Relay {
         #[arg(long, default_value = "127.0.0.1:5299")]
@@ -209,6 +223,22 @@ async fn run(cli: Cli) -> Result<()> {
                 bail!("presence needs an XMPP server");
             };
             let r = scenarios::presence(&t, users, roster, target.concurrency).await?;
+            stats::report(&r);
+        }
+        Command::Pep {
+            target,
+            users,
+            roster,
+            items,
+        } => {
+            if target.relay {
+                bail!("the relay has no PEP");
+            }
+            let ep = target.endpoint(users).await?;
+            let Endpoint::Xmpp(t) = ep else {
+                bail!("pep needs an XMPP server");
+            };
+            let r = scenarios::pep(&t, users, roster, items, target.concurrency).await?;
             stats::report(&r);
         }
         Command::Relay { listen } => relay::serve(listen).await?,

@@ -1,4 +1,4 @@
-//! The three load scenarios. Every run is bounded: logins and messages by
+//! The load scenarios. Every run is bounded: logins and messages by
 //! count, every wait by a deadline.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -403,8 +403,308 @@ pub struct PresenceResult {
     pub login_failures: usize,
 }
 
-/// `presence`: each user has a roster of R contacts (mutual subscriptions,
-/// made over XMPP so every server gets the same setup) while available,
+/// What every session's reader counts.
+#[derive(Default)]
+struct Counters {
+    subscribed: AtomicU64,
+    presences: AtomicU64,
+    /// PEP notifications from someone else.
+    notifications: AtomicU64,
+    /// Their latencies, microseconds, from the stamp in the payload.
+    latencies: std::sync::Mutex<Vec<u64>>,
+    /// Answers to the PEP publishes: results, and errors.
+    published: AtomicU64,
+    publish_errors: AtomicU64,
+    /// The first refusal, as the server worded it.
+    first_publish_error: std::sync::Mutex<Option<String>>,
+}
+
+/// `users` logged-in sessions, each subscribed to R others (made over XMPP
+/// so every server gets the same setup; i subscribes to i+1..=i+R and
+/// everyone approves), with readers that count what arrives and answer
+/// what a client answers: subscription requests, and disco#info queries
+/// for the caps of [`PEP_FEATURES`].
+struct Rig {
+    users: usize,
+    roster: usize,
+    confirmed: u64,
+    login_failures: usize,
+    writers: Vec<SharedWriter>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
+    counters: Arc<Counters>,
+    last_arrival: Arc<std::sync::Mutex<Instant>>,
+    stop: Arc<Notify>,
+    /// When the measured phase started, for notification latencies.
+    epoch: Instant,
+}
+
+/// The node the PEP scenario publishes to, and what its clients support.
+const PEP_NODE: &str = "urn:xmpp:chorus:bench:0";
+const PEP_FEATURES: &[&str] = &[
+    "http://jabber.org/protocol/caps",
+    "http://jabber.org/protocol/disco#info",
+    "urn:xmpp:chorus:bench:0+notify",
+];
+const CAPS_NODE: &str = "https://chorus.example/bench";
+
+/// XEP-0115 §5.1 for the bench client's identity and [`PEP_FEATURES`].
+fn caps_ver() -> String {
+    use base64::Engine;
+    use sha1::Digest;
+    let mut features = PEP_FEATURES.to_vec();
+    features.sort_unstable();
+    let mut s = "client/bot//chorus-bench<".to_owned();
+    for f in features {
+        s.push_str(f);
+        s.push('<');
+    }
+    base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(s.as_bytes()))
+}
+
+impl Rig {
+    async fn new(t: &Target, users: usize, roster: usize, concurrency: usize) -> Result<Rig> {
+        let roster = roster.min(users.saturating_sub(1));
+        let ep = Endpoint::Xmpp(t.clone());
+        // Available from the start: subscription requests and approvals
+        // reach available resources only (RFC 6121 §3.1.3, §3.2.3).
+        let (sessions, _, _, errors) = login_many(&ep, users, 0.0, concurrency, true).await;
+        let failures = sessions.iter().filter(|s| s.is_none()).count();
+        if failures > 0 {
+            close_all(sessions).await;
+            bail!("{failures} of {users} logins failed: {errors:?}");
+        }
+        let counters = Arc::new(Counters::default());
+        let last_arrival = Arc::new(std::sync::Mutex::new(Instant::now()));
+        let stop = Arc::new(Notify::new());
+        let epoch = Instant::now();
+        let mut writers = Vec::new();
+        let mut readers = Vec::new();
+        for (i, s) in sessions.into_iter().flatten().enumerate() {
+            let Session { io, mut parser, .. } = s;
+            let (mut rd, wr) = tokio::io::split(io);
+            let wr = Arc::new(Mutex::new(wr));
+            writers.push(wr.clone());
+            let own = format!("{}@{}", t.user(i), t.domain);
+            let (counters, last, stop) = (counters.clone(), last_arrival.clone(), stop.clone());
+            readers.push(tokio::spawn(async move {
+                let mut buf = vec![0u8; 16384];
+                loop {
+                    let ev = tokio::select! {
+                        ev = read_event(&mut rd, &mut parser, &mut buf) => ev,
+                        _ = stop.notified() => break,
+                    };
+                    let Some(StreamEvent::Element(e)) = ev else {
+                        if ev.is_none() {
+                            break;
+                        }
+                        continue;
+                    };
+                    let from = e.attr("from").unwrap_or("").to_owned();
+                    let bare = from.split('/').next().unwrap_or("").to_owned();
+                    if let Ok(mut l) = last.lock() {
+                        *l = Instant::now();
+                    }
+                    let answer = match (e.name(), e.attr("type")) {
+                        ("presence", Some("subscribe")) => {
+                            Some(format!("<presence to='{bare}' type='subscribed'/>"))
+                        }
+                        ("presence", Some("subscribed")) => {
+                            counters.subscribed.fetch_add(1, Ordering::Relaxed);
+                            None
+                        }
+                        ("presence", None | Some("unavailable")) if bare != own => {
+                            counters.presences.fetch_add(1, Ordering::Relaxed);
+                            None
+                        }
+                        ("iq", Some("get")) => disco_answer(&e),
+                        ("iq", Some(kind))
+                            if e.attr("id").is_some_and(|i| i.starts_with("pub-")) =>
+                        {
+                            if kind == "result" {
+                                counters.published.fetch_add(1, Ordering::Relaxed);
+                            } else {
+                                counters.publish_errors.fetch_add(1, Ordering::Relaxed);
+                                if let Ok(mut first) = counters.first_publish_error.lock() {
+                                    first.get_or_insert_with(|| {
+                                        e.get_child("error", "jabber:client")
+                                            .map(|x| x.to_xml())
+                                            .unwrap_or_default()
+                                    });
+                                }
+                            }
+                            None
+                        }
+                        ("message", _) => {
+                            count_notification(&e, &bare, &own, epoch, &counters);
+                            None
+                        }
+                        _ => None,
+                    };
+                    if let Some(a) = answer {
+                        let mut w = wr.lock().await;
+                        let _ = w.write_all(a.as_bytes()).await;
+                        let _ = w.flush().await;
+                    }
+                }
+            }));
+        }
+        let mut rig = Rig {
+            users,
+            roster,
+            confirmed: 0,
+            login_failures: failures,
+            writers,
+            readers,
+            counters,
+            last_arrival,
+            stop,
+            epoch,
+        };
+        let (prefix, domain) = (t.prefix.clone(), t.domain.clone());
+        rig.broadcast(move |i| {
+            (1..=roster)
+                .map(|k| {
+                    format!(
+                        "<presence to='{prefix}{}@{domain}' type='subscribe'/>",
+                        (i + k) % users
+                    )
+                })
+                .collect()
+        })
+        .await;
+        let want = (users * roster) as u64;
+        // Done when every approval came back, or when presence traffic went
+        // quiet: a server may answer a repeated request (accounts kept from
+        // an earlier run) with presence rather than `subscribed` (RFC 6121
+        // §3.1.3 allows either).
+        rig.touch();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while rig.counters.subscribed.load(Ordering::Relaxed) < want && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if rig.quiet_for() > Duration::from_secs(3) {
+                break;
+            }
+        }
+        rig.confirmed = rig.counters.subscribed.load(Ordering::Relaxed);
+        // The presence that follows the new subscriptions settles first.
+        rig.settle(Duration::from_secs(2)).await;
+        Ok(rig)
+    }
+
+    /// Sends each session `f(i)`, all sessions at once.
+    async fn broadcast(&self, f: impl Fn(usize) -> Vec<String> + Send + Sync + 'static) {
+        let f = Arc::new(f);
+        let mut tasks = Vec::new();
+        for (i, w) in self.writers.iter().enumerate() {
+            let (w, f) = (w.clone(), f.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut w = w.lock().await;
+                for s in f(i) {
+                    let _ = w.write_all(s.as_bytes()).await;
+                }
+                let _ = w.flush().await;
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    fn touch(&self) {
+        if let Ok(mut l) = self.last_arrival.lock() {
+            *l = Instant::now();
+        }
+    }
+
+    fn quiet_for(&self) -> Duration {
+        self.last_arrival
+            .lock()
+            .map(|l| l.elapsed())
+            .unwrap_or_default()
+    }
+
+    /// Seconds from `start` to the last arrival.
+    fn since(&self, start: Instant) -> f64 {
+        self.last_arrival
+            .lock()
+            .map(|l| l.saturating_duration_since(start))
+            .unwrap_or_default()
+            .as_secs_f64()
+            .max(1e-6)
+    }
+
+    async fn settle(&self, quiet: Duration) {
+        settle(&self.last_arrival, quiet, Duration::from_secs(60)).await;
+    }
+
+    async fn close(self) {
+        self.stop.notify_waiters();
+        for r in self.readers {
+            r.abort();
+        }
+        for w in self.writers {
+            let mut w = w.lock().await;
+            let _ = w.write_all(b"</stream:stream>").await;
+            let _ = w.shutdown().await;
+        }
+    }
+}
+
+/// The answer to a disco#info query for the bench client's caps node.
+fn disco_answer(iq: &chorus_xml::Element) -> Option<String> {
+    let q = iq.get_child("query", "http://jabber.org/protocol/disco#info")?;
+    let (id, from) = (iq.attr("id")?, iq.attr("from")?);
+    let node = q
+        .attr("node")
+        .map(|n| format!(" node='{}'", chorus_xml::escape_attr(n)))
+        .unwrap_or_default();
+    let mut a = format!(
+        "<iq type='result' id='{}' to='{}'><query xmlns='http://jabber.org/protocol/disco#info'{node}>\
+         <identity category='client' type='bot' name='chorus-bench'/>",
+        chorus_xml::escape_attr(id),
+        chorus_xml::escape_attr(from)
+    );
+    for f in PEP_FEATURES {
+        a.push_str(&format!("<feature var='{f}'/>"));
+    }
+    a.push_str("</query></iq>");
+    Some(a)
+}
+
+/// Counts a PEP notification from someone else, with its latency from
+/// the stamp the publisher put in the payload (microseconds since the
+/// rig's epoch, one clock for the whole generator).
+fn count_notification(
+    m: &chorus_xml::Element,
+    from: &str,
+    own: &str,
+    epoch: Instant,
+    counters: &Counters,
+) {
+    if from == own {
+        return;
+    }
+    let Some(item) = m
+        .get_child("event", "http://jabber.org/protocol/pubsub#event")
+        .and_then(|e| e.get_child("items", "http://jabber.org/protocol/pubsub#event"))
+        .and_then(|i| i.get_child("item", "http://jabber.org/protocol/pubsub#event"))
+    else {
+        return;
+    };
+    counters.notifications.fetch_add(1, Ordering::Relaxed);
+    let stamp = item
+        .get_child("x", PEP_NODE)
+        .and_then(|x| x.attr("t"))
+        .and_then(|t| t.parse::<u64>().ok());
+    if let Some(t) = stamp {
+        let now = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+        if let Ok(mut l) = counters.latencies.lock() {
+            l.push(now.saturating_sub(t));
+        }
+    }
+}
+
+/// `presence`: each user has a roster of R contacts while available,
 /// changes its presence twice (measured), then goes unavailable.
 pub async fn presence(
     t: &Target,
@@ -412,199 +712,175 @@ pub async fn presence(
     roster: usize,
     concurrency: usize,
 ) -> Result<PresenceResult> {
-    let roster = roster.min(users.saturating_sub(1));
-    let ep = Endpoint::Xmpp(t.clone());
-    // Available from the start: subscription requests and approvals reach
-    // available resources only (RFC 6121 §3.1.3, §3.2.3).
-    let (sessions, _, _, errors) = login_many(&ep, users, 0.0, concurrency, true).await;
-    let failures = sessions.iter().filter(|s| s.is_none()).count();
-    if failures > 0 {
-        close_all(sessions).await;
-        bail!("{failures} of {users} logins failed: {errors:?}");
-    }
-    let subscribed = Arc::new(AtomicU64::new(0));
-    let presences = Arc::new(AtomicU64::new(0));
-    let last_arrival = Arc::new(std::sync::Mutex::new(Instant::now()));
-    let stop = Arc::new(Notify::new());
-    let mut writers = Vec::new();
-    let mut readers = Vec::new();
-    for (i, s) in sessions.into_iter().flatten().enumerate() {
-        let Session { io, mut parser, .. } = s;
-        let (mut rd, wr) = tokio::io::split(io);
-        let wr = Arc::new(Mutex::new(wr));
-        writers.push(wr.clone());
-        let own = format!("{}@{}", t.user(i), t.domain);
-        let (subscribed, presences, last, stop) = (
-            subscribed.clone(),
-            presences.clone(),
-            last_arrival.clone(),
-            stop.clone(),
-        );
-        readers.push(tokio::spawn(async move {
-            let mut buf = vec![0u8; 16384];
-            loop {
-                let ev = tokio::select! {
-                    ev = read_event(&mut rd, &mut parser, &mut buf) => ev,
-                    _ = stop.notified() => break,
-                };
-                let Some(StreamEvent::Element(e)) = ev else {
-                    if ev.is_none() {
-                        break;
-                    }
-                    continue;
-                };
-                if e.name() != "presence" {
-                    continue;
-                }
-                let from = e.attr("from").unwrap_or("").to_owned();
-                let bare = from.split('/').next().unwrap_or("").to_owned();
-                if let Ok(mut l) = last.lock() {
-                    *l = Instant::now();
-                }
-                match e.attr("type") {
-                    Some("subscribe") => {
-                        let mut w = wr.lock().await;
-                        let _ = w
-                            .write_all(
-                                format!("<presence to='{bare}' type='subscribed'/>").as_bytes(),
-                            )
-                            .await;
-                        let _ = w.flush().await;
-                    }
-                    Some("subscribed") => {
-                        subscribed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    None | Some("unavailable") if bare != own => {
-                        presences.fetch_add(1, Ordering::Relaxed);
-                    }
-                    _ => {}
-                }
-            }
-        }));
-    }
-    let broadcast = |f: Box<dyn Fn(usize) -> Vec<String> + Send + Sync>| {
-        let writers = writers.clone();
-        async move {
-            let f = Arc::new(f);
-            let mut tasks = Vec::new();
-            for (i, w) in writers.iter().enumerate() {
-                let (w, f) = (w.clone(), f.clone());
-                tasks.push(tokio::spawn(async move {
-                    let mut w = w.lock().await;
-                    for s in f(i) {
-                        let _ = w.write_all(s.as_bytes()).await;
-                    }
-                    let _ = w.flush().await;
-                }));
-            }
-            for t in tasks {
-                let _ = t.await;
-            }
-        }
-    };
-    // Setup: i subscribes to i+1..=i+R; everyone approves what it is asked.
-    let (prefix, domain) = (t.prefix.clone(), t.domain.clone());
-    broadcast(Box::new(move |i| {
-        (1..=roster)
-            .map(|k| {
-                format!(
-                    "<presence to='{prefix}{}@{domain}' type='subscribe'/>",
-                    (i + k) % users
-                )
-            })
-            .collect()
-    }))
-    .await;
-    let want = (users * roster) as u64;
-    // Done when every approval came back, or when presence traffic went
-    // quiet: a server may answer a repeated request (accounts kept from an
-    // earlier run) with presence rather than `subscribed` (RFC 6121 §3.1.3
-    // allows either).
-    if let Ok(mut l) = last_arrival.lock() {
-        *l = Instant::now();
-    }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while subscribed.load(Ordering::Relaxed) < want && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let quiet = last_arrival.lock().map(|l| l.elapsed()).unwrap_or_default();
-        if quiet > Duration::from_secs(3) {
-            break;
-        }
-    }
-    let confirmed = subscribed.load(Ordering::Relaxed);
-    // The presence that follows the new subscriptions settles first.
-    settle(
-        &last_arrival,
-        Duration::from_secs(2),
-        Duration::from_secs(60),
-    )
-    .await;
+    let rig = Rig::new(t, users, roster, concurrency).await?;
+    let want = (rig.users * rig.roster) as u64;
     // Measured: two updates each, each fanned out to R contacts.
-    presences.store(0, Ordering::Relaxed);
+    rig.counters.presences.store(0, Ordering::Relaxed);
     let start = Instant::now();
-    broadcast(Box::new(|_| {
+    rig.broadcast(|_| {
         vec![
             "<presence><show>away</show></presence>".to_owned(),
             "<presence/>".to_owned(),
         ]
-    }))
+    })
     .await;
     let expected = 2 * want;
     let deadline = Instant::now() + Duration::from_secs(120);
-    while presences.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+    while rig.counters.presences.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let delivered = presences.load(Ordering::Relaxed);
-    let secs = last_arrival
-        .lock()
-        .map(|l| l.duration_since(start))
-        .unwrap_or_default()
-        .as_secs_f64()
-        .max(1e-6);
+    let delivered = rig.counters.presences.load(Ordering::Relaxed);
+    let secs = rig.since(start);
     // Unavailable: receivers going offline themselves race with it, so the
     // count is informative, not exact.
-    presences.store(0, Ordering::Relaxed);
+    rig.counters.presences.store(0, Ordering::Relaxed);
     let ustart = Instant::now();
-    broadcast(Box::new(|_| {
-        vec!["<presence type='unavailable'/>".to_owned()]
-    }))
-    .await;
-    settle(
-        &last_arrival,
-        Duration::from_secs(1),
-        Duration::from_secs(60),
-    )
-    .await;
-    let unavailable = presences.load(Ordering::Relaxed);
-    let usecs = last_arrival
-        .lock()
-        .map(|l| l.saturating_duration_since(ustart))
-        .unwrap_or_default()
-        .as_secs_f64()
-        .max(1e-6);
-    stop.notify_waiters();
-    for r in readers {
-        r.abort();
-    }
-    for w in writers {
-        let mut w = w.lock().await;
-        let _ = w.write_all(b"</stream:stream>").await;
-        let _ = w.shutdown().await;
-    }
-    Ok(PresenceResult {
+    rig.broadcast(|_| vec!["<presence type='unavailable'/>".to_owned()])
+        .await;
+    rig.settle(Duration::from_secs(1)).await;
+    let unavailable = rig.counters.presences.load(Ordering::Relaxed);
+    let usecs = rig.since(ustart);
+    let result = PresenceResult {
         scenario: "presence",
-        users,
-        roster,
-        subscriptions_confirmed: confirmed,
-        updates: 2 * users as u64,
+        users: rig.users,
+        roster: rig.roster,
+        subscriptions_confirmed: rig.confirmed,
+        updates: 2 * rig.users as u64,
         expected_deliveries: expected,
         delivered,
         secs,
         fanout_per_sec: delivered as f64 / secs,
         unavailable_delivered: unavailable,
         unavailable_per_sec: unavailable as f64 / usecs,
-        login_failures: failures,
-    })
+        login_failures: rig.login_failures,
+    };
+    rig.close().await;
+    Ok(result)
+}
+
+#[derive(Debug, Serialize)]
+pub struct PepResult {
+    pub scenario: &'static str,
+    pub users: usize,
+    pub roster: usize,
+    pub subscriptions_confirmed: u64,
+    /// Items each user published.
+    pub items: usize,
+    /// Every publish fanned out to the R contacts that subscribed to the
+    /// publisher and asked for the node (`+notify`).
+    pub expected_notifications: u64,
+    pub delivered: u64,
+    pub secs: f64,
+    pub notifications_per_sec: f64,
+    #[serde(flatten)]
+    pub latency: Latency,
+    /// Publishes the server refused (an IQ error), and the first refusal.
+    pub publish_errors: u64,
+    pub first_publish_error: Option<String>,
+    pub login_failures: usize,
+}
+
+/// `pep`: the presence rig, then every user announces caps asking for the
+/// bench node (`+notify`, XEP-0163 §4.2) and answers the server's
+/// disco#info query; then each publishes `items` items (measured), each
+/// notifying the R contacts subscribed to it. Latency is from the publish
+/// to each notification.
+pub async fn pep(
+    t: &Target,
+    users: usize,
+    roster: usize,
+    items: usize,
+    concurrency: usize,
+) -> Result<PepResult> {
+    let rig = Rig::new(t, users, roster, concurrency).await?;
+    let ver = caps_ver();
+    let caps = format!(
+        "<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='{CAPS_NODE}' ver='{ver}'/></presence>"
+    );
+    rig.broadcast(move |_| vec![caps.clone()]).await;
+    // The servers ask each client (or look its caps up), and the presence
+    // goes to contacts: done once quiet.
+    rig.settle(Duration::from_secs(2)).await;
+    // Not measured: one publish each creates the node, and is answered
+    // before the measured ones go out. A server that creates nodes
+    // asynchronously (ejabberd) refuses publishes pipelined behind the one
+    // that creates.
+    let epoch = rig.epoch;
+    let publish = move |i: usize, k: usize| {
+        let t = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+        format!(
+            "<iq type='set' id='pub-{i}-{k}'><pubsub xmlns='http://jabber.org/protocol/pubsub'>\
+             <publish node='{PEP_NODE}'><item id='{k}'><x xmlns='{PEP_NODE}' t='{t}'/></item>\
+             </publish></pubsub></iq>"
+        )
+    };
+    rig.broadcast(move |i| vec![publish(i, 0)]).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while rig.counters.published.load(Ordering::Relaxed)
+        + rig.counters.publish_errors.load(Ordering::Relaxed)
+        < rig.users as u64
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    rig.settle(Duration::from_secs(2)).await;
+    rig.counters.published.store(0, Ordering::Relaxed);
+    rig.counters.publish_errors.store(0, Ordering::Relaxed);
+    if let Ok(mut first) = rig.counters.first_publish_error.lock() {
+        *first = None;
+    }
+    rig.counters.notifications.store(0, Ordering::Relaxed);
+    if let Ok(mut l) = rig.counters.latencies.lock() {
+        l.clear();
+    }
+    let start = Instant::now();
+    rig.broadcast(move |i| (1..=items).map(|k| publish(i, k)).collect())
+        .await;
+    let expected = (rig.users * rig.roster * items) as u64;
+    let answers = (rig.users * items) as u64;
+    // Done when every notification came, or when every publish was
+    // answered and nothing more arrived for 5 s.
+    rig.touch();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while rig.counters.notifications.load(Ordering::Relaxed) < expected && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let answered = rig.counters.published.load(Ordering::Relaxed)
+            + rig.counters.publish_errors.load(Ordering::Relaxed);
+        if answered >= answers && rig.quiet_for() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    let delivered = rig.counters.notifications.load(Ordering::Relaxed);
+    let secs = rig.since(start);
+    let mut samples = rig
+        .counters
+        .latencies
+        .lock()
+        .map(|l| l.clone())
+        .unwrap_or_default();
+    let result = PepResult {
+        scenario: "pep",
+        users: rig.users,
+        roster: rig.roster,
+        subscriptions_confirmed: rig.confirmed,
+        items,
+        expected_notifications: expected,
+        delivered,
+        secs,
+        notifications_per_sec: delivered as f64 / secs,
+        latency: Latency::from_micros(&mut samples),
+        publish_errors: rig.counters.publish_errors.load(Ordering::Relaxed),
+        first_publish_error: rig
+            .counters
+            .first_publish_error
+            .lock()
+            .ok()
+            .and_then(|f| f.clone()),
+        login_failures: rig.login_failures,
+    };
+    rig.close().await;
+    Ok(result)
 }
 
 /// Waits until nothing arrived for `quiet`, or `limit` passed.
