@@ -78,11 +78,14 @@ impl Vcard {
                 .await
                 .map_err(storage_failed)?;
             if let Some(shared) = &self.pep {
-                crate::pubsub::avatar::from_vcard(
+                let owner = me.bare();
+                crate::pubsub::avatar::from_vcard(ctx.router, ctx.services, shared, &owner, card)
+                    .await;
+                crate::pubsub::vcard4::from_vcard_temp(
                     ctx.router,
                     ctx.services,
                     shared,
-                    &me.bare(),
+                    &owner,
                     card,
                 )
                 .await;

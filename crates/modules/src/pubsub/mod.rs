@@ -25,6 +25,7 @@ mod config;
 mod notify;
 mod request;
 mod service;
+pub mod vcard4;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -232,6 +233,13 @@ static INFO: ModuleInfo = ModuleInfo {
             version: "0.3.1",
             support: Support::Complete,
             note: "Both ways (pubsub/avatar.rs): a PEP avatar becomes the vCard's PHOTO, a vCard PHOTO the PEP avatar.",
+        },
+        Xep {
+            number: 292,
+            name: "vCard4 Over XMPP",
+            version: "1.1.0",
+            support: Support::Complete,
+            note: "The urn:xmpp:vcard4 PEP node, its shared fields (name, nickname, birthday, URL, note, title, role, organisation, e-mail, telephone) kept in step with vcard-temp both ways; what only one format carries stays in it (pubsub/vcard4.rs).",
         },
         Xep {
             number: 172,

@@ -510,6 +510,9 @@ impl Req<'_> {
             if node == super::avatar::METADATA {
                 super::avatar::to_vcard(self.ctx.services, owner, payload).await;
             }
+            if node == super::vcard4::NODE {
+                super::vcard4::to_vcard_temp(self.ctx.services, owner, payload).await;
+            }
         }
         // §7.1.2: the item id, which the publisher may not know.
         Ok(IqReply::Result(Some(

@@ -1220,3 +1220,87 @@ async fn old_and_new_bookmark_clients_see_the_same_rooms() {
     );
     server.stop();
 }
+
+#[tokio::test]
+async fn vcard4_and_vcard_temp_stay_in_step() {
+    let server = server("pep-vcard4").await;
+    let mut alice = login(&server, "alice", "a").await;
+    let vcard4 = "urn:xmpp:vcard4";
+    let v4 = "urn:ietf:params:xml:ns:vcard-4.0";
+    // A vcard-temp write publishes the vCard4 item, with a photo kept
+    // only in vcard-temp.
+    ok(
+        &mut alice,
+        &format!(
+            "<iq type='set'><vCard xmlns='vcard-temp'><FN>Alice Liddell</FN><NICKNAME>ally</NICKNAME>\
+             <EMAIL><INTERNET/><USERID>alice@example.org</USERID></EMAIL>\
+             <PHOTO><TYPE>image/png</TYPE><BINVAL>{PNG_B64}</BINVAL></PHOTO></vCard></iq>"
+        ),
+    )
+    .await;
+    let mut bob = login(&server, "bob", "b").await;
+    let r = ok(&mut bob, &items_of("alice@localhost", vcard4))
+        .await
+        .unwrap();
+    let card = r
+        .get_child("items", PUBSUB)
+        .and_then(|i| i.get_child("item", PUBSUB))
+        .and_then(|i| i.get_child("vcard", v4))
+        .unwrap()
+        .clone();
+    let text = |card: &Element, field: &str| {
+        card.get_child(field, v4)
+            .and_then(|f| f.get_child("text", v4))
+            .map(Element::text)
+    };
+    assert_eq!(text(&card, "fn").as_deref(), Some("Alice Liddell"));
+    assert_eq!(text(&card, "nickname").as_deref(), Some("ally"));
+    assert_eq!(text(&card, "email").as_deref(), Some("alice@example.org"));
+    // A vCard4 publish updates vcard-temp's shared fields; its photo stays.
+    ok(
+        &mut alice,
+        &publish(
+            vcard4,
+            Some("current"),
+            &format!(
+                "<vcard xmlns='{v4}'><fn><text>Alice P. Liddell</text></fn><nickname><text>ally</text></nickname>\
+                 <tel><uri>tel:+44-1865-000</uri></tel><adr><locality>Oxford</locality></adr></vcard>"
+            ),
+        ),
+    )
+    .await;
+    let temp = ok(
+        &mut bob,
+        "<iq type='get' to='alice@localhost'><vCard xmlns='vcard-temp'/></iq>",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        temp.get_child("FN", "vcard-temp").unwrap().text(),
+        "Alice P. Liddell"
+    );
+    assert_eq!(
+        temp.get_child("TEL", "vcard-temp")
+            .and_then(|t| t.get_child("NUMBER", "vcard-temp"))
+            .unwrap()
+            .text(),
+        "+44-1865-000"
+    );
+    assert!(
+        temp.get_child("PHOTO", "vcard-temp").is_some(),
+        "{}",
+        temp.to_xml()
+    );
+    // The vCard4 item keeps what only vCard4 says.
+    let r = ok(&mut bob, &items_of("alice@localhost", vcard4))
+        .await
+        .unwrap();
+    let card = r
+        .get_child("items", PUBSUB)
+        .and_then(|i| i.get_child("item", PUBSUB))
+        .and_then(|i| i.get_child("vcard", v4))
+        .unwrap()
+        .clone();
+    assert!(card.get_child("adr", v4).is_some(), "{}", card.to_xml());
+    server.stop();
+}
