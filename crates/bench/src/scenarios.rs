@@ -462,7 +462,16 @@ fn caps_ver() -> String {
 }
 
 impl Rig {
-    async fn new(t: &Target, users: usize, roster: usize, concurrency: usize) -> Result<Rig> {
+    /// `mutual`: i also subscribes to i-1..=i-R, so each user ends with 2R
+    /// contacts in `both`, as real contacts are (PEP servers learn a
+    /// contact's caps from the presence it sends the owner).
+    async fn new(
+        t: &Target,
+        users: usize,
+        roster: usize,
+        concurrency: usize,
+        mutual: bool,
+    ) -> Result<Rig> {
         let roster = roster.min(users.saturating_sub(1));
         let ep = Endpoint::Xmpp(t.clone());
         // Available from the start: subscription requests and approvals
@@ -562,17 +571,15 @@ impl Rig {
         };
         let (prefix, domain) = (t.prefix.clone(), t.domain.clone());
         rig.broadcast(move |i| {
+            let back = if mutual { roster } else { 0 };
             (1..=roster)
-                .map(|k| {
-                    format!(
-                        "<presence to='{prefix}{}@{domain}' type='subscribe'/>",
-                        (i + k) % users
-                    )
-                })
+                .map(|k| (i + k) % users)
+                .chain((1..=back).map(|k| (i + users - k) % users))
+                .map(|j| format!("<presence to='{prefix}{j}@{domain}' type='subscribe'/>"))
                 .collect()
         })
         .await;
-        let want = (users * roster) as u64;
+        let want = (users * roster * if mutual { 2 } else { 1 }) as u64;
         // Done when every approval came back, or when presence traffic went
         // quiet: a server may answer a repeated request (accounts kept from
         // an earlier run) with presence rather than `subscribed` (RFC 6121
@@ -712,7 +719,7 @@ pub async fn presence(
     roster: usize,
     concurrency: usize,
 ) -> Result<PresenceResult> {
-    let rig = Rig::new(t, users, roster, concurrency).await?;
+    let rig = Rig::new(t, users, roster, concurrency, false).await?;
     let want = (rig.users * rig.roster) as u64;
     // Measured: two updates each, each fanned out to R contacts.
     rig.counters.presences.store(0, Ordering::Relaxed);
@@ -766,8 +773,8 @@ pub struct PepResult {
     pub subscriptions_confirmed: u64,
     /// Items each user published.
     pub items: usize,
-    /// Every publish fanned out to the R contacts that subscribed to the
-    /// publisher and asked for the node (`+notify`).
+    /// Every publish fanned out to the 2R contacts (mutual subscriptions)
+    /// that asked for the node (`+notify`).
     pub expected_notifications: u64,
     pub delivered: u64,
     pub secs: f64,
@@ -780,11 +787,11 @@ pub struct PepResult {
     pub login_failures: usize,
 }
 
-/// `pep`: the presence rig, then every user announces caps asking for the
-/// bench node (`+notify`, XEP-0163 §4.2) and answers the server's
-/// disco#info query; then each publishes `items` items (measured), each
-/// notifying the R contacts subscribed to it. Latency is from the publish
-/// to each notification.
+/// `pep`: the rig with mutual subscriptions (2R contacts each), then every
+/// user announces caps asking for the bench node (`+notify`, XEP-0163
+/// §4.2) and answers the server's disco#info query; then each publishes
+/// `items` items (measured), each notifying its 2R contacts. Latency is
+/// from the publish to each notification.
 pub async fn pep(
     t: &Target,
     users: usize,
@@ -792,7 +799,7 @@ pub async fn pep(
     items: usize,
     concurrency: usize,
 ) -> Result<PepResult> {
-    let rig = Rig::new(t, users, roster, concurrency).await?;
+    let rig = Rig::new(t, users, roster, concurrency, true).await?;
     let ver = caps_ver();
     let caps = format!(
         "<presence><c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='{CAPS_NODE}' ver='{ver}'/></presence>"
@@ -802,9 +809,7 @@ pub async fn pep(
     // goes to contacts: done once quiet.
     rig.settle(Duration::from_secs(2)).await;
     // Not measured: one publish each creates the node, and is answered
-    // before the measured ones go out. A server that creates nodes
-    // asynchronously (ejabberd) refuses publishes pipelined behind the one
-    // that creates.
+    // before the measured ones go out.
     let epoch = rig.epoch;
     let publish = move |i: usize, k: usize| {
         let t = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -814,14 +819,22 @@ pub async fn pep(
              </publish></pubsub></iq>"
         )
     };
-    rig.broadcast(move |i| vec![publish(i, 0)]).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while rig.counters.published.load(Ordering::Relaxed)
-        + rig.counters.publish_errors.load(Ordering::Relaxed)
-        < rig.users as u64
-        && Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
+    // One at a time: ejabberd's mnesia aborts concurrent node creations
+    // ("cyclic" locks on its node index) and the node is then missing.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for (i, w) in rig.writers.iter().enumerate() {
+        {
+            let mut w = w.lock().await;
+            let _ = w.write_all(publish(i, 0).as_bytes()).await;
+            let _ = w.flush().await;
+        }
+        while rig.counters.published.load(Ordering::Relaxed)
+            + rig.counters.publish_errors.load(Ordering::Relaxed)
+            <= i as u64
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
     rig.settle(Duration::from_secs(2)).await;
     rig.counters.published.store(0, Ordering::Relaxed);
@@ -836,7 +849,8 @@ pub async fn pep(
     let start = Instant::now();
     rig.broadcast(move |i| (1..=items).map(|k| publish(i, k)).collect())
         .await;
-    let expected = (rig.users * rig.roster * items) as u64;
+    // Mutual rosters: each publish reaches 2R contacts.
+    let expected = (rig.users * 2 * rig.roster * items) as u64;
     let answers = (rig.users * items) as u64;
     // Done when every notification came, or when every publish was
     // answered and nothing more arrived for 5 s.
