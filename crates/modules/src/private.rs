@@ -129,13 +129,22 @@ impl Private {
 static INFO: ModuleInfo = ModuleInfo {
     name: "private",
     file: file!(),
-    xeps: &[Xep {
-        number: 49,
-        name: "Private XML Storage",
-        version: "1.2",
-        support: Support::Complete,
-        note: "One element per request, as Prosody.",
-    }],
+    xeps: &[
+        Xep {
+            number: 49,
+            name: "Private XML Storage",
+            version: "1.2",
+            support: Support::Complete,
+            note: "One element per request, as Prosody.",
+        },
+        Xep {
+            number: 48,
+            name: "Bookmarks",
+            version: "1.2",
+            support: Support::Complete,
+            note: "storage:bookmarks in private XML, kept in step with PEP Native Bookmarks (XEP-0411).",
+        },
+    ],
     iqs: &[IqSpec::local("query", ns::PRIVATE)],
     features: &[ns::PRIVATE],
     ..ModuleInfo::EMPTY
