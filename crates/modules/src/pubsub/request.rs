@@ -1147,24 +1147,10 @@ pub async fn disco_items(ctx: &IqCtx<'_>, svc: &Svc) -> Vec<Element> {
             return Vec::new();
         }
     };
-    let who = ctx.sender.bare();
     let mut out = Vec::new();
     for n in nodes {
         let config = NodeConfig::from_stored(&n.config);
-        let affs = notify::affiliations(storage, svc.jid(), &n.node).await;
-        let aff = notify::affiliation_of(&affs, &who);
-        let owner = match svc {
-            Svc::Pep(owner) => Some(owner.clone()),
-            Svc::Hosted(_) => notify::first_owner(&affs),
-        };
-        let visible = match &owner {
-            Some(owner) => {
-                let item = notify::roster_item_of(storage, owner, &who).await;
-                access(&config, owner, &who, item.as_ref(), aff, false).is_ok()
-            }
-            None => config.access_model == super::config::AccessModel::Open,
-        };
-        if !visible {
+        if !visible(ctx, svc, &n.node, &config).await {
             continue;
         }
         let mut e = Element::new("item", ns::DISCO_ITEMS)
@@ -1178,20 +1164,45 @@ pub async fn disco_items(ctx: &IqCtx<'_>, svc: &Svc) -> Vec<Element> {
     out
 }
 
+/// Whether the requester may see the node (XEP-0163 §6.2): what its access
+/// model says, judged against the node's owner (the account for PEP).
+async fn visible(ctx: &IqCtx<'_>, svc: &Svc, node: &str, config: &NodeConfig) -> bool {
+    let storage = &ctx.services.storage;
+    let who = ctx.sender.bare();
+    let affs = notify::affiliations(storage, svc.jid(), node).await;
+    let owner = match svc {
+        Svc::Pep(owner) => Some(owner.clone()),
+        Svc::Hosted(_) => notify::first_owner(&affs),
+    };
+    match &owner {
+        Some(owner) => {
+            let item = notify::roster_item_of(storage, owner, &who).await;
+            let aff = notify::affiliation_of(&affs, &who);
+            access(config, owner, &who, item.as_ref(), aff, false).is_ok()
+        }
+        None => config.access_model == super::config::AccessModel::Open,
+    }
+}
+
+/// The node's configuration if it exists and the requester may see it.
+pub async fn visible_node(ctx: &IqCtx<'_>, svc: &Svc, node: &str) -> Option<NodeConfig> {
+    let n = ctx
+        .services
+        .storage
+        .pubsub_node(svc.jid(), node)
+        .await
+        .ok()
+        .flatten()?;
+    let config = NodeConfig::from_stored(&n.config);
+    visible(ctx, svc, node, &config).await.then_some(config)
+}
+
 /// disco#info of a node (XEP-0060 §5.4): a leaf, with its metadata;
 /// `item-not-found` for a node the requester may not see.
 pub async fn node_info(ctx: &IqCtx<'_>, svc: &Svc, node: &str) -> IqReply {
-    let visible = disco_items(ctx, svc)
-        .await
-        .iter()
-        .any(|i| i.attr("node") == Some(node));
-    if !visible {
-        return IqReply::Error(C::ItemNotFound);
-    }
-    let Ok(Some(n)) = ctx.services.storage.pubsub_node(svc.jid(), node).await else {
+    let Some(config) = visible_node(ctx, svc, node).await else {
         return IqReply::Error(C::ItemNotFound);
     };
-    let config = NodeConfig::from_stored(&n.config);
     let affs = notify::affiliations(&ctx.services.storage, svc.jid(), node).await;
     let owners: Vec<String> = affs
         .into_iter()

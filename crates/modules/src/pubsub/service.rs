@@ -190,11 +190,7 @@ impl HostedService {
             }
             return IqReply::Result(Some(q));
         };
-        let visible = request::disco_items(ctx, &self.svc)
-            .await
-            .iter()
-            .any(|i| i.attr("node") == Some(node));
-        if !visible {
+        if request::visible_node(ctx, &self.svc, node).await.is_none() {
             return IqReply::Error(C::ItemNotFound);
         }
         q.set_attr("node", node);
