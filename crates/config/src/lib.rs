@@ -319,6 +319,40 @@ spec::options! {
         /// Most nodes one hosted service holds, all creators together.
         service_max_nodes: u32 = 10000, restart, min 1;
     }
+
+    /// XEP-0045 multi-user chat: a group chat service on a subdomain of
+    /// each served domain, each room a supervised actor.
+    [muc] MucConfig {
+        /// Serve group chat. Off, nothing answers on the subdomains.
+        enabled: bool = true, restart;
+        /// The services' subdomains, each one DNS label: `conference`
+        /// serves `conference.example.org` for `example.org`. Several may be
+        /// listed; each is its own service with its own rooms.
+        subdomains: Vec<String> = vec!["conference".to_owned()], restart;
+        /// Who may create rooms: accounts of this server (`local`), or any
+        /// entity that can reach the service (`anyone`).
+        create_rooms: MucCreators = MucCreators::Local, restart;
+        /// Rooms one account may own at once; creating one more is refused
+        /// with `not-allowed`.
+        max_rooms_per_user: u32 = 100, restart, min 1;
+        /// Occupants one room may hold: the default and the ceiling of a
+        /// room's `muc#roomconfig_maxusers`. Owners and admins still get
+        /// in when it is full (XEP-0045 §7.2.10).
+        max_occupants: u32 = 200, restart, min 2, max 100000;
+        /// Messages a room keeps to send to those who join (its
+        /// discussion history, XEP-0045 §7.2.15), and the ceiling of what
+        /// a joining client may ask for.
+        history_size: u32 = 20, restart, max 1000;
+        /// Messages one occupant may send to a room at once: the size of a
+        /// token bucket that earns `message_rate_per_minute` a minute. Past
+        /// it, messages are refused with `resource-constraint`.
+        message_burst: u32 = 10, restart, min 1;
+        /// See `message_burst`.
+        message_rate_per_minute: u32 = 120, restart, min 1;
+        /// Seconds a persistent room with nobody in it keeps its actor
+        /// before the actor stops (its state stays stored).
+        idle_secs: u64 = 300, restart, min 1;
+    }
 }
 
 /// The rules between options that [`Config::validate`] checks after the
@@ -335,6 +369,8 @@ pub const RULES: &[&str] = &[
      `s2s`, `component` and `http` are not available yet).",
     "`pubsub.service_subdomain` is one DNS label: letters, digits and `-`, \
      not at either end.",
+    "Each of `muc.subdomains` is one DNS label, listed once, and no MUC \
+     service shares its subdomain with the pubsub service.",
 ];
 
 impl Config {
@@ -361,18 +397,25 @@ impl Config {
             problems.push("tls.cert and tls.key go together: set both or neither".to_owned());
         }
         let label = &self.pubsub.service_subdomain;
-        let label_ok = !label.is_empty()
-            && label.len() <= 63
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-');
-        if !label_ok {
+        if !dns_label(label) {
             problems.push(format!(
                 "pubsub.service_subdomain = {label:?} is not one DNS label \
                  (letters, digits and '-', not at either end)"
             ));
+        }
+        for (i, label) in self.muc.subdomains.iter().enumerate() {
+            if !dns_label(label) {
+                problems.push(format!(
+                    "muc.subdomains[{i}] = {label:?} is not one DNS label \
+                     (letters, digits and '-', not at either end)"
+                ));
+            } else if self.muc.subdomains[..i].contains(label) {
+                problems.push(format!("muc.subdomains lists {label:?} twice"));
+            } else if self.pubsub.service && *label == self.pubsub.service_subdomain {
+                problems.push(format!(
+                    "muc.subdomains[{i}] = {label:?} is the pubsub service's subdomain too"
+                ));
+            }
         }
         // A page of results is queued for the client at once.
         let half_queue = self.limits.max_outbound_stanzas / 2;
@@ -394,6 +437,17 @@ impl Config {
         }
         problems
     }
+}
+
+/// One DNS label: letters, digits and `-`, not at either end.
+fn dns_label(label: &str) -> bool {
+    !label.is_empty()
+        && label.len() <= 63
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !label.starts_with('-')
+        && !label.ends_with('-')
 }
 
 /// `register.throttle_exempt`'s default: the loopback networks.
@@ -431,6 +485,21 @@ pub enum PubsubCreators {
 }
 
 impl OptionType for PubsubCreators {
+    const TYPE: &'static str = "\"local\" or \"anyone\"";
+    const EXPECTED: &'static str = "\"local\" or \"anyone\"";
+}
+
+/// Who may create rooms on a MUC service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MucCreators {
+    /// Accounts of this server.
+    Local,
+    /// Any entity that can reach the service.
+    Anyone,
+}
+
+impl OptionType for MucCreators {
     const TYPE: &'static str = "\"local\" or \"anyone\"";
     const EXPECTED: &'static str = "\"local\" or \"anyone\"";
 }

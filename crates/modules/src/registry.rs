@@ -15,8 +15,8 @@ use futures_util::FutureExt;
 
 use crate::api::*;
 use crate::{
-    avatar, blocking, carbons, disco, last, mam, offline, ping, private, pubsub, register, roster,
-    time, vcard, version,
+    avatar, blocking, carbons, disco, last, mam, muc, offline, ping, private, pubsub, register,
+    roster, time, vcard, version,
 };
 
 /// The registered modules.
@@ -71,6 +71,9 @@ impl Modules {
         }
         if config.pubsub.service {
             modules.push(Box::new(pubsub::PubsubService::new(pubsub)));
+        }
+        if config.muc.enabled {
+            modules.push(Box::new(muc::Muc::from_config(config)));
         }
         modules
     }

@@ -46,6 +46,7 @@ mod error;
 mod import;
 mod last;
 mod migrations;
+mod muc;
 mod offline;
 mod private;
 mod pubsub;
@@ -60,8 +61,8 @@ pub use storage::{Backend, Storage};
 pub use traits::{
     AccountStore, ArchiveCursor, ArchivePage, ArchiveQuery, ArchiveStore, ArchivedMessage,
     BlockStore, ImportOutcome, ImportStore, ImportedAccount, ImportedOffline, ImportedPepNode,
-    LastActivityStore, OfflineMessage, OfflineStore, OfflineStored, PendingSubscription,
+    LastActivityStore, MucStore, OfflineMessage, OfflineStore, OfflineStored, PendingSubscription,
     PrivateFragment, PrivateStore, PubsubItem, PubsubNode, PubsubStore, PubsubSubscription, Roster,
-    RosterChange, RosterItem, RosterStore, StoredCredentials, Subscription, VcardStore,
+    RosterChange, RosterItem, RosterStore, StoredCredentials, StoredRoom, Subscription, VcardStore,
 };
 pub use traits::{ArchiveDefault, ArchivePrefs};

@@ -54,6 +54,11 @@ const SQLITE: &[Embedded] = &[
         description: "pubsub",
         sql: include_str!("../migrations/sqlite/0005_pubsub.sql"),
     },
+    Embedded {
+        version: 6,
+        description: "muc",
+        sql: include_str!("../migrations/sqlite/0006_muc.sql"),
+    },
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -81,6 +86,11 @@ const POSTGRES: &[Embedded] = &[
         version: 5,
         description: "pubsub",
         sql: include_str!("../migrations/postgres/0005_pubsub.sql"),
+    },
+    Embedded {
+        version: 6,
+        description: "muc",
+        sql: include_str!("../migrations/postgres/0006_muc.sql"),
     },
 ];
 

@@ -1049,3 +1049,48 @@ pub trait PubsubStore {
         subid: &str,
     ) -> impl Future<Output = Result<bool, StorageError>> + Send;
 }
+
+/// A persistent multi-user chat room (XEP-0045) as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRoom {
+    /// The room's bare JID.
+    pub jid: String,
+    /// The MUC service's domain the room lives on.
+    pub service: String,
+    /// The room's name, '' for none: what disco#items shows.
+    pub name: String,
+    /// Listed in the service's disco#items.
+    pub public: bool,
+    /// Configuration, affiliations and subject, as the muc module
+    /// serializes them.
+    pub state: String,
+}
+
+/// Persistent rooms of MUC services (XEP-0045 §10.1.3: a persistent room
+/// outlives its occupants and the server's restarts). A room is written
+/// whole, so every write can be repeated without harm.
+pub trait MucStore {
+    /// The room, if it is stored.
+    fn muc_room(
+        &self,
+        jid: &str,
+    ) -> impl Future<Output = Result<Option<StoredRoom>, StorageError>> + Send;
+
+    /// Every stored room of a service, by JID (byte-wise); only the public
+    /// ones with `public_only`.
+    fn muc_rooms(
+        &self,
+        service: &str,
+        public_only: bool,
+    ) -> impl Future<Output = Result<Vec<StoredRoom>, StorageError>> + Send;
+
+    /// Stores the room, replacing what was stored under its JID.
+    fn muc_save_room(
+        &self,
+        room: &StoredRoom,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// Forgets the room; true if it was stored.
+    fn muc_delete_room(&self, jid: &str)
+        -> impl Future<Output = Result<bool, StorageError>> + Send;
+}

@@ -67,6 +67,7 @@ use crate::{
     Xep,
 };
 
+pub(crate) use query::parse_datetime;
 pub use query::MAM_EXTENDED;
 
 const FEATURES: &[&str] = &[ns::MAM, MAM_EXTENDED];

@@ -22,6 +22,7 @@ mod im;
 mod mam;
 mod metrics;
 mod modules;
+mod muc;
 mod pep;
 mod piefxis;
 mod pubsub_service;

@@ -1,0 +1,280 @@
+//! A MUC service's destination in the route table (XEP-0045 §6): the
+//! service answers disco and pings itself, lists its public rooms (RSM
+//! paged, XEP-0059), and queues everything addressed to a room or an
+//! occupant in that room's inbox.
+
+use std::sync::Arc;
+
+use chorus_jid::{BareJid, Jid};
+use chorus_proto::{error_reply, ns, IqType, StanzaError, StanzaErrorCondition as C, StanzaKind};
+use chorus_router::{Outcome, Router, Service};
+use chorus_storage::MucStore;
+use chorus_xml::Element;
+use futures_util::future::BoxFuture;
+
+use super::room::{Input, Room};
+use super::state::{RoomState, MUC};
+use super::Shared;
+use crate::{result_iq, Services};
+
+/// The service's own disco#info features (§6.2).
+const FEATURES: &[&str] = &[
+    MUC,
+    ns::DISCO_INFO,
+    ns::DISCO_ITEMS,
+    ns::PING,
+    ns::RSM,
+    super::state::OCCUPANT_ID,
+];
+
+/// Rooms one disco#items page lists when the requester does not say.
+const DEFAULT_PAGE: usize = 100;
+
+pub struct MucService {
+    domain: String,
+    shared: Arc<Shared>,
+    services: Arc<Services>,
+}
+
+impl MucService {
+    pub fn new(domain: String, shared: Arc<Shared>, services: Arc<Services>) -> MucService {
+        MucService {
+            domain,
+            shared,
+            services,
+        }
+    }
+
+    /// The room for `jid`, loaded from storage if it is persistent and not
+    /// in memory; a room that does not exist yet when it is neither.
+    async fn room(&self, jid: &BareJid) -> Result<Arc<Room>, C> {
+        if let Some(r) = self.shared.rooms.get(jid) {
+            return Ok(r.clone());
+        }
+        let stored = self
+            .services
+            .storage
+            .muc_room(jid.as_str())
+            .await
+            .map_err(|e| {
+                tracing::error!(room = %jid, error = %e, "room unreadable");
+                C::InternalServerError
+            })?;
+        let state = match stored {
+            Some(s) => match RoomState::from_stored(&s.state, self.shared.options.max_occupants) {
+                Some(state) => Some(state),
+                None => {
+                    tracing::error!(room = %jid, "stored room unreadable");
+                    return Err(C::InternalServerError);
+                }
+            },
+            None => None,
+        };
+        let room = Arc::new(Room::new(jid.clone(), self.domain.clone(), state));
+        let live = self
+            .shared
+            .rooms
+            .entry(jid.clone())
+            .or_insert(room.clone())
+            .value()
+            .clone();
+        if Arc::ptr_eq(&live, &room) {
+            let owners = room.lock().owners.clone();
+            self.shared.index_owners(jid, &[], &owners);
+        }
+        Ok(live)
+    }
+
+    async fn to_room(&self, jid: BareJid, stanza: Element) -> Outcome {
+        let mut input = Input::Stanza(stanza);
+        // A room retiring as the stanza arrives is looked up again.
+        for _ in 0..8 {
+            let room = match self.room(&jid).await {
+                Ok(r) => r,
+                Err(cond) => {
+                    let Input::Stanza(stanza) = input else {
+                        return Outcome::Dropped;
+                    };
+                    return reply(&stanza, cond);
+                }
+            };
+            match room.push_or_return(&self.shared, input) {
+                Ok(()) => return Outcome::Delivered,
+                Err(back) => {
+                    self.shared
+                        .rooms
+                        .remove_if(&jid, |_, r| Arc::ptr_eq(r, &room));
+                    input = back;
+                }
+            }
+        }
+        tracing::error!(room = %jid, "room kept retiring; stanza refused");
+        match input {
+            Input::Stanza(stanza) => reply(&stanza, C::ResourceConstraint),
+            Input::Gone(_) => Outcome::Dropped,
+        }
+    }
+
+    /// What is addressed to the service itself.
+    async fn to_service(&self, stanza: Element) -> Outcome {
+        let request = StanzaKind::of(&stanza) == Some(StanzaKind::Iq)
+            && IqType::of(&stanza).is_some_and(IqType::is_request);
+        if !request {
+            if stanza.name() == "message" && stanza.attr("type") != Some("error") {
+                return reply(&stanza, C::ServiceUnavailable);
+            }
+            return Outcome::Dropped;
+        }
+        let mut payloads = stanza.children();
+        let (Some(payload), None) = (payloads.next(), payloads.next()) else {
+            return reply(&stanza, C::BadRequest);
+        };
+        let get = IqType::of(&stanza) == Some(IqType::Get);
+        match (payload.ns(), payload.name(), get) {
+            (ns::DISCO_INFO, "query", true) if payload.attr("node").is_none() => {
+                Outcome::Reply(result_iq(&stanza, Some(self.info())))
+            }
+            (ns::DISCO_ITEMS, "query", true) if payload.attr("node").is_none() => {
+                match self.items(payload).await {
+                    Ok(q) => Outcome::Reply(result_iq(&stanza, Some(q))),
+                    Err(cond) => reply(&stanza, cond),
+                }
+            }
+            (ns::DISCO_INFO | ns::DISCO_ITEMS, "query", true) => reply(&stanza, C::ItemNotFound),
+            (ns::PING, "ping", true) => Outcome::Reply(result_iq(&stanza, None)),
+            _ => reply(&stanza, C::ServiceUnavailable),
+        }
+    }
+
+    /// §6.2: a MUC service.
+    fn info(&self) -> Element {
+        let mut q = Element::new("query", ns::DISCO_INFO).with_child(
+            Element::new("identity", ns::DISCO_INFO)
+                .with_attr("category", "conference")
+                .with_attr("type", "text")
+                .with_attr("name", "Chat rooms"),
+        );
+        for f in FEATURES {
+            q.push(Element::new("feature", ns::DISCO_INFO).with_attr("var", *f));
+        }
+        q
+    }
+
+    /// §6.3: the public rooms, stored and live, by JID, in XEP-0059 pages.
+    async fn items(&self, query: &Element) -> Result<Element, C> {
+        let mut rooms: std::collections::BTreeMap<String, String> = self
+            .services
+            .storage
+            .muc_rooms(&self.domain, true)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "room list unreadable");
+                C::InternalServerError
+            })?
+            .into_iter()
+            .map(|r| (r.jid, r.name))
+            .collect();
+        // Live rooms say what they are now, stored or not.
+        for entry in self.shared.rooms.iter() {
+            let room = entry.value();
+            if room.service != self.domain {
+                continue;
+            }
+            let inner = room.lock();
+            match inner.state.as_ref() {
+                Some(s) if s.config.public && !s.locked && !s.destroyed => {
+                    rooms.insert(room.jid.to_string(), s.config.name.clone());
+                }
+                Some(_) => {
+                    rooms.remove(room.jid.as_str());
+                }
+                None => {}
+            }
+        }
+        let all: Vec<(String, String)> = rooms.into_iter().collect();
+        let set = query.get_child("set", ns::RSM);
+        let max = match set.and_then(|s| s.get_child("max", ns::RSM)) {
+            Some(m) => m
+                .text()
+                .trim()
+                .parse::<usize>()
+                .map_err(|_| C::BadRequest)?,
+            None => DEFAULT_PAGE,
+        };
+        let after = set
+            .and_then(|s| s.get_child("after", ns::RSM))
+            .map(Element::text);
+        let before = set
+            .and_then(|s| s.get_child("before", ns::RSM))
+            .map(Element::text);
+        let (start, end) = match (after, before) {
+            (Some(a), _) => {
+                let i = all
+                    .iter()
+                    .position(|(j, _)| *j == a)
+                    .ok_or(C::ItemNotFound)?;
+                (i + 1, (i + 1 + max).min(all.len()))
+            }
+            (None, Some(b)) if !b.is_empty() => {
+                let i = all
+                    .iter()
+                    .position(|(j, _)| *j == b)
+                    .ok_or(C::ItemNotFound)?;
+                (i.saturating_sub(max), i)
+            }
+            (None, Some(_)) => (all.len().saturating_sub(max), all.len()),
+            (None, None) => (0, max.min(all.len())),
+        };
+        let mut q = Element::new("query", ns::DISCO_ITEMS);
+        let page = &all[start..end.max(start)];
+        for (jid, name) in page {
+            let mut item = Element::new("item", ns::DISCO_ITEMS).with_attr("jid", jid.as_str());
+            let name = if name.is_empty() {
+                jid.split('@').next().unwrap_or_default()
+            } else {
+                name.as_str()
+            };
+            item.set_attr("name", name);
+            q.push(item);
+        }
+        if set.is_some() {
+            let mut s = Element::new("set", ns::RSM);
+            if let (Some((first, _)), Some((last, _))) = (page.first(), page.last()) {
+                s.push(
+                    Element::new("first", ns::RSM)
+                        .with_attr("index", start.to_string())
+                        .with_text(first.as_str()),
+                );
+                s.push(Element::new("last", ns::RSM).with_text(last.as_str()));
+            }
+            s.push(Element::new("count", ns::RSM).with_text(all.len().to_string()));
+            q.push(s);
+        }
+        Ok(q)
+    }
+}
+
+fn reply(stanza: &Element, cond: C) -> Outcome {
+    match error_reply(stanza, &StanzaError::new(cond)) {
+        Some(e) => Outcome::Reply(e),
+        None => Outcome::Dropped,
+    }
+}
+
+impl Service for MucService {
+    fn name(&self) -> &str {
+        "Chat rooms"
+    }
+
+    fn handle<'a>(&'a self, _router: &'a Router, stanza: Element) -> BoxFuture<'a, Outcome> {
+        Box::pin(async move {
+            let Some(to) = stanza.attr("to").and_then(|t| t.parse::<Jid>().ok()) else {
+                return Outcome::Dropped;
+            };
+            if to.node().is_none() {
+                return self.to_service(stanza).await;
+            }
+            self.to_room(to.bare(), stanza).await
+        })
+    }
+}
