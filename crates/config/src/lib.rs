@@ -349,6 +349,11 @@ spec::options! {
         message_burst: u32 = 10, restart, min 1;
         /// See `message_burst`.
         message_rate_per_minute: u32 = 120, restart, min 1;
+        /// Whether a new room archives its messages (XEP-0313 on the
+        /// room's JID, `muc#roomconfig_enablelogging`) until its owner says
+        /// otherwise. On, as Prosody's `muc_log_by_default`: mobile clients
+        /// catch up on a room from its archive.
+        logging_default: bool = true, restart;
         /// Seconds a persistent room with nobody in it keeps its actor
         /// before the actor stops (its state stays stored).
         idle_secs: u64 = 300, restart, min 1;

@@ -149,7 +149,7 @@ const INSERT_PREF_JID: &str =
 /// A JID as the two stored columns: its bare part and its resource (`""`
 /// for none). Normalized JIDs split at the first `/`: neither a localpart
 /// nor a domainpart may contain one (RFC 7622 §3.3.1, §3.2).
-fn split_jid(jid: &str) -> (&str, &str) {
+pub(crate) fn split_jid(jid: &str) -> (&str, &str) {
     jid.split_once('/').unwrap_or((jid, ""))
 }
 
@@ -308,7 +308,11 @@ async fn filters(
 /// Takes `limit + 1` rows read in paging order and makes the page: at most
 /// `limit` messages in chronological order, and whether nothing more lies
 /// in the paging direction.
-fn page_from(mut rows: Vec<ArchivedMessage>, limit: usize, descending: bool) -> ArchivePage {
+pub(crate) fn page_from(
+    mut rows: Vec<ArchivedMessage>,
+    limit: usize,
+    descending: bool,
+) -> ArchivePage {
     let complete = rows.len() <= limit;
     rows.truncate(limit);
     if descending {

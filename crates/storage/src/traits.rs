@@ -1090,7 +1090,31 @@ pub trait MucStore {
         room: &StoredRoom,
     ) -> impl Future<Output = Result<(), StorageError>> + Send;
 
-    /// Forgets the room; true if it was stored.
+    /// Forgets the room, and its archive; true if it was stored.
     fn muc_delete_room(&self, jid: &str)
         -> impl Future<Output = Result<bool, StorageError>> + Send;
+
+    /// Appends to the room's archive (XEP-0313): `with` is the sender as
+    /// `room/nick`. A stanza-id already in the archive is left alone, so an
+    /// interrupted append may be repeated. Only one writer per room.
+    fn muc_archive_append(
+        &self,
+        room: &str,
+        message: &ArchivedMessage,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// A page of the room's archive, as [`ArchiveStore::archive_query`]
+    /// pages an account's: `with` (`room/nick`) filters on the sender.
+    fn muc_archive_query(
+        &self,
+        room: &str,
+        query: &ArchiveQuery,
+    ) -> impl Future<Output = Result<ArchivePage, StorageError>> + Send;
+
+    /// How many messages the query matches, ignoring its cursor and limit.
+    fn muc_archive_count(
+        &self,
+        room: &str,
+        query: &ArchiveQuery,
+    ) -> impl Future<Output = Result<u64, StorageError>> + Send;
 }

@@ -67,8 +67,8 @@ use crate::{
     Xep,
 };
 
-pub(crate) use query::parse_datetime;
 pub use query::MAM_EXTENDED;
+pub(crate) use query::{parse_datetime, query_form, run_query, Archive};
 
 const FEATURES: &[&str] = &[ns::MAM, MAM_EXTENDED];
 
@@ -81,7 +81,7 @@ static INFO: ModuleInfo = ModuleInfo {
             name: "Message Archive Management",
             version: "1.1.1",
             support: Support::Complete,
-            note: "Archives of accounts; no MUC archives yet.",
+            note: "Archives of accounts, and of MUC rooms on the room's JID while the room logs (muc/service.rs).",
         },
         Xep {
             number: 59,

@@ -79,7 +79,7 @@ pub(super) async fn answer(
         .next()
         .ok_or(StanzaErrorCondition::BadRequest)?;
     match (payload.name(), iq.attr("type")) {
-        ("query", Some("get")) => Ok(IqReply::Result(Some(form()))),
+        ("query", Some("get")) => Ok(IqReply::Result(Some(query_form()))),
         ("query", Some("set")) => query(ctx, options, &owner, iq, payload).await,
         ("metadata", Some("get")) => metadata(ctx, &owner).await,
         ("prefs", Some("get")) => prefs_get(ctx, options, &owner).await,
@@ -95,7 +95,7 @@ fn parts(owner: &BareJid) -> Result<(&str, &str), StanzaErrorCondition> {
 }
 
 /// §4.1.5: the fields a query may use.
-fn form() -> Element {
+pub(crate) fn query_form() -> Element {
     let field = |var: &str, typ: &str| {
         Element::new("field", ns::DATA_FORMS)
             .with_attr("var", var)
@@ -368,9 +368,72 @@ async fn query(
     iq: &Element,
     q: &Element,
 ) -> Result<IqReply, StanzaErrorCondition> {
-    let (node, domain) = parts(owner)?;
+    let me = ctx.me()?;
+    run_query(ctx.services, Archive::Account(owner), me, options, iq, q).await?;
+    Ok(IqReply::Delivered)
+}
+
+/// An archive a query reads: an account's, or a room's (XEP-0045 rooms
+/// keep theirs in the muc module's store, paged the same way).
+#[derive(Clone, Copy)]
+pub(crate) enum Archive<'a> {
+    Account(&'a BareJid),
+    Room(&'a BareJid),
+}
+
+impl Archive<'_> {
+    fn jid(&self) -> &BareJid {
+        match self {
+            Archive::Account(j) | Archive::Room(j) => j,
+        }
+    }
+
+    async fn page(
+        &self,
+        storage: &chorus_storage::Storage,
+        q: &ArchiveQuery,
+    ) -> Result<ArchivePage, StanzaErrorCondition> {
+        use chorus_storage::MucStore;
+        match self {
+            Archive::Account(owner) => {
+                let (node, domain) = parts(owner)?;
+                storage.archive_query(node, domain, q).await
+            }
+            Archive::Room(room) => storage.muc_archive_query(room.as_str(), q).await,
+        }
+        .map_err(db_error)
+    }
+
+    async fn count(
+        &self,
+        storage: &chorus_storage::Storage,
+        q: &ArchiveQuery,
+    ) -> Result<u64, StanzaErrorCondition> {
+        use chorus_storage::MucStore;
+        match self {
+            Archive::Account(owner) => {
+                let (node, domain) = parts(owner)?;
+                storage.archive_count(node, domain, q).await
+            }
+            Archive::Room(room) => storage.muc_archive_count(room.as_str(), q).await,
+        }
+        .map_err(db_error)
+    }
+}
+
+/// The XEP-0313 §4 query `q` (in `iq`) of `archive`, its results and then
+/// its answer delivered to the requesting session `me`.
+pub(crate) async fn run_query(
+    services: &crate::Services,
+    archive: Archive<'_>,
+    me: &chorus_jid::FullJid,
+    options: &ArchiveOptions,
+    iq: &Element,
+    q: &Element,
+) -> Result<(), StanzaErrorCondition> {
+    let owner = archive.jid();
     let request = parse_request(q, options.max_page)?;
-    let storage = &ctx.services.storage;
+    let storage = &services.storage;
     let queryid = q.attr("queryid");
     let mut fin = Element::new("fin", ns::MAM);
     if let Some(id) = queryid {
@@ -379,23 +442,23 @@ async fn query(
         fin.set_attr("queryid", id);
     }
 
+    let session = services.sessions.get(me);
     if request.count_only {
-        let count = storage
-            .archive_count(node, domain, &request.query)
-            .await
-            .map_err(db_error)?;
+        let count = archive.count(storage, &request.query).await?;
         if count == 0 {
             fin.set_attr("complete", "true");
         }
         let set = Element::new("set", ns::RSM)
             .with_child(Element::new("count", ns::RSM).with_text(count.to_string()));
-        return Ok(IqReply::Result(Some(fin.with_child(set))));
+        if let Some(session) = session {
+            session
+                .sink
+                .deliver(result_iq(iq, Some(fin.with_child(set))));
+        }
+        return Ok(());
     }
 
-    let mut page = storage
-        .archive_query(node, domain, &request.query)
-        .await
-        .map_err(db_error)?;
+    let mut page = archive.page(storage, &request.query).await?;
     let backward = matches!(
         request.query.cursor,
         ArchiveCursor::Before(_) | ArchiveCursor::Last
@@ -413,7 +476,6 @@ async fn query(
     }
     fin.push(set);
 
-    let me = ctx.me()?;
     let to = me.to_string();
     let mut results: Vec<Element> = page
         .messages
@@ -426,15 +488,15 @@ async fn query(
     let answer = result_iq(iq, Some(fin));
     // The results, then the answer, all through the session's mailbox: see
     // the module docs.
-    let Some(session) = ctx.services.sessions.get(me) else {
+    let Some(session) = session else {
         // The requester is gone; nobody reads the results.
-        return Ok(IqReply::Delivered);
+        return Ok(());
     };
     for r in results {
         session.sink.deliver(r);
     }
     session.sink.deliver(answer);
-    Ok(IqReply::Delivered)
+    Ok(())
 }
 
 async fn metadata(ctx: &IqCtx<'_>, owner: &BareJid) -> Result<IqReply, StanzaErrorCondition> {

@@ -129,6 +129,12 @@ fn room_info(ctx: &Ctx<'_>, state: &RoomState) -> Element {
     for f in features {
         q.push(Element::new("feature", ns::DISCO_INFO).with_attr("var", f));
     }
+    // XEP-0313 §6.1: the room keeps an archive.
+    if c.logging {
+        for f in [ns::MAM, crate::mam::MAM_EXTENDED] {
+            q.push(Element::new("feature", ns::DISCO_INFO).with_attr("var", f));
+        }
+    }
     let field = |var: &str, label: &str, value: String| {
         Element::new("field", ns::DATA_FORMS)
             .with_attr("var", var)

@@ -50,6 +50,9 @@ pub struct MucOptions {
     pub message_burst: u32,
     pub message_rate_per_minute: u32,
     pub idle_secs: u64,
+    pub logging_default: bool,
+    /// Paging limits of room archive queries, as for accounts' (`[mam]`).
+    pub archive: crate::mam::ArchiveOptions,
 }
 
 impl MucOptions {
@@ -79,6 +82,8 @@ impl MucOptions {
             message_burst: m.message_burst,
             message_rate_per_minute: m.message_rate_per_minute,
             idle_secs: m.idle_secs,
+            logging_default: m.logging_default,
+            archive: crate::mam::ArchiveOptions::from_config(config),
         }
     }
 
@@ -297,6 +302,25 @@ impl Module for Muc {
                 (domain.clone(), s)
             })
             .collect()
+    }
+
+    /// The rooms finish what they owe storage (their state and archive),
+    /// for a few seconds at most.
+    fn stopping<'a>(&'a self) -> Option<futures_util::future::BoxFuture<'a, ()>> {
+        Some(Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while tokio::time::Instant::now() < deadline {
+                let owing = self.shared.rooms.iter().any(|r| {
+                    let inner = r.value().lock();
+                    !inner.archive.is_empty() || inner.saved != inner.version || inner.delete
+                });
+                if !owing {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            tracing::warn!("rooms still owe storage writes at shutdown");
+        }))
     }
 
     /// A session that ends without leaving its rooms leaves them now

@@ -29,6 +29,8 @@ pub struct Out {
     pub changed: bool,
     /// The room is to be removed from storage.
     pub delete: bool,
+    /// Messages for the room's archive.
+    pub archive: Vec<chorus_storage::ArchivedMessage>,
 }
 
 /// What a step works with.
@@ -209,7 +211,9 @@ fn enter(
             ctx.error(&stanza, C::NotAllowed);
             return;
         }
-        let mut state = RoomState::new(RoomConfig::new(opts.max_occupants));
+        let mut config = RoomConfig::new(opts.max_occupants);
+        config.logging = opts.logging_default;
+        let mut state = RoomState::new(config);
         state.set_affiliation(bare.clone(), Affiliation::Owner, String::new());
         // §10.1.2/§10.1.3: a room asked for with the MUC `<x/>` stays locked
         // until its owner configures it (or accepts the defaults, an
@@ -764,9 +768,10 @@ fn groupchat(ctx: &mut Ctx<'_>, state: &mut RoomState, sender: Option<usize>, st
             || c.is("delay", ns::DELAY)
     });
     // XEP-0359, XEP-0421.
+    let stanza_id = random_token();
     m.push(
         Element::new("stanza-id", ns::SID)
-            .with_attr("id", random_token())
+            .with_attr("id", stanza_id.as_str())
             .with_attr("by", room.as_str()),
     );
     m.push(
@@ -779,6 +784,16 @@ fn groupchat(ctx: &mut Ctx<'_>, state: &mut RoomState, sender: Option<usize>, st
             copy.set_attr("to", s.full.to_string());
             ctx.send(copy);
         }
+    }
+    // XEP-0313: what a client would show, while the room keeps a log.
+    if state.config.logging && (body.is_some() || subject.is_some()) {
+        ctx.out.archive.push(chorus_storage::ArchivedMessage {
+            stanza_id,
+            timestamp: SystemTime::now(),
+            with: ctx.occupant_jid(&nick),
+            outgoing: false,
+            stanza: m.to_xml(),
+        });
     }
     if body.is_some() && ctx.shared.options.history_size > 0 {
         let chars = m.to_xml().len();

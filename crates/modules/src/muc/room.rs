@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chorus_jid::{BareJid, FullJid};
 use chorus_router::Router;
-use chorus_storage::{MucStore, StoredRoom};
+use chorus_storage::{ArchivedMessage, MucStore, StoredRoom};
 use chorus_supervisor::{ChildSpec, Restart, SupervisorMsg};
 use chorus_xml::Element;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -49,6 +49,9 @@ pub struct Inner {
     /// Stanzas for somewhere other than a local session, routed after the
     /// step that made them.
     pub routed: VecDeque<Element>,
+    /// Messages for the room's archive, written after the step that took
+    /// them (and by an archive query first, for read-your-writes).
+    pub archive: VecDeque<ArchivedMessage>,
     /// Bumped on every change to the persistent part.
     pub version: u64,
     /// The version storage has: whatever is newer is written next.
@@ -81,6 +84,7 @@ impl Room {
                 inbox: VecDeque::new(),
                 state,
                 routed: VecDeque::new(),
+                archive: VecDeque::new(),
                 version: 0,
                 saved: 0,
                 delete: false,
@@ -207,6 +211,7 @@ impl Actor for RoomActor {
                 let mut inner = args.room.lock();
                 let empty = inner.inbox.is_empty()
                     && inner.routed.is_empty()
+                    && inner.archive.is_empty()
                     && inner.saved == inner.version
                     && !inner.delete
                     && inner.state.as_ref().is_none_or(|s| s.occupants.is_empty());
@@ -239,7 +244,10 @@ async fn drain(myself: &ActorRef<RoomMsg>, state: &mut ActorState) {
                 };
                 step(args, &mut inner, input);
             }
-            let owes = !inner.routed.is_empty() || inner.saved != inner.version || inner.delete;
+            let owes = !inner.routed.is_empty()
+                || !inner.archive.is_empty()
+                || inner.saved != inner.version
+                || inner.delete;
             if !inner.inbox.is_empty() || owes {
                 Next::More
             } else {
@@ -288,6 +296,7 @@ fn step(args: &RoomArgs, inner: &mut Inner, input: Input) {
             Input::Gone(full) => proto::gone(&mut ctx, &mut inner.state, &full),
         }
     }
+    inner.archive.extend(out.archive);
     if out.changed {
         inner.version += 1;
     }
@@ -324,6 +333,31 @@ fn deliver_local(services: &Services, stanza: Element) -> Option<Element> {
 /// locally. A write is repeated until it succeeds: it is the whole room,
 /// so repeating it does no harm.
 async fn flush(args: &RoomArgs) {
+    // The archive first: an entry leaves the queue once written, and a
+    // repeated write (after a kill) is a no-op.
+    loop {
+        let Some(next) = args.room.lock().archive.front().cloned() else {
+            break;
+        };
+        if let Err(e) = args
+            .services
+            .storage
+            .muc_archive_append(args.room.jid.as_str(), &next)
+            .await
+        {
+            tracing::error!(room = %args.room.jid, error = %e, "room archive write failed; retrying");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        let mut inner = args.room.lock();
+        if inner
+            .archive
+            .front()
+            .is_some_and(|m| m.stanza_id == next.stanza_id)
+        {
+            inner.archive.pop_front();
+        }
+    }
     loop {
         let (next, write) = {
             let mut inner = args.room.lock();

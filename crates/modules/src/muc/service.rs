@@ -13,7 +13,7 @@ use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
 use super::room::{Input, Room};
-use super::state::{RoomState, MUC};
+use super::state::{Affiliation, RoomState, MUC};
 use super::Shared;
 use crate::{result_iq, Services};
 
@@ -254,6 +254,79 @@ impl MucService {
     }
 }
 
+/// An XEP-0313 query to a room: answered here, where storage may be
+/// awaited, rather than in the room's steps.
+fn is_archive_query(stanza: &Element) -> bool {
+    stanza.name() == "iq"
+        && IqType::of(stanza).is_some_and(IqType::is_request)
+        && stanza.children().count() == 1
+        && stanza.get_child("query", ns::MAM).is_some()
+}
+
+impl MucService {
+    /// XEP-0313 on the room's JID: who may enter may read (an outcast may
+    /// not, nor a non-member of a members-only room); what the room has
+    /// yet to write is written first, so a sender finds its own message.
+    async fn archive_query(&self, jid: BareJid, stanza: Element) -> Outcome {
+        let Some(from) = stanza
+            .attr("from")
+            .and_then(|f| f.parse::<chorus_jid::FullJid>().ok())
+        else {
+            return reply(&stanza, C::BadRequest);
+        };
+        let room = match self.room(&jid).await {
+            Ok(r) => r,
+            Err(cond) => return reply(&stanza, cond),
+        };
+        let pending = {
+            let inner = room.lock();
+            let Some(state) = inner.state.as_ref().filter(|s| {
+                !s.destroyed && (!s.locked || s.affiliation(&from.bare()) == Affiliation::Owner)
+            }) else {
+                return reply(&stanza, C::ItemNotFound);
+            };
+            let aff = state.affiliation(&from.bare());
+            if aff == Affiliation::Outcast
+                || (state.config.members_only && aff < Affiliation::Member)
+            {
+                return reply(&stanza, C::Forbidden);
+            }
+            inner.archive.iter().cloned().collect::<Vec<_>>()
+        };
+        if IqType::of(&stanza) == Some(IqType::Get) {
+            return Outcome::Reply(result_iq(&stanza, Some(crate::mam::query_form())));
+        }
+        for m in &pending {
+            // Repeating the room's own write is harmless (see room.rs).
+            if let Err(e) = self
+                .services
+                .storage
+                .muc_archive_append(jid.as_str(), m)
+                .await
+            {
+                tracing::error!(room = %jid, error = %e, "room archive write failed");
+                return reply(&stanza, C::InternalServerError);
+            }
+        }
+        let Some(q) = stanza.get_child("query", ns::MAM) else {
+            return reply(&stanza, C::BadRequest);
+        };
+        match crate::mam::run_query(
+            &self.services,
+            crate::mam::Archive::Room(&jid),
+            &from,
+            &self.shared.options.archive,
+            &stanza,
+            q,
+        )
+        .await
+        {
+            Ok(()) => Outcome::Delivered,
+            Err(cond) => reply(&stanza, cond),
+        }
+    }
+}
+
 fn reply(stanza: &Element, cond: C) -> Outcome {
     match error_reply(stanza, &StanzaError::new(cond)) {
         Some(e) => Outcome::Reply(e),
@@ -273,6 +346,9 @@ impl Service for MucService {
             };
             if to.node().is_none() {
                 return self.to_service(stanza).await;
+            }
+            if to.resource().is_none() && is_archive_query(&stanza) {
+                return self.archive_query(to.bare(), stanza).await;
             }
             self.to_room(to.bare(), stanza).await
         })

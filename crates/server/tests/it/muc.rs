@@ -216,7 +216,8 @@ async fn a_reserved_room_is_locked_until_its_owner_configures_it() {
     assert_eq!(me.attr("from"), Some(format!("{r}/Alice").as_str()));
     let mut c = codes(me);
     c.sort();
-    assert_eq!(c, ["110", "201"]);
+    // 170: the room keeps an archive (logging is on by default).
+    assert_eq!(c, ["110", "170", "201"]);
     assert_eq!(item(me).attr("affiliation"), Some("owner"));
     assert_eq!(item(me).attr("role"), Some("moderator"));
     assert!(me
@@ -1095,8 +1096,9 @@ async fn a_persistent_room_comes_back_after_a_restart_and_is_listed() {
     assert!(items.to_xml().contains("Kept room"), "{}", items.to_xml());
     assert!(items.to_xml().contains("fleeting@"), "{}", items.to_xml());
     drop(alice);
+    // A graceful stop: the rooms finish their writes first.
     server.shutdown(Duration::from_secs(5)).await;
-    drop(server);
+    server.wait().await;
     config.server.data_dir = dir;
     let server = start(config).await;
     let mut bob = login(&server, "bob", "r").await;
@@ -1164,5 +1166,121 @@ async fn killing_a_room_actor_keeps_its_occupants_and_messages() {
     heard(&mut alice, "after").await;
     let m = heard(&mut bob, "after").await;
     assert_eq!(m.attr("from"), Some(format!("{r}/Bob").as_str()));
+    // The archive has each message once, in order.
+    let (results, _) = archive(&mut bob, &r, "").await;
+    let archived: Vec<String> = results.iter().filter_map(body_of).collect();
+    let mut all = expected.clone();
+    all.push("after".into());
+    assert_eq!(archived, all);
+    server.stop();
+}
+
+/// A XEP-0313 query of `room`'s archive: the archived messages' bodies and
+/// the `<fin/>`.
+async fn archive(c: &mut XmppClient, room: &str, form: &str) -> (Vec<Element>, Element) {
+    let id = format!("q{}", IDS.fetch_add(1, Ordering::Relaxed));
+    c.send(&format!(
+        "<iq id='{id}' to='{room}' type='set'><query xmlns='urn:xmpp:mam:2' queryid='{id}'>{form}</query></iq>"
+    ))
+    .await;
+    let mut results = Vec::new();
+    loop {
+        let e = c.next_element().await;
+        if e.name() == "iq" && e.attr("id") == Some(id.as_str()) {
+            assert_eq!(e.attr("type"), Some("result"), "{}", e.to_xml());
+            let fin = e.get_child("fin", "urn:xmpp:mam:2").unwrap().clone();
+            return (results, fin);
+        }
+        if let Some(r) = e.get_child("result", "urn:xmpp:mam:2") {
+            assert_eq!(e.attr("from"), Some(room), "results come from the room");
+            assert_eq!(r.attr("queryid"), Some(id.as_str()));
+            let m = r
+                .get_child("forwarded", "urn:xmpp:forward:0")
+                .and_then(|f| f.get_child("message", "jabber:client"))
+                .unwrap()
+                .clone();
+            results.push(m);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_archives_what_is_said_while_logging_is_on() {
+    let server = server("muc-mam").await;
+    let mut alice = login(&server, "alice", "r").await;
+    let mut bob = login(&server, "bob", "r").await;
+    let r = room("log");
+    create(&mut alice, &r, "Alice", &[]).await;
+    join(&mut bob, &r, "Bob", "").await;
+    // Logging is on by default, and disco says so (XEP-0313 §6.1).
+    let info = iq_ok(
+        &mut bob,
+        &r,
+        "get",
+        "<query xmlns='http://jabber.org/protocol/disco#info'/>",
+    )
+    .await;
+    assert!(
+        info.to_xml().contains("urn:xmpp:mam:2"),
+        "{}",
+        info.to_xml()
+    );
+    say(&mut alice, &r, "one").await;
+    heard(&mut bob, "one").await;
+    say(&mut bob, &r, "two").await;
+    let sent = heard(&mut bob, "two").await;
+    let sid = sent
+        .get_child("stanza-id", "urn:xmpp:sid:0")
+        .and_then(|s| s.attr("id"))
+        .unwrap()
+        .to_owned();
+    // Read-your-writes: the archive has both at once, in order, with the
+    // stanza-ids the room stamped.
+    let (results, fin) = archive(&mut bob, &r, "").await;
+    let bodies: Vec<String> = results.iter().filter_map(body_of).collect();
+    assert_eq!(bodies, ["one", "two"]);
+    assert_eq!(results[1].attr("from"), Some(format!("{r}/Bob").as_str()));
+    assert!(results[1].to_xml().contains(&sid));
+    assert_eq!(fin.attr("complete"), Some("true"));
+    // 'with' as room/nick: one sender's messages.
+    let (by_alice, _) = archive(
+        &mut bob,
+        &r,
+        &format!(
+            "<x xmlns='{DATA}' type='submit'>{}{}</x>",
+            field("FORM_TYPE", "urn:xmpp:mam:2"),
+            field("with", &format!("{r}/Alice"))
+        ),
+    )
+    .await;
+    assert_eq!(
+        by_alice.iter().filter_map(body_of).collect::<Vec<_>>(),
+        ["one"]
+    );
+    // Logging off: what is said is not kept.
+    iq_ok(
+        &mut alice,
+        &r,
+        "set",
+        &config(&[("muc#roomconfig_enablelogging", "0")]),
+    )
+    .await;
+    say(&mut alice, &r, "off the record").await;
+    heard(&mut bob, "off the record").await;
+    let (results, _) = archive(&mut bob, &r, "").await;
+    assert_eq!(results.len(), 2);
+    // A members-only room's archive is for its members.
+    iq_ok(
+        &mut alice,
+        &r,
+        "set",
+        &config(&[("muc#roomconfig_membersonly", "1")]),
+    )
+    .await;
+    let mut carol = login(&server, "carol", "r").await;
+    assert_eq!(
+        iq_err(&mut carol, &r, "set", "<query xmlns='urn:xmpp:mam:2'/>").await,
+        "forbidden"
+    );
     server.stop();
 }
