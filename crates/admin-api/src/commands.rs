@@ -31,6 +31,10 @@ pub static COMMANDS: &[&CommandSpec] = &[
     &IMPORT,
     &EXPORT,
     &USER_LIST,
+    &MUC_LIST,
+    &MUC_INFO,
+    &MUC_CREATE,
+    &MUC_DESTROY,
 ];
 
 /// The groups of two-word commands, in the order the command line lists
@@ -59,6 +63,10 @@ pub static GROUPS: &[GroupSpec] = &[
     GroupSpec {
         name: "mam",
         help: "Message archives (XEP-0313)",
+    },
+    GroupSpec {
+        name: "muc",
+        help: "Group chat rooms (XEP-0045): list, inspect, create, destroy",
     },
 ];
 
@@ -423,6 +431,87 @@ pub static USER_LIST: CommandSpec = CommandSpec {
         switch: false,
         values: &[],
     }],
+};
+
+pub static MUC_LIST: CommandSpec = CommandSpec {
+    name: "muc list",
+    help: "List the rooms, live and stored, of every MUC service or of one",
+    details: "A live room has an actor in the tree (root/modules/muc/<room>); a stored one is a \
+              persistent room nobody is in.",
+    example: "chorusctl muc list conference.localhost",
+    since: "0.2.0",
+    read_only: true,
+    password: false,
+    args: &[ArgSpec {
+        name: "service",
+        help: "Only this MUC service (conference.<domain>)",
+        positional: true,
+        required: false,
+        switch: false,
+        values: &[],
+    }],
+};
+
+pub static MUC_INFO: CommandSpec = CommandSpec {
+    name: "muc info",
+    help: "Show a room: configuration, affiliations, occupants with their roles",
+    details: "",
+    example: "chorusctl muc info tea@conference.localhost",
+    since: "0.2.0",
+    read_only: true,
+    password: false,
+    args: &[ROOM_ARG],
+};
+
+pub static MUC_CREATE: CommandSpec = CommandSpec {
+    name: "muc create",
+    help: "Create a persistent room with the default configuration, owned by an account",
+    details: "The owner configures it further from a client (XEP-0045 §10.2).",
+    example: "chorusctl muc create tea@conference.localhost alice@localhost",
+    since: "0.2.0",
+    read_only: false,
+    password: false,
+    args: &[
+        ROOM_ARG,
+        ArgSpec {
+            name: "owner",
+            help: "The owner's JID",
+            positional: true,
+            required: true,
+            switch: false,
+            values: &[],
+        },
+    ],
+};
+
+pub static MUC_DESTROY: CommandSpec = CommandSpec {
+    name: "muc destroy",
+    help: "Destroy a room: its occupants are sent out, and it is gone from storage",
+    details: "",
+    example: "chorusctl muc destroy tea@conference.localhost --reason 'Moved to cake@'",
+    since: "0.2.0",
+    read_only: false,
+    password: false,
+    args: &[
+        ROOM_ARG,
+        ArgSpec {
+            name: "reason",
+            help: "What the occupants are told",
+            positional: false,
+            required: false,
+            switch: false,
+            values: &[],
+        },
+    ],
+};
+
+const ROOM_ARG: ArgSpec = ArgSpec {
+    name: "room",
+    help: "The room's JID: name@conference.<domain>",
+    positional: true,
+    required: true,
+    switch: false,
+    values: &[],
 };
 
 const JID_ARG: ArgSpec = ArgSpec {

@@ -34,6 +34,8 @@ pub struct AdminContext {
     pub chaos_allowed: bool,
     /// `config reload`: rereads the file and applies what it can.
     pub reload: ReloadFn,
+    /// The group chat rooms, when `muc.enabled`.
+    pub muc: Option<chorus_modules::MucRooms>,
 }
 
 /// Reloads the configuration, returning a summary or the error.

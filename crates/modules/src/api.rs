@@ -542,6 +542,12 @@ pub trait Module: Send + Sync {
         Vec::new()
     }
 
+    /// The rooms of a multi-user chat module, for operators
+    /// (`chorusctl muc`); only the muc module has any.
+    fn muc_rooms(&self) -> Option<crate::MucRooms> {
+        None
+    }
+
     /// A resource was bound: the session exists.
     fn session_bound(&self, ctx: &SessionCtx<'_>) {
         let _ = ctx;

@@ -40,5 +40,6 @@ mod registry;
 
 pub use api::*;
 pub use disco::caps_ver;
+pub use muc::{MucAdminError, MucRooms, RoomDetails, RoomSummary};
 pub use pubsub::{pep_config_form, pep_config_from_form};
 pub use registry::{InstallError, Modules};

@@ -122,6 +122,11 @@ impl Modules {
         f
     }
 
+    /// The multi-user chat rooms, when the muc module runs.
+    pub fn muc_rooms(&self) -> Option<crate::MucRooms> {
+        self.modules.iter().find_map(|m| m.muc_rooms())
+    }
+
     pub fn panics(&self) -> u64 {
         self.panics.load(Ordering::Relaxed)
     }

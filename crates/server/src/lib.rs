@@ -282,6 +282,7 @@ impl Server {
             config_hash: config.hash(),
             metrics: metrics.clone(),
             chaos_allowed: config.admin.chaos,
+            muc: modules.muc_rooms(),
             reload: {
                 let r = reloader.clone();
                 Arc::new(move || {

@@ -12,6 +12,7 @@
 //! - [`sessions`] for bound sessions (list, count, kick),
 //! - [`users`] for accounts (add, del, passwd, list),
 //! - [`mam`] for message archives (purge),
+//! - [`muc`] for group chat rooms (list, info, create, destroy),
 //! - [`node`] for the running server (status, stats, log level),
 //! - [`config`] for the configuration (reload; check runs in chorusctl),
 //! - [`backup`] for XEP-0227 import and export.
@@ -20,6 +21,7 @@ pub mod actors;
 pub mod backup;
 pub mod config;
 pub mod mam;
+pub mod muc;
 pub mod node;
 pub mod sessions;
 pub mod users;
@@ -102,6 +104,10 @@ pub static HANDLERS: &[Command] = &[
     bind!(api::USER_PASSWD => users::passwd),
     bind!(api::USER_LIST => users::list),
     bind!(api::MAM_PURGE => mam::purge),
+    bind!(api::MUC_LIST => muc::list),
+    bind!(api::MUC_INFO => muc::info),
+    bind!(api::MUC_CREATE => muc::create),
+    bind!(api::MUC_DESTROY => muc::destroy),
     bind!(api::STATUS => node::status),
     bind!(api::STATS => node::stats),
     bind!(api::LOG_LEVEL => node::log_level),

@@ -634,7 +634,7 @@ fn configure(ctx: &mut Ctx<'_>, state: &mut RoomState, x: &Element) -> Result<()
 }
 
 /// §10.9: everyone leaves, told where to go instead.
-fn destroy(ctx: &mut Ctx<'_>, state: &mut RoomState, request: &Element) {
+pub(super) fn destroy(ctx: &mut Ctx<'_>, state: &mut RoomState, request: &Element) {
     let mut d = Element::new("destroy", MUC_USER);
     if let Some(j) = request.attr("jid") {
         d.set_attr("jid", j);

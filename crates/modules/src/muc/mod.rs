@@ -19,6 +19,7 @@
 //! room empties or a persistent one has been empty for `muc.idle_secs`.
 
 mod admin;
+mod ops;
 mod proto;
 mod room;
 mod service;
@@ -33,8 +34,12 @@ use chorus_supervisor::{ChildSpec, Restart, StartCtx, Strategy, SupervisorMsg, S
 use dashmap::DashMap;
 use ractor::{ActorCell, ActorRef};
 
-use crate::{ChildCtx, HookSet, Module, ModuleInfo, SessionCtx, Support, Xep};
+use crate::{ChildCtx, HookSet, Module, ModuleInfo, Services, SessionCtx, Support, Xep};
+use chorus_proto::StanzaErrorCondition as C;
+use chorus_storage::MucStore;
+pub use ops::{MucAdminError, MucRooms, RoomDetails, RoomSummary};
 use room::{Input, Room, RoomArgs, RoomMsg};
+use state::RoomState;
 
 /// The limits and policy from `[muc]`.
 #[derive(Clone, Debug)]
@@ -154,6 +159,66 @@ impl Shared {
         if sup.cast(SupervisorMsg::StartChild(spec, None)).is_err() {
             tracing::error!("muc supervisor unreachable; room waits for its restart");
         }
+    }
+
+    /// The room for `jid`, loaded from storage if it is persistent and not
+    /// in memory; a room that does not exist yet when it is neither.
+    async fn room(&self, services: &Services, jid: &BareJid) -> Result<Arc<Room>, C> {
+        if let Some(r) = self.rooms.get(jid) {
+            return Ok(r.clone());
+        }
+        let stored = services.storage.muc_room(jid.as_str()).await.map_err(|e| {
+            tracing::error!(room = %jid, error = %e, "room unreadable");
+            C::InternalServerError
+        })?;
+        let state = match stored {
+            Some(s) => match RoomState::from_stored(&s.state, self.options.max_occupants) {
+                Some(state) => Some(state),
+                None => {
+                    tracing::error!(room = %jid, "stored room unreadable");
+                    return Err(C::InternalServerError);
+                }
+            },
+            None => None,
+        };
+        let room = Arc::new(Room::new(jid.clone(), jid.domain().to_owned(), state));
+        let live = self
+            .rooms
+            .entry(jid.clone())
+            .or_insert(room.clone())
+            .value()
+            .clone();
+        if Arc::ptr_eq(&live, &room) {
+            let owners = room.lock().owners.clone();
+            self.index_owners(jid, &[], &owners);
+        }
+        Ok(live)
+    }
+
+    /// Queues `input` in the room `jid`; gives it back with the condition
+    /// to answer when the room cannot be had.
+    async fn deliver(
+        self: &Arc<Shared>,
+        services: &Services,
+        jid: &BareJid,
+        mut input: Input,
+    ) -> Result<(), (C, Input)> {
+        // A room retiring as the input arrives is looked up again.
+        for _ in 0..8 {
+            let room = match self.room(services, jid).await {
+                Ok(r) => r,
+                Err(cond) => return Err((cond, input)),
+            };
+            match room.push_or_return(self, input) {
+                Ok(()) => return Ok(()),
+                Err(back) => {
+                    self.rooms.remove_if(jid, |_, r| Arc::ptr_eq(r, &room));
+                    input = back;
+                }
+            }
+        }
+        tracing::error!(room = %jid, "room kept retiring; input refused");
+        Err((C::ResourceConstraint, input))
     }
 
     /// Records that `full` is in `room` (or no longer is).
@@ -302,6 +367,12 @@ impl Module for Muc {
                 (domain.clone(), s)
             })
             .collect()
+    }
+
+    fn muc_rooms(&self) -> Option<MucRooms> {
+        Some(MucRooms {
+            shared: self.shared.clone(),
+        })
     }
 
     /// The rooms finish what they owe storage (their state and archive),

@@ -32,6 +32,11 @@ pub enum Input {
     /// A session in the room ended without leaving it (its client is gone,
     /// RFC 6121 §4.6 is not going to come): it leaves.
     Gone(FullJid),
+    /// An operator's request, and where its outcome goes.
+    Admin(
+        super::ops::AdminOp,
+        tokio::sync::oneshot::Sender<Result<(), super::ops::MucAdminError>>,
+    ),
 }
 
 /// One room, as the service keeps it.
@@ -294,6 +299,9 @@ fn step(args: &RoomArgs, inner: &mut Inner, input: Input) {
         match input {
             Input::Stanza(stanza) => proto::handle(&mut ctx, &mut inner.state, stanza),
             Input::Gone(full) => proto::gone(&mut ctx, &mut inner.state, &full),
+            Input::Admin(op, reply) => {
+                let _ = reply.send(super::ops::step(&mut ctx, &mut inner.state, op));
+            }
         }
     }
     inner.archive.extend(out.archive);

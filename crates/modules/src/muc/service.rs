@@ -13,7 +13,7 @@ use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
 use super::room::{Input, Room};
-use super::state::{Affiliation, RoomState, MUC};
+use super::state::{Affiliation, MUC};
 use super::Shared;
 use crate::{result_iq, Services};
 
@@ -45,73 +45,19 @@ impl MucService {
         }
     }
 
-    /// The room for `jid`, loaded from storage if it is persistent and not
-    /// in memory; a room that does not exist yet when it is neither.
     async fn room(&self, jid: &BareJid) -> Result<Arc<Room>, C> {
-        if let Some(r) = self.shared.rooms.get(jid) {
-            return Ok(r.clone());
-        }
-        let stored = self
-            .services
-            .storage
-            .muc_room(jid.as_str())
-            .await
-            .map_err(|e| {
-                tracing::error!(room = %jid, error = %e, "room unreadable");
-                C::InternalServerError
-            })?;
-        let state = match stored {
-            Some(s) => match RoomState::from_stored(&s.state, self.shared.options.max_occupants) {
-                Some(state) => Some(state),
-                None => {
-                    tracing::error!(room = %jid, "stored room unreadable");
-                    return Err(C::InternalServerError);
-                }
-            },
-            None => None,
-        };
-        let room = Arc::new(Room::new(jid.clone(), self.domain.clone(), state));
-        let live = self
-            .shared
-            .rooms
-            .entry(jid.clone())
-            .or_insert(room.clone())
-            .value()
-            .clone();
-        if Arc::ptr_eq(&live, &room) {
-            let owners = room.lock().owners.clone();
-            self.shared.index_owners(jid, &[], &owners);
-        }
-        Ok(live)
+        self.shared.room(&self.services, jid).await
     }
 
     async fn to_room(&self, jid: BareJid, stanza: Element) -> Outcome {
-        let mut input = Input::Stanza(stanza);
-        // A room retiring as the stanza arrives is looked up again.
-        for _ in 0..8 {
-            let room = match self.room(&jid).await {
-                Ok(r) => r,
-                Err(cond) => {
-                    let Input::Stanza(stanza) = input else {
-                        return Outcome::Dropped;
-                    };
-                    return reply(&stanza, cond);
-                }
-            };
-            match room.push_or_return(&self.shared, input) {
-                Ok(()) => return Outcome::Delivered,
-                Err(back) => {
-                    self.shared
-                        .rooms
-                        .remove_if(&jid, |_, r| Arc::ptr_eq(r, &room));
-                    input = back;
-                }
-            }
-        }
-        tracing::error!(room = %jid, "room kept retiring; stanza refused");
-        match input {
-            Input::Stanza(stanza) => reply(&stanza, C::ResourceConstraint),
-            Input::Gone(_) => Outcome::Dropped,
+        match self
+            .shared
+            .deliver(&self.services, &jid, Input::Stanza(stanza))
+            .await
+        {
+            Ok(()) => Outcome::Delivered,
+            Err((cond, Input::Stanza(stanza))) => reply(&stanza, cond),
+            Err(_) => Outcome::Dropped,
         }
     }
 

@@ -1284,3 +1284,63 @@ async fn a_room_archives_what_is_said_while_logging_is_on() {
     );
     server.stop();
 }
+
+/// Runs `chorusctl` against the server; its standard output.
+async fn chorusctl(server: &chorus_server::Server, args: &[&str]) -> String {
+    let socket = server.admin_socket.clone();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(crate::common::chorusctl_bin())
+            .arg("--socket")
+            .arg(&socket)
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chorusctl_lists_creates_inspects_and_destroys_rooms() {
+    let server = server("muc-ctl").await;
+    let r = room("ops");
+    let out = chorusctl(&server, &["muc", "create", &r, "alice@localhost"]).await;
+    assert!(out.contains("created"), "{out}");
+    // The owner finds it configured, persistent, and hers.
+    let mut alice = login(&server, "alice", "r").await;
+    let got = join(&mut alice, &r, "Alice", "").await;
+    let me = got.iter().find(|e| from_room(e, &r)).unwrap();
+    assert!(
+        !codes(me).contains(&"201".to_owned()),
+        "not created by joining"
+    );
+    assert_eq!(item(me).attr("affiliation"), Some("owner"));
+    let out = chorusctl(&server, &["muc", "list"]).await;
+    assert!(
+        out.contains(&r) && out.contains("persistent") && out.contains("live"),
+        "{out}"
+    );
+    let out = chorusctl(&server, &["muc", "info", &r]).await;
+    assert!(out.contains("alice@localhost\towner"), "{out}");
+    assert!(
+        out.contains("Alice\tmoderator\towner\talice@localhost/r"),
+        "{out}"
+    );
+    // The tree shows the room by name.
+    let out = chorusctl(&server, &["actors", "tree"]).await;
+    assert!(out.contains(&r), "{out}");
+    // Destroyed: alice is sent out with the reason, and it is gone.
+    let out = chorusctl(&server, &["muc", "destroy", &r, "--reason", "Closing"]).await;
+    assert!(out.contains("destroyed"), "{out}");
+    let left = until(&mut alice, |e| {
+        from_room(e, &r) && e.attr("type") == Some("unavailable")
+    })
+    .await;
+    assert!(left.to_xml().contains("Closing"), "{}", left.to_xml());
+    let out = chorusctl(&server, &["muc", "list"]).await;
+    assert!(!out.contains(&r), "{out}");
+    server.stop();
+}
