@@ -44,3 +44,9 @@ modules_disabled = { "s2s" }
 
 VirtualHost "localhost"
 	ssl = { key = "{DIR}/key.pem"; certificate = "{DIR}/cert.pem" }
+
+-- Group chat; rooms archive (muc_mam, logging by default) when the tool
+-- runs with archiving on, as Chorus's. No occupant limit by default.
+Component "conference.localhost" "muc"
+	modules_enabled = { {MUC_MAM} }
+	muc_log_by_default = true

@@ -62,6 +62,18 @@ pub struct CompareArgs {
     /// Seconds the sessions are held before the server's RSS is read.
     #[arg(long, default_value_t = 10)]
     hold: u64,
+    /// Room sizes of the group chat run (XEP-0045), on a fresh server
+    /// per peer; empty skips it.
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000")]
+    muc_sizes: Vec<usize>,
+    /// Occupants that send in each room, and messages each sends.
+    #[arg(long, default_value_t = 20)]
+    muc_senders: usize,
+    #[arg(long, default_value_t = 5)]
+    muc_messages: usize,
+    /// Only the group chat run, written to its own table.
+    #[arg(long, default_value_t = false, action = clap::ArgAction::Set)]
+    muc_only: bool,
 }
 
 impl CompareArgs {
@@ -78,9 +90,10 @@ impl CompareArgs {
 /// that a run with archiving on and one with it off stand side by side.
 fn markers(args: &CompareArgs) -> (String, String) {
     let a = args.archiving();
+    let what = if args.muc_only { " muc" } else { "" };
     (
-        format!("<!-- chorus-bench compare, archiving {a}: begin -->"),
-        format!("<!-- chorus-bench compare, archiving {a}: end -->"),
+        format!("<!-- chorus-bench compare{what}, archiving {a}: begin -->"),
+        format!("<!-- chorus-bench compare{what}, archiving {a}: end -->"),
     )
 }
 const PASSWORD: &str = "bench-password";
@@ -291,6 +304,7 @@ async fn start(name: &str, args: &CompareArgs, n: usize) -> Result<Running> {
                     ("DIR", d.clone()),
                     ("PORT", port.to_string()),
                     ("MAM", pref.to_owned()),
+                    ("MUC_LOG", args.archive.to_string()),
                 ],
                 &cfg,
             )?;
@@ -328,6 +342,7 @@ async fn start(name: &str, args: &CompareArgs, n: usize) -> Result<Running> {
                     ("DIR", d.clone()),
                     ("PORT", port.to_string()),
                     ("MAM", mam.to_owned()),
+                    ("MUC_MAM", args.archive.to_string()),
                 ],
                 &dir.join("ejabberd.yml"),
             )?;
@@ -392,12 +407,14 @@ async fn start(name: &str, args: &CompareArgs, n: usize) -> Result<Running> {
             std::fs::create_dir_all(dir.join("data"))?;
             let cfg = dir.join("prosody.cfg.lua");
             let mam = if args.archive { "\"mam\";" } else { "" };
+            let muc_mam = if args.archive { "\"muc_mam\";" } else { "" };
             render(
                 &args.peers.join("prosody.cfg.lua"),
                 &[
                     ("DIR", d.clone()),
                     ("PORT", port.to_string()),
                     ("MAM", mam.to_owned()),
+                    ("MUC_MAM", muc_mam.to_owned()),
                 ],
                 &cfg,
             )?;
@@ -487,6 +504,17 @@ pub async fn run(args: CompareArgs) -> Result<()> {
     let max_n = args.sessions.iter().copied().max().unwrap_or(1000);
     let mut rows: BTreeMap<(usize, String), Row> = BTreeMap::new();
     let mut skipped = Vec::new();
+    let mut muc_rows: BTreeMap<(usize, String), MucRow> = BTreeMap::new();
+    if args.muc_only {
+        for name in &args.servers {
+            run_muc(name, &args, &mut muc_rows, &mut skipped).await;
+        }
+        let table = render_muc_table(&args, &muc_rows, &skipped);
+        println!("{table}");
+        write_doc(&args, &table)?;
+        eprintln!("wrote {}", args.out.display());
+        return Ok(());
+    }
     let mut servers = args.servers.clone();
     servers.push("relay".into());
     for name in &servers {
@@ -529,6 +557,9 @@ pub async fn run(args: CompareArgs) -> Result<()> {
                 skipped.push(format!("{name} fan-out runs (failed: {e})"));
             }
         }
+        if name != "relay" {
+            run_muc(name, &args, &mut muc_rows, &mut skipped).await;
+        }
         if args.tls && name != "relay" {
             // A fresh server: sessions must not reuse what the plaintext
             // runs freed, or the memory figure understates them.
@@ -546,7 +577,11 @@ pub async fn run(args: CompareArgs) -> Result<()> {
             }
         }
     }
-    let table = render_table(&args, &rows, &skipped);
+    let mut table = render_table(&args, &rows, &skipped);
+    if !args.muc_sizes.is_empty() {
+        table.push('\n');
+        table.push_str(&render_muc_table(&args, &muc_rows, &[]));
+    }
     println!("{table}");
     write_doc(&args, &table)?;
     eprintln!("wrote {}", args.out.display());
@@ -716,6 +751,139 @@ async fn measure_fanout(
         ));
     }
     Ok(())
+}
+
+/// One server's group chat figures at one room size.
+#[derive(Clone, Debug, Default)]
+struct MucRow {
+    per_sec: Option<f64>,
+    p99_ms: Option<f64>,
+    join_secs: Option<f64>,
+    notes: Vec<String>,
+}
+
+/// The group chat runs of one server, on a fresh one, if it is installed.
+async fn run_muc(
+    name: &str,
+    args: &CompareArgs,
+    rows: &mut BTreeMap<(usize, String), MucRow>,
+    skipped: &mut Vec<String>,
+) {
+    let Some(largest) = args.muc_sizes.iter().copied().max() else {
+        return;
+    };
+    let cmd = match name {
+        "ejabberd" => "ejabberdctl",
+        "prosody" => "prosody",
+        _ => "true",
+    };
+    if !installed(cmd) {
+        if args.muc_only {
+            skipped.push(format!("{name} (not installed)"));
+        }
+        return;
+    }
+    eprintln!("== {name} (muc)");
+    let result = match start(name, args, largest).await {
+        Ok(r) => {
+            let result = measure_muc(&r, args, rows).await;
+            r.stop();
+            result
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        eprintln!("{name} (muc): {e:#}");
+        skipped.push(format!("{name} group chat runs (failed: {e})"));
+    }
+}
+
+/// A room of each size in turn, on one server.
+async fn measure_muc(
+    r: &Running,
+    args: &CompareArgs,
+    rows: &mut BTreeMap<(usize, String), MucRow>,
+) -> Result<()> {
+    let largest = args.muc_sizes.iter().copied().max().unwrap_or(0);
+    let plain = target(r, Security::Plain, Mech::Plain)?;
+    register_all(&plain, largest, 50).await?;
+    for &n in &args.muc_sizes {
+        let m = scenarios::muc(&plain, n, args.muc_senders, args.muc_messages, 200).await?;
+        eprintln!("  muc {n}: {m:?}");
+        let row = rows.entry((n, r.name.clone())).or_default();
+        row.per_sec = Some(m.deliveries_per_sec);
+        row.p99_ms = Some(m.latency.p99_ms);
+        row.join_secs = Some(m.join_secs);
+        if m.delivered < m.expected_deliveries {
+            row.notes.push(format!(
+                "{} of {} deliveries",
+                m.delivered, m.expected_deliveries
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn render_muc_table(
+    args: &CompareArgs,
+    rows: &BTreeMap<(usize, String), MucRow>,
+    skipped: &[String],
+) -> String {
+    let mut s = format!(
+        "Group chat (XEP-0045), measured by `chorus-bench compare` on {} ({} cores); server on core 0, \
+         generator on core 1; plaintext with SASL PLAIN. One room per size on a fresh server: every occupant \
+         joins (the first creates an instant room), then {} occupants each send {} messages, each \
+         delivered to every occupant, the sender included. Room archiving {} on all three servers \
+         (Chorus `muc.logging_default`, ejabberd `default_room_options: mam`, Prosody `muc_mam`). \
+         Rooms of up to 2000 occupants on all three: Chorus's and ejabberd's shipped limit is 200 \
+         (`muc.max_occupants`, `max_users`), ejabberd's presence broadcast limit (`max_users_presence`) \
+         1000. Latency from the send to each delivery.\n\n",
+        chrono_free_date(),
+        cores(),
+        args.muc_senders,
+        args.muc_messages,
+        args.archiving()
+    );
+    s.push_str(
+        "| occupants | server | deliveries/s | p99 ms | joining s |\n|---|---|---|---|---|\n",
+    );
+    let sizes: std::collections::BTreeSet<usize> = rows.keys().map(|k| k.0).collect();
+    for n in &sizes {
+        for ((_, name), r) in rows.iter().filter(|(k, _)| k.0 == *n) {
+            s.push_str(&format!(
+                "| {n} | {name} | {} | {} | {} |\n",
+                fmt(r.per_sec, 0),
+                fmt(r.p99_ms, 1),
+                fmt(r.join_secs, 1)
+            ));
+        }
+    }
+    s.push_str("\nRatios (Chorus ÷ other; deliveries/s: higher is better; p99 and joining: lower is better):\n\n");
+    s.push_str("| occupants | against | deliveries/s | p99 | joining |\n|---|---|---|---|---|\n");
+    for n in &sizes {
+        let Some(c) = rows.get(&(*n, "chorus".to_owned())) else {
+            continue;
+        };
+        for ((_, name), o) in rows.iter().filter(|(k, _)| k.0 == *n && k.1 != "chorus") {
+            s.push_str(&format!(
+                "| {n} | {name} | {} | {} | {} |\n",
+                ratio(c.per_sec, o.per_sec),
+                ratio(c.p99_ms, o.p99_ms),
+                ratio(c.join_secs, o.join_secs)
+            ));
+        }
+    }
+    let notes: Vec<String> = rows
+        .iter()
+        .flat_map(|((n, name), r)| r.notes.iter().map(move |x| format!("- {name} at {n}: {x}")))
+        .chain(skipped.iter().map(|x| format!("- skipped: {x}")))
+        .collect();
+    if !notes.is_empty() {
+        s.push_str("\nNotes from the run:\n\n");
+        s.push_str(&notes.join("\n"));
+        s.push('\n');
+    }
+    s
 }
 
 /// STARTTLS and SCRAM at the smallest size, on a freshly started server.

@@ -149,6 +149,20 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         items: usize,
     },
+    /// Occupants of one group chat room (XEP-0045) and a few senders:
+    /// messages delivered per second, send-to-delivery latency.
+    Muc {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[arg(long, default_value_t = 100)]
+        occupants: usize,
+        /// Occupants that send.
+        #[arg(long, default_value_t = 20)]
+        senders: usize,
+        /// Messages each sender sends.
+        #[arg(long, default_value_t = 5)]
+        messages: usize,
+    },
     /// The raw TCP relay (reference ceiling for `messages --relay`).
     Relay {
         #[arg(long, default_value = "127.0.0.1:5299")]
@@ -239,6 +253,22 @@ async fn run(cli: Cli) -> Result<()> {
                 bail!("pep needs an XMPP server");
             };
             let r = scenarios::pep(&t, users, roster, items, target.concurrency).await?;
+            stats::report(&r);
+        }
+        Command::Muc {
+            target,
+            occupants,
+            senders,
+            messages,
+        } => {
+            if target.relay {
+                bail!("the relay has no rooms");
+            }
+            let ep = target.endpoint(occupants).await?;
+            let Endpoint::Xmpp(t) = ep else {
+                bail!("muc needs an XMPP server");
+            };
+            let r = scenarios::muc(&t, occupants, senders, messages, target.concurrency).await?;
             stats::report(&r);
         }
         Command::Relay { listen } => relay::serve(listen).await?,

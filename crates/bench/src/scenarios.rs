@@ -417,6 +417,12 @@ struct Counters {
     publish_errors: AtomicU64,
     /// The first refusal, as the server worded it.
     first_publish_error: std::sync::Mutex<Option<String>>,
+    /// MUC: self-presences from the room (status 110), the room's
+    /// configuration answered, and groupchat messages from the room.
+    muc_joined: AtomicU64,
+    muc_configured: AtomicU64,
+    muc_refused: AtomicU64,
+    groupchat: AtomicU64,
 }
 
 /// `users` logged-in sessions, each subscribed to R others (made over XMPP
@@ -514,6 +520,22 @@ impl Rig {
                         *l = Instant::now();
                     }
                     let answer = match (e.name(), e.attr("type")) {
+                        ("presence", None) if is_self_presence(&e) => {
+                            counters.muc_joined.fetch_add(1, Ordering::Relaxed);
+                            None
+                        }
+                        ("presence", Some("error")) if bare.contains("@conference.") => {
+                            counters.muc_refused.fetch_add(1, Ordering::Relaxed);
+                            None
+                        }
+                        ("iq", Some("result")) if e.attr("id") == Some(MUC_CONFIG_ID) => {
+                            counters.muc_configured.fetch_add(1, Ordering::Relaxed);
+                            None
+                        }
+                        ("message", Some("groupchat")) => {
+                            count_groupchat(&e, epoch, &counters);
+                            None
+                        }
                         ("presence", Some("subscribe")) => {
                             Some(format!("<presence to='{bare}' type='subscribed'/>"))
                         }
@@ -891,6 +913,206 @@ pub async fn pep(
             .lock()
             .ok()
             .and_then(|f| f.clone()),
+        login_failures: rig.login_failures,
+    };
+    rig.close().await;
+    Ok(result)
+}
+
+/// The id of the room configuration the MUC scenario submits.
+const MUC_CONFIG_ID: &str = "muc-config";
+
+/// Waits until `counter` reaches `want`; fails after `limit_secs`, or as
+/// soon as the room refuses someone.
+async fn wait_count(
+    what: &str,
+    counters: &Counters,
+    counter: &AtomicU64,
+    want: u64,
+    limit_secs: u64,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(limit_secs);
+    while counter.load(Ordering::Relaxed) < want {
+        let refused = counters.muc_refused.load(Ordering::Relaxed);
+        if Instant::now() > deadline || refused > 0 {
+            bail!(
+                "{what}: {} of {want} ({refused} refused)",
+                counter.load(Ordering::Relaxed)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+/// A MUC occupant's own presence (XEP-0045 status 110).
+fn is_self_presence(p: &chorus_xml::Element) -> bool {
+    p.get_child("x", "http://jabber.org/protocol/muc#user")
+        .is_some_and(|x| {
+            x.children()
+                .any(|c| c.name() == "status" && c.attr("code") == Some("110"))
+        })
+}
+
+/// Counts a groupchat message with the bench's body (`b <stamp>`), with its
+/// latency from the stamp.
+fn count_groupchat(m: &chorus_xml::Element, epoch: Instant, counters: &Counters) {
+    let Some(body) = m.get_child("body", "jabber:client").map(|b| b.text()) else {
+        return;
+    };
+    let Some(t) = body.strip_prefix("b ").and_then(|t| t.parse::<u64>().ok()) else {
+        return;
+    };
+    counters.groupchat.fetch_add(1, Ordering::Relaxed);
+    let now = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+    if let Ok(mut l) = counters.latencies.lock() {
+        l.push(now.saturating_sub(t));
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct MucResult {
+    pub scenario: &'static str,
+    pub occupants: usize,
+    /// Occupants that got in (their own presence came back).
+    pub joined: u64,
+    /// Seconds from the first join to the last occupant's.
+    pub join_secs: f64,
+    pub senders: usize,
+    /// Messages each sender sent.
+    pub messages: usize,
+    /// Every message reaches every occupant, its sender too (XEP-0045
+    /// §7.4's reflection).
+    pub expected_deliveries: u64,
+    pub delivered: u64,
+    pub secs: f64,
+    pub deliveries_per_sec: f64,
+    #[serde(flatten)]
+    pub latency: Latency,
+    pub login_failures: usize,
+}
+
+/// `muc`: `occupants` sessions enter one room (user 0 creates it as an
+/// instant room, XEP-0045 §10.1.2; the others join at once, asking for no
+/// history); then the first `senders` each send `messages` groupchat
+/// messages (measured), each reaching every occupant. Latency is from the
+/// send to each delivery.
+pub async fn muc(
+    t: &Target,
+    occupants: usize,
+    senders: usize,
+    messages: usize,
+    concurrency: usize,
+) -> Result<MucResult> {
+    let rig = Rig::new(t, occupants, 0, concurrency, false).await?;
+    let room = format!(
+        "bench{occupants}-{}@conference.{}",
+        std::process::id(),
+        t.domain
+    );
+    let join = {
+        let (room, prefix) = (room.clone(), t.prefix.clone());
+        move |i: usize| {
+            vec![format!(
+                "<presence to='{room}/{prefix}{i}'><x xmlns='http://jabber.org/protocol/muc'>\
+                 <history maxstanzas='0'/></x></presence>"
+            )]
+        }
+    };
+    // User 0 creates the room and accepts the default configuration.
+    {
+        let mut w = rig.writers[0].lock().await;
+        w.write_all(join(0)[0].as_bytes()).await?;
+        w.flush().await?;
+    }
+    wait_count(
+        "room creation",
+        &rig.counters,
+        &rig.counters.muc_joined,
+        1,
+        30,
+    )
+    .await?;
+    {
+        let mut w = rig.writers[0].lock().await;
+        w.write_all(
+            format!(
+                "<iq type='set' id='{MUC_CONFIG_ID}' to='{room}'>\
+                 <query xmlns='http://jabber.org/protocol/muc#owner'>\
+                 <x xmlns='jabber:x:data' type='submit'/></query></iq>"
+            )
+            .as_bytes(),
+        )
+        .await?;
+        w.flush().await?;
+    }
+    wait_count(
+        "room configuration",
+        &rig.counters,
+        &rig.counters.muc_configured,
+        1,
+        30,
+    )
+    .await?;
+    let joins = Instant::now();
+    let others = Arc::new(join);
+    let j = others.clone();
+    rig.broadcast(move |i| if i == 0 { Vec::new() } else { j(i) })
+        .await;
+    let want = rig.users as u64;
+    wait_count("joins", &rig.counters, &rig.counters.muc_joined, want, 600).await?;
+    let join_secs = joins.elapsed().as_secs_f64();
+    // Every occupant's presence reaches every other: that settles first.
+    rig.settle(Duration::from_secs(2)).await;
+    if let Ok(mut l) = rig.counters.latencies.lock() {
+        l.clear();
+    }
+    rig.counters.groupchat.store(0, Ordering::Relaxed);
+    let senders = senders.min(rig.users);
+    let epoch = rig.epoch;
+    let start = Instant::now();
+    let to = room.clone();
+    rig.broadcast(move |i| {
+        if i >= senders {
+            return Vec::new();
+        }
+        (0..messages)
+            .map(|_| {
+                let t = u64::try_from(epoch.elapsed().as_micros()).unwrap_or(u64::MAX);
+                format!("<message to='{to}' type='groupchat'><body>b {t}</body></message>")
+            })
+            .collect()
+    })
+    .await;
+    let expected = (senders * messages * rig.users) as u64;
+    rig.touch();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while rig.counters.groupchat.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if rig.quiet_for() > Duration::from_secs(5) {
+            break;
+        }
+    }
+    let delivered = rig.counters.groupchat.load(Ordering::Relaxed);
+    let secs = rig.since(start);
+    let mut samples = rig
+        .counters
+        .latencies
+        .lock()
+        .map(|l| l.clone())
+        .unwrap_or_default();
+    let result = MucResult {
+        scenario: "muc",
+        occupants: rig.users,
+        joined: rig.counters.muc_joined.load(Ordering::Relaxed),
+        join_secs,
+        senders,
+        messages,
+        expected_deliveries: expected,
+        delivered,
+        secs,
+        deliveries_per_sec: delivered as f64 / secs,
+        latency: Latency::from_micros(&mut samples),
         login_failures: rig.login_failures,
     };
     rig.close().await;
