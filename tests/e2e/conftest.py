@@ -89,7 +89,9 @@ class ChorusServer:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(request, tmp_path_factory):
+    """A server per test module. A module may append to its configuration
+    with a module-level `SERVER_CONFIG` string (TOML sections)."""
     data_dir = tmp_path_factory.mktemp("chorus")
     p1, p2 = free_port(), free_port()
     config = data_dir / "chorus.toml"
@@ -110,6 +112,7 @@ address = "127.0.0.1:{p1}"
 kind = "c2s-tls"
 address = "127.0.0.1:{p2}"
 """
+        + getattr(request.module, "SERVER_CONFIG", "")
     )
     log = open(data_dir / "server.log", "w")
     proc = subprocess.Popen(

@@ -376,6 +376,8 @@ pub const RULES: &[&str] = &[
      not at either end.",
     "Each of `muc.subdomains` is one DNS label, listed once, and no MUC \
      service shares its subdomain with the pubsub service.",
+    "`muc.max_occupants` + `muc.history_size` + 8 is at most `limits.max_outbound_stanzas`: \
+     someone entering a full room is sent every occupant's presence and the history at once.",
 ];
 
 impl Config {
@@ -421,6 +423,17 @@ impl Config {
                     "muc.subdomains[{i}] = {label:?} is the pubsub service's subdomain too"
                 ));
             }
+        }
+        // Entering a room queues every occupant's presence, the own one, the
+        // subject and a little history at once.
+        let room_queue = self.muc.max_occupants as usize + self.muc.history_size as usize + 8;
+        if self.muc.enabled && room_queue > self.limits.max_outbound_stanzas {
+            problems.push(format!(
+                "muc.max_occupants = {} with muc.history_size = {} needs \
+                 limits.max_outbound_stanzas of at least {room_queue} (someone entering a full \
+                 room is sent every occupant's presence and the history at once)",
+                self.muc.max_occupants, self.muc.history_size
+            ));
         }
         // A page of results is queued for the client at once.
         let half_queue = self.limits.max_outbound_stanzas / 2;

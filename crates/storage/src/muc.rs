@@ -32,6 +32,7 @@ const AT_OF_ID: &str = "SELECT archived_at FROM muc_messages WHERE room = $1 AND
 const BY_ID: &str = "SELECT archived_at, stanza_id, nick, stanza FROM muc_messages \
      WHERE room = $1 AND stanza_id = $2";
 const DELETE_ARCHIVE: &str = "DELETE FROM muc_messages WHERE room = $1";
+const REPLACE: &str = "UPDATE muc_messages SET stanza = $3 WHERE room = $1 AND stanza_id = $2";
 
 /// One page: `$1` room, `$2..=$3` the inclusive range, `$4` the row limit,
 /// `$5` the nick.
@@ -191,6 +192,21 @@ impl MucStore for Storage {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn muc_archive_replace(
+        &self,
+        room: &str,
+        stanza_id: &str,
+        stanza: &str,
+    ) -> Result<bool, StorageError> {
+        let done = sqlx::query(REPLACE)
+            .bind(room)
+            .bind(stanza_id)
+            .bind(stanza)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn muc_archive_query(

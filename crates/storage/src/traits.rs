@@ -1111,6 +1111,16 @@ pub trait MucStore {
         query: &ArchiveQuery,
     ) -> impl Future<Output = Result<ArchivePage, StorageError>> + Send;
 
+    /// Replaces an archived message with `stanza` (a retraction's
+    /// tombstone, XEP-0424/XEP-0425); false when the room's archive has no
+    /// such stanza-id.
+    fn muc_archive_replace(
+        &self,
+        room: &str,
+        stanza_id: &str,
+        stanza: &str,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+
     /// How many messages the query matches, ignoring its cursor and limit.
     fn muc_archive_count(
         &self,

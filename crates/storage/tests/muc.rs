@@ -181,6 +181,15 @@ async fn a_room_archive_keeps_order_pages_filters_and_takes_repeats(db: &Db) {
             .unwrap(),
         2
     );
+    // A tombstone replaces the message where it was.
+    assert!(s.muc_archive_replace(ROOM, "b", "<gone/>").await.unwrap());
+    assert!(!s.muc_archive_replace(ROOM, "zz", "<gone/>").await.unwrap());
+    let all = s
+        .muc_archive_query(ROOM, &query(None, ArchiveCursor::First, 10))
+        .await
+        .unwrap();
+    assert_eq!(all.messages[1].stanza, "<gone/>");
+    assert_eq!(all.messages[1].stanza_id, "b");
     // Another room's archive is another archive.
     let other = s
         .muc_archive_query(

@@ -68,7 +68,7 @@ use crate::{
 };
 
 pub use query::MAM_EXTENDED;
-pub(crate) use query::{parse_datetime, query_form, run_query, Archive};
+pub(crate) use query::{archive_metadata, parse_datetime, query_form, run_query, Archive};
 
 const FEATURES: &[&str] = &[ns::MAM, MAM_EXTENDED];
 

@@ -500,8 +500,16 @@ pub(crate) async fn run_query(
 }
 
 async fn metadata(ctx: &IqCtx<'_>, owner: &BareJid) -> Result<IqReply, StanzaErrorCondition> {
-    let (node, domain) = parts(owner)?;
-    let storage = &ctx.services.storage;
+    let md = archive_metadata(ctx.services, Archive::Account(owner)).await?;
+    Ok(IqReply::Result(Some(md)))
+}
+
+/// §5: the first and last message of `archive`.
+pub(crate) async fn archive_metadata(
+    services: &crate::Services,
+    archive: Archive<'_>,
+) -> Result<Element, StanzaErrorCondition> {
+    let storage = &services.storage;
     let one = |cursor| ArchiveQuery {
         with: None,
         start: None,
@@ -513,14 +521,8 @@ async fn metadata(ctx: &IqCtx<'_>, owner: &BareJid) -> Result<IqReply, StanzaErr
         limit: 1,
     };
     let mut md = Element::new("metadata", ns::MAM);
-    let first = storage
-        .archive_query(node, domain, &one(ArchiveCursor::First))
-        .await
-        .map_err(db_error)?;
-    let last = storage
-        .archive_query(node, domain, &one(ArchiveCursor::Last))
-        .await
-        .map_err(db_error)?;
+    let first = archive.page(storage, &one(ArchiveCursor::First)).await?;
+    let last = archive.page(storage, &one(ArchiveCursor::Last)).await?;
     // An empty archive: an empty <metadata/>.
     if let (Some(f), Some(l)) = (first.messages.first(), last.messages.first()) {
         for (name, m) in [("start", f), ("end", l)] {
@@ -531,7 +533,7 @@ async fn metadata(ctx: &IqCtx<'_>, owner: &BareJid) -> Result<IqReply, StanzaErr
             );
         }
     }
-    Ok(IqReply::Result(Some(md)))
+    Ok(md)
 }
 
 fn prefs_element(prefs: &ArchivePrefs) -> Element {

@@ -63,6 +63,21 @@ pub fn iq(
         (ns::DISCO_INFO, "query", true) if payload.attr("node").is_none() => {
             Ok(Some(room_info(ctx, state)))
         }
+        // §7.12: the nick the requester registered, if any.
+        (ns::DISCO_INFO, "query", true) if payload.attr("node") == Some(ROOMUSER_NODE) => {
+            let mut q = Element::new("query", ns::DISCO_INFO).with_attr("node", ROOMUSER_NODE);
+            if let Some(nick) = state.nicks.get(&bare) {
+                q.push(
+                    Element::new("identity", ns::DISCO_INFO)
+                        .with_attr("category", "conference")
+                        .with_attr("name", nick.as_str())
+                        .with_attr("type", "text"),
+                );
+            }
+            Ok(Some(q))
+        }
+        (ns::REGISTER, "query", true) => register_get(state, &bare).map(Some),
+        (ns::REGISTER, "query", false) => register_set(ctx, state, &bare, &payload).map(|()| None),
         // §6.5: the occupants are not listed to those outside.
         (ns::DISCO_ITEMS, "query", true) => Ok(Some(Element::new("query", ns::DISCO_ITEMS))),
         (ns::PING, "ping", true) => Ok(None),
@@ -81,6 +96,93 @@ pub fn iq(
 /// Why a request is refused (boxed: a stanza error is large, and the
 /// happy path should not pay for it).
 type Refusal = Box<StanzaError>;
+
+/// The disco node that says a user's registered nick (§7.12).
+const ROOMUSER_NODE: &str = "x-roomuser-item";
+const REGISTER_FORM: &str = "http://jabber.org/protocol/muc#register";
+
+/// §7.10: the registration form, or what is registered.
+fn register_get(state: &RoomState, from: &BareJid) -> Result<Element, Refusal> {
+    if state.affiliation(from) == Affiliation::Outcast {
+        return Err(err(C::Forbidden, "You are banned from this room"));
+    }
+    let mut q = Element::new("query", ns::REGISTER);
+    if let Some(nick) = state.nicks.get(from) {
+        q.push(Element::new("registered", ns::REGISTER));
+        q.push(Element::new("username", ns::REGISTER).with_text(nick.as_str()));
+        return Ok(q);
+    }
+    q.push(
+        Element::new("instructions", ns::REGISTER)
+            .with_text("Register a nick with this room to become a member."),
+    );
+    let mut x = crate::forms::form_head("form", REGISTER_FORM);
+    x.push(Element::new("title", ns::DATA_FORMS).with_text("Room registration"));
+    x.push(
+        Element::new("field", ns::DATA_FORMS)
+            .with_attr("var", "muc#register_roomnick")
+            .with_attr("type", "text-single")
+            .with_attr("label", "Nick")
+            .with_child(Element::new("required", ns::DATA_FORMS)),
+    );
+    q.push(x);
+    Ok(q)
+}
+
+/// §7.10: registering a nick makes a member; `<remove/>` gives both up.
+fn register_set(
+    ctx: &mut Ctx<'_>,
+    state: &mut RoomState,
+    from: &BareJid,
+    query: &Element,
+) -> Result<(), Refusal> {
+    let aff = state.affiliation(from);
+    if aff == Affiliation::Outcast {
+        return Err(err(C::Forbidden, "You are banned from this room"));
+    }
+    if query.get_child("remove", ns::REGISTER).is_some() {
+        if state.nicks.remove(from).is_none() {
+            return Err(err(C::ItemNotFound, "You have no nick registered here"));
+        }
+        ctx.out.changed = true;
+        if aff == Affiliation::Member {
+            set_affiliation(ctx, state, from.clone(), Affiliation::None, None, None);
+            after_leaving(ctx, state);
+        }
+        return Ok(());
+    }
+    let Some(x) = query.get_child("x", ns::DATA_FORMS) else {
+        return Err(refuse(C::BadRequest));
+    };
+    match x.attr("type") {
+        Some("cancel") => return Ok(()),
+        Some("submit") => {}
+        _ => return Err(refuse(C::BadRequest)),
+    }
+    let nick = crate::forms::form_fields(x)
+        .into_iter()
+        .find(|(var, _)| var == "muc#register_roomnick")
+        .and_then(|(_, v)| v.into_iter().next())
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| err(C::NotAcceptable, "A nick is required"))?;
+    if ctx.occupant_jid(&nick).parse::<FullJid>().is_err() {
+        return Err(err(C::JidMalformed, "That nick cannot be a resource"));
+    }
+    let taken = state.reserved_by(&nick).is_some_and(|o| o != from)
+        || state
+            .by_nick(&nick)
+            .is_some_and(|i| state.occupants[i].bare != *from);
+    if taken {
+        return Err(err(C::Conflict, "That nick is taken"));
+    }
+    if aff < Affiliation::Member {
+        set_affiliation(ctx, state, from.clone(), Affiliation::Member, None, None);
+    }
+    state.nicks.insert(from.clone(), nick);
+    ctx.out.changed = true;
+    Ok(())
+}
 
 fn err(cond: C, text: &str) -> Refusal {
     Box::new(StanzaError::new(cond).with_text(text))
@@ -112,6 +214,8 @@ fn room_info(ctx: &Ctx<'_>, state: &RoomState) -> Element {
         "http://jabber.org/protocol/muc#self-ping-optimization",
         OCCUPANT_ID,
         ns::SID,
+        MODERATE,
+        RETRACT,
         ns::DISCO_INFO,
         ns::DISCO_ITEMS,
         ns::PING,
@@ -221,7 +325,9 @@ fn admin_get(state: &RoomState, from: &Jid, query: &Element) -> Result<Element, 
                 let mut i = Element::new("item", MUC_ADMIN)
                     .with_attr("affiliation", wanted.as_str())
                     .with_attr("jid", jid.as_str());
-                if let Some(o) = state.by_bare(jid) {
+                if let Some(nick) = state.nicks.get(jid) {
+                    i.set_attr("nick", nick.as_str());
+                } else if let Some(o) = state.by_bare(jid) {
                     i.set_attr("nick", state.occupants[o].nick.as_str());
                 }
                 if !e.reason.is_empty() {

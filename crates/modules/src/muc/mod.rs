@@ -309,7 +309,7 @@ static INFO: ModuleInfo = ModuleInfo {
             name: "Multi-User Chat",
             version: "1.35.1",
             support: Support::Partial,
-            note: "Rooms as supervised actors on conference.<domain>: joining with history and passwords, members-only, moderated, semi-anonymous and non-anonymous rooms, nick changes, several resources under one nick, private messages, mediated invitations, voice requests, every role and affiliation change with list deltas, the owner's configuration form, destruction, persistent rooms. No nick registration (`muc#register`) yet.",
+            note: "Rooms as supervised actors on conference.<domain>: joining with history and passwords, members-only, moderated, semi-anonymous and non-anonymous rooms, nick changes, several resources under one nick, private messages, mediated invitations, voice requests, every role and affiliation change with list deltas, the owner's configuration form, destruction, persistent rooms, nick registration (`muc#register`, §7.10) and the reserved-nick query (§7.12), room archives (XEP-0313). No occupants from other servers until federation; archived messages carry no real JIDs, even for moderators (§6.1.2 of XEP-0313).",
         },
         Xep {
             number: 410,
@@ -317,6 +317,20 @@ static INFO: ModuleInfo = ModuleInfo {
             version: "1.0.1",
             support: Support::Complete,
             note: "The room answers for its occupants (`muc#self-ping-optimization`).",
+        },
+        Xep {
+            number: 424,
+            name: "Message Retraction",
+            version: "0.4.2",
+            support: Support::Partial,
+            note: "In rooms: the room lets an occupant retract only its own messages (by occupant-id), tells everyone and keeps a tombstone in the room's archive. Retractions between accounts pass through untouched; accounts' archives keep the original.",
+        },
+        Xep {
+            number: 425,
+            name: "Moderated Message Retraction",
+            version: "0.3.0",
+            support: Support::Complete,
+            note: "Moderators retract any message of the room; tombstones in the room's archive.",
         },
         Xep {
             number: 421,
@@ -383,7 +397,10 @@ impl Module for Muc {
             while tokio::time::Instant::now() < deadline {
                 let owing = self.shared.rooms.iter().any(|r| {
                     let inner = r.value().lock();
-                    !inner.archive.is_empty() || inner.saved != inner.version || inner.delete
+                    !inner.archive.is_empty()
+                        || !inner.tombstones.is_empty()
+                        || inner.saved != inner.version
+                        || inner.delete
                 });
                 if !owing {
                     return;

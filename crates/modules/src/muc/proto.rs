@@ -31,6 +31,8 @@ pub struct Out {
     pub delete: bool,
     /// Messages for the room's archive.
     pub archive: Vec<chorus_storage::ArchivedMessage>,
+    /// Archived messages to replace: (stanza-id, tombstone).
+    pub tombstones: Vec<(String, String)>,
 }
 
 /// What a step works with.
@@ -159,7 +161,7 @@ fn available(
 ) {
     // §7.2.1: the nick is the resource of the room JID.
     let Some(nick) = nick.filter(|n| !n.trim().is_empty()) else {
-        ctx.error(&stanza, C::JidMalformed);
+        join_error(ctx, &stanza, C::JidMalformed);
         return;
     };
     if let Some(state) = slot.as_mut() {
@@ -173,6 +175,17 @@ fn available(
         }
     }
     enter(ctx, slot, from, nick, stanza);
+}
+
+/// A refused entrance or nick change: the error presence carries the MUC
+/// `<x/>` (§7.2.1: clients match their entrance's outcome by it) and the
+/// room in `by` (RFC 6120 §8.3.2).
+fn join_error(ctx: &mut Ctx<'_>, stanza: &Element, cond: C) {
+    let err = StanzaError::new(cond).with_by(ctx.room.to_string());
+    if let Some(mut e) = error_reply(stanza, &err) {
+        e.push(Element::new("x", MUC));
+        ctx.send(e);
+    }
 }
 
 /// What the room keeps of a client's presence: its content, without the
@@ -208,7 +221,7 @@ fn enter(
         };
         // §10.1.1: who may not create rooms gets not-allowed.
         if !may || ctx.shared.owned_by(&bare) >= opts.max_rooms_per_user {
-            ctx.error(&stanza, C::NotAllowed);
+            join_error(ctx, &stanza, C::NotAllowed);
             return;
         }
         let mut config = RoomConfig::new(opts.max_occupants);
@@ -228,17 +241,17 @@ fn enter(
     let affiliation = state.affiliation(&bare);
     if state.locked && affiliation != Affiliation::Owner {
         // §10.1.1: a locked room is not there for anyone else.
-        ctx.error(&stanza, C::ItemNotFound);
+        join_error(ctx, &stanza, C::ItemNotFound);
         return;
     }
     // §7.2.7
     if affiliation == Affiliation::Outcast {
-        ctx.error(&stanza, C::Forbidden);
+        join_error(ctx, &stanza, C::Forbidden);
         return;
     }
     // §7.2.6
     if state.config.members_only && affiliation < Affiliation::Member {
-        ctx.error(&stanza, C::RegistrationRequired);
+        join_error(ctx, &stanza, C::RegistrationRequired);
         return;
     }
     // §7.2.5
@@ -247,15 +260,20 @@ fn enter(
             .and_then(|x| x.get_child("password", MUC))
             .map(Element::text);
         if affiliation != Affiliation::Owner && given.as_deref() != Some(password.as_str()) {
-            ctx.error(&stanza, C::NotAuthorized);
+            join_error(ctx, &stanza, C::NotAuthorized);
             return;
         }
+    }
+    // §7.2.9: a nick registered by someone else (§7.10) is theirs.
+    if state.reserved_by(&nick).is_some_and(|owner| *owner != bare) {
+        join_error(ctx, &stanza, C::Conflict);
+        return;
     }
     let existing = state.by_nick(&nick);
     match existing {
         // §7.2.9: someone else's nick.
         Some(i) if state.occupants[i].bare != bare => {
-            ctx.error(&stanza, C::Conflict);
+            join_error(ctx, &stanza, C::Conflict);
             return;
         }
         Some(_) => {}
@@ -263,7 +281,7 @@ fn enter(
         None if state.occupants.len() >= state.config.max_users as usize
             && affiliation < Affiliation::Admin =>
         {
-            ctx.error(&stanza, C::ServiceUnavailable);
+            join_error(ctx, &stanza, C::ServiceUnavailable);
             return;
         }
         None => {}
@@ -411,8 +429,11 @@ fn update(ctx: &mut Ctx<'_>, state: &mut RoomState, i: usize, from: &FullJid, st
 fn change_nick(ctx: &mut Ctx<'_>, state: &mut RoomState, i: usize, nick: &str, stanza: &Element) {
     // §7.6.2: taken (by the same user from another client too: moving
     // there would merge two occupants).
-    if state.by_nick(nick).is_some() {
-        ctx.error(stanza, C::Conflict);
+    let registered_elsewhere = state
+        .reserved_by(nick)
+        .is_some_and(|owner| *owner != state.occupants[i].bare);
+    if state.by_nick(nick).is_some() || registered_elsewhere {
+        join_error(ctx, stanza, C::Conflict);
         return;
     }
     // §7.6.3: unavailable from the old nick with 303 and the new one...
@@ -680,7 +701,9 @@ fn message(
     let sender = full.as_ref().and_then(|f| state.by_full(f));
     match nick {
         Some(nick) => private_message(ctx, state, sender, &nick, stanza),
-        None if mtype == MessageType::Groupchat => groupchat(ctx, state, sender, stanza),
+        None if mtype == MessageType::Groupchat => {
+            groupchat(ctx, state, sender, stanza);
+        }
         None => {
             if let Some(x) = stanza.get_child("x", MUC_USER) {
                 let x = x.clone();
@@ -716,12 +739,18 @@ fn spend_token(opts: &super::MucOptions, o: &mut Occupant) -> bool {
     }
 }
 
-/// §7.4 (and §8.1 for the subject): a message to everyone.
-fn groupchat(ctx: &mut Ctx<'_>, state: &mut RoomState, sender: Option<usize>, stanza: Element) {
+/// §7.4 (and §8.1 for the subject): a message to everyone. False when it
+/// was refused.
+fn groupchat(
+    ctx: &mut Ctx<'_>,
+    state: &mut RoomState,
+    sender: Option<usize>,
+    stanza: Element,
+) -> bool {
     // §7.4: from outside the room.
     let Some(i) = sender else {
         ctx.error(&stanza, C::NotAcceptable);
-        return;
+        return false;
     };
     // §7.4: a visitor in a moderated room has no voice.
     if state.occupants[i].role < Role::Participant {
@@ -729,7 +758,7 @@ fn groupchat(ctx: &mut Ctx<'_>, state: &mut RoomState, sender: Option<usize>, st
             &stanza,
             StanzaError::new(C::Forbidden).with_text("Only occupants with voice may speak here"),
         );
-        return;
+        return false;
     }
     if !spend_token(&ctx.shared.options, &mut state.occupants[i]) {
         ctx.fail(
@@ -738,7 +767,7 @@ fn groupchat(ctx: &mut Ctx<'_>, state: &mut RoomState, sender: Option<usize>, st
                 .with_type(chorus_proto::ErrorType::Wait)
                 .with_text("Too many messages; wait a little"),
         );
-        return;
+        return false;
     }
     let nick = state.occupants[i].nick.clone();
     let bare = state.occupants[i].bare.clone();
@@ -752,7 +781,7 @@ fn groupchat(ctx: &mut Ctx<'_>, state: &mut RoomState, sender: Option<usize>, st
                 &stanza,
                 StanzaError::new(C::Forbidden).with_text("Only moderators may change the subject"),
             );
-            return;
+            return false;
         }
         state.subject = Some((subject.text(), nick.clone()));
         ctx.out.changed = true;
@@ -762,10 +791,13 @@ fn groupchat(ctx: &mut Ctx<'_>, state: &mut RoomState, sender: Option<usize>, st
     m.remove_attr("to");
     m.set_attr("from", ctx.occupant_jid(&nick));
     let room = ctx.room.to_string();
+    // XEP-0313 §8.4, XEP-0045 §7.4: a muc#user `<x/>` is the room's to
+    // give (a sender could claim a real JID or a role with it).
     m.remove_children(|c| {
         (c.is("stanza-id", ns::SID) && c.attr("by") == Some(room.as_str()))
             || c.ns() == OCCUPANT_ID
             || c.is("delay", ns::DELAY)
+            || c.is("x", MUC_USER)
     });
     // XEP-0359, XEP-0421.
     let stanza_id = random_token();
@@ -806,6 +838,7 @@ fn groupchat(ctx: &mut Ctx<'_>, state: &mut RoomState, sender: Option<usize>, st
             state.history.pop_front();
         }
     }
+    true
 }
 
 /// §7.5: a private message to one occupant, to all its sessions.
@@ -1033,5 +1066,149 @@ fn voice_request(
                     .with_child(x.clone()),
             );
         }
+    }
+}
+
+// ---------------------------------------------------------------------
+// Retractions (XEP-0424 by the sender, XEP-0425 by a moderator)
+
+/// The archived or kept `original` as its tombstone: who sent it and its
+/// ids stay, what it said goes.
+fn tombstone(original: &Element, retracted: Element) -> String {
+    let mut t = Element::new("message", ns::JABBER_CLIENT).with_attr("type", "groupchat");
+    for attr in ["from", "id"] {
+        if let Some(v) = original.attr(attr) {
+            t.set_attr(attr, v);
+        }
+    }
+    t.push(retracted);
+    for c in original.children() {
+        if c.ns() == OCCUPANT_ID || c.is("stanza-id", ns::SID) {
+            t.push(c.clone());
+        }
+    }
+    t.to_xml()
+}
+
+fn now_stamp() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// Forgets the message from the history joiners get.
+fn forget(state: &mut RoomState, id: &str) {
+    state.history.retain(|h| {
+        !h.message
+            .children()
+            .any(|c| c.is("stanza-id", ns::SID) && c.attr("id") == Some(id))
+    });
+}
+
+/// XEP-0425 §4: a moderator retracts `id` (`original`, found by the
+/// service): everyone is told, and the archive keeps a tombstone.
+pub fn moderate(
+    ctx: &mut Ctx<'_>,
+    slot: &mut Option<RoomState>,
+    iq: &Element,
+    id: &str,
+    original: &Element,
+) {
+    let Some(state) = slot.as_mut().filter(|s| !s.destroyed) else {
+        ctx.error(iq, C::ItemNotFound);
+        return;
+    };
+    let from = iq.attr("from").and_then(|f| f.parse::<FullJid>().ok());
+    let Some(i) = from.as_ref().and_then(|f| state.by_full(f)) else {
+        ctx.error(iq, C::Forbidden);
+        return;
+    };
+    if state.occupants[i].role != Role::Moderator {
+        ctx.fail(
+            iq,
+            StanzaError::new(C::Forbidden)
+                .with_text("Only moderators may retract others' messages"),
+        );
+        return;
+    }
+    let by = ctx.occupant_jid(&state.occupants[i].nick);
+    let moderated = Element::new("moderated", MODERATE)
+        .with_attr("by", by.as_str())
+        .with_child(
+            Element::new("occupant-id", OCCUPANT_ID)
+                .with_attr("id", state.occupant_id(ctx.room, &state.occupants[i].bare)),
+        );
+    let reason = iq
+        .get_child("moderate", MODERATE)
+        .and_then(|m| m.get_child("reason", MODERATE))
+        .map(Element::text);
+    let mut retract = Element::new("retract", RETRACT)
+        .with_attr("id", id)
+        .with_child(moderated.clone());
+    let mut retracted = Element::new("retracted", RETRACT)
+        .with_attr("stamp", now_stamp())
+        .with_child(moderated);
+    if let Some(r) = &reason {
+        retract.push(Element::new("reason", RETRACT).with_text(r.as_str()));
+        retracted.push(Element::new("reason", RETRACT).with_text(r.as_str()));
+    }
+    let room = ctx.room.to_string();
+    let stanza_id = random_token();
+    let m = Element::new("message", ns::JABBER_CLIENT)
+        .with_attr("type", "groupchat")
+        .with_attr("from", room.as_str())
+        .with_attr("id", random_token())
+        .with_child(retract)
+        .with_child(
+            Element::new("stanza-id", ns::SID)
+                .with_attr("id", stanza_id.as_str())
+                .with_attr("by", room.as_str()),
+        );
+    for o in &state.occupants {
+        for s in &o.sessions {
+            let mut copy = m.clone();
+            copy.set_attr("to", s.full.to_string());
+            ctx.send(copy);
+        }
+    }
+    if state.config.logging {
+        // The retraction is in the archive too, for clients catching up.
+        ctx.out.archive.push(chorus_storage::ArchivedMessage {
+            stanza_id,
+            timestamp: SystemTime::now(),
+            with: room,
+            outgoing: false,
+            stanza: m.to_xml(),
+        });
+    }
+    ctx.out
+        .tombstones
+        .push((id.to_owned(), tombstone(original, retracted)));
+    forget(state, id);
+    ctx.send(crate::result_iq(iq, None));
+}
+
+/// XEP-0424: an occupant retracts its own message (the service checked
+/// that `original` is its): the retraction goes to everyone like any
+/// message, and the archive keeps a tombstone.
+pub fn retract(
+    ctx: &mut Ctx<'_>,
+    slot: &mut Option<RoomState>,
+    stanza: Element,
+    id: &str,
+    original: &Element,
+) {
+    let Some(state) = slot.as_mut().filter(|s| !s.destroyed && !s.locked) else {
+        ctx.error(&stanza, C::ItemNotFound);
+        return;
+    };
+    let sender = stanza
+        .attr("from")
+        .and_then(|f| f.parse::<FullJid>().ok())
+        .and_then(|f| state.by_full(&f));
+    if groupchat(ctx, state, sender, stanza) {
+        let retracted = Element::new("retracted", RETRACT).with_attr("stamp", now_stamp());
+        ctx.out
+            .tombstones
+            .push((id.to_owned(), tombstone(original, retracted)));
+        forget(state, id);
     }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use chorus_jid::{BareJid, FullJid};
 use chorus_router::Router;
 use chorus_storage::{ArchivedMessage, MucStore, StoredRoom};
-use chorus_supervisor::{ChildSpec, Restart, SupervisorMsg};
+use chorus_supervisor::{ActorStats, ChildSpec, Restart, SupervisorMsg};
 use chorus_xml::Element;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
@@ -32,11 +32,24 @@ pub enum Input {
     /// A session in the room ended without leaving it (its client is gone,
     /// RFC 6121 §4.6 is not going to come): it leaves.
     Gone(FullJid),
+    /// A moderator's retraction (XEP-0425) of a message the service found.
+    Moderate(Box<Retraction>),
+    /// An occupant's retraction of its own message (XEP-0424), checked by
+    /// the service against the original's occupant-id.
+    Retract(Box<Retraction>),
     /// An operator's request, and where its outcome goes.
     Admin(
         super::ops::AdminOp,
         tokio::sync::oneshot::Sender<Result<(), super::ops::MucAdminError>>,
     ),
+}
+
+/// A retraction the service checked: the request, the stanza-id it
+/// names, and that message as archived or kept.
+pub struct Retraction {
+    pub stanza: Element,
+    pub id: String,
+    pub original: Element,
 }
 
 /// One room, as the service keeps it.
@@ -57,6 +70,9 @@ pub struct Inner {
     /// Messages for the room's archive, written after the step that took
     /// them (and by an archive query first, for read-your-writes).
     pub archive: VecDeque<ArchivedMessage>,
+    /// Archived messages to replace (stanza-id, tombstone), written after
+    /// the archive queue.
+    pub tombstones: VecDeque<(String, String)>,
     /// Bumped on every change to the persistent part.
     pub version: u64,
     /// The version storage has: whatever is newer is written next.
@@ -90,6 +106,7 @@ impl Room {
                 state,
                 routed: VecDeque::new(),
                 archive: VecDeque::new(),
+                tombstones: VecDeque::new(),
                 version: 0,
                 saved: 0,
                 delete: false,
@@ -159,10 +176,12 @@ pub struct RoomArgs {
 
 pub struct RoomActor;
 
-/// The actor's own state: the idle timer's generation.
+/// The actor's own state: the idle timer's generation, and the counters
+/// the tree shows.
 pub struct ActorState {
     args: RoomArgs,
     idle_generation: u64,
+    stats: Arc<ActorStats>,
 }
 
 /// Stanzas one wake handles before yielding to the runtime.
@@ -171,12 +190,12 @@ const BATCH: usize = 64;
 impl Actor for RoomActor {
     type Msg = RoomMsg;
     type State = ActorState;
-    type Arguments = RoomArgs;
+    type Arguments = (RoomArgs, Arc<ActorStats>);
 
     async fn pre_start(
         &self,
         myself: ActorRef<Self::Msg>,
-        args: RoomArgs,
+        (args, stats): (RoomArgs, Arc<ActorStats>),
     ) -> Result<Self::State, ActorProcessingErr> {
         args.shared
             .actors
@@ -186,6 +205,7 @@ impl Actor for RoomActor {
         Ok(ActorState {
             args,
             idle_generation: 0,
+            stats,
         })
     }
 
@@ -217,6 +237,7 @@ impl Actor for RoomActor {
                 let empty = inner.inbox.is_empty()
                     && inner.routed.is_empty()
                     && inner.archive.is_empty()
+                    && inner.tombstones.is_empty()
                     && inner.saved == inner.version
                     && !inner.delete
                     && inner.state.as_ref().is_none_or(|s| s.occupants.is_empty());
@@ -248,9 +269,11 @@ async fn drain(myself: &ActorRef<RoomMsg>, state: &mut ActorState) {
                     break;
                 };
                 step(args, &mut inner, input);
+                state.stats.handled_one();
             }
             let owes = !inner.routed.is_empty()
                 || !inner.archive.is_empty()
+                || !inner.tombstones.is_empty()
                 || inner.saved != inner.version
                 || inner.delete;
             if !inner.inbox.is_empty() || owes {
@@ -299,12 +322,20 @@ fn step(args: &RoomArgs, inner: &mut Inner, input: Input) {
         match input {
             Input::Stanza(stanza) => proto::handle(&mut ctx, &mut inner.state, stanza),
             Input::Gone(full) => proto::gone(&mut ctx, &mut inner.state, &full),
+            Input::Moderate(r) => {
+                proto::moderate(&mut ctx, &mut inner.state, &r.stanza, &r.id, &r.original)
+            }
+            Input::Retract(r) => {
+                let r = *r;
+                proto::retract(&mut ctx, &mut inner.state, r.stanza, &r.id, &r.original)
+            }
             Input::Admin(op, reply) => {
                 let _ = reply.send(super::ops::step(&mut ctx, &mut inner.state, op));
             }
         }
     }
     inner.archive.extend(out.archive);
+    inner.tombstones.extend(out.tombstones);
     if out.changed {
         inner.version += 1;
     }
@@ -366,10 +397,29 @@ async fn flush(args: &RoomArgs) {
             inner.archive.pop_front();
         }
     }
+    // Then the tombstones, which replace what the archive has.
+    loop {
+        let Some((id, stanza)) = args.room.lock().tombstones.front().cloned() else {
+            break;
+        };
+        if let Err(e) = args
+            .services
+            .storage
+            .muc_archive_replace(args.room.jid.as_str(), &id, &stanza)
+            .await
+        {
+            tracing::error!(room = %args.room.jid, error = %e, "room archive tombstone failed; retrying");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        args.room.lock().tombstones.pop_front();
+    }
     loop {
         let (next, write) = {
             let mut inner = args.room.lock();
-            let next = inner.routed.pop_front();
+            // Taken off the queue only once routed: a kill while routing
+            // sends it again rather than never.
+            let next = inner.routed.front().cloned();
             let write = if inner.delete {
                 Some(None)
             } else if inner.saved != inner.version {
@@ -402,6 +452,7 @@ async fn flush(args: &RoomArgs) {
         };
         if let Some(stanza) = next {
             args.router.send(stanza).await;
+            args.room.lock().routed.pop_front();
             continue;
         }
         match write {
@@ -469,7 +520,7 @@ pub fn spec(args: RoomArgs) -> ChildSpec {
         args.room.actor_id(),
         Restart::Transient,
         move |sctx: chorus_supervisor::StartCtx| {
-            let args = args.clone();
+            let args = (args.clone(), sctx.stats());
             async move {
                 let (a, _) = Actor::spawn_linked(None, RoomActor, args, sctx.supervisor).await?;
                 Ok(a.get_cell())

@@ -12,8 +12,8 @@ use chorus_storage::MucStore;
 use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 
-use super::room::{Input, Room};
-use super::state::{Affiliation, MUC};
+use super::room::{Input, Retraction, Room};
+use super::state::{Affiliation, Role, MODERATE, MUC, OCCUPANT_ID, RETRACT};
 use super::Shared;
 use crate::{result_iq, Services};
 
@@ -206,7 +206,9 @@ fn is_archive_query(stanza: &Element) -> bool {
     stanza.name() == "iq"
         && IqType::of(stanza).is_some_and(IqType::is_request)
         && stanza.children().count() == 1
-        && stanza.get_child("query", ns::MAM).is_some()
+        && (stanza.get_child("query", ns::MAM).is_some()
+            || (IqType::of(stanza) == Some(IqType::Get)
+                && stanza.get_child("metadata", ns::MAM).is_some()))
 }
 
 impl MucService {
@@ -237,9 +239,14 @@ impl MucService {
             {
                 return reply(&stanza, C::Forbidden);
             }
-            inner.archive.iter().cloned().collect::<Vec<_>>()
+            (
+                inner.archive.iter().cloned().collect::<Vec<_>>(),
+                inner.tombstones.iter().cloned().collect::<Vec<_>>(),
+            )
         };
-        if IqType::of(&stanza) == Some(IqType::Get) {
+        let (pending, tombstones) = pending;
+        if IqType::of(&stanza) == Some(IqType::Get) && stanza.get_child("query", ns::MAM).is_some()
+        {
             return Outcome::Reply(result_iq(&stanza, Some(crate::mam::query_form())));
         }
         for m in &pending {
@@ -254,8 +261,29 @@ impl MucService {
                 return reply(&stanza, C::InternalServerError);
             }
         }
+        // And the retractions, so a retracted message does not come back.
+        for (id, tombstone) in &tombstones {
+            if let Err(e) = self
+                .services
+                .storage
+                .muc_archive_replace(jid.as_str(), id, tombstone)
+                .await
+            {
+                tracing::error!(room = %jid, error = %e, "room archive tombstone failed");
+                return reply(&stanza, C::InternalServerError);
+            }
+        }
         let Some(q) = stanza.get_child("query", ns::MAM) else {
-            return reply(&stanza, C::BadRequest);
+            // XEP-0313 §5: the archive's first and last message.
+            return match crate::mam::archive_metadata(
+                &self.services,
+                crate::mam::Archive::Room(&jid),
+            )
+            .await
+            {
+                Ok(md) => Outcome::Reply(result_iq(&stanza, Some(md))),
+                Err(cond) => reply(&stanza, cond),
+            };
         };
         match crate::mam::run_query(
             &self.services,
@@ -269,6 +297,137 @@ impl MucService {
         {
             Ok(()) => Outcome::Delivered,
             Err(cond) => reply(&stanza, cond),
+        }
+    }
+}
+
+/// The stanza-id a retraction names: a moderator's (XEP-0425, an IQ set
+/// with `<moderate/>`) or an occupant's own (XEP-0424, a groupchat
+/// message with `<retract/>`).
+fn retraction_target(stanza: &Element) -> Option<&str> {
+    match stanza.name() {
+        "iq" if IqType::of(stanza) == Some(IqType::Set) => {
+            stanza.get_child("moderate", MODERATE)?.attr("id")
+        }
+        "message" if stanza.attr("type") == Some("groupchat") => {
+            stanza.get_child("retract", RETRACT)?.attr("id")
+        }
+        _ => None,
+    }
+}
+
+impl MucService {
+    /// A retraction names a message of the room's: found here, where the
+    /// archive may be awaited (or in the history the room keeps), and an
+    /// occupant's own retraction checked against the original's
+    /// occupant-id; then it is a step of the room.
+    async fn retraction(&self, jid: BareJid, stanza: Element) -> Outcome {
+        let Some(id) = retraction_target(&stanza).map(str::to_owned) else {
+            return Outcome::Dropped;
+        };
+        let moderation = stanza.name() == "iq";
+        if moderation
+            && stanza
+                .get_child("moderate", MODERATE)
+                .and_then(|m| m.get_child("retract", RETRACT))
+                .is_none()
+        {
+            // XEP-0425 defines retraction as the one moderation action.
+            return reply(&stanza, C::FeatureNotImplemented);
+        }
+        let Some(from) = stanza
+            .attr("from")
+            .and_then(|f| f.parse::<chorus_jid::FullJid>().ok())
+        else {
+            return reply(&stanza, C::BadRequest);
+        };
+        let room = match self.room(&jid).await {
+            Ok(r) => r,
+            Err(cond) => return reply(&stanza, cond),
+        };
+        let (mine, kept) = {
+            let inner = room.lock();
+            let Some(state) = inner.state.as_ref().filter(|s| !s.destroyed && !s.locked) else {
+                return reply(&stanza, C::ItemNotFound);
+            };
+            let Some(i) = state.by_full(&from) else {
+                return reply(&stanza, C::NotAcceptable);
+            };
+            if moderation && state.occupants[i].role != Role::Moderator {
+                return reply(&stanza, C::Forbidden);
+            }
+            let kept = state
+                .history
+                .iter()
+                .find(|h| {
+                    h.message
+                        .children()
+                        .any(|c| c.is("stanza-id", ns::SID) && c.attr("id") == Some(id.as_str()))
+                })
+                .map(|h| h.message.clone());
+            (state.occupant_id(&jid, &from.bare()), kept)
+        };
+        let original = match kept {
+            Some(m) => m,
+            None => match self.archived(&jid, &id).await {
+                Ok(Some(m)) => m,
+                Ok(None) => return reply(&stanza, C::ItemNotFound),
+                Err(cond) => return reply(&stanza, cond),
+            },
+        };
+        let input = if moderation {
+            Input::Moderate(Box::new(Retraction {
+                stanza,
+                id,
+                original,
+            }))
+        } else {
+            let theirs = original
+                .get_child("occupant-id", OCCUPANT_ID)
+                .and_then(|o| o.attr("id"));
+            if theirs != Some(mine.as_str()) {
+                return reply(&stanza, C::Forbidden);
+            }
+            Input::Retract(Box::new(Retraction {
+                stanza,
+                id,
+                original,
+            }))
+        };
+        match self.shared.deliver(&self.services, &jid, input).await {
+            Ok(()) => Outcome::Delivered,
+            Err((cond, Input::Moderate(r) | Input::Retract(r))) => reply(&r.stanza, cond),
+            Err(_) => Outcome::Dropped,
+        }
+    }
+
+    /// The archived message `id` of the room, as the room broadcast it.
+    async fn archived(&self, jid: &BareJid, id: &str) -> Result<Option<Element>, C> {
+        let query = chorus_storage::ArchiveQuery {
+            with: None,
+            start: None,
+            end: None,
+            after_id: None,
+            before_id: None,
+            ids: vec![id.to_owned()],
+            cursor: chorus_storage::ArchiveCursor::First,
+            limit: 1,
+        };
+        match self
+            .services
+            .storage
+            .muc_archive_query(jid.as_str(), &query)
+            .await
+        {
+            Ok(page) => Ok(page
+                .messages
+                .first()
+                .and_then(|m| Element::from_xml(&m.stanza).ok())),
+            Err(chorus_storage::StorageError::NotFound) => Ok(None),
+            Err(e) => {
+                tracing::error!(room = %jid, error = %e, "room archive unreadable");
+                Err(C::InternalServerError)
+            }
         }
     }
 }
@@ -295,6 +454,9 @@ impl Service for MucService {
             }
             if to.resource().is_none() && is_archive_query(&stanza) {
                 return self.archive_query(to.bare(), stanza).await;
+            }
+            if to.resource().is_none() && retraction_target(&stanza).is_some() {
+                return self.retraction(to.bare(), stanza).await;
             }
             self.to_room(to.bare(), stanza).await
         })

@@ -23,6 +23,8 @@ pub const ROOMCONFIG: &str = "http://jabber.org/protocol/muc#roomconfig";
 pub const ROOMINFO: &str = "http://jabber.org/protocol/muc#roominfo";
 pub const REQUEST: &str = "http://jabber.org/protocol/muc#request";
 pub const OCCUPANT_ID: &str = "urn:xmpp:occupant-id:0";
+pub const RETRACT: &str = "urn:xmpp:message-retract:1";
+pub const MODERATE: &str = "urn:xmpp:message-moderate:1";
 /// The namespace of the stored room (Chorus's own).
 const STORED: &str = "urn:chorus:muc:0";
 
@@ -521,6 +523,8 @@ pub struct RoomState {
     pub salt: String,
     /// Voice requests (§8.6) forwarded and not yet answered, by nick.
     pub voice_requests: Vec<String>,
+    /// Nicks registered with the room (§7.10), by the user who holds it.
+    pub nicks: BTreeMap<BareJid, String>,
 }
 
 impl RoomState {
@@ -535,7 +539,13 @@ impl RoomState {
             destroyed: false,
             salt: random_token(),
             voice_requests: Vec::new(),
+            nicks: BTreeMap::new(),
         }
+    }
+
+    /// Who registered `nick`, if anyone.
+    pub fn reserved_by(&self, nick: &str) -> Option<&BareJid> {
+        self.nicks.iter().find(|(_, n)| *n == nick).map(|(j, _)| j)
     }
 
     pub fn affiliation(&self, jid: &BareJid) -> Affiliation {
@@ -545,6 +555,10 @@ impl RoomState {
     }
 
     pub fn set_affiliation(&mut self, jid: BareJid, affiliation: Affiliation, reason: String) {
+        // A registered nick goes with membership (§7.10).
+        if affiliation < Affiliation::Member {
+            self.nicks.remove(&jid);
+        }
         if affiliation == Affiliation::None {
             self.affiliations.remove(&jid);
         } else {
@@ -620,6 +634,13 @@ impl RoomState {
                     .with_attr("reason", e.reason.as_str()),
             );
         }
+        for (jid, nick) in &self.nicks {
+            root.push(
+                Element::new("nick", STORED)
+                    .with_attr("jid", jid.as_str())
+                    .with_attr("nick", nick.as_str()),
+            );
+        }
         if let Some((text, by)) = &self.subject {
             root.push(
                 Element::new("subject", STORED)
@@ -653,6 +674,14 @@ impl RoomState {
             };
             let reason = a.attr("reason").unwrap_or_default().to_owned();
             state.set_affiliation(jid, aff, reason);
+        }
+        for n in root.children().filter(|c| c.is("nick", STORED)) {
+            if let (Some(jid), Some(nick)) = (
+                n.attr("jid").and_then(|j| j.parse::<BareJid>().ok()),
+                n.attr("nick"),
+            ) {
+                state.nicks.insert(jid, nick.to_owned());
+            }
         }
         if let Some(s) = root.get_child("subject", STORED) {
             state.subject = Some((s.text(), s.attr("by").unwrap_or_default().to_owned()));
@@ -702,7 +731,11 @@ mod tests {
             "spam".into(),
         );
         state.subject = Some(("Today".into(), "owner".into()));
+        state
+            .nicks
+            .insert("owner@example.org".parse().unwrap(), "Boss".into());
         let back = RoomState::from_stored(&state.to_stored(50), 50).unwrap();
+        assert_eq!(back.nicks, state.nicks);
         assert_eq!(back.config, config);
         assert_eq!(back.affiliations, state.affiliations);
         assert_eq!(back.subject, state.subject);

@@ -1257,6 +1257,23 @@ async fn a_room_archives_what_is_said_while_logging_is_on() {
         by_alice.iter().filter_map(body_of).collect::<Vec<_>>(),
         ["one"]
     );
+    // §5: the metadata names the last message.
+    let md = iq_ok(&mut bob, &r, "get", "<metadata xmlns='urn:xmpp:mam:2'/>").await;
+    let end = md
+        .get_child("metadata", "urn:xmpp:mam:2")
+        .and_then(|m| m.get_child("end", "urn:xmpp:mam:2"))
+        .and_then(|e| e.attr("id"))
+        .unwrap()
+        .to_owned();
+    assert_eq!(end, sid);
+    // §8.4: a sender's own muc#user <x/> (a claimed real JID) is stripped.
+    bob.send(&format!(
+        "<message to='{r}' type='groupchat'><body>forged</body>\
+         <x xmlns='{USER}'><item jid='admin@localhost/x' role='moderator'/></x></message>"
+    ))
+    .await;
+    let forged = heard(&mut alice, "forged").await;
+    assert!(forged.get_child("x", USER).is_none(), "{}", forged.to_xml());
     // Logging off: what is said is not kept.
     iq_ok(
         &mut alice,
@@ -1268,7 +1285,8 @@ async fn a_room_archives_what_is_said_while_logging_is_on() {
     say(&mut alice, &r, "off the record").await;
     heard(&mut bob, "off the record").await;
     let (results, _) = archive(&mut bob, &r, "").await;
-    assert_eq!(results.len(), 2);
+    assert_eq!(results.len(), 3);
+    assert!(results[2].get_child("x", USER).is_none());
     // A members-only room's archive is for its members.
     iq_ok(
         &mut alice,
@@ -1342,5 +1360,182 @@ async fn chorusctl_lists_creates_inspects_and_destroys_rooms() {
     assert!(left.to_xml().contains("Closing"), "{}", left.to_xml());
     let out = chorusctl(&server, &["muc", "list"]).await;
     assert!(!out.contains(&r), "{out}");
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moderators_retract_any_message_and_occupants_their_own() {
+    let server = server("muc-retract").await;
+    let mut alice = login(&server, "alice", "r").await;
+    let mut bob = login(&server, "bob", "r").await;
+    let r = room("retract");
+    create(&mut alice, &r, "Alice", &[]).await;
+    join(&mut bob, &r, "Bob", "").await;
+    let sid = |m: &Element| {
+        m.get_child("stanza-id", "urn:xmpp:sid:0")
+            .and_then(|s| s.attr("id"))
+            .unwrap()
+            .to_owned()
+    };
+    say(&mut bob, &r, "spam").await;
+    let spam = sid(&heard(&mut alice, "spam").await);
+    say(&mut bob, &r, "oops").await;
+    let oops = sid(&heard(&mut alice, "oops").await);
+    heard(&mut bob, "oops").await;
+    // XEP-0424: alice may not retract bob's message as an occupant...
+    alice
+        .send(&format!(
+            "<message to='{r}' type='groupchat'><retract xmlns='urn:xmpp:message-retract:1' id='{oops}'/>\
+             <body>retracted</body></message>"
+        ))
+        .await;
+    let e = until(&mut alice, |e| {
+        e.name() == "message" && e.attr("type") == Some("error")
+    })
+    .await;
+    assert_eq!(stanza_error_condition(&e), "forbidden");
+    // ...bob may, and everyone sees it.
+    bob.send(&format!(
+        "<message to='{r}' type='groupchat' id='r1'><retract xmlns='urn:xmpp:message-retract:1' id='{oops}'/>\
+         <body>I retracted a message</body></message>"
+    ))
+    .await;
+    let seen = until(&mut alice, |e| {
+        e.get_child("retract", "urn:xmpp:message-retract:1")
+            .is_some()
+    })
+    .await;
+    assert_eq!(seen.attr("from"), Some(format!("{r}/Bob").as_str()));
+    // XEP-0425: bob is no moderator; alice is.
+    let moderate = format!(
+        "<moderate xmlns='urn:xmpp:message-moderate:1' id='{spam}'>\
+         <retract xmlns='urn:xmpp:message-retract:1'/><reason>Spam</reason></moderate>"
+    );
+    assert_eq!(iq_err(&mut bob, &r, "set", &moderate).await, "forbidden");
+    assert_eq!(
+        iq_err(
+            &mut alice,
+            &r,
+            "set",
+            "<moderate xmlns='urn:xmpp:message-moderate:1' id='nope'>\
+             <retract xmlns='urn:xmpp:message-retract:1'/></moderate>"
+        )
+        .await,
+        "item-not-found"
+    );
+    alice
+        .send(&format!(
+            "<iq id='mod1' to='{r}' type='set'>{moderate}</iq>"
+        ))
+        .await;
+    let b = until(&mut bob, |e| {
+        e.name() == "message"
+            && e.get_child("retract", "urn:xmpp:message-retract:1")
+                .is_some()
+    })
+    .await;
+    let retract = b
+        .get_child("retract", "urn:xmpp:message-retract:1")
+        .unwrap();
+    assert_eq!(retract.attr("id"), Some(spam.as_str()));
+    assert_eq!(b.attr("from"), Some(r.as_str()));
+    let moderated = retract
+        .get_child("moderated", "urn:xmpp:message-moderate:1")
+        .unwrap();
+    assert_eq!(moderated.attr("by"), Some(format!("{r}/Alice").as_str()));
+    assert_eq!(
+        retract
+            .get_child("reason", "urn:xmpp:message-retract:1")
+            .unwrap()
+            .text(),
+        "Spam"
+    );
+    let answer = until(&mut alice, |e| e.attr("id") == Some("mod1")).await;
+    assert_eq!(answer.attr("type"), Some("result"));
+    // The archive keeps tombstones in their places.
+    let (results, _) = archive(&mut bob, &r, "").await;
+    let spam_kept = results.iter().find(|m| m.to_xml().contains(&spam)).unwrap();
+    assert!(body_of(spam_kept).is_none(), "{}", spam_kept.to_xml());
+    assert!(spam_kept
+        .get_child("retracted", "urn:xmpp:message-retract:1")
+        .is_some());
+    let oops_kept = results.iter().find(|m| m.to_xml().contains(&oops)).unwrap();
+    assert!(body_of(oops_kept).is_none(), "{}", oops_kept.to_xml());
+    // Latecomers get no retracted message in the history.
+    let mut carol = login(&server, "carol", "r").await;
+    let got = join(&mut carol, &r, "Carol", "").await;
+    let bodies: Vec<String> = got.iter().filter_map(body_of).collect();
+    assert!(!bodies.contains(&"spam".to_owned()) && !bodies.contains(&"oops".to_owned()));
+    server.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_nick_makes_a_member_and_is_kept_for_its_owner() {
+    let server = server("muc-register").await;
+    let mut alice = login(&server, "alice", "r").await;
+    let mut bob = login(&server, "bob", "r").await;
+    let mut carol = login(&server, "carol", "r").await;
+    let r = room("club2");
+    create(
+        &mut alice,
+        &r,
+        "Alice",
+        &[("muc#roomconfig_membersonly", "1")],
+    )
+    .await;
+    // §7.10: the form, then a registration.
+    let form = iq_ok(&mut bob, &r, "get", "<query xmlns='jabber:iq:register'/>").await;
+    assert!(
+        form.to_xml().contains("muc#register_roomnick"),
+        "{}",
+        form.to_xml()
+    );
+    iq_ok(
+        &mut bob,
+        &r,
+        "set",
+        &format!(
+            "<query xmlns='jabber:iq:register'><x xmlns='{DATA}' type='submit'>{}{}</x></query>",
+            field("FORM_TYPE", "http://jabber.org/protocol/muc#register"),
+            field("muc#register_roomnick", "Bobby")
+        ),
+    )
+    .await;
+    // A member now: in, and the nick is his (§7.12).
+    let info = iq_ok(
+        &mut bob,
+        &r,
+        "get",
+        "<query xmlns='http://jabber.org/protocol/disco#info' node='x-roomuser-item'/>",
+    )
+    .await;
+    assert!(info.to_xml().contains("Bobby"), "{}", info.to_xml());
+    let again = iq_ok(&mut bob, &r, "get", "<query xmlns='jabber:iq:register'/>").await;
+    assert!(again.to_xml().contains("registered"), "{}", again.to_xml());
+    // Someone else may not take it (carol is made a member to get in).
+    iq_ok(
+        &mut alice,
+        &r,
+        "set",
+        &format!(
+            "<query xmlns='{ADMIN}'><item affiliation='member' jid='carol@localhost'/></query>"
+        ),
+    )
+    .await;
+    assert_eq!(join_refused(&mut carol, &r, "Bobby", "").await, "conflict");
+    assert_eq!(
+        iq_err(
+            &mut carol,
+            &r,
+            "set",
+            &format!(
+                "<query xmlns='jabber:iq:register'><x xmlns='{DATA}' type='submit'>{}</x></query>",
+                field("muc#register_roomnick", "Bobby")
+            )
+        )
+        .await,
+        "conflict"
+    );
+    join(&mut bob, &r, "Bobby", "").await;
     server.stop();
 }
