@@ -1062,8 +1062,14 @@ pub async fn muc(
     let want = rig.users as u64;
     wait_count("joins", &rig.counters, &rig.counters.muc_joined, want, 600).await?;
     let join_secs = joins.elapsed().as_secs_f64();
-    // Every occupant's presence reaches every other: that settles first.
-    rig.settle(Duration::from_secs(2)).await;
+    // Every occupant's presence reaches every other: that settles first,
+    // for as long as it takes (5 s of quiet, 300 s at most).
+    settle(
+        &rig.last_arrival,
+        Duration::from_secs(5),
+        Duration::from_secs(300),
+    )
+    .await;
     if let Ok(mut l) = rig.counters.latencies.lock() {
         l.clear();
     }
@@ -1086,10 +1092,12 @@ pub async fn muc(
     .await;
     let expected = (senders * messages * rig.users) as u64;
     rig.touch();
+    // A server may still be digesting the join storm (N² presences) when
+    // the messages go out: it gets 60 s of silence before it is given up.
     let deadline = Instant::now() + Duration::from_secs(600);
     while rig.counters.groupchat.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
-        if rig.quiet_for() > Duration::from_secs(5) {
+        if rig.quiet_for() > Duration::from_secs(60) {
             break;
         }
     }

@@ -863,3 +863,108 @@ async fn a_thousand_messages_reach_offline_storage_when_the_client_never_resumes
 }
 
 mod duplicates;
+
+/// XEP-0410 and XEP-0198 together: a session detached by a dropped
+/// connection is still in its rooms (nobody sees it leave), gets what was
+/// said meanwhile on resumption, and its self-ping is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_session_is_still_in_its_rooms() {
+    let server = server_with("sm-muc", |_| {}).await;
+    let addr = server.first_addr().unwrap();
+    let room = "resume@conference.localhost";
+    let (mut alice, _) = SmClient::login(addr, "alice", "wonderland", "a", true, None).await;
+    alice.auto_ack = true;
+    alice
+        .c
+        .send(&format!(
+            "<presence to='{room}/Alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+        ))
+        .await;
+    // An instant room (XEP-0045 §10.1.2) once the subject came.
+    loop {
+        let e = alice.next_stanza().await.unwrap();
+        if e.name() == "message" && e.get_child("subject", "jabber:client").is_some() {
+            break;
+        }
+    }
+    alice
+        .c
+        .send(&format!(
+            "<iq type='set' id='cfg' to='{room}'><query xmlns='http://jabber.org/protocol/muc#owner'>\
+             <x xmlns='jabber:x:data' type='submit'/></query></iq>"
+        ))
+        .await;
+    loop {
+        let e = alice.next_stanza().await.unwrap();
+        if e.attr("id") == Some("cfg") {
+            assert_eq!(e.attr("type"), Some("result"), "{}", e.to_xml());
+            break;
+        }
+    }
+    let mut bob = bob(addr).await;
+    bob.send(&format!(
+        "<presence to='{room}/Bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+    ))
+    .await;
+    loop {
+        let e = bob.next_element().await;
+        if e.name() == "message" && e.get_child("subject", "jabber:client").is_some() {
+            break;
+        }
+    }
+    // Everything so far acknowledged, then the connection dies.
+    while alice.next_stanza().await.unwrap().name() != "presence" {}
+    alice.ack().await;
+    let h = alice.h;
+    let id = alice.id.clone().unwrap();
+    alice.c.drop_connection();
+    bob.send(&format!(
+        "<message to='{room}' type='groupchat'><body>while you were away</body></message>"
+    ))
+    .await;
+    let (c, resumed) = resume(addr, "alice", "wonderland", &id, h).await;
+    assert!(resumed.is("resumed", NS_SM), "{}", resumed.to_xml());
+    let mut alice = SmClient {
+        c,
+        jid: alice.jid.clone(),
+        id: Some(id),
+        h,
+        auto_ack: true,
+        requests: 0,
+    };
+    let m = alice.next_message().await;
+    assert_eq!(
+        m.get_child("body", "jabber:client")
+            .map(|b| b.text())
+            .as_deref(),
+        Some("while you were away")
+    );
+    alice
+        .c
+        .send(&format!(
+            "<iq type='get' id='self' to='{room}/Alice'><ping xmlns='urn:xmpp:ping'/></iq>"
+        ))
+        .await;
+    loop {
+        let e = alice.next_stanza().await.unwrap();
+        if e.attr("id") == Some("self") {
+            assert_eq!(e.attr("type"), Some("result"), "{}", e.to_xml());
+            break;
+        }
+    }
+    // Bob never saw alice leave.
+    bob.send("<iq type='get' id='end' to='localhost'><ping xmlns='urn:xmpp:ping'/></iq>")
+        .await;
+    loop {
+        let e = bob.next_element().await;
+        assert!(
+            !(e.name() == "presence" && e.attr("type") == Some("unavailable")),
+            "{}",
+            e.to_xml()
+        );
+        if e.attr("id") == Some("end") {
+            break;
+        }
+    }
+    server.stop();
+}
