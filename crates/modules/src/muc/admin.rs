@@ -8,12 +8,11 @@
 //! target outranks what the requester may touch (§8.2, §8.4, §9.1, §9.7),
 //! `conflict` when an owner change would leave the room with none (§10.7).
 
-use base64::Engine;
 use chorus_jid::{BareJid, FullJid, Jid};
 use chorus_proto::{ns, IqType, StanzaError, StanzaErrorCondition as C};
 use chorus_xml::Element;
 
-use super::proto::{after_leaving, broadcast_session, broadcast_unavailable, Ctx, Extra};
+use super::proto::{after_leaving, broadcast_session, remove_occupant, Ctx, Extra};
 use super::state::*;
 use crate::result_iq;
 
@@ -177,6 +176,14 @@ fn register_set(
         return Err(err(C::Conflict, "That nick is taken"));
     }
     if aff < Affiliation::Member {
+        // Registering makes a member (§7.10); where membership is what
+        // keeps people out or silent, only the room's admins make members.
+        if state.config.members_only || state.config.moderated {
+            return Err(err(
+                C::NotAllowed,
+                "Only the room's admins make members here; ask one of them",
+            ));
+        }
         set_affiliation(ctx, state, from.clone(), Affiliation::Member, None, None);
     }
     state.nicks.insert(from.clone(), nick);
@@ -416,8 +423,14 @@ fn admin_set(
                             return Err(err(C::NotAllowed, "Only admins may revoke moderation"));
                         }
                         // §8.2, §8.4: nobody kicks or silences an admin or
-                        // an owner; nor anyone ranked above them.
-                        if target_aff >= Affiliation::Admin || target_aff > aff {
+                        // an owner; nobody kicks anyone ranked above them,
+                        // nor silences anyone ranked as high (§8.4).
+                        let outranked = if new == Role::Visitor {
+                            target_aff >= aff
+                        } else {
+                            target_aff > aff
+                        };
+                        if target_aff >= Affiliation::Admin || outranked {
                             return Err(err(C::NotAllowed, "That occupant outranks you"));
                         }
                     }
@@ -507,18 +520,13 @@ pub fn set_role(
     reason: Option<String>,
 ) {
     if role == Role::None {
-        let mut o = state.occupants.remove(i);
-        o.role = Role::None;
-        for s in &o.sessions {
-            ctx.shared.set_joined(&s.full, ctx.room, false);
-        }
         let extra = Extra {
             codes: vec![307],
             actor,
             reason,
             ..Extra::default()
         };
-        broadcast_unavailable(ctx, state, &o, &extra, true);
+        remove_occupant(ctx, state, i, extra);
         return;
     }
     state.occupants[i].role = role;
@@ -550,39 +558,38 @@ fn set_affiliation(
 ) {
     state.set_affiliation(jid.clone(), affiliation, reason.clone().unwrap_or_default());
     ctx.out.changed = true;
-    let Some(i) = state.by_bare(&jid) else {
-        return;
-    };
     let removed = match affiliation {
         Affiliation::Outcast => Some(301),
         a if state.config.members_only && a < Affiliation::Member => Some(321),
         _ => None,
     };
-    if let Some(code) = removed {
-        let mut o = state.occupants.remove(i);
-        o.role = Role::None;
-        for s in &o.sessions {
-            ctx.shared.set_joined(&s.full, ctx.room, false);
+    // The same user may be in the room under several nicks: each goes, or
+    // each gets the new affiliation, from the last index down.
+    let mut i = state.occupants.len();
+    while i > 0 {
+        i -= 1;
+        if state.occupants[i].bare != jid {
+            continue;
         }
-        let extra = Extra {
-            codes: vec![code],
-            actor,
-            reason,
-            ..Extra::default()
-        };
-        broadcast_unavailable(ctx, state, &o, &extra, true);
-        return;
-    }
-    let role = state.default_role(affiliation);
-    let _ = (actor, reason);
-    state.occupants[i].role = role;
-    let sessions: Vec<FullJid> = state.occupants[i]
-        .sessions
-        .iter()
-        .map(|s| s.full.clone())
-        .collect();
-    for full in sessions {
-        broadcast_session(ctx, state, i, &full, &Extra::default());
+        if let Some(code) = removed {
+            let extra = Extra {
+                codes: vec![code],
+                actor: actor.clone(),
+                reason: reason.clone(),
+                ..Extra::default()
+            };
+            remove_occupant(ctx, state, i, extra);
+            continue;
+        }
+        state.occupants[i].role = state.default_role(affiliation);
+        let sessions: Vec<FullJid> = state.occupants[i]
+            .sessions
+            .iter()
+            .map(|s| s.full.clone())
+            .collect();
+        for full in sessions {
+            broadcast_session(ctx, state, i, &full, &Extra::default());
+        }
     }
 }
 
@@ -648,7 +655,17 @@ fn configure(ctx: &mut Ctx<'_>, state: &mut RoomState, x: &Element) -> Result<()
         .config
         .apply(x, limit)
         .map_err(|()| err(C::NotAcceptable, "A field has a value the room cannot take"))?;
-    if applied.owners.as_ref().is_some_and(Vec::is_empty) {
+    // §10.7: the room keeps an owner, whatever the two lists say.
+    let owners_after: Vec<BareJid> = match &applied.owners {
+        Some(list) => list.clone(),
+        None => state.with_affiliation(Affiliation::Owner),
+    };
+    let demoted = applied.admins.as_ref();
+    let left = owners_after
+        .iter()
+        .filter(|o| applied.owners.is_some() || demoted.is_none_or(|d| !d.contains(o)))
+        .count();
+    if left == 0 {
         return Err(err(C::Conflict, "The room would have no owner"));
     }
     let old = std::mem::replace(&mut state.config, applied.config);
@@ -707,16 +724,11 @@ fn configure(ctx: &mut Ctx<'_>, state: &mut RoomState, x: &Element) -> Result<()
         while i > 0 {
             i -= 1;
             if state.affiliation(&state.occupants[i].bare) < Affiliation::Member {
-                let mut o = state.occupants.remove(i);
-                o.role = Role::None;
-                for s in &o.sessions {
-                    ctx.shared.set_joined(&s.full, ctx.room, false);
-                }
                 let extra = Extra {
                     codes: vec![322],
                     ..Extra::default()
                 };
-                broadcast_unavailable(ctx, state, &o, &extra, true);
+                remove_occupant(ctx, state, i, extra);
             }
         }
     }
@@ -792,21 +804,27 @@ fn occupant_iq(
     let full = FullJid::try_from(from.clone()).ok();
     let sender = full.as_ref().and_then(|f| state.by_full(f));
     if !request {
-        // An answer from an occupant to a relayed request: the id says
-        // for whom.
-        let (Some(i), Some(id)) = (sender, stanza.attr("id")) else {
+        // An answer to a relayed request, from the session it went to.
+        let (Some(i), Some(full), Some(token)) = (sender, full.as_ref(), stanza.attr("id")) else {
             return;
         };
-        let Some((to, id)) = decode_id(id) else {
+        let Some(k) = state
+            .relayed
+            .iter()
+            .position(|r| r.token == token && r.target == *full)
+        else {
             return;
         };
-        if state.by_full(&to).is_none() {
+        let Some(r) = state.relayed.remove(k) else {
+            return;
+        };
+        if state.by_full(&r.requester).is_none() {
             return;
         }
         let mut answer = stanza.clone();
         answer.set_attr("from", ctx.occupant_jid(&state.occupants[i].nick));
-        answer.set_attr("to", to.to_string());
-        answer.set_attr("id", id);
+        answer.set_attr("to", r.requester.to_string());
+        answer.set_attr("id", r.id);
         ctx.send(answer);
         return;
     }
@@ -832,48 +850,26 @@ fn occupant_iq(
     let (Some(target), Some(full)) = (state.occupants[t].sessions.first(), full) else {
         return;
     };
+    // An opaque id: the target learns nothing of the requester (§7.5's
+    // privacy), and only its own answer is taken back.
+    let token = random_token();
+    let target = target.full.clone();
     let mut relayed = stanza.clone();
     relayed.set_attr("from", ctx.occupant_jid(&state.occupants[i].nick));
-    relayed.set_attr("to", target.full.to_string());
-    relayed.set_attr(
-        "id",
-        encode_id(&full, stanza.attr("id").unwrap_or_default()),
-    );
+    relayed.set_attr("to", target.to_string());
+    relayed.set_attr("id", token.as_str());
+    if state.relayed.len() >= MAX_RELAYED {
+        state.relayed.pop_front();
+    }
+    state.relayed.push_back(Relayed {
+        token,
+        requester: full,
+        id: stanza.attr("id").unwrap_or_default().to_owned(),
+        target,
+    });
     ctx.send(relayed);
 }
 
-/// A relayed IQ's id: the requester and its own id, so that the answer
-/// finds its way back with no table to keep.
-fn encode_id(requester: &FullJid, id: &str) -> String {
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    format!(
-        "muc.{}.{}",
-        b64.encode(requester.to_string()),
-        b64.encode(id)
-    )
-}
-
-fn decode_id(relayed: &str) -> Option<(FullJid, String)> {
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let mut parts = relayed.strip_prefix("muc.")?.split('.');
-    let (Some(who), Some(id), None) = (parts.next(), parts.next(), parts.next()) else {
-        return None;
-    };
-    let who = String::from_utf8(b64.decode(who).ok()?).ok()?;
-    let id = String::from_utf8(b64.decode(id).ok()?).ok()?;
-    Some((who.parse().ok()?, id))
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_relayed_id_gives_back_its_requester_and_id() {
-        let who: FullJid = "alice@example.org/phone.1".parse().unwrap();
-        let id = encode_id(&who, "a.b/c");
-        assert_eq!(decode_id(&id), Some((who, "a.b/c".to_owned())));
-        assert_eq!(decode_id("plain-id"), None);
-    }
-}
+/// IQs relayed between occupants one room remembers; past it the oldest
+/// is forgotten (its answer is then dropped).
+const MAX_RELAYED: usize = 256;

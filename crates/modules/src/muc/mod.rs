@@ -221,6 +221,13 @@ impl Shared {
         Err((C::ResourceConstraint, input))
     }
 
+    /// The live rooms, taken out of the map before any is locked: a room
+    /// retiring removes itself from the map with its lock held, so
+    /// locking rooms while iterating the map would invert that order.
+    fn live(&self) -> Vec<Arc<Room>> {
+        self.rooms.iter().map(|r| r.value().clone()).collect()
+    }
+
     /// Records that `full` is in `room` (or no longer is).
     pub fn set_joined(&self, full: &FullJid, room: &BareJid, joined: bool) {
         if joined {
@@ -395,8 +402,8 @@ impl Module for Muc {
         Some(Box::pin(async move {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
             while tokio::time::Instant::now() < deadline {
-                let owing = self.shared.rooms.iter().any(|r| {
-                    let inner = r.value().lock();
+                let owing = self.shared.live().iter().any(|r| {
+                    let inner = r.lock();
                     !inner.archive.is_empty()
                         || !inner.tombstones.is_empty()
                         || inner.saved != inner.version

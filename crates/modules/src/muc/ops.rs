@@ -130,8 +130,7 @@ impl MucRooms {
                 }
             }
         }
-        for entry in self.shared.rooms.iter() {
-            let room = entry.value();
+        for room in self.shared.live() {
             if service.is_some_and(|w| w != room.service) {
                 continue;
             }

@@ -443,7 +443,7 @@ fn change_nick(ctx: &mut Ctx<'_>, state: &mut RoomState, i: usize, nick: &str, s
         new_nick: Some(nick.to_owned()),
         ..Extra::default()
     };
-    broadcast_unavailable(ctx, state, &old, &extra, true);
+    broadcast_unavailable(ctx, state, &old, old.role, &extra, true);
     // ...then available from the new.
     state.occupants[i].nick = nick.to_owned();
     if let Some(s) = state.occupants[i]
@@ -506,6 +506,7 @@ pub fn leave(
         return;
     }
     let mut leaving = state.occupants.remove(i);
+    let was = leaving.role;
     leaving.role = Role::None;
     let mut presence = session.presence;
     presence.remove_children(|c| c.name() != "status");
@@ -521,8 +522,20 @@ pub fn leave(
         codes: codes.to_vec(),
         ..Extra::default()
     };
-    broadcast_unavailable(ctx, state, &leaving, &extra, gone_for_good);
+    broadcast_unavailable(ctx, state, &leaving, was, &extra, gone_for_good);
     after_leaving(ctx, state);
+}
+
+/// Occupant `i` is removed (kicked, banned, no longer a member): it and
+/// those who saw it hear it, with `extra`'s codes.
+pub fn remove_occupant(ctx: &mut Ctx<'_>, state: &mut RoomState, i: usize, extra: Extra) {
+    let mut o = state.occupants.remove(i);
+    let was = o.role;
+    o.role = Role::None;
+    for s in &o.sessions {
+        ctx.shared.set_joined(&s.full, ctx.room, false);
+    }
+    broadcast_unavailable(ctx, state, &o, was, &extra, true);
 }
 
 /// A temporary room whose last occupant left is destroyed (§10.1.3).
@@ -640,6 +653,7 @@ pub fn broadcast_unavailable(
     ctx: &mut Ctx<'_>,
     state: &RoomState,
     o: &Occupant,
+    was: Role,
     extra: &Extra,
     to_self: bool,
 ) {
@@ -657,7 +671,8 @@ pub fn broadcast_unavailable(
         if viewer.nick == o.nick && viewer.bare == o.bare {
             continue;
         }
-        if !state.config.broadcasts(o.role) && o.role != Role::None {
+        // Whom nobody saw arrive, nobody sees leave.
+        if !state.config.broadcasts(was) {
             continue;
         }
         let show = sees_jid(state, viewer, o);

@@ -121,8 +121,7 @@ impl MucService {
             .map(|r| (r.jid, r.name))
             .collect();
         // Live rooms say what they are now, stored or not.
-        for entry in self.shared.rooms.iter() {
-            let room = entry.value();
+        for room in self.shared.live() {
             if room.service != self.domain {
                 continue;
             }
@@ -159,7 +158,7 @@ impl MucService {
                     .iter()
                     .position(|(j, _)| *j == a)
                     .ok_or(C::ItemNotFound)?;
-                (i + 1, (i + 1 + max).min(all.len()))
+                (i + 1, (i + 1).saturating_add(max).min(all.len()))
             }
             (None, Some(b)) if !b.is_empty() => {
                 let i = all

@@ -525,6 +525,19 @@ pub struct RoomState {
     pub voice_requests: Vec<String>,
     /// Nicks registered with the room (§7.10), by the user who holds it.
     pub nicks: BTreeMap<BareJid, String>,
+    /// IQs relayed between occupants and not yet answered, oldest first.
+    pub relayed: VecDeque<Relayed>,
+}
+
+/// An IQ relayed to an occupant: the opaque id it went out with, and
+/// whose it was.
+#[derive(Clone, Debug)]
+pub struct Relayed {
+    pub token: String,
+    pub requester: FullJid,
+    pub id: String,
+    /// The session it was relayed to: only its answer counts.
+    pub target: FullJid,
 }
 
 impl RoomState {
@@ -540,6 +553,7 @@ impl RoomState {
             salt: random_token(),
             voice_requests: Vec::new(),
             nicks: BTreeMap::new(),
+            relayed: VecDeque::new(),
         }
     }
 

@@ -780,6 +780,9 @@ async fn affiliation_lists_change_as_deltas_with_the_right_authority() {
     let r = room("lists");
     create(&mut alice, &r, "Alice", &[]).await;
     join(&mut carol, &r, "Carol", "").await;
+    // The same user under a second nick from another client.
+    let mut carol2 = login(&server, "carol", "r2").await;
+    join(&mut carol2, &r, "Carol2", "").await;
     // §9.1 + §9.3 in one IQ: a ban (carol, in the room: 301) and a member
     // on another domain.
     iq_ok(
@@ -801,6 +804,14 @@ async fn affiliation_lists_change_as_deltas_with_the_right_authority() {
     .await;
     assert!(codes(&banned).contains(&"301".to_owned()));
     assert_eq!(item(&banned).attr("affiliation"), Some("outcast"));
+    // Both of her nicks go.
+    let banned2 = until(&mut carol2, |e| {
+        from_room(e, &r)
+            && e.attr("type") == Some("unavailable")
+            && codes(e).contains(&"110".to_owned())
+    })
+    .await;
+    assert!(codes(&banned2).contains(&"301".to_owned()));
     // The lists are what the deltas made.
     let outcasts = iq_ok(
         &mut alice,
@@ -862,6 +873,17 @@ async fn affiliation_lists_change_as_deltas_with_the_right_authority() {
     )
     .await;
     join(&mut carol, &r, "Carol", "").await;
+    // §10.7 through the form too: making the sole owner an admin is refused.
+    assert_eq!(
+        iq_err(
+            &mut alice,
+            &r,
+            "set",
+            &config(&[("muc#roomconfig_roomadmins", "alice@localhost")])
+        )
+        .await,
+        "conflict"
+    );
     // §10.7: the last owner cannot step down; a failed IQ changes nothing.
     assert_eq!(
         iq_err(
@@ -1476,13 +1498,7 @@ async fn a_registered_nick_makes_a_member_and_is_kept_for_its_owner() {
     let mut bob = login(&server, "bob", "r").await;
     let mut carol = login(&server, "carol", "r").await;
     let r = room("club2");
-    create(
-        &mut alice,
-        &r,
-        "Alice",
-        &[("muc#roomconfig_membersonly", "1")],
-    )
-    .await;
+    create(&mut alice, &r, "Alice", &[]).await;
     // §7.10: the form, then a registration.
     let form = iq_ok(&mut bob, &r, "get", "<query xmlns='jabber:iq:register'/>").await;
     assert!(
@@ -1512,16 +1528,19 @@ async fn a_registered_nick_makes_a_member_and_is_kept_for_its_owner() {
     assert!(info.to_xml().contains("Bobby"), "{}", info.to_xml());
     let again = iq_ok(&mut bob, &r, "get", "<query xmlns='jabber:iq:register'/>").await;
     assert!(again.to_xml().contains("registered"), "{}", again.to_xml());
-    // Someone else may not take it (carol is made a member to get in).
-    iq_ok(
+    let members = iq_ok(
         &mut alice,
         &r,
-        "set",
-        &format!(
-            "<query xmlns='{ADMIN}'><item affiliation='member' jid='carol@localhost'/></query>"
-        ),
+        "get",
+        &format!("<query xmlns='{ADMIN}'><item affiliation='member'/></query>"),
     )
     .await;
+    assert!(
+        members.to_xml().contains("bob@localhost"),
+        "{}",
+        members.to_xml()
+    );
+    // Someone else may not take it.
     assert_eq!(join_refused(&mut carol, &r, "Bobby", "").await, "conflict");
     assert_eq!(
         iq_err(
@@ -1537,5 +1556,27 @@ async fn a_registered_nick_makes_a_member_and_is_kept_for_its_owner() {
         "conflict"
     );
     join(&mut bob, &r, "Bobby", "").await;
+    // Where membership keeps people out, registering does not make one.
+    let closed = room("closed");
+    create(
+        &mut alice,
+        &closed,
+        "Alice",
+        &[("muc#roomconfig_membersonly", "1")],
+    )
+    .await;
+    assert_eq!(
+        iq_err(
+            &mut carol,
+            &closed,
+            "set",
+            &format!(
+                "<query xmlns='jabber:iq:register'><x xmlns='{DATA}' type='submit'>{}</x></query>",
+                field("muc#register_roomnick", "Carol")
+            )
+        )
+        .await,
+        "not-allowed"
+    );
     server.stop();
 }
