@@ -135,11 +135,18 @@ impl MucRooms {
                 continue;
             }
             let inner = room.lock();
-            if let Some(state) = inner.state.as_ref().filter(|s| !s.destroyed) {
-                rooms.insert(
-                    room.jid.to_string(),
-                    summary(room.jid.as_str(), state, true),
-                );
+            match inner.state.as_ref() {
+                Some(state) if !state.destroyed => {
+                    rooms.insert(
+                        room.jid.to_string(),
+                        summary(room.jid.as_str(), state, true),
+                    );
+                }
+                // Destroyed, its row not deleted yet: gone all the same.
+                Some(_) => {
+                    rooms.remove(room.jid.as_str());
+                }
+                None => {}
             }
         }
         Ok(rooms.into_values().collect())
@@ -151,8 +158,10 @@ impl MucRooms {
         let live = self.shared.rooms.get(&jid).map(|r| r.clone());
         if let Some(room) = live {
             let inner = room.lock();
-            if let Some(state) = inner.state.as_ref().filter(|s| !s.destroyed) {
-                return Ok(details(&jid, state, true));
+            match inner.state.as_ref() {
+                Some(state) if !state.destroyed => return Ok(details(&jid, state, true)),
+                Some(_) => return Err(MucAdminError::NoSuchRoom(jid.to_string())),
+                None => {}
             }
         }
         let services = self.services_ctx()?;

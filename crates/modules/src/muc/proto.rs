@@ -339,6 +339,15 @@ fn enter(
     if created {
         self_codes.push(201);
     }
+    // The nick is the room JID's resource as RFC 7622 normalizes it; a
+    // client that asked for another form of it is told (§7.2.3, 210).
+    let asked = stanza
+        .attr("to")
+        .and_then(|t| t.split_once('/'))
+        .map(|(_, n)| n);
+    if asked.is_some_and(|a| a != nick) {
+        self_codes.push(210);
+    }
     let extra = Extra {
         self_codes,
         ..Extra::default()

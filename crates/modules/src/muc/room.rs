@@ -471,7 +471,11 @@ async fn flush(args: &RoomArgs) {
                 let mut inner = args.room.lock();
                 inner.delete = false;
                 inner.persisted = false;
-                inner.saved = inner.version;
+                // A room created again in its place since (a join, an
+                // operator) is written on the next turn.
+                if inner.state.as_ref().is_none_or(|s| s.destroyed) {
+                    inner.saved = inner.version;
+                }
             }
             Some(Some((version, persistent, stored))) => {
                 let done = if persistent {

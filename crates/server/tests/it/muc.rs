@@ -425,6 +425,16 @@ async fn occupants_see_each_other_talk_and_get_history_and_subject() {
             .text(),
         "Cakes"
     );
+    // 210: a nick in another Unicode form is normalized (RFC 7622), and
+    // the client is told the nick it has.
+    let mut erin = login(&server, "dave", "r2").await;
+    let got = join(&mut erin, &r, "Cafe\u{301}", "<history maxstanzas='0'/>").await;
+    let me = got
+        .iter()
+        .find(|e| from_room(e, &r) && codes(e).contains(&"110".to_owned()))
+        .unwrap();
+    assert!(codes(me).contains(&"210".to_owned()), "{}", me.to_xml());
+    assert_eq!(me.attr("from"), Some(format!("{r}/Caf\u{e9}").as_str()));
     // maxchars='0': no history at all.
     let mut dave = login(&server, "dave", "r").await;
     let got = join(&mut dave, &r, "Dave", "<history maxchars='0'/>").await;
