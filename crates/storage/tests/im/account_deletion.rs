@@ -28,7 +28,12 @@ const PER_ACCOUNT_TABLES: &[&str] = &[
     "pubsub_affiliations",
     "pubsub_subscriptions",
 ];
-const OTHER_TABLES: &[&str] = &["_sqlx_migrations", "accounts"];
+/// Tables that hold no account's data: the migrations, the accounts
+/// themselves, and group chat rooms (XEP-0045), which belong to their
+/// service and outlive any one occupant or owner (an owner's account going
+/// leaves the room to its other owners and admins, as ejabberd and Prosody
+/// do).
+const OTHER_TABLES: &[&str] = &["_sqlx_migrations", "accounts", "muc_messages", "muc_rooms"];
 
 async fn populate(db: &Db, localpart: &str) {
     let s = &db.storage;
