@@ -494,6 +494,34 @@ struct Row {
     notes: Vec<String>,
 }
 
+/// Runs `$measure` (with the server as `$r`) on a freshly started
+/// `$name`, stops it, and notes a failure among the skipped runs.
+macro_rules! on_fresh {
+    ($name:expr, $args:expr, $n:expr, $what:expr, $skipped:expr, |$r:ident| $measure:expr) => {{
+        let result = match start($name, $args, $n).await {
+            Ok($r) => {
+                let result = $measure.await;
+                $r.stop();
+                result
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            eprintln!("{} ({}): {e:#}", $name, $what);
+            $skipped.push(format!("{} {} runs (failed: {e})", $name, $what));
+        }
+    }};
+}
+
+/// Whether the server `name` can be started here (the relay always can).
+fn server_installed(name: &str) -> bool {
+    installed(match name {
+        "ejabberd" => "ejabberdctl",
+        "prosody" => "prosody",
+        _ => "true",
+    })
+}
+
 pub async fn run(args: CompareArgs) -> Result<()> {
     if cores() >= 2 && installed("taskset") {
         let _ = Command::new("taskset")
@@ -518,12 +546,7 @@ pub async fn run(args: CompareArgs) -> Result<()> {
     let mut servers = args.servers.clone();
     servers.push("relay".into());
     for name in &servers {
-        let cmd = match name.as_str() {
-            "ejabberd" => "ejabberdctl",
-            "prosody" => "prosody",
-            _ => "true",
-        };
-        if !installed(cmd) {
+        if !server_installed(name) {
             skipped.push(format!("{name} (not installed)"));
             continue;
         }
@@ -544,18 +567,9 @@ pub async fn run(args: CompareArgs) -> Result<()> {
             continue;
         }
         if name != "relay" {
-            let result = match start(name, &args, max_n).await {
-                Ok(r) => {
-                    let result = measure_fanout(&r, &args, &mut rows).await;
-                    r.stop();
-                    result
-                }
-                Err(e) => Err(e),
-            };
-            if let Err(e) = result {
-                eprintln!("{name} (fan-out): {e:#}");
-                skipped.push(format!("{name} fan-out runs (failed: {e})"));
-            }
+            on_fresh!(name, &args, max_n, "fan-out", skipped, |r| measure_fanout(
+                &r, &args, &mut rows
+            ));
         }
         if name != "relay" {
             run_muc(name, &args, &mut muc_rows, &mut skipped).await;
@@ -563,18 +577,9 @@ pub async fn run(args: CompareArgs) -> Result<()> {
         if args.tls && name != "relay" {
             // A fresh server: sessions must not reuse what the plaintext
             // runs freed, or the memory figure understates them.
-            let result = match start(name, &args, max_n).await {
-                Ok(r) => {
-                    let result = measure_tls(&r, &args, &mut rows).await;
-                    r.stop();
-                    result
-                }
-                Err(e) => Err(e),
-            };
-            if let Err(e) = result {
-                eprintln!("{name} (TLS): {e:#}");
-                skipped.push(format!("{name} TLS runs (failed: {e})"));
-            }
+            on_fresh!(name, &args, max_n, "TLS", skipped, |r| measure_tls(
+                &r, &args, &mut rows
+            ));
         }
     }
     let mut table = render_table(&args, &rows, &skipped);
@@ -772,30 +777,16 @@ async fn run_muc(
     let Some(largest) = args.muc_sizes.iter().copied().max() else {
         return;
     };
-    let cmd = match name {
-        "ejabberd" => "ejabberdctl",
-        "prosody" => "prosody",
-        _ => "true",
-    };
-    if !installed(cmd) {
+    if !server_installed(name) {
         if args.muc_only {
             skipped.push(format!("{name} (not installed)"));
         }
         return;
     }
     eprintln!("== {name} (muc)");
-    let result = match start(name, args, largest).await {
-        Ok(r) => {
-            let result = measure_muc(&r, args, rows).await;
-            r.stop();
-            result
-        }
-        Err(e) => Err(e),
-    };
-    if let Err(e) = result {
-        eprintln!("{name} (muc): {e:#}");
-        skipped.push(format!("{name} group chat runs (failed: {e})"));
-    }
+    on_fresh!(name, args, largest, "group chat", skipped, |r| measure_muc(
+        &r, args, rows
+    ));
 }
 
 /// A room of each size in turn, on one server.

@@ -639,6 +639,17 @@ impl Rig {
         }
     }
 
+    /// The latencies counted so far.
+    fn latency(&self) -> Latency {
+        let mut samples = self
+            .counters
+            .latencies
+            .lock()
+            .map(|l| l.clone())
+            .unwrap_or_default();
+        Latency::from_micros(&mut samples)
+    }
+
     fn touch(&self) {
         if let Ok(mut l) = self.last_arrival.lock() {
             *l = Instant::now();
@@ -889,12 +900,6 @@ pub async fn pep(
     }
     let delivered = rig.counters.notifications.load(Ordering::Relaxed);
     let secs = rig.since(start);
-    let mut samples = rig
-        .counters
-        .latencies
-        .lock()
-        .map(|l| l.clone())
-        .unwrap_or_default();
     let result = PepResult {
         scenario: "pep",
         users: rig.users,
@@ -905,7 +910,7 @@ pub async fn pep(
         delivered,
         secs,
         notifications_per_sec: delivered as f64 / secs,
-        latency: Latency::from_micros(&mut samples),
+        latency: rig.latency(),
         publish_errors: rig.counters.publish_errors.load(Ordering::Relaxed),
         first_publish_error: rig
             .counters
@@ -1103,12 +1108,6 @@ pub async fn muc(
     }
     let delivered = rig.counters.groupchat.load(Ordering::Relaxed);
     let secs = rig.since(start);
-    let mut samples = rig
-        .counters
-        .latencies
-        .lock()
-        .map(|l| l.clone())
-        .unwrap_or_default();
     let result = MucResult {
         scenario: "muc",
         occupants: rig.users,
@@ -1120,7 +1119,7 @@ pub async fn muc(
         delivered,
         secs,
         deliveries_per_sec: delivered as f64 / secs,
-        latency: Latency::from_micros(&mut samples),
+        latency: rig.latency(),
         login_failures: rig.login_failures,
     };
     rig.close().await;

@@ -19,6 +19,7 @@
 
 mod avatar;
 mod blocking;
+mod bucket;
 mod carbons;
 mod disco;
 mod forms;
@@ -31,6 +32,7 @@ mod private;
 mod pubsub;
 pub mod register;
 mod roster;
+mod rsm;
 mod time;
 mod vcard;
 mod version;

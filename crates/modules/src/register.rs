@@ -11,7 +11,7 @@
 //!   (§3.3), or removes its account (§3.2).
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chorus_config::IpNetwork;
 use chorus_jid::BareJid;
@@ -69,8 +69,8 @@ impl RegisterPolicy {
 
 pub struct Register {
     policy: RegisterPolicy,
-    /// Registration tokens left per IP address, and when last counted.
-    buckets: DashMap<IpAddr, (f64, Instant)>,
+    /// Registration tokens left per IP address.
+    buckets: DashMap<IpAddr, crate::bucket::Bucket>,
 }
 
 impl Register {
@@ -91,19 +91,11 @@ impl Register {
         if !self.policy.throttled(ip) {
             return true;
         }
-        let burst = f64::from(self.policy.burst.max(1));
-        let per_token = self.policy.refill.as_secs_f64().max(0.001);
-        let now = Instant::now();
-        let mut entry = self.buckets.entry(ip).or_insert((burst, now));
-        let (tokens, last) = *entry;
-        let refilled = (tokens + now.duration_since(last).as_secs_f64() / per_token).min(burst);
-        if refilled >= 1.0 {
-            *entry = (refilled - 1.0, now);
-            true
-        } else {
-            *entry = (refilled, now);
-            false
-        }
+        let burst = self.policy.burst;
+        self.buckets
+            .entry(ip)
+            .or_insert_with(|| crate::bucket::Bucket::full(burst))
+            .take(burst, self.policy.refill)
     }
 
     /// §3.1: the form (get) or an account creation (set), before

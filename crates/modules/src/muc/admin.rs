@@ -12,7 +12,7 @@ use chorus_jid::{BareJid, FullJid, Jid};
 use chorus_proto::{ns, IqType, StanzaError, StanzaErrorCondition as C};
 use chorus_xml::Element;
 
-use super::proto::{after_leaving, broadcast_session, remove_occupant, Ctx, Extra};
+use super::proto::{after_leaving, broadcast_occupant, remove_occupant, Ctx, Extra};
 use super::state::*;
 use crate::result_iq;
 
@@ -535,14 +535,7 @@ pub fn set_role(
         reason,
         ..Extra::default()
     };
-    let sessions: Vec<FullJid> = state.occupants[i]
-        .sessions
-        .iter()
-        .map(|s| s.full.clone())
-        .collect();
-    for full in sessions {
-        broadcast_session(ctx, state, i, &full, &extra);
-    }
+    broadcast_occupant(ctx, state, i, &extra);
 }
 
 /// Gives `jid` an affiliation, and tells the room when it is in it: a ban
@@ -582,14 +575,7 @@ fn set_affiliation(
             continue;
         }
         state.occupants[i].role = state.default_role(affiliation);
-        let sessions: Vec<FullJid> = state.occupants[i]
-            .sessions
-            .iter()
-            .map(|s| s.full.clone())
-            .collect();
-        for full in sessions {
-            broadcast_session(ctx, state, i, &full, &Extra::default());
-        }
+        broadcast_occupant(ctx, state, i, &Extra::default());
     }
 }
 

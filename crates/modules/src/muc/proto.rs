@@ -8,7 +8,7 @@
 //! it in the same step (see there for why).
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use chorus_jid::{BareJid, FullJid, Jid};
 use chorus_proto::{
@@ -131,18 +131,8 @@ fn presence(
                 ctx.error(&stanza, C::ItemNotFound);
                 return;
             };
-            let o = &state.occupants[them];
-            let viewer = &state.occupants[me];
-            for s in o.sessions.iter().take(1) {
-                let p = occupant_presence(
-                    ctx.room,
-                    state,
-                    o,
-                    s,
-                    &from,
-                    sees_jid(state, viewer, o),
-                    &Extra::default(),
-                );
+            let (o, viewer) = (&state.occupants[them], &state.occupants[me]);
+            if let Some(p) = current_presence(ctx, state, o, viewer, &from) {
                 ctx.send(p);
             }
         }
@@ -297,13 +287,14 @@ fn enter(
         }
         None => {
             let role = state.default_role(affiliation);
+            let id = state.occupant_id(ctx.room, &bare);
             state.occupants.push(Occupant {
                 nick: nick.clone(),
                 bare: bare.clone(),
                 sessions: vec![session],
                 role,
-                tokens: f64::from(ctx.shared.options.message_burst),
-                refilled: Instant::now(),
+                id,
+                bucket: crate::bucket::Bucket::full(ctx.shared.options.message_burst),
             });
             state.occupants.len() - 1
         }
@@ -315,16 +306,7 @@ fn enter(
         if j == i || !state.config.broadcasts(o.role) {
             continue;
         }
-        if let Some(s) = o.sessions.last() {
-            let p = occupant_presence(
-                ctx.room,
-                state,
-                o,
-                s,
-                &from,
-                sees_jid(state, me, o),
-                &Extra::default(),
-            );
+        if let Some(p) = current_presence(ctx, state, o, me, &from) {
             ctx.send(p);
         }
     }
@@ -462,14 +444,7 @@ fn change_nick(ctx: &mut Ctx<'_>, state: &mut RoomState, i: usize, nick: &str, s
     {
         s.presence = kept_presence(stanza);
     }
-    let sessions: Vec<FullJid> = state.occupants[i]
-        .sessions
-        .iter()
-        .map(|s| s.full.clone())
-        .collect();
-    for full in sessions {
-        broadcast_session(ctx, state, i, &full, &Extra::default());
-    }
+    broadcast_occupant(ctx, state, i, &Extra::default());
 }
 
 /// One session leaves; the occupant with it when it was the last.
@@ -624,9 +599,7 @@ pub fn occupant_presence(
         x.push(Element::new("status", MUC_USER).with_attr("code", c.to_string()));
     }
     p.push(x);
-    p.push(
-        Element::new("occupant-id", OCCUPANT_ID).with_attr("id", state.occupant_id(room, &o.bare)),
-    );
+    p.push(Element::new("occupant-id", OCCUPANT_ID).with_attr("id", o.id.as_str()));
     p
 }
 
@@ -654,6 +627,41 @@ pub fn broadcast_session(
             ctx.send(p);
         }
     }
+}
+
+/// Every session of occupant `i`, as it is now, to everyone who is to see
+/// it (each of its own clients gets its own with 110).
+pub fn broadcast_occupant(ctx: &mut Ctx<'_>, state: &RoomState, i: usize, extra: &Extra) {
+    let sessions: Vec<FullJid> = state.occupants[i]
+        .sessions
+        .iter()
+        .map(|s| s.full.clone())
+        .collect();
+    for full in sessions {
+        broadcast_session(ctx, state, i, &full, extra);
+    }
+}
+
+/// `o`'s presence as `viewer` is to see it, sent to `to`: that of its
+/// latest session.
+fn current_presence(
+    ctx: &Ctx<'_>,
+    state: &RoomState,
+    o: &Occupant,
+    viewer: &Occupant,
+    to: &FullJid,
+) -> Option<Element> {
+    let s = o.sessions.last()?;
+    let show = sees_jid(state, viewer, o);
+    Some(occupant_presence(
+        ctx.room,
+        state,
+        o,
+        s,
+        to,
+        show,
+        &Extra::default(),
+    ))
 }
 
 /// `o` (no longer, or no longer under this nick, in the room) leaves: its
@@ -747,22 +755,6 @@ fn message(
     }
 }
 
-/// Takes a token from the occupant's bucket; false when it is empty.
-fn spend_token(opts: &super::MucOptions, o: &mut Occupant) -> bool {
-    let now = Instant::now();
-    let earned = now.duration_since(o.refilled).as_secs_f64()
-        * f64::from(opts.message_rate_per_minute)
-        / 60.0;
-    o.tokens = (o.tokens + earned).min(f64::from(opts.message_burst));
-    o.refilled = now;
-    if o.tokens >= 1.0 {
-        o.tokens -= 1.0;
-        true
-    } else {
-        false
-    }
-}
-
 /// §7.4 (and §8.1 for the subject): a message to everyone. False when it
 /// was refused.
 fn groupchat(
@@ -784,7 +776,9 @@ fn groupchat(
         );
         return false;
     }
-    if !spend_token(&ctx.shared.options, &mut state.occupants[i]) {
+    let opts = &ctx.shared.options;
+    let every = std::time::Duration::from_secs(60) / opts.message_rate_per_minute.max(1);
+    if !state.occupants[i].bucket.take(opts.message_burst, every) {
         ctx.fail(
             &stanza,
             StanzaError::new(C::ResourceConstraint)
@@ -794,7 +788,6 @@ fn groupchat(
         return false;
     }
     let nick = state.occupants[i].nick.clone();
-    let bare = state.occupants[i].bare.clone();
     let role = state.occupants[i].role;
     let subject = stanza.get_child("subject", ns::JABBER_CLIENT);
     let body = stanza.get_child("body", ns::JABBER_CLIENT);
@@ -831,8 +824,7 @@ fn groupchat(
             .with_attr("by", room.as_str()),
     );
     m.push(
-        Element::new("occupant-id", OCCUPANT_ID)
-            .with_attr("id", state.occupant_id(ctx.room, &bare)),
+        Element::new("occupant-id", OCCUPANT_ID).with_attr("id", state.occupants[i].id.as_str()),
     );
     for o in &state.occupants {
         for s in &o.sessions {
@@ -842,17 +834,25 @@ fn groupchat(
         }
     }
     // XEP-0313: what a client would show, while the room keeps a log.
-    if state.config.logging && (body.is_some() || subject.is_some()) {
+    let archived = state.config.logging && (body.is_some() || subject.is_some());
+    let kept = body.is_some() && ctx.shared.options.history_size > 0;
+    // Serialized once, for the archive and for `maxchars`.
+    let xml = if archived || kept {
+        m.to_xml()
+    } else {
+        String::new()
+    };
+    let chars = xml.len();
+    if archived {
         ctx.out.archive.push(chorus_storage::ArchivedMessage {
             stanza_id,
             timestamp: SystemTime::now(),
             with: ctx.occupant_jid(&nick),
             outgoing: false,
-            stanza: m.to_xml(),
+            stanza: xml,
         });
     }
-    if body.is_some() && ctx.shared.options.history_size > 0 {
-        let chars = m.to_xml().len();
+    if kept {
         state.history.push_back(HistoryEntry {
             message: m,
             at: SystemTime::now(),
@@ -898,8 +898,7 @@ fn private_message(
     m.remove_children(|c| c.is("x", MUC_USER) || c.ns() == OCCUPANT_ID);
     m.push(Element::new("x", MUC_USER));
     m.push(
-        Element::new("occupant-id", OCCUPANT_ID)
-            .with_attr("id", state.occupant_id(ctx.room, &state.occupants[i].bare)),
+        Element::new("occupant-id", OCCUPANT_ID).with_attr("id", state.occupants[i].id.as_str()),
     );
     for s in &state.occupants[t].sessions {
         let mut copy = m.clone();
@@ -1158,7 +1157,7 @@ pub fn moderate(
         .with_attr("by", by.as_str())
         .with_child(
             Element::new("occupant-id", OCCUPANT_ID)
-                .with_attr("id", state.occupant_id(ctx.room, &state.occupants[i].bare)),
+                .with_attr("id", state.occupants[i].id.as_str()),
         );
     let reason = iq
         .get_child("moderate", MODERATE)

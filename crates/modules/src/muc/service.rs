@@ -136,64 +136,34 @@ impl MucService {
                 None => {}
             }
         }
-        let all: Vec<(String, String)> = rooms.into_iter().collect();
-        let set = query.get_child("set", ns::RSM);
-        let max = match set.and_then(|s| s.get_child("max", ns::RSM)) {
-            Some(m) => m
-                .text()
-                .trim()
-                .parse::<usize>()
-                .map_err(|_| C::BadRequest)?,
-            None => DEFAULT_PAGE,
-        };
-        let after = set
-            .and_then(|s| s.get_child("after", ns::RSM))
-            .map(Element::text);
-        let before = set
-            .and_then(|s| s.get_child("before", ns::RSM))
-            .map(Element::text);
-        let (start, end) = match (after, before) {
-            (Some(a), _) => {
-                let i = all
-                    .iter()
-                    .position(|(j, _)| *j == a)
-                    .ok_or(C::ItemNotFound)?;
-                (i + 1, (i + 1).saturating_add(max).min(all.len()))
-            }
-            (None, Some(b)) if !b.is_empty() => {
-                let i = all
-                    .iter()
-                    .position(|(j, _)| *j == b)
-                    .ok_or(C::ItemNotFound)?;
-                (i.saturating_sub(max), i)
-            }
-            (None, Some(_)) => (all.len().saturating_sub(max), all.len()),
-            (None, None) => (0, max.min(all.len())),
+        let mut page: Vec<(String, String)> = rooms.into_iter().collect();
+        // XEP-0059 §2.6: a list longer than a page is paged even for a
+        // requester that did not ask, and says so with its `<set/>`.
+        let asked = query
+            .get_child("set", ns::RSM)
+            .cloned()
+            .or_else(|| (page.len() > DEFAULT_PAGE).then(|| Element::new("set", ns::RSM)));
+        let set = match asked {
+            Some(set) => Some(crate::rsm::page(&set, &mut page, DEFAULT_PAGE, |r| {
+                r.0.as_str()
+            })?),
+            None => None,
         };
         let mut q = Element::new("query", ns::DISCO_ITEMS);
-        let page = &all[start..end.max(start)];
-        for (jid, name) in page {
-            let mut item = Element::new("item", ns::DISCO_ITEMS).with_attr("jid", jid.as_str());
+        for (jid, name) in &page {
             let name = if name.is_empty() {
                 jid.split('@').next().unwrap_or_default()
             } else {
                 name.as_str()
             };
-            item.set_attr("name", name);
-            q.push(item);
+            q.push(
+                Element::new("item", ns::DISCO_ITEMS)
+                    .with_attr("jid", jid.as_str())
+                    .with_attr("name", name),
+            );
         }
-        if set.is_some() {
-            let mut s = Element::new("set", ns::RSM);
-            if let (Some((first, _)), Some((last, _))) = (page.first(), page.last()) {
-                s.push(
-                    Element::new("first", ns::RSM)
-                        .with_attr("index", start.to_string())
-                        .with_text(first.as_str()),
-                );
-                s.push(Element::new("last", ns::RSM).with_text(last.as_str()));
-            }
-            s.push(Element::new("count", ns::RSM).with_text(all.len().to_string()));
-            q.push(s);
+        if let Some(set) = set {
+            q.push(set);
         }
         Ok(q)
     }
@@ -364,7 +334,7 @@ impl MucService {
                         .any(|c| c.is("stanza-id", ns::SID) && c.attr("id") == Some(id.as_str()))
                 })
                 .map(|h| h.message.clone());
-            (state.occupant_id(&jid, &from.bare()), kept)
+            (state.occupants[i].id.clone(), kept)
         };
         let original = match kept {
             Some(m) => m,

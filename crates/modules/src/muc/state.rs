@@ -5,7 +5,7 @@
 //! what is in the database reads like what an owner sends.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use base64::Engine;
 use chorus_jid::{BareJid, FullJid};
@@ -491,9 +491,11 @@ pub struct Occupant {
     pub bare: BareJid,
     pub sessions: Vec<Session>,
     pub role: Role,
+    /// Its XEP-0421 occupant id, worked out once on entering: every
+    /// presence and message of the occupant carries it.
+    pub id: String,
     /// The message bucket (`muc.message_burst`).
-    pub tokens: f64,
-    pub refilled: Instant,
+    pub bucket: crate::bucket::Bucket,
 }
 
 /// A message kept to replay to those who join (§7.2.15).

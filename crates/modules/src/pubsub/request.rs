@@ -722,7 +722,14 @@ impl Req<'_> {
             .await
             .map_err(internal)?;
         let page = match rsm {
-            Some(set) if ids.is_empty() => Some(rsm_page(set, &mut items)?),
+            Some(set) if ids.is_empty() => {
+                // `<max>` is capped at what a node can hold anyway.
+                let all = items.len();
+                Some(
+                    crate::rsm::page(set, &mut items, all, |i| i.id.as_str())
+                        .map_err(IqReply::Error)?,
+                )
+            }
             _ => None,
         };
         let mut el = Element::new("items", ns::PUBSUB).with_attr("node", node);
@@ -1043,55 +1050,6 @@ impl Req<'_> {
         }
         Ok(IqReply::Result(None))
     }
-}
-
-/// Narrows `items` (in publication order) to the XEP-0059 page `set`
-/// asks for, and returns the answer's `<set/>`: `<after>` and `<before>`
-/// name item ids, an empty `<before/>` asks for the last page, `<index>`
-/// an offset; `<max>` is capped at what a node can hold anyway.
-fn rsm_page(set: &Element, items: &mut Vec<PubsubItem>) -> Result<Element, IqReply> {
-    let text = |name: &str| set.get_child(name, ns::RSM).map(Element::text);
-    let number = |name: &str| -> Result<Option<usize>, IqReply> {
-        text(name)
-            .map(|t| {
-                t.trim()
-                    .parse::<usize>()
-                    .map_err(|_| IqReply::Error(C::BadRequest))
-            })
-            .transpose()
-    };
-    let count = items.len();
-    let max = number("max")?.unwrap_or(count);
-    let position = |id: &str| items.iter().position(|i| i.id == id);
-    let (start, end) = if let Some(after) = text("after") {
-        let Some(p) = position(&after) else {
-            return Err(IqReply::Error(C::ItemNotFound));
-        };
-        (p + 1, (p + 1).saturating_add(max).min(count))
-    } else if let Some(before) = text("before") {
-        let end = if before.is_empty() {
-            count
-        } else {
-            position(&before).ok_or(IqReply::Error(C::ItemNotFound))?
-        };
-        (end.saturating_sub(max), end)
-    } else {
-        let start = number("index")?.unwrap_or(0).min(count);
-        (start, start.saturating_add(max).min(count))
-    };
-    let page: Vec<PubsubItem> = items.drain(start..end).collect();
-    *items = page;
-    let mut answer = Element::new("set", ns::RSM);
-    if let (Some(first), Some(last)) = (items.first(), items.last()) {
-        answer.push(
-            Element::new("first", ns::RSM)
-                .with_attr("index", start.to_string())
-                .with_text(first.id.as_str()),
-        );
-        answer.push(Element::new("last", ns::RSM).with_text(last.id.as_str()));
-    }
-    answer.push(Element::new("count", ns::RSM).with_text(count.to_string()));
-    Ok(answer)
 }
 
 /// Checks publish-options preconditions on an existing node (§7.1.5).

@@ -92,6 +92,23 @@ fn from_room(e: &Element, room: &str) -> bool {
             .is_some_and(|f| f.starts_with(&format!("{room}/")))
 }
 
+/// The condition of the next message error.
+async fn message_error(c: &mut XmppClient) -> String {
+    let e = until(c, |e| {
+        e.name() == "message" && e.attr("type") == Some("error")
+    })
+    .await;
+    stanza_error_condition(&e)
+}
+
+/// The next unavailable presence.
+async fn unavailable(c: &mut XmppClient) -> Element {
+    until(c, |e| {
+        e.name() == "presence" && e.attr("type") == Some("unavailable")
+    })
+    .await
+}
+
 fn is_subject(e: &Element) -> bool {
     e.name() == "message" && e.get_child("subject", "jabber:client").is_some()
 }
@@ -583,21 +600,13 @@ async fn nicks_change_and_private_messages_follow_the_rules() {
             "<message to='{r}/Nobody' type='chat'><body>x</body></message>"
         ))
         .await;
-    let e = until(&mut alice, |e| {
-        e.name() == "message" && e.attr("type") == Some("error")
-    })
-    .await;
-    assert_eq!(stanza_error_condition(&e), "item-not-found");
+    assert_eq!(message_error(&mut alice).await, "item-not-found");
     alice
         .send(&format!(
             "<message to='{r}/Robert' type='groupchat'><body>x</body></message>"
         ))
         .await;
-    let e = until(&mut alice, |e| {
-        e.name() == "message" && e.attr("type") == Some("error")
-    })
-    .await;
-    assert_eq!(stanza_error_condition(&e), "bad-request");
+    assert_eq!(message_error(&mut alice).await, "bad-request");
     // From outside the room (§7.4, §7.5): not-acceptable.
     let mut carol = login(&server, "carol", "r").await;
     carol
@@ -619,11 +628,7 @@ async fn nicks_change_and_private_messages_follow_the_rules() {
         "<message to='{r}/Alice' type='chat'><body>x</body></message>"
     ))
     .await;
-    let e = until(&mut bob, |e| {
-        e.name() == "message" && e.attr("type") == Some("error")
-    })
-    .await;
-    assert_eq!(stanza_error_condition(&e), "forbidden");
+    assert_eq!(message_error(&mut bob).await, "forbidden");
     server.stop();
 }
 
@@ -691,11 +696,7 @@ async fn moderators_kick_and_grant_voice_and_the_xep_errors_hold() {
     assert_eq!(item(me).attr("role"), Some("visitor"));
     // §7.4: a visitor has no voice.
     say(&mut carol, &r, "may I?").await;
-    let e = until(&mut carol, |e| {
-        e.name() == "message" && e.attr("type") == Some("error")
-    })
-    .await;
-    assert_eq!(stanza_error_condition(&e), "forbidden");
+    assert_eq!(message_error(&mut carol).await, "forbidden");
     // §8.2, §8.4: a visitor may not kick or silence; nobody kicks an admin.
     assert_eq!(
         iq_err(
@@ -758,10 +759,7 @@ async fn moderators_kick_and_grant_voice_and_the_xep_errors_hold() {
         ),
     )
     .await;
-    let kicked = until(&mut carol, |e| {
-        e.name() == "presence" && e.attr("type") == Some("unavailable")
-    })
-    .await;
+    let kicked = unavailable(&mut carol).await;
     let mut c = codes(&kicked);
     c.sort();
     assert_eq!(c, ["110", "307"]);
@@ -771,10 +769,7 @@ async fn moderators_kick_and_grant_voice_and_the_xep_errors_hold() {
         it.get_child("actor", USER).and_then(|a| a.attr("nick")),
         Some("Bob")
     );
-    let seen = until(&mut alice, |e| {
-        e.name() == "presence" && e.attr("type") == Some("unavailable")
-    })
-    .await;
+    let seen = unavailable(&mut alice).await;
     assert!(codes(&seen).contains(&"307".to_owned()));
     // Kicked, not banned: she may come back.
     join(&mut carol, &r, "Carol", "").await;
@@ -808,10 +803,7 @@ async fn affiliation_lists_change_as_deltas_with_the_right_authority() {
         ),
     )
     .await;
-    let banned = until(&mut carol, |e| {
-        e.name() == "presence" && e.attr("type") == Some("unavailable")
-    })
-    .await;
+    let banned = unavailable(&mut carol).await;
     assert!(codes(&banned).contains(&"301".to_owned()));
     assert_eq!(item(&banned).attr("affiliation"), Some("outcast"));
     // Both of her nicks go.
@@ -972,11 +964,7 @@ async fn invitations_make_members_and_declines_come_back() {
         "<message to='{r}'><x xmlns='{USER}'><invite to='carol@localhost'/></x></message>"
     ))
     .await;
-    let e = until(&mut bob, |e| {
-        e.name() == "message" && e.attr("type") == Some("error")
-    })
-    .await;
-    assert_eq!(stanza_error_condition(&e), "forbidden");
+    assert_eq!(message_error(&mut bob).await, "forbidden");
     server.stop();
 }
 
@@ -1013,10 +1001,7 @@ async fn destroying_sends_everyone_to_the_alternate_venue() {
         ),
     )
     .await;
-    let out = until(&mut bob, |e| {
-        e.name() == "presence" && e.attr("type") == Some("unavailable")
-    })
-    .await;
+    let out = unavailable(&mut bob).await;
     let d = out
         .get_child("x", USER)
         .and_then(|x| x.get_child("destroy", USER))
@@ -1067,10 +1052,7 @@ async fn a_session_that_ends_leaves_and_self_pings_say_who_is_in() {
     assert_eq!(answer.attr("from"), Some(format!("{r}/Bob").as_str()));
     // Bob's connection dies without a word: he leaves, with 333.
     bob.drop_connection();
-    let left = until(&mut alice, |e| {
-        e.name() == "presence" && e.attr("type") == Some("unavailable")
-    })
-    .await;
+    let left = unavailable(&mut alice).await;
     assert_eq!(left.attr("from"), Some(format!("{r}/Bob").as_str()));
     assert!(codes(&left).contains(&"333".to_owned()));
     // Not joined any more: a self-ping says so.
@@ -1421,11 +1403,7 @@ async fn moderators_retract_any_message_and_occupants_their_own() {
              <body>retracted</body></message>"
         ))
         .await;
-    let e = until(&mut alice, |e| {
-        e.name() == "message" && e.attr("type") == Some("error")
-    })
-    .await;
-    assert_eq!(stanza_error_condition(&e), "forbidden");
+    assert_eq!(message_error(&mut alice).await, "forbidden");
     // ...bob may, and everyone sees it.
     bob.send(&format!(
         "<message to='{r}' type='groupchat' id='r1'><retract xmlns='urn:xmpp:message-retract:1' id='{oops}'/>\
