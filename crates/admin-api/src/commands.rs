@@ -2,7 +2,8 @@
 //! its arguments, help, an example and the version it appeared in. Each is
 //! a named static (`ACTORS_TREE`) so that the server can bind a handler to
 //! exactly that declaration, and [`COMMANDS`] lists them all in the order
-//! `chorusctl --help` shows them.
+//! `chorusctl --help` shows them. The XEP-0133 ad-hoc commands
+//! (`chorus_admin::adhoc`) run the same handlers.
 //!
 //! `chorusctl` builds its command line from this table and the admin server
 //! dispatches on it, so the two cannot drift.
@@ -35,6 +36,17 @@ pub static COMMANDS: &[&CommandSpec] = &[
     &MUC_INFO,
     &MUC_CREATE,
     &MUC_DESTROY,
+    &USER_DISABLE,
+    &USER_ENABLE,
+    &USER_ROSTER,
+    &USER_LASTLOGIN,
+    &USER_COUNT,
+    &USER_CLIENTS,
+    &USER_REVOKE,
+    &ANNOUNCE,
+    &MOTD_SET,
+    &MOTD_SHOW,
+    &MOTD_DELETE,
 ];
 
 /// The groups of two-word commands, in the order the command line lists
@@ -58,7 +70,7 @@ pub static GROUPS: &[GroupSpec] = &[
     },
     GroupSpec {
         name: "user",
-        help: "Accounts: add, delete, change a password, list",
+        help: "Accounts: add, delete, disable, change a password, list, inspect",
     },
     GroupSpec {
         name: "mam",
@@ -67,6 +79,10 @@ pub static GROUPS: &[GroupSpec] = &[
     GroupSpec {
         name: "muc",
         help: "Group chat rooms (XEP-0045): list, inspect, create, destroy",
+    },
+    GroupSpec {
+        name: "motd",
+        help: "The message of the day each user is sent at login (XEP-0133)",
     },
 ];
 
@@ -503,6 +519,201 @@ pub static MUC_DESTROY: CommandSpec = CommandSpec {
             values: &[],
         },
     ],
+};
+
+pub static USER_DISABLE: CommandSpec = CommandSpec {
+    name: "user disable",
+    help: "Disable an account: its sessions end and it cannot log in; its data stays",
+    details:
+        "The account's sessions end at once with a policy-violation stream error carrying the \
+              reason; `user enable` lets it log in again.",
+    example: "chorusctl user disable mallory@localhost --reason 'spam'",
+    since: "0.2.0",
+    read_only: false,
+    password: false,
+    args: &[
+        JID_ARG,
+        ArgSpec {
+            name: "reason",
+            help: "Why, kept with the account and sent to its sessions",
+            positional: false,
+            required: false,
+            switch: false,
+            values: &[],
+        },
+    ],
+};
+
+pub static USER_ENABLE: CommandSpec = CommandSpec {
+    name: "user enable",
+    help: "Re-enable a disabled account",
+    details: "",
+    example: "chorusctl user enable mallory@localhost",
+    since: "0.2.0",
+    read_only: false,
+    password: false,
+    args: &[JID_ARG],
+};
+
+pub static USER_ROSTER: CommandSpec = CommandSpec {
+    name: "user roster",
+    help: "Show an account's roster: contacts, names, subscriptions, groups",
+    details: "",
+    example: "chorusctl user roster alice@localhost",
+    since: "0.2.0",
+    read_only: true,
+    password: false,
+    args: &[JID_ARG],
+};
+
+pub static USER_LASTLOGIN: CommandSpec = CommandSpec {
+    name: "user lastlogin",
+    help: "Whether an account is online, and when it last went offline",
+    details: "The time is the last logout the server recorded (XEP-0012), as ejabberd's \
+              get-user-lastlogin answers.",
+    example: "chorusctl user lastlogin alice@localhost",
+    since: "0.2.0",
+    read_only: true,
+    password: false,
+    args: &[JID_ARG],
+};
+
+pub static USER_CLIENTS: CommandSpec = CommandSpec {
+    name: "user clients",
+    help: "List the clients an account logs in with, and their FAST tokens",
+    details: "The clients that named themselves at login (XEP-0388 user agents): software, \
+              device, first and last login, and when their FAST token (XEP-0484) expires.",
+    example: "chorusctl user clients alice@localhost",
+    since: "0.2.0",
+    read_only: true,
+    password: false,
+    args: &[JID_ARG],
+};
+
+pub static USER_REVOKE: CommandSpec = CommandSpec {
+    name: "user revoke",
+    help: "Revoke the FAST tokens of one client of an account, or of all of them",
+    details: "The client then logs in with the password again. A password change revokes \
+              every token of the account as well.",
+    example: "chorusctl user revoke alice@localhost --client 0f4a6f4e-client-one",
+    since: "0.2.0",
+    read_only: false,
+    password: false,
+    args: &[
+        JID_ARG,
+        ArgSpec {
+            name: "client",
+            help: "The client's id, as `user clients` lists it; all clients without it",
+            positional: false,
+            required: false,
+            switch: false,
+            values: &[],
+        },
+    ],
+};
+
+pub static USER_COUNT: CommandSpec = CommandSpec {
+    name: "user count",
+    help: "How many accounts exist, optionally in one domain",
+    details: "",
+    example: "chorusctl user count localhost",
+    since: "0.2.0",
+    read_only: true,
+    password: false,
+    args: &[ArgSpec {
+        name: "domain",
+        help: "Only this domain",
+        positional: true,
+        required: false,
+        switch: false,
+        values: &[],
+    }],
+};
+
+pub static ANNOUNCE: CommandSpec = CommandSpec {
+    name: "announce",
+    help: "Send a message from the server to every online session",
+    details:
+        "A headline message from the domain to each bound session of that domain, or of every \
+              served domain.",
+    example: "chorusctl announce 'Restarting at 22:00 UTC' --subject Maintenance",
+    since: "0.2.0",
+    read_only: false,
+    password: false,
+    args: &[
+        TEXT_ARG,
+        ArgSpec {
+            name: "subject",
+            help: "A subject line",
+            positional: false,
+            required: false,
+            switch: false,
+            values: &[],
+        },
+        DOMAIN_FLAG,
+    ],
+};
+
+pub static MOTD_SET: CommandSpec = CommandSpec {
+    name: "motd set",
+    help: "Set the message of the day, sent to online users now and to each user at login",
+    details: "",
+    example: "chorusctl motd set 'Welcome! Tea is at five.' --domain localhost",
+    since: "0.2.0",
+    read_only: false,
+    password: false,
+    args: &[
+        TEXT_ARG,
+        DOMAIN_FLAG,
+        ArgSpec {
+            name: "quiet",
+            help: "Only store it: online users get it at their next login (a correction)",
+            positional: false,
+            required: false,
+            switch: true,
+            values: &[],
+        },
+    ],
+};
+
+pub static MOTD_SHOW: CommandSpec = CommandSpec {
+    name: "motd show",
+    help: "Show the message of the day",
+    details: "",
+    example: "chorusctl motd show",
+    since: "0.2.0",
+    read_only: true,
+    password: false,
+    args: &[DOMAIN_FLAG],
+};
+
+pub static MOTD_DELETE: CommandSpec = CommandSpec {
+    name: "motd delete",
+    help: "Delete the message of the day",
+    details: "",
+    example: "chorusctl motd delete",
+    since: "0.2.0",
+    read_only: false,
+    password: false,
+    args: &[DOMAIN_FLAG],
+};
+
+const TEXT_ARG: ArgSpec = ArgSpec {
+    name: "text",
+    help: "The text (quote it; newlines are kept)",
+    positional: true,
+    required: true,
+    switch: false,
+    values: &[],
+};
+
+const DOMAIN_FLAG: ArgSpec = ArgSpec {
+    name: "domain",
+    help: "Only this served domain (default: every one)",
+    positional: false,
+    required: false,
+    switch: false,
+    values: &[],
 };
 
 const ROOM_ARG: ArgSpec = ArgSpec {

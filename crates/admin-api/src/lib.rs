@@ -4,8 +4,9 @@
 //! Each command is declared once here ([`commands`]): its words, arguments,
 //! help, example and the version it appeared in. The server binds each
 //! declaration to a handler (`chorus_admin`), `chorusctl` builds its
-//! command line from the same table (`chorus-ctl`), and an in-band
-//! XEP-0133 front end can later list the same commands. This crate holds
+//! command line from the same table (`chorus-ctl`), and the in-band
+//! XEP-0133 commands (`chorus_admin::xep0133`) run the same handlers. This
+//! crate holds
 //! no handler and depends on nothing of the server, so the command-line
 //! client stays a thin client.
 //!

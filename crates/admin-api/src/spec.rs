@@ -1,7 +1,7 @@
 //! The shape of a command declaration: [`CommandSpec`] and its
 //! [`ArgSpec`]s. Plain data with `'static` strings, so that the whole
 //! registry is a set of statics built at compile time and costs nothing to
-//! share between the server, `chorusctl` and, later, XEP-0133.
+//! share between the server, `chorusctl` and XEP-0133.
 
 use crate::wire;
 

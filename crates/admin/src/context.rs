@@ -2,7 +2,7 @@
 //!
 //! It lives apart from the HTTP server (`server.rs`) because it is the one
 //! argument every handler takes, whatever front end called it: the unix
-//! socket API today, XEP-0133 ad-hoc commands later.
+//! socket API and the XEP-0133 ad-hoc commands (`adhoc.rs`).
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -6,8 +6,8 @@
 //! The declarations themselves live in `chorus-admin-api`, which
 //! `chorusctl` links without linking this crate, its storage or the router;
 //! the handler table here binds each one to a plain async function of the
-//! [`AdminContext`] and the JSON arguments, which XEP-0133 ad-hoc commands
-//! can later call as the socket API does.
+//! [`AdminContext`] and the JSON arguments, which the XEP-0133 ad-hoc
+//! commands ([`adhoc`], [`xep0133`]) call as the socket API does.
 //!
 //! The API is `POST /api/<command words joined by '/'>` with a JSON object
 //! of arguments as the body (an empty body means no arguments), answered with
@@ -16,17 +16,36 @@
 //! `curl --unix-socket data/chorus.sock -X POST http://chorus/api/actors/tree`
 //! works for the operator and nobody else.
 
+pub mod adhoc;
 pub mod chaos;
 pub mod commands;
 mod context;
 pub mod metrics;
 pub mod piefxis;
 pub mod server;
+pub mod xep0133;
 
 pub use chorus_admin_api::{ArgSpec, CommandSpec, COMMANDS, LOCAL};
 pub use commands::{execute, Command, CommandError, Handler, HANDLERS};
 pub use context::{AdminContext, ReloadFn};
 pub use server::{AdminActor, AdminArgs};
+
+/// The feature modules of this crate, for the server's module list: XEP-0050
+/// ad-hoc commands (the ping for every local user, XEP-0133 for
+/// `admin.admins`, running the same handlers as the socket API) and the
+/// message of the day sent at login. `admin` is where the server puts its
+/// [`AdminContext`] once it has built it, after the modules.
+pub fn modules(
+    config: &chorus_config::Config,
+    admin: adhoc::AdminSlot,
+) -> Vec<Box<dyn chorus_modules::Module>> {
+    let mut commands: Vec<Box<dyn adhoc::AdhocCommand>> = vec![Box::new(adhoc::PingCommand)];
+    commands.extend(xep0133::commands());
+    vec![
+        Box::new(adhoc::AdHoc::new(commands, &config.admin.admins, admin)),
+        Box::new(xep0133::Motd),
+    ]
+}
 
 /// Changes the log filter of the running process (`chorusctl log level`).
 pub type LogReloader = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;

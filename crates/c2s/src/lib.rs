@@ -28,13 +28,14 @@ pub mod tls;
 pub use conn::{connection_group, C2sContext, C2sShared, ClientConnections};
 
 /// The declarations of what the client stream itself implements (RFC 6120
-/// negotiation, SASL, XEP-0198, XEP-0352, XEP-0368), as feature modules:
+/// negotiation, SASL, SASL2 with Bind 2 and FAST, XEP-0198, XEP-0352, XEP-0368), as feature modules:
 /// they add the stream features the state machine offers and take part in
 /// `docs/XEPS.md` like any module.
 pub fn stream_modules() -> Vec<Box<dyn chorus_modules::Module>> {
     vec![
         Box::new(c2s::Stream),
         Box::new(c2s::Sasl),
+        Box::new(c2s::Sasl2),
         Box::new(c2s::StreamManagement),
         Box::new(c2s::ClientStateIndication),
         Box::new(tls::DirectTls),

@@ -161,6 +161,13 @@ spec::options! {
         /// Allow `chorusctl chaos` (killing random actors on a schedule).
         /// Off by default: it is for test and staging servers.
         chaos: bool = false, restart;
+        /// Accounts that may administer the server from an XMPP client
+        /// (XEP-0133 ad-hoc commands: add, delete, disable users, end
+        /// sessions, announcements, message of the day), as bare JIDs
+        /// (`"admin@example.org"`), with the same authority as `chorusctl`.
+        /// Empty: nobody; every other account sees only the commands open
+        /// to all (XEP-0050 ping).
+        admins: Vec<String> = Vec::new(), restart;
     }
 
     /// OTP restart intensity: more than `intensity` restarts of a
@@ -207,6 +214,17 @@ spec::options! {
         /// FOR BENCHMARKS AND TESTS ONLY: offer PLAIN on unencrypted
         /// streams.
         allow_plain_without_tls: bool = false, restart;
+        /// Offer XEP-0484 FAST: a client that logged in with its password
+        /// over SASL2 may ask for a token and reconnect with it, in one
+        /// round trip and without the password. Only over TLS.
+        fast: bool = true, restart;
+        /// How long a FAST token lasts, in days; used within the last half
+        /// of its life, it is replaced by a new one (XEP-0484 §4.4). A
+        /// client offline for longer logs in with its password again.
+        fast_token_days: u32 = 21, restart, min 1;
+        /// Clients (XEP-0388 user agents) remembered per account, with
+        /// their FAST tokens; the least recently seen go first.
+        max_clients_per_account: u32 = 32, restart, min 1;
     }
 
     /// The database.
@@ -358,6 +376,87 @@ spec::options! {
         /// before the actor stops (its state stays stored).
         idle_secs: u64 = 300, restart, min 1;
     }
+
+    /// XEP-0357 push notifications: a mobile client registers its app
+    /// server (`<enable/>`), which the server then tells about each message
+    /// the client would miss while its session is detached (XEP-0198,
+    /// waiting for resumption) or the account is offline, so that the app
+    /// wakes up and connects. The app server belongs to the app's developer,
+    /// so by default it learns that a message came, not what it says or who
+    /// sent it.
+    [push] PushConfig {
+        /// Accept registrations and send notifications. Off, `<enable/>` is
+        /// answered `service-unavailable`, as if the feature did not exist.
+        enabled: bool = true, restart;
+        /// Put the message's text in the notification
+        /// (`last-message-body`), for the app server to show. Off by
+        /// default: the app's developer would read every message. The text
+        /// of an encrypted message (OMEMO, XEP-0380) is never sent: it is
+        /// only a fallback.
+        include_body: bool = false, restart;
+        /// Put the sender's bare JID in the notification
+        /// (`last-message-sender`). Off by default, for the same reason.
+        include_sender: bool = false, restart;
+        /// Registrations one account may hold (one per app installation);
+        /// enabling one more removes the oldest, as a reinstalled app
+        /// leaves its former registration behind.
+        max_registrations_per_account: u32 = 5, restart, min 1, max 100;
+        /// Notifications one registration may get at once: the size of a
+        /// token bucket that earns `rate_per_minute` a minute. Past it,
+        /// notifications are dropped (and counted in the log): a flood of
+        /// messages wakes the device once, not once per message.
+        burst: u32 = 20, restart, min 1;
+        /// See `burst`.
+        rate_per_minute: u32 = 60, restart, min 1;
+        /// Seconds to wait for the app server's answer to a notification;
+        /// a registration is removed when the app server answers with an
+        /// error of type `cancel`, never for a timeout.
+        answer_timeout_secs: u64 = 60, restart, min 1, max 3600;
+    }
+
+    /// XEP-0157 contact addresses, published in the server's disco#info
+    /// (a `http://jabber.org/network/serverinfo` form, XEP-0128) so that
+    /// clients and other servers know whom to tell about abuse or a
+    /// security problem. Each is a list of URIs: `"mailto:abuse@example.org"`,
+    /// `"xmpp:admin@example.org"`, `"https://example.org/support"`. Empty
+    /// lists publish nothing.
+    [contact] ContactConfig {
+        /// Where to report abuse (spam, harassment) coming from this server.
+        abuse: Vec<String> = Vec::new(), restart;
+        /// The server's administrators.
+        admin: Vec<String> = Vec::new(), restart;
+        /// Feedback about the service.
+        feedback: Vec<String> = Vec::new(), restart;
+        /// Sales inquiries.
+        sales: Vec<String> = Vec::new(), restart;
+        /// Where to report a security problem.
+        security: Vec<String> = Vec::new(), restart;
+        /// Where the service's status is announced (a status page).
+        status: Vec<String> = Vec::new(), restart;
+        /// Help for the server's users.
+        support: Vec<String> = Vec::new(), restart;
+    }
+
+    /// XEP-0215 external service discovery: the STUN and TURN servers
+    /// clients use for audio and video calls (Jingle), with time-limited
+    /// TURN credentials in the scheme of coturn's `use-auth-secret`. Only
+    /// the server's own users may ask.
+    [extdisco] ExtdiscoConfig {
+        /// One `[[extdisco.services]]` table per service: `type` (`"stun"`,
+        /// `"stuns"`, `"turn"` or `"turns"`), `host`, and optionally `port`,
+        /// `transport` (`"udp"` or `"tcp"`), `name` and `secret`. With a
+        /// `secret` (coturn's `static-auth-secret`), users get a username
+        /// `<expiry>:<user@domain>` and a password computed from it, valid
+        /// for `credentials_ttl_secs`. The secret is never logged or shown.
+        services: Vec<ExternalService> = Vec::new(), restart, example "[[extdisco.services]]\n\
+            type = \"turn\"\n\
+            host = \"turn.example.org\"\n\
+            port = 3478\n\
+            transport = \"udp\"\n\
+            secret = \"the same as coturn's static-auth-secret\"";
+        /// Seconds the TURN credentials handed out stay valid.
+        credentials_ttl_secs: u64 = 86400, restart, min 60, max 2592000;
+    }
 }
 
 /// The rules between options that [`Config::validate`] checks after the
@@ -378,6 +477,9 @@ pub const RULES: &[&str] = &[
      service shares its subdomain with the pubsub service.",
     "`muc.max_occupants` + `muc.history_size` + 8 is at most `limits.max_outbound_stanzas`: \
      someone entering a full room is sent every occupant's presence and the history at once.",
+    "Each of `admin.admins` is a bare JID (`user@domain`, no resource).",
+    "Each `[contact]` address is a URI with a scheme (`mailto:`, `xmpp:`, `https:`).",
+    "Each of `[[extdisco.services]]` names a `host`.",
 ];
 
 impl Config {
@@ -424,6 +526,32 @@ impl Config {
                 ));
             }
         }
+        for (i, raw) in self.admin.admins.iter().enumerate() {
+            // Parsed as the server parses it, so that what passes here is
+            // exactly what the admin check compares with (normalized).
+            match raw.parse::<chorus_jid::Jid>() {
+                Ok(j) if j.node().is_some() && j.resource().is_none() => {}
+                Ok(_) => problems.push(format!(
+                    "admin.admins[{i}] = {raw:?} is not a bare account JID (user@domain, \
+                     no resource)"
+                )),
+                Err(e) => problems.push(format!("admin.admins[{i}] = {raw:?} is not a JID: {e}")),
+            }
+        }
+        for (key, addresses) in self.contact.lists() {
+            for (i, uri) in addresses.iter().enumerate() {
+                if !has_uri_scheme(uri) {
+                    problems.push(format!(
+                        "contact.{key}[{i}] = {uri:?} is not a URI (mailto:, xmpp:, https:...)"
+                    ));
+                }
+            }
+        }
+        for (i, service) in self.extdisco.services.iter().enumerate() {
+            if service.host.trim().is_empty() {
+                problems.push(format!("extdisco.services[{i}] names no host"));
+            }
+        }
         // Entering a room queues every occupant's presence, the own one, the
         // subject and a little history at once.
         let room_queue = self.muc.max_occupants as usize + self.muc.history_size as usize + 8;
@@ -455,6 +583,18 @@ impl Config {
         }
         problems
     }
+}
+
+/// A URI's scheme, RFC 3986 §3.1: a letter, then letters, digits, `+`,
+/// `-` or `.`, then `:` and something after it.
+fn has_uri_scheme(uri: &str) -> bool {
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && !rest.is_empty()
 }
 
 /// One DNS label: letters, digits and `-`, not at either end.
@@ -544,6 +684,128 @@ impl MamConfig {
     pub fn retention(&self) -> Option<Duration> {
         (self.retention_days > 0).then(|| Duration::from_secs(self.retention_days * 86_400))
     }
+}
+
+impl PushConfig {
+    pub fn answer_timeout(&self) -> Duration {
+        Duration::from_secs(self.answer_timeout_secs)
+    }
+
+    /// How long a registration's bucket takes to earn one notification.
+    pub fn refill(&self) -> Duration {
+        Duration::from_secs(60) / self.rate_per_minute.max(1)
+    }
+}
+
+impl ContactConfig {
+    /// Each list with its XEP-0157 role, in the order of the registry
+    /// (XEP-0157 §5): `abuse` is published as `abuse-addresses`.
+    pub fn lists(&self) -> [(&'static str, &[String]); 7] {
+        [
+            ("abuse", &self.abuse),
+            ("admin", &self.admin),
+            ("feedback", &self.feedback),
+            ("sales", &self.sales),
+            ("security", &self.security),
+            ("status", &self.status),
+            ("support", &self.support),
+        ]
+    }
+}
+
+/// The kind of an external service (XEP-0215 §6: the registry's `type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExternalServiceType {
+    Stun,
+    Stuns,
+    Turn,
+    Turns,
+}
+
+impl ExternalServiceType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExternalServiceType::Stun => "stun",
+            ExternalServiceType::Stuns => "stuns",
+            ExternalServiceType::Turn => "turn",
+            ExternalServiceType::Turns => "turns",
+        }
+    }
+}
+
+/// The transport of an external service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExternalTransport {
+    Udp,
+    Tcp,
+}
+
+impl ExternalTransport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExternalTransport::Udp => "udp",
+            ExternalTransport::Tcp => "tcp",
+        }
+    }
+}
+
+/// One `[[extdisco.services]]` table: a STUN or TURN server (XEP-0215).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalService {
+    #[serde(rename = "type")]
+    pub kind: ExternalServiceType,
+    pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<ExternalTransport>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// coturn's `static-auth-secret`; empty for a service without
+    /// credentials. Serialized (the reload diff, `Config::hash`) as a
+    /// placeholder, never as itself.
+    #[serde(
+        default,
+        skip_serializing_if = "String::is_empty",
+        serialize_with = "redacted"
+    )]
+    pub secret: String,
+}
+
+/// Debug without the secret, so that no `{:?}` can log it.
+impl std::fmt::Debug for ExternalService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExternalService")
+            .field("kind", &self.kind)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("transport", &self.transport)
+            .field("name", &self.name)
+            .field(
+                "secret",
+                &if self.secret.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .finish()
+    }
+}
+
+fn redacted<S: serde::Serializer>(_: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("<redacted>")
+}
+
+impl OptionType for Vec<ExternalService> {
+    const TYPE: &'static str = "array of tables";
+    const EXPECTED: &'static str = "an array of tables ([[extdisco.services]])";
+    const TABLES: bool = true;
+    const FIELDS: &'static [&'static str] =
+        &["type", "host", "port", "transport", "name", "secret"];
 }
 
 /// The kind of a listening port.
@@ -730,6 +992,20 @@ mod tests {
 
     fn problems(toml: &str) -> Vec<String> {
         Config::from_toml(toml).unwrap_err().problems().to_vec()
+    }
+
+    #[test]
+    fn admins_must_be_bare_account_jids() {
+        let c = Config::from_toml("[admin]\nadmins = ['Admin@LocalHost']\n").unwrap();
+        assert_eq!(c.admin.admins, vec!["Admin@LocalHost"]);
+        assert_eq!(
+            problems("[admin]\nadmins = ['localhost', 'a@localhost/phone', '@x']\n"),
+            [
+                "admin.admins[0] = \"localhost\" is not a bare account JID (user@domain, no resource)",
+                "admin.admins[1] = \"a@localhost/phone\" is not a bare account JID (user@domain, no resource)",
+                "admin.admins[2] = \"@x\" is not a JID: empty localpart",
+            ]
+        );
     }
 
     #[test]
@@ -1166,5 +1442,50 @@ mod tests {
                 "tls.sni",
             ]
         );
+    }
+
+    #[test]
+    fn contact_addresses_must_be_uris() {
+        let c = Config::from_toml(
+            "[contact]\nabuse = ['mailto:abuse@example.org', 'xmpp:admin@example.org']\n",
+        )
+        .unwrap();
+        assert_eq!(c.contact.abuse.len(), 2);
+        assert_eq!(
+            problems("[contact]\nsecurity = ['security@example.org', 'https:']\n"),
+            [
+                "contact.security[0] = \"security@example.org\" is not a URI (mailto:, xmpp:, https:...)",
+                "contact.security[1] = \"https:\" is not a URI (mailto:, xmpp:, https:...)",
+            ]
+        );
+    }
+
+    #[test]
+    fn external_services_parse_and_their_secret_never_shows() {
+        let c = Config::from_toml(
+            "[[extdisco.services]]\ntype = 'turn'\nhost = 'turn.example.org'\nport = 3478\n\
+             transport = 'udp'\nsecret = 's3cr3t'\n\
+             [[extdisco.services]]\ntype = 'stun'\nhost = 'stun.example.org'\n",
+        )
+        .unwrap();
+        let turn = &c.extdisco.services[0];
+        assert_eq!(
+            (turn.kind, turn.port, turn.transport, turn.secret.as_str()),
+            (
+                ExternalServiceType::Turn,
+                Some(3478),
+                Some(ExternalTransport::Udp),
+                "s3cr3t"
+            )
+        );
+        assert!(c.extdisco.services[1].secret.is_empty());
+        // Not in Debug, not in what the reload diff and the hash read.
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        assert!(!serde_json::to_string(&c).unwrap().contains("s3cr3t"));
+        assert_eq!(
+            problems("[[extdisco.services]]\ntype = 'turn'\nhost = ' '\n"),
+            ["extdisco.services[0] names no host"]
+        );
+        assert!(!problems("[[extdisco.services]]\ntype = 'tarn'\nhost = 'x'\n").is_empty());
     }
 }

@@ -108,8 +108,11 @@ impl HookSet {
     pub const SESSION_BOUND: HookSet = HookSet(1 << 10);
     pub const SESSION_CLOSED: HookSet = HookSet(1 << 11);
     pub const AVAILABLE: HookSet = HookSet(1 << 12);
+    /// `detached_message`: a message reached a session whose connection is
+    /// gone while it waits for resumption (XEP-0198).
+    pub const DETACHED_MESSAGE: HookSet = HookSet(1 << 13);
     /// How many hooks there are (bits in use).
-    pub(crate) const COUNT: usize = 13;
+    pub(crate) const COUNT: usize = 14;
 
     /// Both sets.
     pub const fn and(self, other: HookSet) -> HookSet {
@@ -260,8 +263,12 @@ pub struct Services {
     pub account_features: Vec<&'static str>,
     /// PBKDF2 iterations for credentials derived from a new password.
     pub sasl_iterations: u32,
-    /// The XEP-0115 verification string of the server's features.
+    /// The XEP-0115 verification string of the server's features and
+    /// forms.
     pub caps_ver: String,
+    /// XEP-0128 extended information in the server's disco#info
+    /// ([`Modules::server_info_forms`]): XEP-0157 contact addresses.
+    pub server_forms: Vec<Element>,
 }
 
 /// A client stream at the point where it offers its features (RFC 6120
@@ -389,6 +396,20 @@ pub trait Module: Send + Sync {
     fn handle<'a>(&'a self, ctx: &'a IqCtx<'a>, iq: &'a Element) -> BoxFuture<'a, IqReply> {
         let _ = (ctx, iq);
         Box::pin(async { IqReply::Error(StanzaErrorCondition::ServiceUnavailable) })
+    }
+
+    /// A disco#info or disco#items query to the server itself for `node`
+    /// (XEP-0030 §3.2, §4.2): `Some` answers it, for a node this module
+    /// owns (XEP-0050's command list and commands). The disco module
+    /// answers the server's other nodes; no module knows another's.
+    fn disco_node<'a>(
+        &'a self,
+        ctx: &'a IqCtx<'a>,
+        query: &'a Element,
+        node: &'a str,
+    ) -> Option<BoxFuture<'a, IqReply>> {
+        let _ = (ctx, query, node);
+        None
     }
 
     /// Before any routing rule: `Some(outcome)` stops the stanza. Runs for
@@ -556,6 +577,21 @@ pub trait Module: Send + Sync {
     /// The session ended, however it ended.
     fn session_closed(&self, ctx: &SessionCtx<'_>) {
         let _ = ctx;
+    }
+
+    /// A message was routed to the session while it is detached (XEP-0198:
+    /// its connection is gone and it waits for the client to resume); the
+    /// session keeps it for the client. Runs in the session's c2s actor,
+    /// so it must not wait: a module that has I/O to do spawns it.
+    fn detached_message(&self, ctx: &SessionCtx<'_>, stanza: &Element) {
+        let _ = (ctx, stanza);
+    }
+
+    /// XEP-0128 extended information the module adds to the server's
+    /// disco#info: data forms of type `result`, each with a FORM_TYPE.
+    /// Asked once, at start; they enter the server's XEP-0115 hash.
+    fn server_info_forms(&self, out: &mut Vec<Element>) {
+        let _ = out;
     }
 
     /// The session can take what was kept for its account: at its initial

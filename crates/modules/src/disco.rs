@@ -9,6 +9,7 @@ use chorus_xml::Element;
 use futures_util::future::BoxFuture;
 use sha1::Digest;
 
+use crate::forms::{form_fields, form_type};
 use crate::{IqCtx, IqReply, IqSpec, Module, ModuleInfo, StreamCtx, StreamFeature, Support, Xep};
 
 pub struct Disco;
@@ -45,13 +46,48 @@ fn server_features(module_features: &[&'static str]) -> Vec<&'static str> {
 /// XEP-0115 §5.1: `category/type/lang/name<` for each identity, then
 /// `feature<` for each feature, both sorted; SHA-1; base64.
 pub fn caps_ver(module_features: &[&'static str]) -> String {
+    caps_ver_with_forms(module_features, &[])
+}
+
+/// [`caps_ver`] with the server's XEP-0128 forms, which XEP-0115 §5.4
+/// (step 3.6) appends: sorted by FORM_TYPE, each as its FORM_TYPE, then
+/// its fields sorted by var, each var followed by its sorted values.
+pub fn caps_ver_with_forms(module_features: &[&'static str], forms: &[Element]) -> String {
     let (category, typ, name) = SERVER_IDENTITY;
     let mut s = format!("{category}/{typ}//{name}<");
     for f in server_features(module_features) {
         s.push_str(f);
         s.push('<');
     }
+    s.push_str(&forms_string(forms));
     base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(s.as_bytes()))
+}
+
+/// The part of the XEP-0115 §5.4 string that extended forms make.
+fn forms_string(forms: &[Element]) -> String {
+    let mut s = String::new();
+    // (FORM_TYPE, [(var, values)]) per form.
+    type Form = (String, Vec<(String, Vec<String>)>);
+    let mut forms: Vec<Form> = forms
+        .iter()
+        .map(|x| (form_type(x).unwrap_or_default(), form_fields(x)))
+        .collect();
+    forms.sort();
+    for (form_type, mut fields) in forms {
+        s.push_str(&form_type);
+        s.push('<');
+        fields.sort();
+        for (var, mut values) in fields {
+            s.push_str(&var);
+            s.push('<');
+            values.sort();
+            for v in values {
+                s.push_str(&v);
+                s.push('<');
+            }
+        }
+    }
+    s
 }
 
 static INFO: ModuleInfo = ModuleInfo {
@@ -64,6 +100,13 @@ static INFO: ModuleInfo = ModuleInfo {
             version: "2.5rc3",
             support: Support::Complete,
             note: "",
+        },
+        Xep {
+            number: 128,
+            name: "Service Discovery Extensions",
+            version: "1.0",
+            support: Support::Complete,
+            note: "Data forms in the server's disco#info, from the modules (XEP-0157 contact addresses); they enter its XEP-0115 hash.",
         },
         Xep {
             number: 115,
@@ -141,6 +184,10 @@ fn server_query(ctx: &IqCtx<'_>, q: &Element) -> IqReply {
         return IqReply::Result(Some(items));
     }
     let mut answer = info(SERVER_IDENTITY, &server_features(&ctx.services.features));
+    // XEP-0128: extended information after identities and features.
+    for form in &ctx.services.server_forms {
+        answer.push(form.clone());
+    }
     match node {
         None => {}
         // XEP-0115 §6.2: the node of the server's own advertised caps
@@ -218,6 +265,35 @@ mod tests {
         let ver =
             base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(s.as_bytes()));
         assert_eq!(ver, "QgayPKawpkPSDYmwT/WM94uAlu0=");
+    }
+
+    /// XEP-0115 §5.3's complex example: its extended form, given with
+    /// fields and values out of order, makes the string the XEP states.
+    #[test]
+    fn forms_are_hashed_as_xep_0115_says() {
+        let field = |var: &str, values: &[&str]| {
+            let mut f = Element::new("field", ns::DATA_FORMS).with_attr("var", var);
+            for v in values {
+                f.push(Element::new("value", ns::DATA_FORMS).with_text(*v));
+            }
+            f
+        };
+        let form = crate::forms::form_head("result", "urn:xmpp:dataforms:softwareinfo")
+            .with_child(field("os", &["Mac"]))
+            .with_child(field("ip_version", &["ipv6", "ipv4"]))
+            .with_child(field("software_version", &["0.11"]))
+            .with_child(field("software", &["Psi"]))
+            .with_child(field("os_version", &["10.5.1"]));
+        assert_eq!(
+            forms_string(std::slice::from_ref(&form)),
+            "urn:xmpp:dataforms:softwareinfo<ip_version<ipv4<ipv6<os<Mac<os_version<10.5.1<\
+             software<Psi<software_version<0.11<"
+        );
+        // A form changes the server's hash.
+        assert_ne!(
+            caps_ver_with_forms(&[ns::PING], &[form]),
+            caps_ver(&[ns::PING])
+        );
     }
 
     #[test]

@@ -15,8 +15,8 @@ use futures_util::FutureExt;
 
 use crate::api::*;
 use crate::{
-    avatar, blocking, carbons, disco, last, mam, muc, offline, ping, private, pubsub, register,
-    roster, time, vcard, version,
+    avatar, blocking, carbons, contact, disco, extdisco, last, mam, muc, offline, ping, private,
+    pubsub, push, register, roster, time, vcard, version,
 };
 
 /// The registered modules.
@@ -65,7 +65,12 @@ impl Modules {
             Box::new(offline::Offline {
                 quota: config.offline.quota,
             }),
+            Box::new(contact::Contact::from_config(config)),
+            Box::new(extdisco::Extdisco::from_config(config)),
         ];
+        if config.push.enabled {
+            modules.push(Box::new(push::Push::from_config(config)));
+        }
         if config.pubsub.pep {
             modules.push(Box::new(pubsub::Pep::new(pubsub.clone())));
         }
@@ -168,11 +173,15 @@ impl Modules {
         if scope == Scope::LocalUser && ctx.user.is_none() {
             return error_reply(iq, &StanzaError::new(StanzaErrorCondition::Forbidden));
         }
+        // A disco query for a node of the server goes to the module that
+        // owns the node, if one does (XEP-0050's commands); else to disco.
+        let (module, handler) = match self.disco_node(ctx, payload) {
+            Some(found) => found,
+            None => (module, module.handle(ctx, iq)),
+        };
         // modules/ contract: a bug in one handler must not take the
         // connection, let alone the server, with it.
-        let outcome = AssertUnwindSafe(module.handle(ctx, iq))
-            .catch_unwind()
-            .await;
+        let outcome = AssertUnwindSafe(handler).catch_unwind().await;
         let reply = match outcome {
             Ok(r) => r,
             Err(panic) => {
@@ -187,6 +196,25 @@ impl Modules {
             }
         };
         reply.into_stanza(iq)
+    }
+
+    /// The module that answers a disco query to the server for the node it
+    /// names, and its answer, if a module owns that node.
+    fn disco_node<'a>(
+        &'a self,
+        ctx: &'a IqCtx<'a>,
+        payload: &'a Element,
+    ) -> Option<(&'a dyn Module, BoxFuture<'a, IqReply>)> {
+        if ctx.account.is_some()
+            || !(payload.is("query", chorus_proto::ns::DISCO_INFO)
+                || payload.is("query", chorus_proto::ns::DISCO_ITEMS))
+        {
+            return None;
+        }
+        let node = payload.attr("node")?;
+        self.modules
+            .iter()
+            .find_map(|m| Some((m.as_ref(), m.disco_node(ctx, payload, node)?)))
     }
 
     /// Makes the modules the router's handler for the local server itself
@@ -308,6 +336,31 @@ impl Modules {
                 m.session_closed(&ctx);
             }
         }
+    }
+
+    /// Runs [`Module::detached_message`] of every module that declares it.
+    pub fn detached_message(
+        &self,
+        router: &Router,
+        full: &FullJid,
+        conn_id: u64,
+        stanza: &Element,
+    ) {
+        if let Some(ctx) = self.session_ctx(router, full, conn_id) {
+            for (_, m) in self.with_hook(HookSet::DETACHED_MESSAGE) {
+                m.detached_message(&ctx, stanza);
+            }
+        }
+    }
+
+    /// Every module's XEP-0128 forms for the server's disco#info, in
+    /// module order.
+    pub fn server_info_forms(&self) -> Vec<Element> {
+        let mut out = Vec::new();
+        for m in &self.modules {
+            m.server_info_forms(&mut out);
+        }
+        out
     }
 
     /// Runs [`Module::available`] of every module, in order.
@@ -608,6 +661,7 @@ mod tests {
             account_features: Vec::new(),
             sasl_iterations: 4096,
             caps_ver: String::new(),
+            server_forms: Vec::new(),
         };
         (router, services)
     }

@@ -81,6 +81,12 @@ pub const PRE_APPROVAL: &str = "urn:xmpp:features:pre-approval";
 pub const ROSTER_VER: &str = "urn:xmpp:features:rosterver";
 /// XEP-0440: SASL Channel-Binding Type Capability.
 pub const SASL_CB: &str = "urn:xmpp:sasl-cb:0";
+/// XEP-0388 Extensible SASL Profile (SASL2).
+pub const SASL2: &str = "urn:xmpp:sasl:2";
+/// XEP-0386 Bind 2.
+pub const BIND2: &str = "urn:xmpp:bind:0";
+/// XEP-0484 Fast Authentication Streamlining Tokens.
+pub const FAST: &str = "urn:xmpp:fast:0";
 /// XML Namespaces §3: the namespace of `xml:lang`, bound without declaration.
 pub const XML: &str = chorus_xml::XML_NS;
 
@@ -98,6 +104,19 @@ pub const PUBSUB_NODE_CONFIG: &str = "http://jabber.org/protocol/pubsub#node_con
 pub const PUBSUB_PUBLISH_OPTIONS: &str = "http://jabber.org/protocol/pubsub#publish-options";
 /// XEP-0060 §16.4.2: the subscription options form's FORM_TYPE.
 pub const PUBSUB_SUBSCRIBE_OPTIONS: &str = "http://jabber.org/protocol/pubsub#subscribe_options";
+/// XEP-0050: Ad-Hoc Commands (also the disco node of the command list).
+pub const COMMANDS: &str = "http://jabber.org/protocol/commands";
+/// XEP-0133: Service Administration: the forms' FORM_TYPE and the prefix
+/// of its command nodes (`#add-user`).
+pub const ADMIN: &str = "http://jabber.org/protocol/admin";
+/// XEP-0357: Push Notifications (enable, disable, the notification).
+pub const PUSH: &str = "urn:xmpp:push:0";
+/// XEP-0357 §7: the notification summary form's FORM_TYPE.
+pub const PUSH_SUMMARY: &str = "urn:xmpp:push:summary";
+/// XEP-0215: External Service Discovery, version 2 of the namespace.
+pub const EXTDISCO: &str = "urn:xmpp:extdisco:2";
+/// XEP-0128/XEP-0157: the FORM_TYPE of the server's contact addresses.
+pub const SERVERINFO: &str = "http://jabber.org/network/serverinfo";
 
 #[cfg(test)]
 mod tests {
@@ -151,6 +170,12 @@ mod tests {
             PUBSUB_NODE_CONFIG,
             PUBSUB_PUBLISH_OPTIONS,
             PUBSUB_SUBSCRIBE_OPTIONS,
+            PUSH,
+            PUSH_SUMMARY,
+            EXTDISCO,
+            SERVERINFO,
+            COMMANDS,
+            ADMIN,
         ];
         let unique: std::collections::HashSet<_> = all.iter().collect();
         assert_eq!(unique.len(), all.len());

@@ -44,6 +44,7 @@
 //! - `scram_server` / `scram_client`: the two SCRAM state machines, over the
 //!   parsers in `scram_message`.
 //! - `plain`: PLAIN parse / verify, and [`plain_message`] for clients.
+//! - `ht`: the HT token mechanisms of XEP-0484 (FAST), [`HtRequest`].
 //! - `payload`: the base64 of the XML elements.
 //! - `saslprep`, `crypto`: RFC 4013 preparation and the RFC 5802 primitives.
 
@@ -51,6 +52,7 @@ mod channel_binding;
 mod credentials;
 mod crypto;
 mod error;
+mod ht;
 mod mechanism;
 mod payload;
 mod plain;
@@ -62,6 +64,7 @@ mod scram_server;
 pub use channel_binding::{ChannelBindingData, ChannelBindingType};
 pub use credentials::{SaltedPassword, ScramCredentials, DEFAULT_ITERATIONS, SALT_LEN};
 pub use error::{Condition, SaslError};
+pub use ht::{ht_client_message, token_hash, HtMechanism, HtRequest, NewToken};
 pub use mechanism::{Mechanism, ScramHash};
 pub use payload::{decode_payload, encode_payload};
 pub use plain::{plain_message, verify_plain, PlainOutcome, PlainRequest};

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use chorus_admin::adhoc::AdminSlot;
 use chorus_admin::metrics::{MetricsActor, MetricsArgs, MetricsContext};
 use chorus_admin::{AdminActor, AdminArgs, AdminContext};
 use chorus_c2s::c2s::C2sMsg;
@@ -141,10 +142,23 @@ pub(crate) fn connections(
 }
 
 /// The modules a server runs, in order: the client stream's declarations,
-/// every standard feature module, then `extra`.
+/// every standard feature module, the admin crate's (XEP-0050 ad-hoc
+/// commands, XEP-0133), then `extra`.
 pub fn modules(config: &Config, extra: Vec<Box<dyn chorus_modules::Module>>) -> Modules {
+    modules_with_admin(config, extra, AdminSlot::default())
+}
+
+/// [`modules`], with the slot the server fills with its admin context once
+/// built: the context comes after the modules (it holds their MUC rooms),
+/// and the XEP-0133 commands need it to run.
+fn modules_with_admin(
+    config: &Config,
+    extra: Vec<Box<dyn chorus_modules::Module>>,
+    admin: AdminSlot,
+) -> Modules {
     let mut list = chorus_c2s::stream_modules();
     list.extend(Modules::standard_list(config));
+    list.extend(chorus_admin::modules(config, admin));
     list.extend(extra);
     Modules::with(list)
 }
@@ -228,7 +242,8 @@ impl Server {
         if let Some(retention) = config.mam.retention() {
             spawn_archive_retention(Arc::downgrade(&storage), retention);
         }
-        let modules = Arc::new(modules(&config, extra));
+        let admin_slot = AdminSlot::default();
+        let modules = Arc::new(modules_with_admin(&config, extra, admin_slot.clone()));
         let metrics: Arc<chorus_metrics::Metrics> = Arc::default();
         let services = Arc::new(Services {
             storage: storage.clone(),
@@ -238,7 +253,11 @@ impl Server {
             features: modules.features(),
             account_features: modules.account_features(),
             sasl_iterations: config.sasl.iterations,
-            caps_ver: chorus_modules::caps_ver(&modules.features()),
+            caps_ver: chorus_modules::caps_ver_with_forms(
+                &modules.features(),
+                &modules.server_info_forms(),
+            ),
+            server_forms: modules.server_info_forms(),
         });
         // The feature modules answer for the hosted domains themselves and
         // act at routing's hook points.
@@ -291,6 +310,9 @@ impl Server {
                 })
             },
         });
+        // From here the XEP-0133 commands run (before, they answer
+        // service-unavailable); no listener is open yet, so none does.
+        let _ = admin_slot.set(Arc::downgrade(&admin_ctx));
 
         let table = sessions.clone();
         let sessions_spec =

@@ -47,12 +47,6 @@ const MISSING: &[(&str, &str)] = &[
     ("XEP-0363", "HTTP File Upload"),
     ("RFC 7395 / XEP-0206", "XMPP over WebSocket and BOSH"),
     ("XEP-0114", "external components"),
-    ("XEP-0357", "push notifications"),
-    ("XEP-0388 / XEP-0386 / XEP-0484", "SASL2, Bind2 and FAST"),
-    (
-        "XEP-0050 / XEP-0133",
-        "ad-hoc commands and service administration",
-    ),
 ];
 
 /// One XEP and the declaration it comes from.

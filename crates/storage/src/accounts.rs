@@ -15,6 +15,7 @@ use crate::{AccountStore, Storage, StorageError, StoredCredentials};
 const INSERT_ACCOUNT: &str =
     "INSERT INTO accounts (localpart, domain) VALUES ($1, $2) RETURNING id";
 const DELETE_ACCOUNT: &str = "DELETE FROM accounts WHERE localpart = $1 AND domain = $2";
+const REVOKE_FAST_TOKENS: &str = "DELETE FROM fast_tokens WHERE account_id = $1";
 const ACCOUNT_ID: &str = "SELECT id FROM accounts WHERE localpart = $1 AND domain = $2";
 const INSERT_CREDENTIALS: &str = "INSERT INTO scram_credentials \
      (account_id, hash, salt, iterations, stored_key, server_key) \
@@ -95,6 +96,12 @@ impl AccountStore for Storage {
             return Ok(false);
         };
         insert_credentials(&mut tx, id, creds).await?;
+        // A new password ends every FAST token (XEP-0484 §7: tokens are
+        // as good as the password they were issued under).
+        sqlx::query(REVOKE_FAST_TOKENS)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }

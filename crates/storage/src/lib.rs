@@ -8,7 +8,9 @@
 //! [`BlockStore`], plus [`ImportStore`] for bulk imports (XEP-0227).
 //! [`ArchiveStore`] keeps message archives (XEP-0313) and their
 //! preferences (XEP-0441); [`PubsubStore`] publish-subscribe nodes and
-//! items (XEP-0060, XEP-0163).
+//! items (XEP-0060, XEP-0163); [`PushStore`] push registrations
+//! (XEP-0357); [`AdminStore`] disabled accounts and each domain's message
+//! of the day (XEP-0133).
 //!
 //! # One code path: `sqlx::Any`
 //!
@@ -39,9 +41,11 @@
 //! with `ON DELETE CASCADE`.
 
 mod accounts;
+mod admin;
 mod archive;
 mod blocking;
 mod cache;
+mod clients;
 mod error;
 mod import;
 mod last;
@@ -50,6 +54,7 @@ mod muc;
 mod offline;
 mod private;
 mod pubsub;
+mod push;
 mod roster;
 mod storage;
 mod time;
@@ -58,6 +63,7 @@ pub mod traits;
 pub use error::StorageError;
 pub use roster::ROSTER_REMOVALS_KEPT;
 pub use storage::{Backend, Storage};
+pub use traits::AdminStore;
 pub use traits::{
     AccountStore, ArchiveCursor, ArchivePage, ArchiveQuery, ArchiveStore, ArchivedMessage,
     BlockStore, ImportOutcome, ImportStore, ImportedAccount, ImportedOffline, ImportedPepNode,
@@ -66,3 +72,5 @@ pub use traits::{
     RosterChange, RosterItem, RosterStore, StoredCredentials, StoredRoom, Subscription, VcardStore,
 };
 pub use traits::{ArchiveDefault, ArchivePrefs};
+pub use traits::{ClientRecord, ClientStore, FastToken, TokenSlot};
+pub use traits::{PushRegistration, PushStore};

@@ -59,6 +59,21 @@ const SQLITE: &[Embedded] = &[
         description: "muc",
         sql: include_str!("../migrations/sqlite/0006_muc.sql"),
     },
+    Embedded {
+        version: 7,
+        description: "clients",
+        sql: include_str!("../migrations/sqlite/0007_clients.sql"),
+    },
+    Embedded {
+        version: 8,
+        description: "admin",
+        sql: include_str!("../migrations/sqlite/0008_admin.sql"),
+    },
+    Embedded {
+        version: 9,
+        description: "push",
+        sql: include_str!("../migrations/sqlite/0009_push.sql"),
+    },
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -91,6 +106,21 @@ const POSTGRES: &[Embedded] = &[
         version: 6,
         description: "muc",
         sql: include_str!("../migrations/postgres/0006_muc.sql"),
+    },
+    Embedded {
+        version: 7,
+        description: "clients",
+        sql: include_str!("../migrations/postgres/0007_clients.sql"),
+    },
+    Embedded {
+        version: 8,
+        description: "admin",
+        sql: include_str!("../migrations/postgres/0008_admin.sql"),
+    },
+    Embedded {
+        version: 9,
+        description: "push",
+        sql: include_str!("../migrations/postgres/0009_push.sql"),
     },
 ];
 

@@ -81,7 +81,7 @@ pub trait AccountStore {
 
     /// Replaces all of the account's credentials with `creds` atomically (a
     /// password change). Returns `false`, changing nothing, if the account
-    /// does not exist.
+    /// does not exist. Its FAST tokens (XEP-0484) go with the old password.
     fn set_credentials(
         &self,
         localpart: &str,
@@ -1127,4 +1127,215 @@ pub trait MucStore {
         room: &str,
         query: &ArchiveQuery,
     ) -> impl Future<Output = Result<u64, StorageError>> + Send;
+}
+
+/// One XEP-0357 push registration of an account: where its notifications
+/// go, and the publish-options sent with each.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PushRegistration {
+    /// The app server's JID, normalized.
+    pub service: String,
+    /// The node on it; empty when the client named none.
+    pub node: String,
+    /// The publish-options data form as serialized XML; empty for none.
+    pub options: String,
+}
+
+/// XEP-0357 push registrations, per account, keyed by (service, node);
+/// gone with the account.
+pub trait PushStore {
+    /// Stores the registration, replacing one with the same service and
+    /// node; then, past `max` registrations, removes the oldest ones, which
+    /// it returns (an app reinstalled on a device registers anew and its
+    /// stale registration goes). Fails with [`StorageError::NotFound`] if
+    /// the account does not exist.
+    fn push_enable(
+        &self,
+        localpart: &str,
+        domain: &str,
+        registration: &PushRegistration,
+        max: u32,
+    ) -> impl Future<Output = Result<Vec<PushRegistration>, StorageError>> + Send;
+
+    /// Removes the registration with `service` and `node`, or every one
+    /// with `service` when `node` is None (XEP-0357 §6). Returns how many.
+    fn push_disable(
+        &self,
+        localpart: &str,
+        domain: &str,
+        service: &str,
+        node: Option<&str>,
+    ) -> impl Future<Output = Result<u64, StorageError>> + Send;
+
+    /// The account's registrations, newest first.
+    fn push_registrations(
+        &self,
+        localpart: &str,
+        domain: &str,
+    ) -> impl Future<Output = Result<Vec<PushRegistration>, StorageError>> + Send;
+}
+
+/// A client an account logs in with, as XEP-0388's `<user-agent/>` names
+/// it, and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientRecord {
+    /// The `id` the client gave: stable per installation.
+    pub id: String,
+    pub software: String,
+    pub device: String,
+    pub first_seen: SystemTime,
+    pub last_seen: SystemTime,
+    /// When its FAST token expires, the later of its two slots, if it has
+    /// one.
+    pub token_expires: Option<SystemTime>,
+}
+
+/// One of a client's two FAST token slots (XEP-0484 §6.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenSlot {
+    /// Issued and not used yet.
+    New,
+    /// Used at least once.
+    Current,
+}
+
+impl TokenSlot {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenSlot::New => "new",
+            TokenSlot::Current => "current",
+        }
+    }
+}
+
+/// A stored FAST token: its hash, never the token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FastToken {
+    pub slot: TokenSlot,
+    pub mechanism: String,
+    /// SHA-256 of the token.
+    pub hash: Vec<u8>,
+    pub expires: SystemTime,
+    /// The highest replay counter accepted so far, 0 before any.
+    pub count: u64,
+}
+
+/// The clients of each account (XEP-0388 user agents) and their FAST
+/// tokens (XEP-0484). Changing an account's password revokes its tokens
+/// ([`AccountStore::set_credentials`]); deleting the account deletes all.
+pub trait ClientStore {
+    /// Records a login by client `id` now, keeping at most `keep` clients
+    /// per account (the least recently seen go, with their tokens). An
+    /// account that does not exist is left alone.
+    fn client_seen(
+        &self,
+        localpart: &str,
+        domain: &str,
+        id: &str,
+        software: &str,
+        device: &str,
+        keep: u32,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// The account's clients, most recently seen first.
+    fn clients(
+        &self,
+        localpart: &str,
+        domain: &str,
+    ) -> impl Future<Output = Result<Vec<ClientRecord>, StorageError>> + Send;
+
+    /// The client's tokens (none, one or two).
+    fn fast_tokens(
+        &self,
+        localpart: &str,
+        domain: &str,
+        client: &str,
+    ) -> impl Future<Output = Result<Vec<FastToken>, StorageError>> + Send;
+
+    /// Puts a newly issued token in the client's `new` slot, replacing an
+    /// unused one there (XEP-0484 §4.4: "SHOULD invalidate any tokens
+    /// previously generated that have not been used"). False if the client
+    /// is not recorded.
+    fn fast_issue(
+        &self,
+        localpart: &str,
+        domain: &str,
+        client: &str,
+        mechanism: &str,
+        hash: &[u8],
+        expires: SystemTime,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+
+    /// Records a successful use of the token in `slot` with replay counter
+    /// `count`: a used `new` token becomes `current`, replacing the older
+    /// one (§4.4: earlier tokens are invalidated on use). With a count,
+    /// the use counts only if it is above the stored one, checked and set
+    /// in one statement so that two racing replays cannot both pass. False
+    /// if the use did not count (a replay, or the token went meanwhile).
+    fn fast_used(
+        &self,
+        localpart: &str,
+        domain: &str,
+        client: &str,
+        slot: TokenSlot,
+        count: Option<u64>,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+
+    /// Revokes the tokens of one client, or of all the account's clients;
+    /// returns how many tokens went.
+    fn fast_revoke(
+        &self,
+        localpart: &str,
+        domain: &str,
+        client: Option<&str>,
+    ) -> impl Future<Output = Result<u64, StorageError>> + Send;
+}
+
+/// What operators set on accounts and domains (XEP-0133 Service
+/// Administration, `chorusctl user disable` and `motd`): disabled accounts
+/// and each domain's message of the day.
+pub trait AdminStore {
+    /// Disables the account, saying why, or replaces the reason of one
+    /// already disabled. False, changing nothing, if the account does not
+    /// exist. Ending its sessions is the caller's part.
+    fn disable_account(
+        &self,
+        localpart: &str,
+        domain: &str,
+        reason: &str,
+        at: SystemTime,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+
+    /// Re-enables the account; returns whether it was disabled.
+    fn enable_account(
+        &self,
+        localpart: &str,
+        domain: &str,
+    ) -> impl Future<Output = Result<bool, StorageError>> + Send;
+
+    /// Why the account is disabled (`""` when no reason was given), or
+    /// `None` when it is not (or does not exist): what authentication asks
+    /// before letting a client in (RFC 6120 §6.5.1 `<account-disabled/>`).
+    fn account_disabled(
+        &self,
+        localpart: &str,
+        domain: &str,
+    ) -> impl Future<Output = Result<Option<String>, StorageError>> + Send;
+
+    /// Sets (or replaces) the message of the day of `domain`.
+    fn set_motd(
+        &self,
+        domain: &str,
+        text: &str,
+    ) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// The message of the day of `domain`, if one is set.
+    fn motd(
+        &self,
+        domain: &str,
+    ) -> impl Future<Output = Result<Option<String>, StorageError>> + Send;
+
+    /// Deletes the message of the day of `domain`; returns whether there
+    /// was one.
+    fn delete_motd(&self, domain: &str) -> impl Future<Output = Result<bool, StorageError>> + Send;
 }

@@ -10,7 +10,9 @@
 //!
 //! - [`actors`] for the supervision tree (tree, info, top, kill) and chaos runs,
 //! - [`sessions`] for bound sessions (list, count, kick),
-//! - [`users`] for accounts (add, del, passwd, list),
+//! - [`users`] for accounts (add, del, passwd, list, disable, enable, roster,
+//!   lastlogin, count),
+//! - [`announce`] for messages from the server (announce, motd),
 //! - [`mam`] for message archives (purge),
 //! - [`muc`] for group chat rooms (list, info, create, destroy),
 //! - [`node`] for the running server (status, stats, log level),
@@ -18,6 +20,7 @@
 //! - [`backup`] for XEP-0227 import and export.
 
 pub mod actors;
+pub mod announce;
 pub mod backup;
 pub mod config;
 pub mod mam;
@@ -46,6 +49,12 @@ pub enum CommandError {
     BadArgs(String),
     #[error("{0}")]
     Failed(String),
+    /// What the command acts on does not exist (an account, a session).
+    #[error("{0}")]
+    NotFound(String),
+    /// The command would clash with what exists (an account taken).
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl CommandError {
@@ -54,7 +63,8 @@ impl CommandError {
         match self {
             CommandError::Unknown(_) => 404,
             CommandError::BadArgs(_) => 400,
-            CommandError::Failed(_) => 409,
+            CommandError::Failed(_) | CommandError::Conflict(_) => 409,
+            CommandError::NotFound(_) => 404,
         }
     }
 }
@@ -108,6 +118,17 @@ pub static HANDLERS: &[Command] = &[
     bind!(api::MUC_INFO => muc::info),
     bind!(api::MUC_CREATE => muc::create),
     bind!(api::MUC_DESTROY => muc::destroy),
+    bind!(api::USER_DISABLE => users::disable),
+    bind!(api::USER_ENABLE => users::enable),
+    bind!(api::USER_ROSTER => users::roster),
+    bind!(api::USER_LASTLOGIN => users::lastlogin),
+    bind!(api::USER_COUNT => users::count),
+    bind!(api::USER_CLIENTS => users::clients),
+    bind!(api::USER_REVOKE => users::revoke),
+    bind!(api::ANNOUNCE => announce::announce),
+    bind!(api::MOTD_SET => announce::motd_set),
+    bind!(api::MOTD_SHOW => announce::motd_show),
+    bind!(api::MOTD_DELETE => announce::motd_delete),
     bind!(api::STATUS => node::status),
     bind!(api::STATS => node::stats),
     bind!(api::LOG_LEVEL => node::log_level),

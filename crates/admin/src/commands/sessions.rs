@@ -69,7 +69,7 @@ pub async fn kick(ctx: &AdminContext, args: &Value) -> CommandResult {
         Err(_) => ctx.sessions.resources(&jid.bare()),
     };
     if targets.is_empty() {
-        return Err(CommandError::Failed(format!("no session for {raw}")));
+        return Err(CommandError::NotFound(format!("no session for {raw}")));
     }
     let kicked: Vec<String> = targets.iter().map(|s| s.full.to_string()).collect();
     for s in targets {

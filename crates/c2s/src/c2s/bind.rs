@@ -57,8 +57,26 @@ impl C2sState {
     }
 
     pub(super) async fn bind(&mut self, iq: &Element, requested: Option<String>) {
+        match self.bind_resource(requested).await {
+            Ok(full) => {
+                let r = self.iq_result(iq).with_child(
+                    Element::new("bind", ns::BIND)
+                        .with_child(Element::new("jid", ns::BIND).with_text(full.to_string())),
+                );
+                self.send_element(&r);
+            }
+            Err(condition) => self.iq_error(iq, condition),
+        }
+    }
+
+    /// Binds `requested` (or a generated resource) to this stream: RFC 6120
+    /// §7 binding, and XEP-0386 Bind 2's.
+    pub(super) async fn bind_resource(
+        &mut self,
+        requested: Option<String>,
+    ) -> Result<FullJid, StanzaErrorCondition> {
         let Some(user) = self.user.clone() else {
-            return;
+            return Err(StanzaErrorCondition::NotAuthorized);
         };
         let requested = requested
             .map(|r| r.trim().to_owned())
@@ -67,17 +85,17 @@ impl C2sState {
             Some(r) => match user.with_resource(&r) {
                 Ok(f) => f,
                 // §7.7.2.1: a resource that cannot be prepared.
-                Err(_) => return self.iq_error(iq, StanzaErrorCondition::BadRequest),
+                Err(_) => return Err(StanzaErrorCondition::BadRequest),
             },
             // §7.6: the server generates one.
             None => match user.with_resource(&format!("chorus-{}", &random_token()[..12])) {
                 Ok(f) => f,
-                Err(_) => return self.iq_error(iq, StanzaErrorCondition::InternalServerError),
+                Err(_) => return Err(StanzaErrorCondition::InternalServerError),
             },
         };
         let session = Arc::new(Session::new(full.clone(), self.conn_id, self.sink()));
         let Some(sessions) = self.ctx.sessions_actor() else {
-            return self.iq_error(iq, StanzaErrorCondition::InternalServerError);
+            return Err(StanzaErrorCondition::InternalServerError);
         };
         let registered = sessions
             .call(
@@ -97,16 +115,12 @@ impl C2sState {
                     .session_bound(&self.ctx.router, &full, self.conn_id);
                 self.full = Some(full.clone());
                 self.session = Some(session);
-                let r = self.iq_result(iq).with_child(
-                    Element::new("bind", ns::BIND)
-                        .with_child(Element::new("jid", ns::BIND).with_text(full.to_string())),
-                );
-                self.send_element(&r);
+                Ok(full)
             }
             Ok(ractor::rpc::CallResult::Success(Err(_))) => {
-                self.iq_error(iq, StanzaErrorCondition::ResourceConstraint)
+                Err(StanzaErrorCondition::ResourceConstraint)
             }
-            _ => self.iq_error(iq, StanzaErrorCondition::InternalServerError),
+            _ => Err(StanzaErrorCondition::InternalServerError),
         }
     }
 }

@@ -35,6 +35,7 @@ mod csi;
 mod inbox;
 mod negotiation;
 mod sasl;
+mod sasl2;
 mod session;
 mod sm;
 
@@ -45,10 +46,12 @@ pub use inbox::Inbox;
 pub use negotiation::Stream;
 pub use sasl::Sasl;
 use sasl::SaslState;
+pub use sasl2::Sasl2;
+use sasl2::Sasl2Request;
 pub use sm::Handover;
 pub(crate) use sm::SmEntry;
 pub use sm::StreamManagement;
-use sm::{Sm, SM_REQUEST_EVERY};
+use sm::{Resumption, Sm, SM_REQUEST_EVERY};
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
@@ -155,6 +158,10 @@ pub struct C2sState {
     /// TLS is up, with these channel bindings.
     tls: Option<ChannelBindings>,
     sasl: Option<SaslState>,
+    /// The XEP-0388 `<authenticate/>` of the exchange under way, when it
+    /// is a SASL2 one: what to do once it succeeds (Bind 2, resumption,
+    /// FAST tokens).
+    sasl2: Option<Box<Sasl2Request>>,
     /// Whether the features we sent offered a -PLUS mechanism (SCRAM's
     /// downgrade check needs to know).
     plus_advertised: bool,
@@ -523,6 +530,7 @@ impl Actor for C2sActor {
             domain: None,
             tls: None,
             sasl: None,
+            sasl2: None,
             plus_advertised: false,
             auth_failures: 0,
             peer: args.peer,

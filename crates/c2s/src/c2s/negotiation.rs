@@ -48,12 +48,16 @@ impl C2sState {
         let mut f = Element::new("features", ns::STREAM);
         let secure = self.tls.is_some() || !self.ctx.config.c2s.require_encryption;
         if self.user.is_some() {
-            f.push(Element::new("bind", ns::BIND));
-            // RFC 6121 Appendix E: advertised for old clients, optional.
-            f.push(
-                Element::new("session", ns::SESSION)
-                    .with_child(Element::new("optional", ns::SESSION)),
-            );
+            // After a SASL2 success with Bind2 (XEP-0388 §2.6.1: features
+            // follow <success/>), the stream is already bound.
+            if self.full.is_none() {
+                f.push(Element::new("bind", ns::BIND));
+                // RFC 6121 Appendix E: advertised for old clients, optional.
+                f.push(
+                    Element::new("session", ns::SESSION)
+                        .with_child(Element::new("optional", ns::SESSION)),
+                );
+            }
         } else {
             let starttls_offered = self.tls.is_none() && self.ctx.tls().is_some();
             if starttls_offered {
@@ -71,6 +75,7 @@ impl C2sState {
                     m.push(Element::new("mechanism", ns::SASL).with_text(mech.name()));
                 }
                 f.push(m);
+                f.push(self.sasl2_feature());
                 if let Some(b) = &self.tls {
                     // XEP-0440: which channel-binding types we can verify.
                     let mut cb = Element::new("sasl-channel-binding", ns::SASL_CB);
@@ -97,7 +102,13 @@ impl C2sState {
             authenticated: self.user.is_some(),
             services: &self.ctx.services,
         };
+        // XEP-0198 enabled inline (Bind 2) or by a resumption inside SASL2:
+        // offering it again would invite a second <enable/> or <resume/>.
+        let sm_on = self.sm_lock().is_some();
         for feature in self.ctx.modules.stream_features(&stream) {
+            if sm_on && feature.is("sm", ns::SM) {
+                continue;
+            }
             f.push(feature);
         }
         f
@@ -191,8 +202,9 @@ impl C2sState {
         }
         match (el.name(), el.ns()) {
             ("auth", ns::SASL) => self.on_auth(el).await,
-            ("response", ns::SASL) => self.on_response(el),
-            ("abort", ns::SASL) => self.sasl_failure("aborted", None),
+            ("response", ns::SASL | ns::SASL2) => self.on_response(el).await,
+            ("abort", ns::SASL | ns::SASL2) => self.sasl_failure("aborted", None),
+            ("authenticate", ns::SASL2) if secure => self.on_authenticate(el).await,
             // §5.3.1: STARTTLS is mandatory-to-negotiate here.
             _ if self.tls.is_none() && self.ctx.config.c2s.require_encryption => {
                 self.stream_error(StreamError::PolicyViolation, Some("STARTTLS is required"))

@@ -11,6 +11,7 @@
 //! peer's fault and are logged at INFO under another message.
 
 use chorus_modules::{Module, ModuleInfo, StreamFeature, Support, Xep};
+use chorus_storage::AdminStore;
 
 use super::*;
 
@@ -152,10 +153,16 @@ impl C2sState {
             .metrics
             .auth
             .inc(&format!("{}/failure", self.auth_mech));
-        let mut f = Element::new("failure", ns::SASL).with_child(Element::new(condition, ns::SASL));
+        // XEP-0388 §2.6.2: the same RFC 6120 condition, in SASL2's wrapper.
+        let wrapper = if self.sasl2.take().is_some() {
+            ns::SASL2
+        } else {
+            ns::SASL
+        };
+        let mut f = Element::new("failure", wrapper).with_child(Element::new(condition, ns::SASL));
         if let Some(t) = text {
             f.push(
-                Element::new("text", ns::SASL)
+                Element::new("text", wrapper)
                     .with_attr("xml:lang", "en")
                     .with_text(t),
             );
@@ -231,15 +238,47 @@ impl C2sState {
         }
     }
 
-    pub(super) fn sasl_success(&mut self, user: BareJid, additional: &[u8]) -> Flow {
+    /// A challenge of the exchange under way, in its profile's namespace.
+    pub(super) fn sasl_challenge(&self, data: &[u8]) {
+        let el = if self.sasl2.is_some() {
+            // XEP-0388 §2.2: no "=" for empty data in SASL2.
+            Element::new("challenge", ns::SASL2)
+                .with_text(base64::engine::general_purpose::STANDARD.encode(data))
+        } else {
+            Element::new("challenge", ns::SASL).with_text(b64(data))
+        };
+        self.send_element(&el);
+    }
+
+    pub(super) async fn sasl_success(&mut self, user: BareJid, additional: &[u8]) -> Flow {
+        // RFC 6120 §6.5.1: the credentials are right, the account is not
+        // allowed in (XEP-0133 disable-user, `chorusctl user disable`).
+        let node = user.node().unwrap_or_default();
+        match self.ctx.storage.account_disabled(node, user.domain()).await {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                return self.sasl_failure_as(
+                    "account-disabled",
+                    Some("this account is disabled"),
+                    user.node(),
+                )
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storage error during authentication");
+                return self.sasl_failure_as("temporary-auth-failure", None, user.node());
+            }
+        }
         tracing::info!(conn = self.conn_id, jid = %user, "authenticated");
         self.ctx
             .metrics
             .auth
             .inc(&format!("{}/success", self.auth_mech));
         self.sasl = None;
-        self.user = Some(user);
         self.stop_negotiation_timer();
+        if let Some(request) = self.sasl2.take() {
+            return self.sasl2_success(user, additional, *request).await;
+        }
+        self.user = Some(user);
         let mut s = Element::new("success", ns::SASL);
         if !additional.is_empty() {
             s.push_text(b64(additional));
@@ -249,18 +288,24 @@ impl C2sState {
         Flow::Reset
     }
 
+    /// RFC 6120 `<auth/>`.
     pub(super) async fn on_auth(&mut self, el: &Element) -> Flow {
+        self.sasl2 = None;
+        self.begin_exchange(el.attr("mechanism"), &el.text()).await
+    }
+
+    /// Starts an exchange with `mechanism` and the base64 initial response,
+    /// for either profile (RFC 6120 `<auth/>`, XEP-0388 `<authenticate/>`).
+    pub(super) async fn begin_exchange(&mut self, mechanism: Option<&str>, initial: &str) -> Flow {
         if self.tls.is_none() && self.ctx.config.c2s.require_encryption {
             return self.sasl_failure("encryption-required", None);
         }
-        let mech = el
-            .attr("mechanism")
-            .and_then(|m| m.parse::<Mechanism>().ok());
+        let mech = mechanism.and_then(|m| m.parse::<Mechanism>().ok());
         self.auth_mech = mech.map(Mechanism::name).unwrap_or("unknown");
         let Some(mech) = mech.filter(|m| self.mechanisms().contains(m)) else {
             return self.sasl_failure("invalid-mechanism", None);
         };
-        let Ok(payload) = unb64(&el.text()) else {
+        let Ok(payload) = unb64(initial) else {
             return self.sasl_failure("incorrect-encoding", None);
         };
         if mech == Mechanism::Plain {
@@ -278,7 +323,7 @@ impl C2sState {
             };
             return match req.verify(creds.as_ref()) {
                 Ok(out) if self.authzid_ok(&user, out.authzid.as_deref()) => {
-                    self.sasl_success(user, &[])
+                    self.sasl_success(user, &[]).await
                 }
                 Ok(_) => self.sasl_failure_as("invalid-authzid", None, username),
                 Err(e) => self.sasl_failure_as(e.condition().as_str(), None, username),
@@ -303,7 +348,7 @@ impl C2sState {
         };
         match server.server_first(creds.as_ref()) {
             Ok(challenge) => {
-                self.send_element(&Element::new("challenge", ns::SASL).with_text(b64(&challenge)));
+                self.sasl_challenge(&challenge);
                 self.sasl = Some(SaslState::Scram {
                     server: Box::new(server),
                     username: first.username,
@@ -314,7 +359,11 @@ impl C2sState {
         }
     }
 
-    pub(super) fn on_response(&mut self, el: &Element) -> Flow {
+    pub(super) async fn on_response(&mut self, el: &Element) -> Flow {
+        // A response in the other profile's namespace answers nothing.
+        if (el.ns() == ns::SASL2) != self.sasl2.is_some() {
+            return self.sasl_failure("malformed-request", Some("no authentication in progress"));
+        }
         let Some(SaslState::Scram {
             mut server,
             username,
@@ -334,7 +383,7 @@ impl C2sState {
                 if !self.authzid_ok(&user, outcome.authzid.as_deref()) {
                     return self.sasl_failure_as("invalid-authzid", None, name);
                 }
-                self.sasl_success(user, &server_final)
+                self.sasl_success(user, &server_final).await
             }
             Err(e) => self.sasl_failure_as(e.condition().as_str(), None, name),
         }

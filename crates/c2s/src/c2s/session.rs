@@ -36,6 +36,14 @@ impl C2sState {
                 }
             }
         } else if !self.closing {
+            if self.detached && stanza.name() == "message" {
+                // Kept for a client that is not there: modules may tell it
+                // another way (XEP-0357 push).
+                if let Some(full) = &self.full {
+                    let modules = &self.ctx.modules;
+                    modules.detached_message(&self.ctx.router, full, self.conn_id, &stanza);
+                }
+            }
             self.deliver(stanza);
         } else {
             self.keep_unacked(stanza);

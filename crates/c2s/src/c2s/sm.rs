@@ -44,6 +44,16 @@ impl Module for StreamManagement {
 /// XEP-0198: the server asks for an ack (`<r/>`) after this many stanzas.
 pub(super) const SM_REQUEST_EVERY: u32 = 5;
 
+/// A session taken over by `<resume/>`, to finish.
+pub(super) struct Resumption {
+    /// `<resumed/>`.
+    pub(super) element: Element,
+    /// What the client had not acknowledged, to send again.
+    pub(super) resend: Vec<Element>,
+    /// The client acknowledged more than it was sent: (h, sent).
+    pub(super) too_high: Option<(u32, u32)>,
+}
+
 /// XEP-0198 state of a session that enabled stream management.
 pub(super) struct Sm {
     /// The resumption id; None when resumption was not asked for.
@@ -190,46 +200,8 @@ impl C2sState {
     pub(super) fn on_sm(&mut self, el: &Element) -> Flow {
         match el.name() {
             "enable" => {
-                if self.sm_lock().is_some() {
-                    self.sm_failed("unexpected-request");
-                    return Flow::Continue;
-                }
-                let resume = matches!(el.attr("resume"), Some("true" | "1"));
-                let timeout = el
-                    .attr("max")
-                    .and_then(|m| m.parse::<u64>().ok())
-                    .filter(|&m| m > 0)
-                    .map_or(
-                        self.ctx.config.c2s.sm_resume_timeout(),
-                        std::time::Duration::from_secs,
-                    )
-                    .min(self.ctx.config.c2s.sm_max_resume_timeout());
-                let id = resume.then(random_token);
-                let mut enabled = Element::new("enabled", ns::SM);
-                if let (Some(id), Some(user)) = (&id, &self.user) {
-                    self.ctx.sm_sessions.insert(
-                        id.clone(),
-                        SmEntry {
-                            user: user.clone(),
-                            c2s: self.myself.clone(),
-                        },
-                    );
-                    enabled.set_attr("id", id.as_str());
-                    enabled.set_attr("resume", "true");
-                    enabled.set_attr("max", timeout.as_secs().to_string());
-                }
-                *self.sm_lock() = Some(Sm {
-                    id,
-                    timeout,
-                    handled: 0,
-                    sent: 0,
-                    unacked: VecDeque::new(),
-                    since_request: 0,
-                    request_armed: false,
-                    overflowed: false,
-                });
-                tracing::debug!(conn = self.conn_id, resume, "stream management enabled");
-                self.write_element(&enabled);
+                let answer = self.sm_enable(el);
+                self.write_element(&answer);
             }
             "r" => {
                 let h = self.sm_lock().as_ref().map(|s| s.handled);
@@ -248,6 +220,52 @@ impl C2sState {
             _ => {}
         }
         Flow::Continue
+    }
+
+    /// XEP-0198 §3 `<enable/>`: the `<enabled/>` (or `<failed/>`) answer,
+    /// which Bind 2 puts in its `<bound/>` (XEP-0386 §2.2).
+    pub(super) fn sm_enable(&mut self, el: &Element) -> Element {
+        if self.sm_lock().is_some() {
+            return Element::new("failed", ns::SM)
+                .with_child(Element::new("unexpected-request", ns::STANZAS));
+        }
+
+        let resume = matches!(el.attr("resume"), Some("true" | "1"));
+        let timeout = el
+            .attr("max")
+            .and_then(|m| m.parse::<u64>().ok())
+            .filter(|&m| m > 0)
+            .map_or(
+                self.ctx.config.c2s.sm_resume_timeout(),
+                std::time::Duration::from_secs,
+            )
+            .min(self.ctx.config.c2s.sm_max_resume_timeout());
+        let id = resume.then(random_token);
+        let mut enabled = Element::new("enabled", ns::SM);
+        if let (Some(id), Some(user)) = (&id, &self.user) {
+            self.ctx.sm_sessions.insert(
+                id.clone(),
+                SmEntry {
+                    user: user.clone(),
+                    c2s: self.myself.clone(),
+                },
+            );
+            enabled.set_attr("id", id.as_str());
+            enabled.set_attr("resume", "true");
+            enabled.set_attr("max", timeout.as_secs().to_string());
+        }
+        *self.sm_lock() = Some(Sm {
+            id,
+            timeout,
+            handled: 0,
+            sent: 0,
+            unacked: VecDeque::new(),
+            since_request: 0,
+            request_armed: false,
+            overflowed: false,
+        });
+        tracing::debug!(conn = self.conn_id, resume, "stream management enabled");
+        enabled
     }
 
     /// The client acknowledged `h` stanzas (XEP-0198 §4); more than we sent
@@ -286,12 +304,51 @@ impl C2sState {
     /// XEP-0198 §5: takes over a detached (or stale) session of the same
     /// account, then resends what its client did not acknowledge.
     pub(super) async fn resume(&mut self, el: &Element) -> Flow {
+        match self.take_over(el).await {
+            Ok(r) => self.resumed(r, true),
+            Err(condition) => {
+                self.sm_failed(condition);
+                Flow::Continue
+            }
+        }
+    }
+
+    /// Finishes a resumption: `<resumed/>` unless the caller sent it
+    /// inside its own answer (XEP-0388 `<success/>`), then what the client
+    /// did not acknowledge.
+    pub(super) fn resumed(&mut self, r: Resumption, send_resumed: bool) -> Flow {
+        if let Some((h, sent)) = r.too_high {
+            return self.stream_error_with(
+                StreamError::UndefinedCondition,
+                Some("acknowledged more stanzas than were sent"),
+                Some(
+                    Element::new("handled-count-too-high", ns::SM)
+                        .with_attr("h", h.to_string())
+                        .with_attr("send-count", sent.to_string()),
+                ),
+            );
+        }
+        if send_resumed {
+            self.write_element(&r.element);
+        }
+        let any = !r.resend.is_empty();
+        for stanza in &r.resend {
+            self.write_element(stanza);
+        }
+        if any {
+            self.send(b"<r xmlns='urn:xmpp:sm:3'/>".to_vec());
+        }
+        Flow::Continue
+    }
+
+    /// Takes the session `<resume/>` names over, or says why not (the
+    /// condition of `<failed/>`).
+    pub(super) async fn take_over(&mut self, el: &Element) -> Result<Resumption, &'static str> {
         let Some(user) = self.user.clone() else {
-            return Flow::Continue;
+            return Err("unexpected-request");
         };
         let Some(h) = el.attr("h").and_then(|h| h.parse::<u32>().ok()) else {
-            self.sm_failed("bad-request");
-            return Flow::Continue;
+            return Err("bad-request");
         };
         let previd = el.attr("previd").unwrap_or_default().to_owned();
         let entry = self
@@ -302,8 +359,7 @@ impl C2sState {
             .filter(|e| e.user == user);
         let Some(entry) = entry else {
             tracing::info!(conn = self.conn_id, jid = %user, "resumption of an unknown session");
-            self.sm_failed("item-not-found");
-            return Flow::Continue;
+            return Err("item-not-found");
         };
         let taken = entry
             .c2s
@@ -318,8 +374,7 @@ impl C2sState {
             )
             .await;
         let Ok(ractor::rpc::CallResult::Success(Some(handover))) = taken else {
-            self.sm_failed("item-not-found");
-            return Flow::Continue;
+            return Err("item-not-found");
         };
         let Handover {
             full,
@@ -344,36 +399,18 @@ impl C2sState {
         self.full = Some(full);
         self.directed = directed;
         self.csi = csi;
-        let too_high = sm.ack(h).is_err();
-        let sent = sm.sent;
+        let too_high = sm.ack(h).is_err().then_some((h, sm.sent));
         let handled = sm.handled;
         let resend: Vec<Element> = sm.unacked.iter().cloned().collect();
         sm.since_request = 0;
         *self.sm_lock() = Some(sm);
-        if too_high {
-            return self.stream_error_with(
-                StreamError::UndefinedCondition,
-                Some("acknowledged more stanzas than were sent"),
-                Some(
-                    Element::new("handled-count-too-high", ns::SM)
-                        .with_attr("h", h.to_string())
-                        .with_attr("send-count", sent.to_string()),
-                ),
-            );
-        }
-        self.write_element(
-            &Element::new("resumed", ns::SM)
+        Ok(Resumption {
+            element: Element::new("resumed", ns::SM)
                 .with_attr("previd", previd)
                 .with_attr("h", handled.to_string()),
-        );
-        let any = !resend.is_empty();
-        for stanza in &resend {
-            self.write_element(stanza);
-        }
-        if any {
-            self.send(b"<r xmlns='urn:xmpp:sm:3'/>".to_vec());
-        }
-        Flow::Continue
+            resend,
+            too_high,
+        })
     }
 
     /// The resuming connection's c2s asks for this session (XEP-0198 §5).

@@ -237,6 +237,18 @@ fn new_id() -> Option<String> {
     Some(id)
 }
 
+/// XEP-0313 §5 metadata of `user`'s archive (its first and last
+/// message), which XEP-0386 Bind 2 hands a client at login so that it knows
+/// where to catch up from. None on a storage error.
+pub async fn account_archive_metadata(
+    services: &crate::Services,
+    user: &BareJid,
+) -> Option<chorus_xml::Element> {
+    archive_metadata(services, Archive::Account(user))
+        .await
+        .ok()
+}
+
 /// Deletes the `<stanza-id/>` elements whose `by` is one of `archives`.
 fn strip_stanza_ids(stanza: &mut Element, archives: &[&BareJid]) {
     stanza.remove_children(|c| {

@@ -4,6 +4,7 @@
 
 mod common;
 
+mod adhoc;
 mod binary;
 mod blocking;
 mod c2s;
@@ -11,6 +12,7 @@ mod carbons;
 mod data_dir;
 mod declared;
 mod exact_answers;
+mod extdisco;
 mod hooks;
 // The hostile-input suite lives at the top of the repository.
 #[path = "../../../../tests/hostile/mod.rs"]
@@ -26,6 +28,7 @@ mod muc;
 mod pep;
 mod piefxis;
 mod pubsub_service;
+mod push;
 mod routes;
 mod sm;
 mod stream_errors;

@@ -27,13 +27,25 @@ const PER_ACCOUNT_TABLES: &[&str] = &[
     "pubsub_items",
     "pubsub_affiliations",
     "pubsub_subscriptions",
+    "account_disabled",
+    "push_registrations",
+    "clients",
+    "fast_tokens",
 ];
 /// Tables that hold no account's data: the migrations, the accounts
 /// themselves, and group chat rooms (XEP-0045), which belong to their
 /// service and outlive any one occupant or owner (an owner's account going
 /// leaves the room to its other owners and admins, as ejabberd and Prosody
 /// do).
-const OTHER_TABLES: &[&str] = &["_sqlx_migrations", "accounts", "muc_messages", "muc_rooms"];
+/// The message of the day (XEP-0133) belongs to a domain, not to an
+/// account.
+const OTHER_TABLES: &[&str] = &[
+    "_sqlx_migrations",
+    "accounts",
+    "muc_messages",
+    "muc_rooms",
+    "motd",
+];
 
 async fn populate(db: &Db, localpart: &str) {
     let s = &db.storage;
@@ -76,6 +88,11 @@ async fn populate(db: &Db, localpart: &str) {
     s.set_last_activity(localpart, DOMAIN, SystemTime::now(), "away")
         .await
         .unwrap();
+    // Disabled by an operator (XEP-0133): the flag goes with the account.
+    assert!(s
+        .disable_account(localpart, DOMAIN, "spam", SystemTime::now())
+        .await
+        .unwrap());
     s.archive_append(
         localpart,
         DOMAIN,
@@ -132,6 +149,34 @@ async fn populate(db: &Db, localpart: &str) {
             state: "subscribed".into(),
             options: String::new(),
         },
+    )
+    .await
+    .unwrap();
+    // A client (XEP-0388) with a FAST token (XEP-0484).
+    s.client_seen(localpart, DOMAIN, "ua-1", "Gajim", "laptop", 10)
+        .await
+        .unwrap();
+    assert!(s
+        .fast_issue(
+            localpart,
+            DOMAIN,
+            "ua-1",
+            "HT-SHA-256-NONE",
+            &[7; 32],
+            SystemTime::now()
+        )
+        .await
+        .unwrap());
+    // A push registration (XEP-0357).
+    s.push_enable(
+        localpart,
+        DOMAIN,
+        &chorus_storage::PushRegistration {
+            service: "push.example.net".into(),
+            node: "n".into(),
+            options: String::new(),
+        },
+        5,
     )
     .await
     .unwrap();
@@ -202,6 +247,7 @@ async fn deleting_account_cascades_to_every_table(db: &Db) {
         vec![]
     );
     assert_eq!(s.count_offline("alice", DOMAIN).await.unwrap(), 0);
+    assert_eq!(s.account_disabled("alice", DOMAIN).await.unwrap(), None);
     assert_eq!(s.vcard("alice", DOMAIN).await.unwrap(), None);
     assert_eq!(
         s.private_xml("alice", DOMAIN, "storage", "storage:bookmarks")

@@ -3,8 +3,9 @@
 //! against both backends (see `common` for how).
 //!
 //! One test binary, one file per topic: `roster.rs` (with pending
-//! subscriptions), `offline.rs`, `private_vcard.rs`, `blocking.rs` and
-//! `account_deletion.rs`; the helpers they share are here.
+//! subscriptions), `offline.rs`, `private_vcard.rs`, `blocking.rs`,
+//! `account_deletion.rs` and `admin.rs` (disabled accounts and the message
+//! of the day); the helpers they share are here.
 #![allow(clippy::unwrap_used)]
 
 #[macro_use]
@@ -15,15 +16,17 @@ use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, SystemTime};
 
 use chorus_storage::{
-    AccountStore, ArchiveStore, Backend, BlockStore, LastActivityStore, OfflineStore,
-    OfflineStored, PrivateStore, PubsubStore, RosterChange, RosterItem, RosterStore, StorageError,
-    Subscription, VcardStore, ROSTER_REMOVALS_KEPT,
+    AccountStore, AdminStore, ArchiveStore, Backend, BlockStore, ClientStore, LastActivityStore,
+    OfflineStore, OfflineStored, PrivateStore, PubsubStore, PushStore, RosterChange, RosterItem,
+    RosterStore, StorageError, Subscription, TokenSlot, VcardStore, ROSTER_REMOVALS_KEPT,
 };
 
 use common::Db;
 
 mod account_deletion;
+mod admin;
 mod blocking;
+mod clients;
 mod last_activity;
 mod offline;
 mod private_vcard;

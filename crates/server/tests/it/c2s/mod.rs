@@ -12,6 +12,7 @@
 mod auth;
 mod delivery;
 mod register;
+mod sasl2;
 mod session;
 
 use std::time::Duration;

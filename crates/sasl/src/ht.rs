@@ -1,0 +1,264 @@
+//! The HT ("hashed token") mechanisms of draft-schmaus-kitten-sasl-ht, as
+//! XEP-0484 (FAST) uses them: `HT-SHA-256-NONE`, `-ENDP`
+//! (tls-server-end-point) and `-EXPR` (tls-exporter). One message each
+//! way: the client sends `authcid NUL HMAC(token, "Initiator" || cb)`, the
+//! server answers `HMAC(token, "Responder" || cb)`.
+//!
+//! **Tokens are never stored.** A token is longer than SHA-256's 64-byte
+//! block, and HMAC first hashes such a key (RFC 2104 §2: "applications that
+//! use keys longer than B bytes will first hash the key using H"), so
+//! `HMAC(token, m) == HMAC(SHA-256(token), m)`: storage keeps SHA-256 of
+//! the token and verifies exactly as if it held the token, while a leaked
+//! database yields nothing a client could log in with.
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use crate::channel_binding::{ChannelBindingData, ChannelBindingType};
+use crate::crypto::{ct_eq, hmac, random_bytes};
+use crate::error::SaslError;
+use crate::mechanism::ScramHash;
+
+/// An HT mechanism we offer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HtMechanism {
+    Sha256None,
+    Sha256Endp,
+    Sha256Expr,
+}
+
+impl HtMechanism {
+    /// Every HT mechanism, channel binding first (XEP-0484 §4.1: clients
+    /// MUST prefer them).
+    pub const ALL: [HtMechanism; 3] = [
+        HtMechanism::Sha256Expr,
+        HtMechanism::Sha256Endp,
+        HtMechanism::Sha256None,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            HtMechanism::Sha256None => "HT-SHA-256-NONE",
+            HtMechanism::Sha256Endp => "HT-SHA-256-ENDP",
+            HtMechanism::Sha256Expr => "HT-SHA-256-EXPR",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<HtMechanism> {
+        HtMechanism::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// The channel binding the mechanism covers, if any.
+    pub fn binding(self) -> Option<ChannelBindingType> {
+        match self {
+            HtMechanism::Sha256None => None,
+            HtMechanism::Sha256Endp => Some(ChannelBindingType::TlsServerEndPoint),
+            HtMechanism::Sha256Expr => Some(ChannelBindingType::TlsExporter),
+        }
+    }
+
+    /// The mechanisms this connection can run: `-NONE` always, the others
+    /// when TLS gives their binding data.
+    pub fn available(cb: &ChannelBindingData) -> Vec<HtMechanism> {
+        HtMechanism::ALL
+            .into_iter()
+            .filter(|m| m.binding().is_none_or(|t| cb.get(t).is_some()))
+            .collect()
+    }
+}
+
+/// The prefix of every token (RFC 8959's `secret-token:` URI scheme, which
+/// secret scanners recognize).
+const TOKEN_PREFIX: &str = "secret-token:chorus-fast-";
+/// Random bytes per token: 384 bits.
+const TOKEN_RANDOM: usize = 48;
+
+/// A freshly issued token, to hand to the client once, and the hash to
+/// store.
+pub struct NewToken {
+    pub token: String,
+    pub hash: Vec<u8>,
+}
+
+impl std::fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NewToken(..)")
+    }
+}
+
+impl NewToken {
+    pub fn generate() -> Result<NewToken, SaslError> {
+        let random = random_bytes(TOKEN_RANDOM)?;
+        let token = format!(
+            "{TOKEN_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random)
+        );
+        let hash = token_hash(&token);
+        Ok(NewToken { token, hash })
+    }
+}
+
+/// What storage keeps for `token`: the key HMAC would derive from it.
+/// Only tokens longer than the block are hashed by HMAC, and ours are.
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// The client's message, parsed.
+#[derive(Debug)]
+pub struct HtRequest {
+    /// The authentication identity: the account's localpart.
+    pub username: String,
+    proof: Vec<u8>,
+}
+
+impl HtRequest {
+    /// `authcid NUL hashed-token`.
+    pub fn parse(payload: &[u8]) -> Result<HtRequest, SaslError> {
+        let nul = payload
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or(SaslError::Malformed("HT message without NUL"))?;
+        let (name, proof) = (&payload[..nul], &payload[nul + 1..]);
+        let username = std::str::from_utf8(name)
+            .map_err(|_| SaslError::Malformed("HT authcid is not UTF-8"))?;
+        if username.is_empty() {
+            return Err(SaslError::InvalidUsername);
+        }
+        if proof.len() != ScramHash::Sha256.output_len() {
+            return Err(SaslError::Malformed("HT token hash of the wrong length"));
+        }
+        Ok(HtRequest {
+            username: username.to_owned(),
+            proof: proof.to_vec(),
+        })
+    }
+
+    /// Checks the proof against a stored token hash: on success, the
+    /// server's answer (the `<additional-data/>` of `<success/>`).
+    pub fn verify(
+        &self,
+        mechanism: HtMechanism,
+        cb: &ChannelBindingData,
+        stored_hash: &[u8],
+    ) -> Result<Vec<u8>, SaslError> {
+        let cb_data: &[u8] = match mechanism.binding() {
+            None => &[],
+            Some(t) => cb.get(t).ok_or(SaslError::ChannelBindingUnavailable(t))?,
+        };
+        let expected = hmac(ScramHash::Sha256, stored_hash, &[b"Initiator", cb_data]);
+        if !ct_eq(&expected, &self.proof) {
+            return Err(SaslError::NotAuthorized);
+        }
+        Ok(hmac(
+            ScramHash::Sha256,
+            stored_hash,
+            &[b"Responder", cb_data],
+        ))
+    }
+}
+
+/// The client side, for tests and tools: the initial message for `token`.
+pub fn ht_client_message(
+    mechanism: HtMechanism,
+    username: &str,
+    token: &str,
+    cb: &ChannelBindingData,
+) -> Result<Vec<u8>, SaslError> {
+    let cb_data: &[u8] = match mechanism.binding() {
+        None => &[],
+        Some(t) => cb.get(t).ok_or(SaslError::ChannelBindingUnavailable(t))?,
+    };
+    let mut out = username.as_bytes().to_vec();
+    out.push(0);
+    out.extend(hmac(
+        ScramHash::Sha256,
+        token.as_bytes(),
+        &[b"Initiator", cb_data],
+    ));
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_longer_than_the_hmac_block_so_their_hash_verifies() {
+        let t = NewToken::generate().unwrap();
+        // The whole scheme rests on this (RFC 2104 §2).
+        assert!(t.token.len() > 64, "{}", t.token.len());
+        let cb = ChannelBindingData {
+            tls_exporter: Some(vec![9; 32]),
+            tls_server_end_point: None,
+        };
+        for m in [HtMechanism::Sha256None, HtMechanism::Sha256Expr] {
+            let msg = ht_client_message(m, "juliet", &t.token, &cb).unwrap();
+            let req = HtRequest::parse(&msg).unwrap();
+            assert_eq!(req.username, "juliet");
+            let answer = req.verify(m, &cb, &t.hash).unwrap();
+            let expected = hmac(
+                ScramHash::Sha256,
+                t.token.as_bytes(),
+                &[
+                    b"Responder",
+                    if m == HtMechanism::Sha256None {
+                        &[]
+                    } else {
+                        &[9; 32]
+                    },
+                ],
+            );
+            assert_eq!(answer, expected);
+        }
+    }
+
+    #[test]
+    fn a_wrong_token_binding_or_mechanism_fails() {
+        let t = NewToken::generate().unwrap();
+        let other = NewToken::generate().unwrap();
+        let cb = ChannelBindingData {
+            tls_exporter: Some(vec![9; 32]),
+            tls_server_end_point: Some(vec![8; 32]),
+        };
+        let msg = ht_client_message(HtMechanism::Sha256Expr, "j", &t.token, &cb).unwrap();
+        let req = HtRequest::parse(&msg).unwrap();
+        assert!(matches!(
+            req.verify(HtMechanism::Sha256Expr, &cb, &other.hash),
+            Err(SaslError::NotAuthorized)
+        ));
+        // The same proof under another binding (another TLS session).
+        let moved = ChannelBindingData {
+            tls_exporter: Some(vec![7; 32]),
+            tls_server_end_point: None,
+        };
+        assert!(req
+            .verify(HtMechanism::Sha256Expr, &moved, &t.hash)
+            .is_err());
+        assert!(req.verify(HtMechanism::Sha256Endp, &cb, &t.hash).is_err());
+        assert!(req.verify(HtMechanism::Sha256None, &cb, &t.hash).is_err());
+        // No binding data on this connection.
+        assert!(matches!(
+            req.verify(
+                HtMechanism::Sha256Endp,
+                &ChannelBindingData::none(),
+                &t.hash
+            ),
+            Err(SaslError::ChannelBindingUnavailable(_))
+        ));
+    }
+
+    #[test]
+    fn malformed_messages_are_refused() {
+        assert!(HtRequest::parse(b"no-nul").is_err());
+        assert!(HtRequest::parse(b"\0aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa").is_err());
+        assert!(HtRequest::parse(b"user\0short").is_err());
+        assert!(HtRequest::parse(&[0xff, 0, 1]).is_err());
+        assert!(HtMechanism::parse("HT-SHA-256-UNIQ").is_none());
+        assert_eq!(
+            HtMechanism::available(&ChannelBindingData::none()),
+            [HtMechanism::Sha256None]
+        );
+    }
+}
