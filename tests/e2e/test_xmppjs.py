@@ -43,18 +43,25 @@ def test_xmppjs_logs_in_with_sasl2_bind2_then_with_a_fast_token(server):
     async def scenario():
         bob = await Client("bob@localhost", USERS["bob"], server).online()
         env = dict(os.environ, NODE_TLS_REJECT_UNAUTHORIZED="0")
-        proc = await asyncio.create_subprocess_exec(
-            "node",
-            str(HERE / "fast_login.mjs"),
-            str(server.starttls_port),
-            USERS["alice"],
-            "bob@localhost",
-            cwd=HERE,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), 45)
+        # In a thread: the client runs while bob's slixmpp loop receives.
+        try:
+            proc = await asyncio.to_thread(
+                subprocess.run,
+                [
+                    "node",
+                    str(HERE / "fast_login.mjs"),
+                    str(server.starttls_port),
+                    USERS["alice"],
+                    "bob@localhost",
+                ],
+                cwd=HERE,
+                env=env,
+                capture_output=True,
+                timeout=45,
+            )
+        except subprocess.TimeoutExpired as e:
+            raise AssertionError(f"xmpp.js did not finish: {e.stdout!r} {e.stderr!r}") from e
+        out, err = proc.stdout, proc.stderr
         events = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
         assert proc.returncode == 0, (out.decode(), err.decode())
         bodies = []

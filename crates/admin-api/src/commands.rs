@@ -41,6 +41,7 @@ pub static COMMANDS: &[&CommandSpec] = &[
     &USER_ROSTER,
     &USER_LASTLOGIN,
     &USER_COUNT,
+    &USER_INFO,
     &USER_CLIENTS,
     &USER_REVOKE,
     &ANNOUNCE,
@@ -572,6 +573,18 @@ pub static USER_LASTLOGIN: CommandSpec = CommandSpec {
     details: "The time is the last logout the server recorded (XEP-0012), as ejabberd's \
               get-user-lastlogin answers.",
     example: "chorusctl user lastlogin alice@localhost",
+    since: "0.2.0",
+    read_only: true,
+    password: false,
+    args: &[JID_ARG],
+};
+
+pub static USER_INFO: CommandSpec = CommandSpec {
+    name: "user info",
+    help: "Show one account: disabled or not, online resources, last logout, clients",
+    details: "The clients are those that named themselves at login (XEP-0388 user agents), \
+              with their FAST tokens' expiry, as `user clients` lists them.",
+    example: "chorusctl user info alice@localhost",
     since: "0.2.0",
     read_only: true,
     password: false,

@@ -17,16 +17,23 @@
 //! - Sessions are kept per requesting full JID and session id, at most
 //!   [`MAX_SESSIONS`] live ones per requester (a new one evicts the oldest),
 //!   for [`SESSION_TTL`]; they go with the requester's session (the
-//!   `session_closed` hook). An ended one is remembered for as long, so a
-//!   late request is told `session-expired` rather than `bad-sessionid`.
+//!   `session_closed` hook), and those of a requester gone without it (a
+//!   session that closed while its command ran) with the sweep that runs,
+//!   over the whole table at once, when it has grown to twice what the
+//!   last sweep left ([`REQUESTERS_KEPT`] at least): a constant cost per
+//!   session opened. An ended one (completed, canceled, evicted or
+//!   expired) is remembered for as long, so that a late request is told
+//!   `session-expired` rather than `bad-sessionid`, in one table for all
+//!   requesters holding the last [`MAX_ENDED`]: past it the oldest is
+//!   forgotten (its late request is told `bad-sessionid`).
 //! - Errors (§4.4): `bad-request` with `<malformed-action/>`,
 //!   `<bad-action/>`, `<bad-payload/>` or `<bad-sessionid/>`; `not-allowed`
 //!   with `<session-expired/>`; `forbidden` for a command the requester may
 //!   not run; `item-not-found` for an unknown node.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use chorus_jid::{BareJid, FullJid};
@@ -43,8 +50,12 @@ use crate::AdminContext;
 pub const SESSION_TTL: Duration = Duration::from_secs(600);
 /// Live sessions one requester may hold; a new one evicts the oldest.
 pub const MAX_SESSIONS: usize = 5;
-/// Ended sessions remembered per requester, to answer `session-expired`.
-const MAX_ENDED: usize = 16;
+/// Ended sessions remembered, all requesters together, to answer
+/// `session-expired`.
+pub const MAX_ENDED: usize = 4096;
+/// Requesters with live sessions past which the next new one sweeps the
+/// table (see the module docs).
+pub const REQUESTERS_KEPT: usize = 1024;
 
 /// Where the server puts its admin context once built. The module list is
 /// built before the context (the context names the modules' MUC rooms and
@@ -237,8 +248,51 @@ struct CommandSession {
     /// What each stage submitted so far (index = stage).
     submitted: Vec<Fields>,
     touched: Instant,
-    /// Completed or canceled: kept only to answer `session-expired`.
-    ended: bool,
+}
+
+/// Ended sessions, for `session-expired`: bounded in number and in time.
+#[derive(Default)]
+struct Ended {
+    /// By (requester, session id): the command's node and when it ended.
+    by_id: HashMap<(String, String), (&'static str, Instant)>,
+    /// The same keys, oldest first.
+    order: VecDeque<(String, String)>,
+}
+
+impl Ended {
+    /// Remembers a session as ended, forgetting first what is too old and,
+    /// past [`MAX_ENDED`], the oldest: each one is forgotten once, so the
+    /// work per call stays constant.
+    fn insert(&mut self, requester: &str, id: &str, node: &'static str) {
+        while let Some(oldest) = self.order.front() {
+            let stale = self
+                .by_id
+                .get(oldest)
+                .is_none_or(|(_, at)| at.elapsed() > SESSION_TTL);
+            if !stale && self.order.len() < MAX_ENDED {
+                break;
+            }
+            if let Some(key) = self.order.pop_front() {
+                self.by_id.remove(&key);
+            }
+        }
+        let key = (requester.to_owned(), id.to_owned());
+        if self
+            .by_id
+            .insert(key.clone(), (node, Instant::now()))
+            .is_none()
+        {
+            self.order.push_back(key);
+        }
+    }
+
+    /// The node of the requester's session `id`, if it ended lately.
+    fn node_of(&self, requester: &str, id: &str) -> Option<&'static str> {
+        self.by_id
+            .get(&(requester.to_owned(), id.to_owned()))
+            .filter(|(_, at)| at.elapsed() <= SESSION_TTL)
+            .map(|(node, _)| *node)
+    }
 }
 
 /// The XEP-0050 module: discovery of the commands, their sessions and
@@ -248,8 +302,12 @@ pub struct AdHoc {
     /// `admin.admins`, normalized.
     admins: HashSet<BareJid>,
     admin: AdminSlot,
-    /// Sessions by requesting full JID.
+    /// Live sessions by requesting full JID.
     sessions: dashmap::DashMap<String, Vec<CommandSession>>,
+    /// The number of requesters at which the next new session sweeps.
+    sweep_at: AtomicUsize,
+    /// Sessions that ended lately.
+    ended: Mutex<Ended>,
     next_id: AtomicU64,
 }
 
@@ -279,6 +337,8 @@ impl AdHoc {
             admins: admins.iter().filter_map(|a| a.parse().ok()).collect(),
             admin,
             sessions: dashmap::DashMap::new(),
+            sweep_at: AtomicUsize::new(REQUESTERS_KEPT),
+            ended: Mutex::new(Ended::default()),
             next_id: AtomicU64::new(1),
         }
     }
@@ -299,6 +359,42 @@ impl AdHoc {
             .iter()
             .find(|c| c.node() == node)
             .map(|c| c.as_ref())
+    }
+
+    fn ended(&self) -> MutexGuard<'_, Ended> {
+        self.ended.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Forgets, over the whole table, the sessions past their time (those
+    /// of requesters gone without `session_closed`), once the table has
+    /// `sweep_at` requesters; the next sweep waits until it has twice what
+    /// this one left. Never called with a reference into the table held.
+    fn make_room(&self) {
+        if self.sessions.len() < self.sweep_at.load(Ordering::Relaxed) {
+            return;
+        }
+        self.sessions.retain(|_, list| {
+            list.retain(|s| s.touched.elapsed() <= SESSION_TTL);
+            !list.is_empty()
+        });
+        let left = self.sessions.len();
+        self.sweep_at
+            .store((left * 2).max(REQUESTERS_KEPT), Ordering::Relaxed);
+    }
+
+    /// Ends the requester's sessions past their time: remembered as ended.
+    fn expire(&self, requester: &str, list: &mut Vec<CommandSession>) {
+        if list.iter().all(|s| s.touched.elapsed() <= SESSION_TTL) {
+            return;
+        }
+        let mut ended = self.ended();
+        list.retain(|s| {
+            let live = s.touched.elapsed() <= SESSION_TTL;
+            if !live {
+                ended.insert(requester, &s.id, s.node);
+            }
+            live
+        });
     }
 
     fn new_session_id(&self) -> String {
@@ -371,18 +467,15 @@ impl AdHoc {
             Err(f) => return failure(f),
         };
         let requester = env.requester.to_string();
-        let mut list = self.sessions.entry(requester).or_default();
-        sweep(&mut list);
-        let live = list.iter().filter(|s| !s.ended).count();
-        if live >= MAX_SESSIONS {
+        self.make_room();
+        let mut list = self.sessions.entry(requester.clone()).or_default();
+        self.expire(&requester, &mut list);
+        if list.len() >= MAX_SESSIONS {
             // The oldest live one goes: a client that forgot its sessions
             // can still start new ones.
-            if let Some(oldest) = list
-                .iter_mut()
-                .filter(|s| !s.ended)
-                .min_by_key(|s| s.touched)
-            {
-                oldest.ended = true;
+            if let Some(oldest) = (0..list.len()).min_by_key(|&i| list[i].touched) {
+                let old = list.remove(oldest);
+                self.ended().insert(&requester, &old.id, old.node);
             }
         }
         list.push(CommandSession {
@@ -391,7 +484,6 @@ impl AdHoc {
             stage: 0,
             submitted: Vec::new(),
             touched: Instant::now(),
-            ended: false,
         });
         drop(list);
         IqReply::Result(Some(executing(command, &id, 0, form)))
@@ -409,27 +501,35 @@ impl AdHoc {
         let requester = env.requester.to_string();
         // The session's state is copied out, so that no lock is held while
         // the command awaits storage.
-        let (stage, mut submitted) = {
-            let Some(mut list) = self.sessions.get_mut(&requester) else {
-                return bad_request(Some("bad-sessionid"), "no such session");
-            };
-            sweep(&mut list);
-            let Some(s) = list.iter_mut().find(|s| s.id == id) else {
-                return bad_request(Some("bad-sessionid"), "no such session");
-            };
-            if s.node != command.node() {
-                return bad_request(Some("bad-sessionid"), "the session is another command's");
+        let live = match self.sessions.get_mut(&requester) {
+            None => None,
+            Some(mut list) => {
+                self.expire(&requester, &mut list);
+                match list.iter_mut().find(|s| s.id == id) {
+                    None => None,
+                    Some(s) if s.node != command.node() => {
+                        return bad_request(
+                            Some("bad-sessionid"),
+                            "the session is another command's",
+                        );
+                    }
+                    Some(s) => {
+                        s.touched = Instant::now();
+                        Some((s.stage, s.submitted.clone()))
+                    }
+                }
             }
-            if s.ended || s.touched.elapsed() > SESSION_TTL {
-                s.ended = true;
-                return IqReply::failed(
+        };
+        let Some((stage, mut submitted)) = live else {
+            return match self.ended().node_of(&requester, id) {
+                Some(node) if node == command.node() => IqReply::failed(
                     StanzaError::new(StanzaErrorCondition::NotAllowed)
                         .with_app(Element::new("session-expired", ns::COMMANDS))
                         .with_text("the session has ended"),
-                );
-            }
-            s.touched = Instant::now();
-            (s.stage, s.submitted.clone())
+                ),
+                Some(_) => bad_request(Some("bad-sessionid"), "the session is another command's"),
+                None => bad_request(Some("bad-sessionid"), "no such session"),
+            };
         };
         let payload = cmd
             .children()
@@ -550,26 +650,18 @@ impl AdHoc {
         }
     }
 
-    /// Marks the session ended, remembered so that a late request for it
-    /// is told `session-expired`; a command without stages ran without an
-    /// entry, and gets one now.
+    /// Ends the session: out of the live ones (a command without stages
+    /// never was one), remembered in the bounded table of ended ones so
+    /// that a late request for it is told `session-expired`. Nothing is
+    /// added to the live table, so a command that ends after its
+    /// requester's session closed leaves nothing behind there.
     fn end(&self, requester: &str, id: &str, node: &'static str) {
-        let mut list = self.sessions.entry(requester.to_owned()).or_default();
-        match list.iter_mut().find(|s| s.id == id) {
-            Some(s) => {
-                s.ended = true;
-                s.submitted.clear();
-            }
-            None => list.push(CommandSession {
-                id: id.to_owned(),
-                node,
-                stage: 0,
-                submitted: Vec::new(),
-                touched: Instant::now(),
-                ended: true,
-            }),
+        if let Some(mut list) = self.sessions.get_mut(requester) {
+            list.retain(|s| s.id != id);
         }
-        sweep(&mut list);
+        self.sessions
+            .remove_if(requester, |_, list| list.is_empty());
+        self.ended().insert(requester, id, node);
     }
 
     /// disco#items or disco#info on the command list or a command node.
@@ -635,24 +727,6 @@ impl Module for AdHoc {
     /// The requester's command sessions go with its session.
     fn session_closed(&self, ctx: &SessionCtx<'_>) {
         self.sessions.remove(&ctx.full.to_string());
-    }
-}
-
-/// Forgets what is too old to answer for, and ended sessions past the
-/// number remembered.
-fn sweep(list: &mut Vec<CommandSession>) {
-    list.retain(|s| s.touched.elapsed() <= SESSION_TTL * 2);
-    let ended = list.iter().filter(|s| s.ended).count();
-    if ended > MAX_ENDED {
-        let mut drop = ended - MAX_ENDED;
-        list.retain(|s| {
-            if s.ended && drop > 0 {
-                drop -= 1;
-                false
-            } else {
-                true
-            }
-        });
     }
 }
 
@@ -771,21 +845,65 @@ mod tests {
     }
 
     #[test]
-    fn old_sessions_are_forgotten_and_ended_ones_bounded() {
-        let s = |id: usize, ended: bool| CommandSession {
-            id: id.to_string(),
+    fn ended_sessions_are_bounded_oldest_first() {
+        let mut ended = Ended::default();
+        for i in 0..MAX_ENDED + 5 {
+            ended.insert("a@b/c", &i.to_string(), "ping");
+        }
+        assert_eq!(ended.by_id.len(), MAX_ENDED);
+        assert_eq!(ended.order.len(), MAX_ENDED);
+        // The oldest went first; the newest are there, for this requester
+        // only.
+        assert_eq!(ended.node_of("a@b/c", "0"), None);
+        assert_eq!(ended.node_of("a@b/c", &MAX_ENDED.to_string()), Some("ping"));
+        assert_eq!(ended.node_of("a@b/d", &MAX_ENDED.to_string()), None);
+    }
+
+    fn adhoc() -> AdHoc {
+        AdHoc::new(vec![Box::new(PingCommand)], &[], AdminSlot::default())
+    }
+
+    fn session(id: &str, age: Duration) -> CommandSession {
+        CommandSession {
+            id: id.to_owned(),
             node: "ping",
             stage: 0,
             submitted: Vec::new(),
-            touched: Instant::now(),
-            ended,
-        };
-        let mut list: Vec<_> = (0..MAX_ENDED + 5).map(|i| s(i, true)).collect();
-        list.push(s(99, false));
-        sweep(&mut list);
-        assert_eq!(list.iter().filter(|s| s.ended).count(), MAX_ENDED);
-        assert!(list.iter().any(|s| s.id == "99"));
-        // The oldest ended ones went first.
-        assert!(!list.iter().any(|s| s.id == "0"));
+            touched: Instant::now().checked_sub(age).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_command_ending_after_its_requester_left_leaves_no_live_entry() {
+        let m = adhoc();
+        m.end("gone@b/c", "1-1", "ping");
+        assert!(m.sessions.is_empty());
+        assert_eq!(m.ended().node_of("gone@b/c", "1-1"), Some("ping"));
+        // A live session ended: out of the table, and its requester too.
+        m.sessions
+            .insert("a@b/c".into(), vec![session("2-2", Duration::ZERO)]);
+        m.end("a@b/c", "2-2", "ping");
+        assert!(m.sessions.is_empty());
+    }
+
+    #[test]
+    fn the_table_is_swept_of_expired_sessions_when_it_grows() {
+        let m = adhoc();
+        let old = SESSION_TTL + Duration::from_secs(1);
+        for i in 0..REQUESTERS_KEPT {
+            m.sessions
+                .insert(format!("u{i}@b/c"), vec![session("1", old)]);
+        }
+        m.sessions
+            .insert("fresh@b/c".into(), vec![session("1", Duration::ZERO)]);
+        m.make_room();
+        assert_eq!(m.sessions.len(), 1);
+        assert!(m.sessions.contains_key("fresh@b/c"));
+        assert_eq!(m.sweep_at.load(Ordering::Relaxed), REQUESTERS_KEPT);
+        // An expired one seen on access is remembered as ended.
+        let mut list = vec![session("x", old), session("y", Duration::ZERO)];
+        m.expire("a@b/c", &mut list);
+        assert_eq!(list.len(), 1);
+        assert_eq!(m.ended().node_of("a@b/c", "x"), Some("ping"));
     }
 }

@@ -47,6 +47,9 @@ pub struct C2sContext {
     next_id: AtomicU64,
     /// The server is draining: new streams are refused with system-shutdown.
     pub shutting_down: std::sync::atomic::AtomicBool,
+    /// Seals FAST token hashes in storage (`chorus_sasl::seal`); kept in
+    /// `<data_dir>/fast-token.key`, outside the database.
+    pub(crate) fast_key: [u8; 32],
 }
 
 /// The server-wide services a connection uses, built once by the server.
@@ -85,6 +88,7 @@ impl C2sContext {
                 .collect(),
             limits: std::sync::RwLock::new(config.limits.xml()),
             tls: std::sync::RwLock::new(tls),
+            fast_key: crate::c2s::fast_key(&config.server.data_dir),
             config,
             sm_sessions: dashmap::DashMap::new(),
             router,

@@ -30,6 +30,19 @@
 //! bucket (`push.burst`, `push.rate_per_minute`): a flood wakes the device
 //! once, and what is dropped is counted in the log.
 //!
+//! A message costs no storage read, and no task, when nothing would be
+//! sent: the module remembers, per account, whether storage held any
+//! registration at its last read (forgotten when the account enables,
+//! disables, loses a registration to an app server's `cancel`, or is
+//! removed), and when it held some, their buckets: if every one is empty,
+//! the message is dropped before the read.
+//!
+//! What `<enable/>` stores is bounded (see [`MAX_NODE`], [`MAX_KEY`],
+//! [`MAX_OPTIONS`]): past a bound the answer is `not-acceptable`, the
+//! condition RFC 6120 §8.3.3.9 gives a request that "does not meet criteria
+//! defined by the recipient or server" (RFC 6121 §2.3.3 uses it the same
+//! way for a roster item's over-long name); XEP-0357 names no error for it.
+//!
 //! The app server answers each notification. An error of type `cancel`
 //! means the registration is dead (the app was uninstalled, the token
 //! revoked: §9 leaves this to the server), so it is removed; `wait` and a
@@ -65,9 +78,25 @@ const ENCRYPTED: &[(&str, &str)] = &[
     ("openpgp", "urn:xmpp:openpgp:0"),
 ];
 
-/// Registrations whose buckets are kept in memory before idle ones are
-/// forgotten (an idle bucket is full again, as a new one is).
-const BUCKETS_KEPT: usize = 4096;
+/// Accounts remembered before a sweep forgets the idle ones (an idle
+/// bucket is full again, as a new one is; an account known to have no
+/// registration is read again when next needed). A sweep goes over them all
+/// at once, and the next comes only when as many more were added: the cost
+/// per message stays constant.
+const ACCOUNTS_KEPT: usize = 4096;
+
+/// The longest `node` accepted, in bytes: XEP-0357 sets no bound, and app
+/// servers use short tokens. The node is part of the stored key.
+pub const MAX_NODE: usize = 1024;
+/// The longest app server JID and node together, in bytes: with the
+/// account they make the registration's key, which PostgreSQL keeps in a
+/// B-tree index whose entries cannot exceed 2704 bytes. A JID alone may be
+/// up to 3071 bytes (RFC 7622 §3.1: three parts of at most 1023), so the
+/// JID parser's bound is not enough.
+pub const MAX_KEY: usize = 2048;
+/// The longest publish-options form accepted, serialized, in bytes: it is
+/// stored and sent back with every notification.
+pub const MAX_OPTIONS: usize = 4096;
 
 static INFO: ModuleInfo = ModuleInfo {
     name: "push",
@@ -85,7 +114,9 @@ static INFO: ModuleInfo = ModuleInfo {
     ],
     // §5: advertised on the account's bare JID.
     account_features: &[ns::PUSH],
-    hooks: HookSet::MESSAGE_INBOUND.and(HookSet::DETACHED_MESSAGE),
+    hooks: HookSet::MESSAGE_INBOUND
+        .and(HookSet::DETACHED_MESSAGE)
+        .and(HookSet::ACCOUNT_REMOVED),
     ..ModuleInfo::EMPTY
 };
 
@@ -108,6 +139,82 @@ struct Throttle {
     dropped: u64,
 }
 
+impl Throttle {
+    fn new(burst: u32) -> Throttle {
+        Throttle {
+            bucket: Bucket::full(burst),
+            used: Instant::now(),
+            dropped: 0,
+        }
+    }
+
+    /// Whether a token is there to take, without taking it.
+    fn ready(&self, burst: u32, refill: Duration) -> bool {
+        let mut bucket = self.bucket;
+        bucket.take(burst, refill)
+    }
+
+    /// Takes a token; false (and counted) when there is none.
+    fn take(&mut self, owner: &BareJid, service: &str, burst: u32, refill: Duration) -> bool {
+        self.used = Instant::now();
+        if self.bucket.take(burst, refill) {
+            if self.dropped > 0 {
+                tracing::info!(account = %owner, service, dropped = self.dropped, "push notifications were throttled");
+                self.dropped = 0;
+            }
+            true
+        } else {
+            self.drop_one(owner, service);
+            false
+        }
+    }
+
+    /// Counts a notification the bucket refused.
+    fn drop_one(&mut self, owner: &BareJid, service: &str) {
+        self.used = Instant::now();
+        if self.dropped == 0 {
+            tracing::info!(account = %owner, service, "push notifications throttled; dropping until the bucket refills");
+        }
+        self.dropped += 1;
+    }
+}
+
+/// What the module remembers of one account.
+#[derive(Default)]
+struct Account {
+    /// What storage held at the last read, if nothing changed since: None
+    /// until read and after a change; `Some(false)`: no registration, so a
+    /// message is neither read for nor notified; `Some(true)`: some, each
+    /// with its throttle in `throttles`.
+    registrations: Option<bool>,
+    /// By (app server, node).
+    throttles: HashMap<(String, String), Throttle>,
+}
+
+/// The accounts remembered, under one lock.
+struct Accounts {
+    by_jid: HashMap<BareJid, Account>,
+    /// Counts the changes to any account's registrations: a read that began
+    /// before a change does not record what it found as current.
+    epoch: u64,
+    /// The number of accounts at which the next one added sweeps.
+    sweep_at: usize,
+}
+
+impl Accounts {
+    /// Forgets, in one pass, the accounts whose buckets are all full again
+    /// (and those with none), once there are `sweep_at`; the next sweep
+    /// waits until as many again were added.
+    fn make_room(&mut self, full_after: Duration) {
+        if self.by_jid.len() < self.sweep_at {
+            return;
+        }
+        self.by_jid
+            .retain(|_, a| a.throttles.values().any(|t| t.used.elapsed() < full_after));
+        self.sweep_at = (self.by_jid.len() * 2).max(ACCOUNTS_KEPT);
+    }
+}
+
 /// What the module and its tasks share.
 struct Shared {
     include_body: bool,
@@ -116,8 +223,7 @@ struct Shared {
     burst: u32,
     refill: Duration,
     timeout: Duration,
-    /// By (account, app server, node).
-    throttles: Mutex<HashMap<(String, String, String), Throttle>>,
+    accounts: Mutex<Accounts>,
     /// The router and services, from `children` at start: notifications
     /// are sent from tasks of their own, which need owned handles.
     ctx: OnceLock<ChildCtx>,
@@ -138,7 +244,11 @@ impl Push {
                 burst: p.burst,
                 refill: p.refill(),
                 timeout: p.answer_timeout(),
-                throttles: Mutex::new(HashMap::new()),
+                accounts: Mutex::new(Accounts {
+                    by_jid: HashMap::new(),
+                    epoch: 0,
+                    sweep_at: ACCOUNTS_KEPT,
+                }),
                 ctx: OnceLock::new(),
             }),
         }
@@ -248,46 +358,108 @@ fn verdict(answer: &Element) -> Verdict {
 }
 
 impl Shared {
-    /// Takes a token from the registration's bucket.
-    fn admit(&self, owner: &BareJid, reg: &PushRegistration) -> bool {
-        let mut throttles = self.throttles.lock().unwrap_or_else(|p| p.into_inner());
-        if throttles.len() > BUCKETS_KEPT {
-            // Idle long enough to be full again: the same as forgotten.
-            let full_after = self.refill * self.burst;
-            throttles.retain(|_, t| t.used.elapsed() < full_after);
-        }
-        let key = (owner.to_string(), reg.service.clone(), reg.node.clone());
-        let t = throttles.entry(key).or_insert_with(|| Throttle {
-            bucket: Bucket::full(self.burst),
-            used: Instant::now(),
-            dropped: 0,
-        });
-        t.used = Instant::now();
-        if t.bucket.take(self.burst, self.refill) {
-            if t.dropped > 0 {
-                tracing::info!(account = %owner, service = %reg.service, dropped = t.dropped, "push notifications were throttled");
-                t.dropped = 0;
+    fn accounts(&self) -> std::sync::MutexGuard<'_, Accounts> {
+        self.accounts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a message to `owner` is worth a read of its registrations:
+    /// the epoch the read starts at, or None when nothing would be sent
+    /// (no registration, or every bucket empty: the drop is counted).
+    fn gate(&self, owner: &BareJid) -> Option<u64> {
+        let mut accounts = self.accounts();
+        let epoch = accounts.epoch;
+        let Some(account) = accounts.by_jid.get_mut(owner) else {
+            return Some(epoch);
+        };
+        match account.registrations {
+            None => Some(epoch),
+            Some(false) => None,
+            Some(true) => {
+                if account.throttles.is_empty()
+                    || account
+                        .throttles
+                        .values()
+                        .any(|t| t.ready(self.burst, self.refill))
+                {
+                    return Some(epoch);
+                }
+                for ((service, _), t) in account.throttles.iter_mut() {
+                    t.drop_one(owner, service);
+                }
+                None
             }
-            true
-        } else {
-            if t.dropped == 0 {
-                tracing::info!(account = %owner, service = %reg.service, "push notifications throttled; dropping until the bucket refills");
-            }
-            t.dropped += 1;
-            false
         }
     }
 
-    /// Notifies every registration of `owner`, in a task of its own.
+    /// Records what a read begun at `epoch` found (unless a change came
+    /// since), and takes a token from each registration's bucket: the ones
+    /// to notify.
+    fn admit(
+        &self,
+        owner: &BareJid,
+        epoch: u64,
+        registrations: Vec<PushRegistration>,
+    ) -> Vec<PushRegistration> {
+        let mut accounts = self.accounts();
+        let current = accounts.epoch == epoch;
+        if !accounts.by_jid.contains_key(owner) {
+            if registrations.is_empty() && !current {
+                return registrations;
+            }
+            accounts.make_room(self.refill * self.burst);
+        }
+        let account = accounts.by_jid.entry(owner.clone()).or_default();
+        if current {
+            account.registrations = Some(!registrations.is_empty());
+            // The buckets of registrations gone since go with them.
+            account.throttles.retain(|(service, node), _| {
+                registrations
+                    .iter()
+                    .any(|r| r.service == *service && r.node == *node)
+            });
+        }
+        registrations
+            .into_iter()
+            .filter(|reg| {
+                account
+                    .throttles
+                    .entry((reg.service.clone(), reg.node.clone()))
+                    .or_insert_with(|| Throttle::new(self.burst))
+                    .take(owner, &reg.service, self.burst, self.refill)
+            })
+            .collect()
+    }
+
+    /// `owner`'s registrations changed in storage: read them again.
+    fn changed(&self, owner: &BareJid) {
+        let mut accounts = self.accounts();
+        accounts.epoch += 1;
+        if let Some(account) = accounts.by_jid.get_mut(owner) {
+            account.registrations = None;
+        }
+    }
+
+    /// `owner` was removed, and its registrations with it.
+    fn removed(&self, owner: &BareJid) {
+        let mut accounts = self.accounts();
+        accounts.epoch += 1;
+        accounts.by_jid.remove(owner);
+    }
+
+    /// Notifies every registration of `owner`, in a task of its own; no
+    /// task when nothing would be sent.
     fn spawn_notify(self: &Arc<Self>, owner: BareJid, summary: Summary) {
         let Some(ctx) = self.ctx.get().cloned() else {
             return;
         };
+        let Some(epoch) = self.gate(&owner) else {
+            return;
+        };
         let shared = self.clone();
-        tokio::spawn(async move { shared.notify(&ctx, owner, summary).await });
+        tokio::spawn(async move { shared.notify(&ctx, owner, summary, epoch).await });
     }
 
-    async fn notify(self: Arc<Self>, ctx: &ChildCtx, owner: BareJid, summary: Summary) {
+    async fn notify(self: Arc<Self>, ctx: &ChildCtx, owner: BareJid, summary: Summary, epoch: u64) {
         let Some(node) = owner.node() else {
             return;
         };
@@ -299,10 +471,7 @@ impl Shared {
                 return;
             }
         };
-        for reg in registrations {
-            if !self.admit(&owner, &reg) {
-                continue;
-            }
+        for reg in self.admit(&owner, epoch, registrations) {
             let iq = notification(&owner, &reg, &summary);
             let (shared, ctx, owner) = (self.clone(), ctx.clone(), owner.clone());
             // One task per notification: a slow app server holds up no
@@ -344,6 +513,7 @@ impl Shared {
                     .storage
                     .push_disable(node, owner.domain(), &reg.service, Some(&reg.node))
                     .await;
+                self.changed(owner);
                 match removed {
                     Ok(_) => {
                         tracing::info!(account = %owner, service = %reg.service, condition = condition.as_str(), "app server refused a push notification; registration removed")
@@ -369,6 +539,16 @@ impl Push {
         if service.bare() == *owner {
             return IqReply::Error(StanzaErrorCondition::BadRequest);
         }
+        let service = service.to_string();
+        let node = el.attr("node").unwrap_or_default();
+        if node.len() > MAX_NODE {
+            return too_long(&format!("the node is longer than {MAX_NODE} bytes"));
+        }
+        if service.len() + node.len() > MAX_KEY {
+            return too_long(&format!(
+                "the jid and node together are longer than {MAX_KEY} bytes"
+            ));
+        }
         let options = match el.get_child("x", ns::DATA_FORMS) {
             None => String::new(),
             Some(x) => {
@@ -378,9 +558,14 @@ impl Push {
                 x.to_xml()
             }
         };
+        if options.len() > MAX_OPTIONS {
+            return too_long(&format!(
+                "the publish-options are longer than {MAX_OPTIONS} bytes"
+            ));
+        }
         let reg = PushRegistration {
-            service: service.to_string(),
-            node: el.attr("node").unwrap_or_default().to_owned(),
+            service,
+            node: node.to_owned(),
             options,
         };
         let Some(local) = owner.node() else {
@@ -390,6 +575,7 @@ impl Push {
         let max = self.shared.max_registrations;
         match storage.push_enable(local, owner.domain(), &reg, max).await {
             Ok(evicted) => {
+                self.shared.changed(owner);
                 tracing::info!(account = %owner, service = %reg.service, "push notifications enabled");
                 for old in evicted {
                     tracing::info!(account = %owner, service = %old.service, "oldest push registration removed: too many");
@@ -421,6 +607,9 @@ impl Push {
             .await
         {
             Ok(n) => {
+                if n > 0 {
+                    self.shared.changed(owner);
+                }
                 tracing::info!(account = %owner, service = %service, removed = n, "push notifications disabled");
                 IqReply::Result(None)
             }
@@ -430,6 +619,11 @@ impl Push {
             }
         }
     }
+}
+
+/// `not-acceptable` (modify), with what was too long (see the module docs).
+fn too_long(text: &str) -> IqReply {
+    IqReply::failed(StanzaError::new(StanzaErrorCondition::NotAcceptable).with_text(text))
 }
 
 /// The `jid` attribute both requests MUST have (§5, §6).
@@ -464,13 +658,12 @@ impl Module for Push {
             if iq.attr("type") != Some("set") {
                 return IqReply::Error(StanzaErrorCondition::BadRequest);
             }
-            let Some(el) = iq.children().next() else {
-                return IqReply::Error(StanzaErrorCondition::BadRequest);
-            };
-            if el.name() == "enable" {
+            if let Some(el) = iq.get_child("enable", ns::PUSH) {
                 self.enable(ctx, &me, el).await
-            } else {
+            } else if let Some(el) = iq.get_child("disable", ns::PUSH) {
                 self.disable(ctx, &me, el).await
+            } else {
+                IqReply::Error(StanzaErrorCondition::BadRequest)
             }
         })
     }
@@ -503,6 +696,17 @@ impl Module for Push {
             }
         }
         Box::pin(std::future::ready(()))
+    }
+
+    /// What the module remembers of the account goes with it (storage
+    /// deletes its registrations).
+    fn account_removed<'a>(
+        &'a self,
+        _ctx: &'a HookCtx<'a>,
+        user: &'a BareJid,
+    ) -> Option<BoxFuture<'a, ()>> {
+        self.shared.removed(user);
+        None
     }
 
     fn detached_message(&self, ctx: &SessionCtx<'_>, stanza: &Element) {
@@ -621,6 +825,100 @@ mod tests {
             po.children().next().map(|x| x.to_xml()),
             Some(options.to_xml())
         );
+    }
+
+    fn shared(burst: u32) -> Shared {
+        Shared {
+            include_body: false,
+            include_sender: false,
+            max_registrations: 5,
+            burst,
+            refill: Duration::from_secs(3600),
+            timeout: Duration::from_secs(1),
+            accounts: Mutex::new(Accounts {
+                by_jid: HashMap::new(),
+                epoch: 0,
+                sweep_at: ACCOUNTS_KEPT,
+            }),
+            ctx: OnceLock::new(),
+        }
+    }
+
+    fn reg(node: &str) -> PushRegistration {
+        PushRegistration {
+            service: "push.example.net".into(),
+            node: node.into(),
+            options: String::new(),
+        }
+    }
+
+    #[test]
+    fn an_account_without_registrations_is_read_once_until_it_changes() {
+        let s = shared(3);
+        let juliet: BareJid = "juliet@example.org".parse().unwrap();
+        let epoch = s.gate(&juliet).unwrap();
+        assert!(s.admit(&juliet, epoch, Vec::new()).is_empty());
+        // Known to have none: no read, no task.
+        assert_eq!(s.gate(&juliet), None);
+        // Enabling (or any change) makes it read again.
+        s.changed(&juliet);
+        let epoch = s.gate(&juliet).unwrap();
+        assert_eq!(s.admit(&juliet, epoch, vec![reg("n1")]), vec![reg("n1")]);
+        assert!(s.gate(&juliet).is_some());
+        // Removing the account forgets it.
+        s.removed(&juliet);
+        assert!(s.accounts().by_jid.is_empty());
+    }
+
+    #[test]
+    fn a_read_begun_before_a_change_is_not_taken_as_current() {
+        let s = shared(3);
+        let juliet: BareJid = "juliet@example.org".parse().unwrap();
+        let epoch = s.gate(&juliet).unwrap();
+        // The account enables while the read is under way; the read saw
+        // storage before it.
+        s.changed(&juliet);
+        assert!(s.admit(&juliet, epoch, Vec::new()).is_empty());
+        assert!(s.gate(&juliet).is_some());
+    }
+
+    #[test]
+    fn empty_buckets_drop_a_message_before_the_read() {
+        let s = shared(2);
+        let juliet: BareJid = "juliet@example.org".parse().unwrap();
+        for _ in 0..2 {
+            let epoch = s.gate(&juliet).unwrap();
+            assert_eq!(s.admit(&juliet, epoch, vec![reg("n1"), reg("n2")]).len(), 2);
+        }
+        // Both buckets are empty: nothing to read for.
+        assert_eq!(s.gate(&juliet), None);
+        let accounts = s.accounts();
+        let account = &accounts.by_jid[&juliet];
+        assert!(account.throttles.values().all(|t| t.dropped == 1));
+        drop(accounts);
+        // A registration gone from storage takes its bucket with it.
+        s.changed(&juliet);
+        let epoch = s.gate(&juliet).unwrap();
+        assert!(s.admit(&juliet, epoch, vec![reg("n1")]).is_empty());
+        assert_eq!(s.accounts().by_jid[&juliet].throttles.len(), 1);
+    }
+
+    #[test]
+    fn idle_accounts_are_swept_in_one_pass_and_busy_ones_kept() {
+        let s = shared(1);
+        let busy: BareJid = "busy@example.org".parse().unwrap();
+        let epoch = s.gate(&busy).unwrap();
+        s.admit(&busy, epoch, vec![reg("n")]);
+        for i in 0..ACCOUNTS_KEPT * 3 {
+            let jid: BareJid = format!("u{i}@example.org").parse().unwrap();
+            let epoch = s.gate(&jid).unwrap();
+            s.admit(&jid, epoch, Vec::new());
+            assert!(s.accounts().by_jid.len() <= ACCOUNTS_KEPT);
+        }
+        let accounts = s.accounts();
+        // The account whose bucket is not full again survived every sweep.
+        assert!(accounts.by_jid.contains_key(&busy));
+        assert_eq!(accounts.sweep_at, ACCOUNTS_KEPT);
     }
 
     #[test]

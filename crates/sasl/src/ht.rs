@@ -4,12 +4,13 @@
 //! way: the client sends `authcid NUL HMAC(token, "Initiator" || cb)`, the
 //! server answers `HMAC(token, "Responder" || cb)`.
 //!
-//! **Tokens are never stored.** A token is longer than SHA-256's 64-byte
-//! block, and HMAC first hashes such a key (RFC 2104 §2: "applications that
-//! use keys longer than B bytes will first hash the key using H"), so
-//! `HMAC(token, m) == HMAC(SHA-256(token), m)`: storage keeps SHA-256 of
-//! the token and verifies exactly as if it held the token, while a leaked
-//! database yields nothing a client could log in with.
+//! **What is stored.** A token is longer than SHA-256's 64-byte block, and
+//! HMAC first hashes such a key (RFC 2104 §2), so `HMAC(token, m) ==
+//! HMAC(SHA-256(token), m)`: the server needs only SHA-256 of the token.
+//! That hash is as good as the token for logging in (HT, unlike SCRAM,
+//! needs the key itself), so it is not stored either: storage keeps it
+//! sealed ([`seal`]) under a key of the server's that lives outside the
+//! database, and a copy of the database alone logs nobody in.
 
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -102,6 +103,28 @@ impl NewToken {
 /// Only tokens longer than the block are hashed by HMAC, and ours are.
 pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// Seals (or, applied again, opens) a token hash for storage: XOR with
+/// `HMAC-SHA-256(key, "chorus-fast-seal" || context...)`, a keystream
+/// unique to the token through its context (account, client, mechanism
+/// and expiry, which change with every token issued).
+pub fn seal(key: &[u8], hash: &[u8], context: &[&[u8]]) -> Vec<u8> {
+    // Length-prefixed, so that ("ab", "c") and ("a", "bc") differ.
+    let lens: Vec<[u8; 8]> = context
+        .iter()
+        .map(|c| (c.len() as u64).to_be_bytes())
+        .collect();
+    let mut parts: Vec<&[u8]> = vec![b"chorus-fast-seal"];
+    for (c, len) in context.iter().zip(&lens) {
+        parts.push(len);
+        parts.push(c);
+    }
+    let stream = hmac(ScramHash::Sha256, key, &parts);
+    hash.iter()
+        .zip(stream.iter().cycle())
+        .map(|(a, b)| a ^ b)
+        .collect()
 }
 
 /// The client's message, parsed.
@@ -247,6 +270,34 @@ mod tests {
             ),
             Err(SaslError::ChannelBindingUnavailable(_))
         ));
+    }
+
+    #[test]
+    fn sealing_twice_opens_and_the_context_matters() {
+        let key = [5u8; 32];
+        let hash = token_hash("secret-token:x");
+        let sealed = seal(&key, &hash, &[b"alice@example.org", b"ua", b"1700000000"]);
+        assert_ne!(sealed, hash);
+        assert_eq!(
+            seal(&key, &sealed, &[b"alice@example.org", b"ua", b"1700000000"]),
+            hash
+        );
+        assert_ne!(
+            seal(&key, &sealed, &[b"alice@example.org", b"ua", b"1700000001"]),
+            hash
+        );
+        assert_ne!(
+            seal(
+                &[6u8; 32],
+                &sealed,
+                &[b"alice@example.org", b"ua", b"1700000000"]
+            ),
+            hash
+        );
+        assert_ne!(
+            seal(&key, &hash, &[b"ab", b"c"]),
+            seal(&key, &hash, &[b"a", b"bc"])
+        );
     }
 
     #[test]

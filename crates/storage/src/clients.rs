@@ -1,7 +1,8 @@
 //! [`ClientStore`] on [`Storage`]: the clients each account logs in with
 //! (XEP-0388 `<user-agent/>`) and their FAST tokens (XEP-0484), two slots
 //! per client as XEP-0484 §6.1 suggests, so that rotation survives a lost
-//! `<success/>` without an unbounded list of live tokens.
+//! `<success/>` without an unbounded list of live tokens. What is stored
+//! as a token's `hash` is whatever the caller gives (c2s seals it).
 
 use std::time::SystemTime;
 
@@ -63,16 +64,22 @@ const DELETE_SLOT: &str = concat!(
     " AND client_id = $3 AND slot = $4"
 );
 
+// Each use is one conditional write, the authority on whether the token
+// still counts: the row must hold the hash that was verified and not have
+// expired, so a revocation or rotation that lands between the read and the
+// use wins.
 const PROMOTE: &str = concat!(
     "UPDATE fast_tokens SET slot = 'current', count = $4 WHERE account_id = ",
     account!(),
-    " AND client_id = $3 AND slot = 'new'"
+    " AND client_id = $3 AND slot = 'new' AND hash = $5 AND expires > $6"
 );
 
 const COUNT: &str = concat!(
-    "UPDATE fast_tokens SET count = $5 WHERE account_id = ",
+    "UPDATE fast_tokens SET count = CASE WHEN $4 > count THEN $4 ELSE count END \
+     WHERE account_id = ",
     account!(),
-    " AND client_id = $3 AND slot = $4 AND count < $5"
+    " AND client_id = $3 AND slot = 'current' AND hash = $5 AND expires > $6 \
+     AND ($4 = 0 OR count < $4)"
 );
 
 const REVOKE_ONE: &str = concat!(
@@ -200,9 +207,11 @@ impl ClientStore for Storage {
         domain: &str,
         client: &str,
         slot: TokenSlot,
+        hash: &[u8],
         count: Option<u64>,
     ) -> Result<bool, StorageError> {
         let count = count_i64(count.unwrap_or(0))?;
+        let now = now_micros()?;
         match slot {
             TokenSlot::New => {
                 // A client that never counted starts at 0, as the stored
@@ -220,26 +229,28 @@ impl ClientStore for Storage {
                     .bind(domain)
                     .bind(client)
                     .bind(count)
+                    .bind(hash)
+                    .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                if done.rows_affected() == 0 {
+                if done.rows_affected() != 1 {
                     tx.rollback().await?;
                     return Ok(false);
                 }
                 tx.commit().await?;
                 Ok(true)
             }
-            TokenSlot::Current if count == 0 => Ok(true),
             TokenSlot::Current => {
                 let done = sqlx::query(COUNT)
                     .bind(localpart)
                     .bind(domain)
                     .bind(client)
-                    .bind(slot.as_str())
                     .bind(count)
+                    .bind(hash)
+                    .bind(now)
                     .execute(&self.pool)
                     .await?;
-                Ok(done.rows_affected() > 0)
+                Ok(done.rows_affected() == 1)
             }
         }
     }

@@ -1266,18 +1266,21 @@ pub trait ClientStore {
         expires: SystemTime,
     ) -> impl Future<Output = Result<bool, StorageError>> + Send;
 
-    /// Records a successful use of the token in `slot` with replay counter
-    /// `count`: a used `new` token becomes `current`, replacing the older
-    /// one (§4.4: earlier tokens are invalidated on use). With a count,
-    /// the use counts only if it is above the stored one, checked and set
-    /// in one statement so that two racing replays cannot both pass. False
-    /// if the use did not count (a replay, or the token went meanwhile).
+    /// Records a successful use of the token in `slot`, stored as `hash`,
+    /// with replay counter `count`: a used `new` token becomes `current`,
+    /// replacing the older one (XEP-0484 §4.4: earlier tokens are
+    /// invalidated on use). One conditional write decides: the row must
+    /// still hold `hash` and not have expired, and with a count, the count
+    /// must be above the stored one (XEP-0484 §4.3, for TLS 0-RTT), so a
+    /// revocation, a rotation or a second use of the same count racing
+    /// this one wins. False if the use did not count.
     fn fast_used(
         &self,
         localpart: &str,
         domain: &str,
         client: &str,
         slot: TokenSlot,
+        hash: &[u8],
         count: Option<u64>,
     ) -> impl Future<Output = Result<bool, StorageError>> + Send;
 

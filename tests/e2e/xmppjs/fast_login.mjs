@@ -68,3 +68,5 @@ try {
   process.exitCode = 1;
 }
 clearTimeout(timer);
+// Whatever xmpp.js leaves scheduled, the test is over.
+process.exit(process.exitCode ?? 0);

@@ -123,6 +123,7 @@ pub static HANDLERS: &[Command] = &[
     bind!(api::USER_ROSTER => users::roster),
     bind!(api::USER_LASTLOGIN => users::lastlogin),
     bind!(api::USER_COUNT => users::count),
+    bind!(api::USER_INFO => users::info),
     bind!(api::USER_CLIENTS => users::clients),
     bind!(api::USER_REVOKE => users::revoke),
     bind!(api::ANNOUNCE => announce::announce),

@@ -1,7 +1,7 @@
 //! Account commands: `user add`, `user del`, `user passwd`, `user list`,
 //! `user disable` and `user enable`, `user roster`, `user lastlogin`,
-//! `user count`, and `user clients` and `user revoke` (XEP-0388 clients and
-//! their XEP-0484 FAST tokens). The XEP-0133 ad-hoc commands run these same functions.
+//! `user count`, `user info`, and `user clients` and `user revoke` (XEP-0388
+//! clients and their XEP-0484 FAST tokens). The XEP-0133 ad-hoc commands run these same functions.
 //!
 //! A password reaches the server only inside the request body (chorusctl
 //! reads it from a prompt or stdin, never argv) and goes no further than
@@ -342,4 +342,57 @@ pub async fn revoke(ctx: &AdminContext, args: &Value) -> CommandResult {
     tracing::info!(jid = %jid, client = client.unwrap_or("*"), tokens = n, "FAST tokens revoked");
     let text = format!("{n} token(s) of {jid} revoked\n");
     Ok(json!({ "jid": jid.to_string(), "revoked": n, "text": text }))
+}
+
+/// `user info`: one account at a glance: whether it is disabled, where it
+/// is online, when it last logged out, and the clients it logs in with
+/// (XEP-0388 user agents, with their FAST tokens).
+pub async fn info(ctx: &AdminContext, args: &Value) -> CommandResult {
+    let jid = account_arg(ctx, args)?;
+    let node = existing(ctx, &jid).await?;
+    let disabled = ctx
+        .storage
+        .account_disabled(&node, jid.domain())
+        .await
+        .map_err(storage_err)?;
+    let online: Vec<String> = ctx
+        .sessions
+        .resources(&jid)
+        .iter()
+        .map(|s| s.full.resource().to_owned())
+        .collect();
+    let last_logout = ctx
+        .storage
+        .last_activity(&node, jid.domain())
+        .await
+        .map_err(storage_err)?
+        .map(|(at, _)| humantime::format_rfc3339_seconds(at).to_string());
+    let listed = clients(ctx, args).await?;
+    let mut text = format!("{jid}\n");
+    text.push_str(&match &disabled {
+        None => "  disabled: no\n".to_owned(),
+        Some(r) if r.is_empty() => "  disabled: yes\n".to_owned(),
+        Some(r) => format!("  disabled: yes ({r})\n"),
+    });
+    text.push_str(&format!(
+        "  online: {}\n  last logout: {}\n  clients:\n",
+        if online.is_empty() {
+            "no".to_owned()
+        } else {
+            online.join(", ")
+        },
+        last_logout.as_deref().unwrap_or("never"),
+    ));
+    for line in listed["text"].as_str().unwrap_or_default().lines() {
+        text.push_str(&format!("    {line}\n"));
+    }
+    Ok(json!({
+        "jid": jid.to_string(),
+        "disabled": disabled.is_some(),
+        "disabled_reason": disabled,
+        "online": online,
+        "last_logout": last_logout,
+        "clients": listed["clients"],
+        "text": text,
+    }))
 }

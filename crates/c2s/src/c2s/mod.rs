@@ -46,6 +46,7 @@ pub use inbox::Inbox;
 pub use negotiation::Stream;
 pub use sasl::Sasl;
 use sasl::SaslState;
+pub(crate) use sasl2::fast_key;
 pub use sasl2::Sasl2;
 use sasl2::Sasl2Request;
 pub use sm::Handover;

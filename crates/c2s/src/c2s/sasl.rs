@@ -50,6 +50,9 @@ pub(super) enum SaslState {
         server: Box<ScramServer>,
         username: String,
     },
+    /// The client chose `mechanism` without an initial response; its next
+    /// `<response/>` is one (RFC 6120 §6.4.2, XEP-0388 §2.2).
+    Initial { mechanism: String },
 }
 
 /// The longest username a log line carries, in characters.
@@ -133,10 +136,10 @@ impl C2sState {
     /// A failure of the exchange under way, if any (its username is
     /// logged).
     pub(super) fn sasl_failure(&mut self, condition: &str, text: Option<&str>) -> Flow {
-        let username = self
-            .sasl
-            .take()
-            .map(|SaslState::Scram { username, .. }| username);
+        let username = self.sasl.take().and_then(|state| match state {
+            SaslState::Scram { username, .. } => Some(username),
+            SaslState::Initial { .. } => None,
+        });
         self.sasl_failure_as(condition, text, username.as_deref())
     }
 
@@ -178,7 +181,8 @@ impl C2sState {
         let mechanism = self.auth_mech;
         match condition {
             // The client gave up, or our storage failed: nothing to ban.
-            "aborted" | "temporary-auth-failure" => tracing::info!(
+            // An expired FAST token is a client that was away, not an attack.
+            "aborted" | "temporary-auth-failure" | "credentials-expired" => tracing::info!(
                 peer = %peer,
                 conn = self.conn_id,
                 jid = %jid,
@@ -291,7 +295,42 @@ impl C2sState {
     /// RFC 6120 `<auth/>`.
     pub(super) async fn on_auth(&mut self, el: &Element) -> Flow {
         self.sasl2 = None;
-        self.begin_exchange(el.attr("mechanism"), &el.text()).await
+        let text = el.text();
+        // §6.4.2: an empty <auth/> carries no initial response ("=" is an
+        // empty one).
+        match (text.trim().is_empty(), el.attr("mechanism")) {
+            (true, Some(mechanism)) => self.await_initial_response(mechanism),
+            _ => self.begin_exchange(el.attr("mechanism"), &text).await,
+        }
+    }
+
+    /// A mechanism chosen without an initial response: an empty challenge
+    /// asks for it, after checking the mechanism is offered.
+    pub(super) fn await_initial_response(&mut self, mechanism: &str) -> Flow {
+        let offered = mechanism
+            .parse::<Mechanism>()
+            .is_ok_and(|m| self.mechanisms().contains(&m));
+        if !offered {
+            self.auth_mech = "unknown";
+            return self.sasl_failure("invalid-mechanism", None);
+        }
+        self.sasl = Some(SaslState::Initial {
+            mechanism: mechanism.to_owned(),
+        });
+        self.sasl_challenge(&[]);
+        Flow::Continue
+    }
+
+    /// Restarts the negotiation deadline for a stream that is not
+    /// authenticated after all (a Bind 2 that could not bind).
+    pub(super) fn restart_negotiation_timer(&mut self) {
+        self.stop_negotiation_timer();
+        self.negotiation_timer = Some(
+            self.myself
+                .send_after(self.ctx.config.c2s.negotiation_timeout(), || {
+                    C2sMsg::HeaderTimeout
+                }),
+        );
     }
 
     /// Starts an exchange with `mechanism` and the base64 initial response,
@@ -364,12 +403,16 @@ impl C2sState {
         if (el.ns() == ns::SASL2) != self.sasl2.is_some() {
             return self.sasl_failure("malformed-request", Some("no authentication in progress"));
         }
-        let Some(SaslState::Scram {
-            mut server,
-            username,
-        }) = self.sasl.take()
-        else {
-            return self.sasl_failure("malformed-request", Some("no authentication in progress"));
+        let (mut server, username) = match self.sasl.take() {
+            Some(SaslState::Scram { server, username }) => (server, username),
+            Some(SaslState::Initial { mechanism }) => {
+                // The initial response, late.
+                return Box::pin(self.begin_exchange(Some(&mechanism), &el.text())).await;
+            }
+            None => {
+                return self
+                    .sasl_failure("malformed-request", Some("no authentication in progress"))
+            }
         };
         let name = Some(username.as_str());
         let Ok(payload) = unb64(&el.text()) else {

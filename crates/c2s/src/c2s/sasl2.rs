@@ -26,11 +26,14 @@
 //! (`chorusctl user clients`), with its FAST tokens; changing the password
 //! revokes them (storage does it with the password change).
 
-use std::time::{Duration, SystemTime};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chorus_modules::{Module, ModuleInfo, StreamFeature, Support, Xep};
-use chorus_sasl::{HtMechanism, HtRequest, NewToken};
-use chorus_storage::{ClientStore, OfflineStore, TokenSlot};
+use chorus_sasl::{seal, HtMechanism, HtRequest, NewToken};
+use chorus_storage::{
+    ArchiveCursor, ArchiveQuery, ArchiveStore, ClientStore, OfflineStore, TokenSlot,
+};
 use sha2::{Digest, Sha256};
 
 use super::sasl::unb64;
@@ -123,38 +126,40 @@ pub(super) struct Sasl2Request {
     fast_used: Option<FastUsed>,
 }
 
-fn cut(text: String, max: usize) -> String {
-    if text.chars().count() <= max {
-        text
-    } else {
-        text.chars().take(max).collect()
-    }
+/// What the client called itself, for logs and `chorusctl`: control
+/// characters (a newline, a terminal escape) dropped, cut to `max`.
+fn printable(text: &str, max: usize) -> String {
+    text.chars().filter(|c| !c.is_control()).take(max).collect()
 }
 
 impl Sasl2Request {
-    fn parse(el: &Element) -> Result<Sasl2Request, &'static str> {
+    fn parse(el: &Element) -> Sasl2Request {
         let mut req = Sasl2Request::default();
         if let Some(ua) = el.get_child("user-agent", ns::SASL2) {
+            // The id is optional (XEP-0388 §2.3); without one (or with one
+            // we cannot keep) there is no client to remember, so no FAST
+            // token and no stable resource, and the login goes on.
             let id = ua.attr("id").unwrap_or_default().trim();
-            if id.is_empty() || id.len() > MAX_CLIENT_ID {
-                return Err("a <user-agent/> needs an id of at most 128 bytes");
-            }
+            let keepable =
+                !id.is_empty() && id.len() <= MAX_CLIENT_ID && !id.chars().any(char::is_control);
             let text = |name| {
                 ua.get_child(name, ns::SASL2)
-                    .map(|e| cut(e.text().trim().to_owned(), MAX_CLIENT_TEXT))
+                    .map(|e| printable(e.text().trim(), MAX_CLIENT_TEXT))
                     .unwrap_or_default()
             };
-            req.user_agent = Some(UserAgent {
-                id: id.to_owned(),
-                software: text("software"),
-                device: text("device"),
-            });
+            if keepable {
+                req.user_agent = Some(UserAgent {
+                    id: id.to_owned(),
+                    software: text("software"),
+                    device: text("device"),
+                });
+            }
         }
         if let Some(b) = el.get_child("bind", ns::BIND2) {
             let mut bind = BindRequest {
                 tag: b
                     .get_child("tag", ns::BIND2)
-                    .map(|t| cut(t.text().trim().to_owned(), MAX_TAG))
+                    .map(|t| printable(t.text().trim(), MAX_TAG))
                     .filter(|t| !t.is_empty()),
                 ..BindRequest::default()
             };
@@ -170,8 +175,42 @@ impl Sasl2Request {
             req.bind = Some(bind);
         }
         req.resume = el.get_child("resume", ns::SM).cloned();
-        Ok(req)
+        req
     }
+}
+
+/// The key that seals FAST token hashes in storage, from
+/// `<data_dir>/fast-token.key` (made on first start, readable by the
+/// server's user only). Without it, a random key for this run: tokens then
+/// end with the process and clients log in with their passwords again.
+pub(crate) fn fast_key(data_dir: &Path) -> [u8; 32] {
+    let path = data_dir.join("fast-token.key");
+    if let Ok(bytes) = std::fs::read(&path) {
+        if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
+            return key;
+        }
+        tracing::warn!(path = %path.display(), "FAST token key has the wrong size; making a new one");
+    }
+    let mut key = [0u8; 32];
+    match NewToken::generate() {
+        Ok(t) => key.copy_from_slice(&t.hash),
+        Err(e) => tracing::error!(error = %e, "no randomness for the FAST token key"),
+    }
+    let written = {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&key))
+    };
+    if let Err(e) = written {
+        tracing::warn!(path = %path.display(), error = %e, "cannot keep the FAST token key; tokens last until restart");
+    }
+    key
 }
 
 /// The Bind 2 resource: `<tag>/<id>` (XEP-0386 §2.2.1), where the id is
@@ -236,6 +275,35 @@ impl C2sState {
         a
     }
 
+    /// Seals a token hash for storage, or opens a stored one (the same
+    /// operation): the context ties it to its account, client, mechanism
+    /// and expiry.
+    fn open_token(
+        &self,
+        user: &BareJid,
+        client: &str,
+        mech: HtMechanism,
+        expires: SystemTime,
+        hash: &[u8],
+    ) -> Vec<u8> {
+        let secs = expires
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default()
+            .to_string();
+        let account = user.to_string();
+        seal(
+            &self.ctx.fast_key,
+            hash,
+            &[
+                account.as_bytes(),
+                client.as_bytes(),
+                mech.name().as_bytes(),
+                secs.as_bytes(),
+            ],
+        )
+    }
+
     fn carbons_served(&self) -> bool {
         self.ctx.services.features.contains(&ns::CARBONS)
     }
@@ -245,11 +313,7 @@ impl C2sState {
         self.sasl = None;
         // From here on, failures take SASL2's form.
         self.sasl2 = Some(Box::default());
-        let req = match Sasl2Request::parse(el) {
-            Ok(r) => r,
-            Err(text) => return self.sasl_failure("malformed-request", Some(text)),
-        };
-        let mut req = Box::new(req);
+        let mut req = Box::new(Sasl2Request::parse(el));
         if let Some(t) = el.get_child("request-token", ns::FAST) {
             if self.fast_offered() {
                 let offered = HtMechanism::available(&self.channel_binding_data());
@@ -268,16 +332,21 @@ impl C2sState {
         let mechanism = el.attr("mechanism").unwrap_or_default();
         let initial = el
             .get_child("initial-response", ns::SASL2)
-            .map(|e| e.text())
-            .unwrap_or_default();
+            .map(|e| e.text());
         if let Some(ht) = HtMechanism::parse(mechanism) {
             self.sasl2 = Some(req);
+            let initial = initial.unwrap_or_default();
             return self
                 .fast_auth(ht, el.get_child("fast", ns::FAST), &initial)
                 .await;
         }
         self.sasl2 = Some(req);
-        self.begin_exchange(Some(mechanism), &initial).await
+        match initial {
+            Some(initial) => self.begin_exchange(Some(mechanism), &initial).await,
+            // XEP-0388 §2.2: no initial response; an empty challenge asks
+            // for it (RFC 6120 §6.4.2 does the same).
+            None => self.await_initial_response(mechanism),
+        }
     }
 
     /// A login with a FAST token (XEP-0484 §4.3): one message, checked
@@ -348,33 +417,31 @@ impl C2sState {
             else {
                 continue;
             };
-            if let Ok(answer) = req.verify(mech, &cb, &t.hash) {
+            let hash = self.open_token(&user, &client, mech, t.expires, &t.hash);
+            if let Ok(answer) = req.verify(mech, &cb, &hash) {
                 if t.expires <= now {
                     // §5.2: no longer trusted; the client falls back to its
                     // password.
                     return self.sasl_failure_as("credentials-expired", None, name);
                 }
-                matched = Some((slot, t.expires, answer));
+                matched = Some((slot, t.expires, t.hash.clone(), answer));
                 break;
             }
         }
-        let Some((slot, expires, answer)) = matched else {
+        let Some((slot, expires, stored, answer)) = matched else {
             return self.sasl_failure_as("not-authorized", None, name);
         };
         match self
             .ctx
             .storage
-            .fast_used(node, user.domain(), &client, slot, count)
+            .fast_used(node, user.domain(), &client, slot, &stored, count)
             .await
         {
             Ok(true) => {}
-            // §4.3: a count already seen is a replay.
+            // Revoked, rotated or expired meanwhile, or (§4.3, for TLS
+            // 0-RTT) a count already seen.
             Ok(false) => {
-                return self.sasl_failure_as(
-                    "not-authorized",
-                    Some("token counter already used"),
-                    name,
-                )
+                return self.sasl_failure_as("not-authorized", Some("token no longer valid"), name)
             }
             Err(e) => {
                 tracing::error!(error = %e, "storage error during authentication");
@@ -444,13 +511,7 @@ impl C2sState {
             if let Some(b) = &req.bind {
                 match self.bind2(b, req.user_agent.as_ref()).await {
                     Ok(bound) => extra.push(bound),
-                    Err(condition) => {
-                        // Nothing of the login stays (XEP-0388 §2.6.2).
-                        self.user = None;
-                        self.sasl2 = Some(Box::default());
-                        let text = format!("resource binding failed: {}", condition.as_str());
-                        return self.sasl_failure_as("not-authorized", Some(&text), Some(&node));
-                    }
+                    Err(condition) => return self.bind2_failed(&user, condition),
                 }
             }
         }
@@ -466,13 +527,30 @@ impl C2sState {
             success.push(e);
         }
         self.write_element(&success);
-        if let Some(r) = resumption {
-            if let Flow::Stop = self.resumed(r, false) {
-                return Flow::Stop;
-            }
-        }
+        // XEP-0388 §2.6.1: the features follow <success/> at once; what a
+        // resumed session never had acknowledged comes after them.
         let features = self.features();
         self.write_element(&features);
+        match resumption {
+            Some(r) => self.resumed(r, false),
+            None => Flow::Continue,
+        }
+    }
+
+    /// Authentication succeeded but Bind 2 could not bind (too many
+    /// resources): the client is told, not logged in, and not counted as a
+    /// failed login (that is for wrong credentials, and fail2ban), and
+    /// gets the negotiation deadline back to try again.
+    fn bind2_failed(&mut self, user: &BareJid, condition: StanzaErrorCondition) -> Flow {
+        tracing::info!(conn = self.conn_id, jid = %user, condition = condition.as_str(), "Bind 2 failed");
+        self.user = None;
+        let text = format!("resource binding failed: {}", condition.as_str());
+        self.write_element(
+            &Element::new("failure", ns::SASL2)
+                .with_child(Element::new("temporary-auth-failure", ns::SASL))
+                .with_child(Element::new("text", ns::SASL2).with_text(text)),
+        );
+        self.restart_negotiation_timer();
         Flow::Continue
     }
 
@@ -533,29 +611,57 @@ impl C2sState {
             }
         };
         let by = user.to_string();
+        // The archive's stanza-id on a stored message, if it has one.
         let archived = |xml: &str| {
-            Element::from_xml(xml).is_ok_and(|m| {
-                m.children()
-                    .any(|c| c.is("stanza-id", ns::SID) && c.attr("by") == Some(by.as_str()))
-            })
+            let m = Element::from_xml(xml).ok()?;
+            let id = m
+                .children()
+                .find(|c| c.is("stanza-id", ns::SID) && c.attr("by") == Some(by.as_str()))
+                .and_then(|c| c.attr("id"))
+                .map(str::to_owned);
+            id
         };
-        let upto = stored
+        let stamped: Vec<(i64, String)> = stored
             .iter()
-            .take_while(|m| archived(&m.stanza))
-            .last()
-            .map(|m| m.id);
-        if let Some(id) = upto {
-            match self
-                .ctx
-                .storage
-                .delete_offline_up_to(node, user.domain(), id)
-                .await
-            {
-                Ok(n) => {
-                    tracing::debug!(jid = %user, count = n, "archived offline messages dropped")
-                }
-                Err(e) => tracing::warn!(jid = %user, error = %e, "cannot drop offline messages"),
+            .map_while(|m| archived(&m.stanza).map(|sid| (m.id, sid)))
+            .collect();
+        let Some(&(upto, _)) = stamped.last() else {
+            return;
+        };
+        // The stamp says the archive took the message; the archive itself
+        // must still hold every one (a failed write, a purge or retention
+        // would otherwise lose it here).
+        let query = ArchiveQuery {
+            with: None,
+            start: None,
+            end: None,
+            after_id: None,
+            before_id: None,
+            ids: stamped.iter().map(|(_, sid)| sid.clone()).collect(),
+            cursor: ArchiveCursor::First,
+            limit: u32::try_from(stamped.len()).unwrap_or(u32::MAX),
+        };
+        match self
+            .ctx
+            .storage
+            .archive_count(node, user.domain(), &query)
+            .await
+        {
+            Ok(n) if n == stamped.len() as u64 => {}
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(jid = %user, error = %e, "cannot check the archive");
+                return;
             }
+        }
+        match self
+            .ctx
+            .storage
+            .delete_offline_up_to(node, user.domain(), upto)
+            .await
+        {
+            Ok(n) => tracing::debug!(jid = %user, count = n, "archived offline messages dropped"),
+            Err(e) => tracing::warn!(jid = %user, error = %e, "cannot drop offline messages"),
         }
     }
 
@@ -588,7 +694,11 @@ impl C2sState {
         }
         let mechanism = req.request_token.or(rotate)?;
         let token = NewToken::generate().ok()?;
-        let expires = now + ttl;
+        // Whole seconds: the expiry is part of the seal's context and must
+        // read back from storage exactly.
+        let expires =
+            UNIX_EPOCH + Duration::from_secs(now.duration_since(UNIX_EPOCH).ok()?.as_secs()) + ttl;
+        let sealed = self.open_token(user, &ua.id, mechanism, expires, &token.hash);
         match self
             .ctx
             .storage
@@ -597,7 +707,7 @@ impl C2sState {
                 user.domain(),
                 &ua.id,
                 mechanism.name(),
-                &token.hash,
+                &sealed,
                 expires,
             )
             .await
@@ -654,7 +764,7 @@ mod tests {
              <inactive xmlns='urn:xmpp:csi:0'/></bind></authenticate>",
         )
         .unwrap();
-        let r = Sasl2Request::parse(&el).unwrap();
+        let r = Sasl2Request::parse(&el);
         let ua = r.user_agent.unwrap();
         assert_eq!(
             (ua.id.as_str(), ua.device.as_str()),
@@ -667,6 +777,16 @@ mod tests {
             "<authenticate xmlns='urn:xmpp:sasl:2'><user-agent id='{}'/></authenticate>",
             "x".repeat(200)
         );
-        assert!(Sasl2Request::parse(&Element::from_xml(&long).unwrap()).is_err());
+        // An id we cannot keep, or none: no client, and the login goes on.
+        assert!(Sasl2Request::parse(&Element::from_xml(&long).unwrap())
+            .user_agent
+            .is_none());
+        let bare = "<authenticate xmlns='urn:xmpp:sasl:2'><user-agent><software>x</software>\
+                    </user-agent></authenticate>";
+        assert!(Sasl2Request::parse(&Element::from_xml(bare).unwrap())
+            .user_agent
+            .is_none());
+        // Control characters never reach a log line or a terminal.
+        assert_eq!(printable("Evil\n\u{1b}[2JPhone", 64), "Evil[2JPhone");
     }
 }

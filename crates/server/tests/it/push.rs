@@ -1,7 +1,7 @@
 //! XEP-0357 push notifications over real sockets. A second client plays
 //! the app server: its full JID is the push `jid`, and it answers each
 //! notification as the test says. Covered: enabling and disabling and
-//! their errors, a notification per message to an offline account or a
+//! their errors (over-long nodes, jids and publish-options included), a notification per message to an offline account or a
 //! detached session (none while attached, none again when the detached
 //! session ends), what the summary carries (nothing by default; body and
 //! sender when configured; never an encrypted message's text), the
@@ -266,6 +266,52 @@ async fn enabling_and_disabling_with_their_errors() {
         Outcome::Reply(e) => assert_eq!(stanza_error_condition(&e), "forbidden"),
         other => panic!("{other:?}"),
     }
+    // What would be stored is bounded: a node past 1024 bytes, a jid and
+    // node together past 2048, publish-options past 4096 are
+    // not-acceptable (RFC 6120 §8.3.3.9), before anything is stored.
+    let r = iq(&mut alice, "e5", "", &enable_xml(&"n".repeat(1025), "s")).await;
+    assert_eq!(
+        stanza_error_condition(&r),
+        "not-acceptable",
+        "{}",
+        r.to_xml()
+    );
+    let long_jid = format!("{}@localhost/{}", "a".repeat(1000), "r".repeat(1000));
+    let r = iq(
+        &mut alice,
+        "e6",
+        "",
+        &format!(
+            "<enable xmlns='{NS_PUSH}' jid='{long_jid}' node='{}'/>",
+            "n".repeat(100)
+        ),
+    )
+    .await;
+    assert_eq!(
+        stanza_error_condition(&r),
+        "not-acceptable",
+        "{}",
+        r.to_xml()
+    );
+    let r = iq(&mut alice, "e7", "", &enable_xml("n", &"s".repeat(5000))).await;
+    assert_eq!(
+        stanza_error_condition(&r),
+        "not-acceptable",
+        "{}",
+        r.to_xml()
+    );
+    assert_eq!(registrations(&server).await, 0);
+    // At the bound, accepted.
+    enable(&mut alice, &"n".repeat(1024), "s").await;
+    assert_eq!(registrations(&server).await, 1);
+    let r = iq(
+        &mut alice,
+        "x0",
+        "",
+        &format!("<disable xmlns='{NS_PUSH}' jid='{APP}'/>"),
+    )
+    .await;
+    assert_eq!(r.attr("type"), Some("result"));
     assert_eq!(registrations(&server).await, 0);
 
     // Enabled twice with the same node: one registration, replaced.

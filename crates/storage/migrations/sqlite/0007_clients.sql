@@ -16,10 +16,10 @@ CREATE TABLE clients (
 ) STRICT;
 
 -- XEP-0484 §6.1: at most two tokens per client, in the slots 'new' (issued,
--- not yet used) and 'current' (used at least once). Only a hash of each
--- token is kept: the token itself is longer than SHA-256's block, so HMAC
--- hashes it before use (RFC 2104 §2) and the hash verifies exactly as the
--- token would.
+-- not yet used) and 'current' (used at least once). The token itself is
+-- not kept: `hash` is SHA-256 of it (which HMAC uses in its place, RFC 2104
+-- §2) sealed under the server's key in <data_dir>/fast-token.key, so this
+-- table alone logs nobody in.
 CREATE TABLE fast_tokens (
     account_id INTEGER NOT NULL,
     client_id TEXT NOT NULL,

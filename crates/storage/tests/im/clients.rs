@@ -85,9 +85,14 @@ async fn a_new_token_replaces_an_unused_one_and_becomes_current_on_use(db: &Db) 
     assert_eq!(tokens[0].hash, vec![2; 32]);
     assert_eq!(tokens[0].mechanism, "HT-SHA-256-EXPR");
     assert_eq!(tokens[0].expires, later(2));
+    // A use names the hash it verified: another one does not count.
+    assert!(!s
+        .fast_used("alice", DOMAIN, "ua", TokenSlot::New, &[1; 32], Some(1))
+        .await
+        .unwrap());
     // Used: it becomes current.
     assert!(s
-        .fast_used("alice", DOMAIN, "ua", TokenSlot::New, Some(1))
+        .fast_used("alice", DOMAIN, "ua", TokenSlot::New, &[2; 32], Some(1))
         .await
         .unwrap());
     // Rotation: a new one is issued next to it, and both verify until the
@@ -108,7 +113,7 @@ async fn a_new_token_replaces_an_unused_one_and_becomes_current_on_use(db: &Db) 
         Some(later(3))
     );
     assert!(s
-        .fast_used("alice", DOMAIN, "ua", TokenSlot::New, None)
+        .fast_used("alice", DOMAIN, "ua", TokenSlot::New, &[3; 32], None)
         .await
         .unwrap());
     let tokens = s.fast_tokens("alice", DOMAIN, "ua").await.unwrap();
@@ -117,7 +122,22 @@ async fn a_new_token_replaces_an_unused_one_and_becomes_current_on_use(db: &Db) 
     assert_eq!(tokens[0].hash, vec![3; 32]);
     // A second use of "new" finds nothing to promote.
     assert!(!s
-        .fast_used("alice", DOMAIN, "ua", TokenSlot::New, None)
+        .fast_used("alice", DOMAIN, "ua", TokenSlot::New, &[3; 32], None)
+        .await
+        .unwrap());
+    // An expired token does not count, whatever its hash.
+    s.fast_issue(
+        "alice",
+        DOMAIN,
+        "ua",
+        "HT-SHA-256-EXPR",
+        &[4; 32],
+        SystemTime::UNIX_EPOCH,
+    )
+    .await
+    .unwrap();
+    assert!(!s
+        .fast_used("alice", DOMAIN, "ua", TokenSlot::New, &[4; 32], None)
         .await
         .unwrap());
 }
@@ -132,14 +152,21 @@ async fn counters_refuse_replays(db: &Db) {
         .await
         .unwrap();
     assert!(s
-        .fast_used("alice", DOMAIN, "ua", TokenSlot::New, Some(5))
+        .fast_used("alice", DOMAIN, "ua", TokenSlot::New, &[1; 32], Some(5))
         .await
         .unwrap());
     for (count, counted) in [(5, false), (4, false), (6, true), (6, false), (9, true)] {
         assert_eq!(
-            s.fast_used("alice", DOMAIN, "ua", TokenSlot::Current, Some(count))
-                .await
-                .unwrap(),
+            s.fast_used(
+                "alice",
+                DOMAIN,
+                "ua",
+                TokenSlot::Current,
+                &[1; 32],
+                Some(count)
+            )
+            .await
+            .unwrap(),
             counted,
             "count {count}"
         );

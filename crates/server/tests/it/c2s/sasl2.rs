@@ -313,6 +313,20 @@ async fn a_fast_token_logs_in_without_the_password_once_per_count() {
     let first_jid = identity(&success);
     let tok = token(&success);
     c.expect("features").await;
+    // Storage holds neither the token nor its plain hash (which would log
+    // in as well as the token does).
+    use chorus_storage::ClientStore;
+    let stored = server
+        .storage
+        .fast_tokens("alice", "localhost", ua)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0].hash, chorus_sasl::token_hash(&tok));
+    assert!(!stored[0]
+        .hash
+        .windows(8)
+        .any(|w| tok.as_bytes().windows(8).any(|t| t == w)));
 
     // Reconnect with the token: one message, no password.
     let (mut c2, _) = tls(&server).await;
@@ -437,6 +451,11 @@ async fn invalidation_and_a_password_change_end_tokens() {
     assert!(out.contains("ua-a") && out.contains("ua-b"), "{out}");
     assert!(
         out.contains("AwesomeXMPP") && !out.contains("token none"),
+        "{out}"
+    );
+    let out = ctl(&server, &["user", "info", "alice@localhost"]).await;
+    assert!(
+        out.contains("disabled: no") && out.contains("    ua-a  AwesomeXMPP"),
         "{out}"
     );
     let out = ctl(
@@ -632,6 +651,13 @@ async fn a_session_resumes_inside_sasl2_or_binds_anew() {
         "no bind after a resumption"
     );
     assert_eq!(identity(&resumed), full);
+    // Features first (XEP-0388 §2.6.1), then what was never acknowledged.
+    let f = c2.next_element().await;
+    assert!(
+        f.is("features", "http://etherx.jabber.org/streams"),
+        "{}",
+        f.to_xml()
+    );
     let again = c2.expect("message").await;
     assert_eq!(again.attr("id"), Some("kept"));
     server.stop();
@@ -667,5 +693,81 @@ async fn a_disabled_account_is_refused_by_both_profiles() {
         .unwrap());
     let ok = scram2(&mut c, "alice", "wonderland", "").await;
     assert!(ok.is("success", NS_SASL2), "{}", ok.to_xml());
+    server.stop();
+}
+
+#[tokio::test]
+async fn optional_parts_may_be_left_out() {
+    let server = server_with_users("sasl2-optional").await;
+    let (mut c, _) = tls(&server).await;
+    // No initial response: an empty challenge asks for it (XEP-0388 §2.2).
+    c.send(&format!(
+        "<authenticate xmlns='{NS_SASL2}' mechanism='PLAIN'>\
+         <user-agent><software>NoId</software></user-agent>\
+         <request-token xmlns='{NS_FAST}' mechanism='HT-SHA-256-NONE'/></authenticate>"
+    ))
+    .await;
+    let challenge = c.next_element().await;
+    assert!(
+        challenge.is("challenge", NS_SASL2),
+        "{}",
+        challenge.to_xml()
+    );
+    assert_eq!(challenge.text().trim(), "");
+    c.send(&format!(
+        "<response xmlns='{NS_SASL2}'>{}</response>",
+        b64(b"\0alice\0wonderland")
+    ))
+    .await;
+    let ok = c.next_element().await;
+    assert!(ok.is("success", NS_SASL2), "{}", ok.to_xml());
+    // A user agent without an id is no client to give a token to.
+    assert!(ok.get_child("token", NS_FAST).is_none(), "{}", ok.to_xml());
+    use chorus_storage::ClientStore;
+    assert!(server
+        .storage
+        .clients("alice", "localhost")
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The same in RFC 6120 SASL: an empty <auth/>, then the response.
+    let (mut c, _) = tls(&server).await;
+    c.send(&format!("<auth xmlns='{NS_SASL}' mechanism='PLAIN'/>"))
+        .await;
+    let challenge = c.next_element().await;
+    assert!(challenge.is("challenge", NS_SASL), "{}", challenge.to_xml());
+    c.send(&format!(
+        "<response xmlns='{NS_SASL}'>{}</response>",
+        b64(b"\0bob\0builder")
+    ))
+    .await;
+    assert_eq!(c.next_element().await.name(), "success");
+    server.stop();
+}
+
+#[tokio::test]
+async fn a_bind_that_fails_is_no_failed_login_and_the_stream_goes_on() {
+    let mut config = test_config("sasl2-bindfail");
+    config.c2s.max_resources = 1;
+    let server = start(config).await;
+    add_user(&server, "alice", "wonderland").await;
+    let (mut first, _) = tls(&server).await;
+    let bind = |tag: &str| format!("<bind xmlns='{NS_BIND2}'><tag>{tag}</tag></bind>");
+    let ok = scram2(&mut first, "alice", "wonderland", &bind("One")).await;
+    assert!(ok.is("success", NS_SASL2), "{}", ok.to_xml());
+    // A second resource is one too many.
+    let (mut c, _) = tls(&server).await;
+    let failure = scram2(&mut c, "alice", "wonderland", &bind("Two")).await;
+    assert_eq!(sasl2_failure(&failure), "temporary-auth-failure");
+    // Not logged in, not banned: more tries than sasl.max_attempts allows
+    // failures for still get in, without binding.
+    for _ in 0..5 {
+        let again = scram2(&mut c, "alice", "wonderland", &bind("Two")).await;
+        assert_eq!(sasl2_failure(&again), "temporary-auth-failure");
+    }
+    let ok = scram2(&mut c, "alice", "wonderland", "").await;
+    assert!(ok.is("success", NS_SASL2), "{}", ok.to_xml());
+    assert_eq!(identity(&ok), "alice@localhost");
     server.stop();
 }
