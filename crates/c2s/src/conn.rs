@@ -195,7 +195,6 @@ pub fn connection_group(
     ctx: Arc<C2sContext>,
 ) -> GroupSpec {
     GroupSpec::new(format!("conn-{id}"), move |sctx: StartCtx| async move {
-        let sup = sctx.supervisor.clone();
         let _ = stream.set_nodelay(true);
         let peer = stream.peer_addr().ok().map(|a| a.ip());
         let (input, writer) = if direct_tls {
@@ -204,81 +203,124 @@ pub fn connection_group(
             let (r, w) = stream.into_split();
             (Input::Plain(r), Writer::Plain(w))
         };
-        let gauge = Arc::new(OutboundGauge::new(
-            ctx.config.limits.max_outbound_stanzas,
-            ctx.config.limits.max_outbound_bytes,
-        ));
-        // Kills whatever was started if a later spawn fails.
-        let mut started = PartialGroup::new();
-        let (socket, _) = Actor::spawn_linked(
-            None,
-            SocketActor,
-            SocketArgs {
-                writer,
-                write_timeout: ctx.config.c2s.write_timeout(),
-                gauge: gauge.clone(),
-                framing: framing.clone(),
-            },
-            sup.clone(),
-        )
-        .await?;
-        started.push_member(
-            GroupMember::new("socket", "worker", socket.get_cell()).significant(false),
-        );
-        let handle = SocketHandle::new(socket.clone(), gauge);
-        let (c2s, _) = Actor::spawn_linked(
-            None,
-            C2sActor,
-            C2sArgs {
-                peer,
-                conn_id: id,
-                socket: handle,
-                ctx: ctx.clone(),
-                framing: framing.clone(),
-            },
-            sup.clone(),
-        )
-        .await?;
-        let c2s_cell = c2s.get_cell();
-        let socket_cell = socket.get_cell();
-        let (receiver, _) = match Actor::spawn_linked(
-            None,
-            ReceiverActor,
-            ReceiverArgs {
-                input,
-                c2s: c2s.clone(),
-                socket,
-                limits: ctx.limits(),
-                tls: ctx.tls(),
-                handshake_timeout: ctx.config.handshake_timeout(),
-                framing,
-            },
-            sup,
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                c2s_cell.kill();
-                return Err(e);
-            }
+        let transport = Transport {
+            peer,
+            input,
+            writer,
+            framing,
+            tls: None,
+            messages: false,
         };
-        // c2s monitors the transport from here on (a member that already
-        // died is noticed by its status).
-        if c2s
-            .cast(C2sMsg::Monitor(vec![socket_cell, receiver.get_cell()]))
-            .is_err()
-        {
-            receiver.get_cell().kill();
-            return Err(ractor::SpawnErr::StartupFailed(
-                "c2s exited at start".into(),
-            ));
-        }
-        started.push_member(
-            GroupMember::new("receiver", "worker", receiver.get_cell()).significant(false),
-        );
-        started.push("c2s", "worker", c2s_cell);
-        tracing::debug!(conn = id, "connection started");
-        Ok::<Vec<GroupMember>, ractor::SpawnErr>(started.finish())
+        start_members(id, sctx, transport, ctx).await
     })
+}
+
+/// One connection's transport, as the members take it.
+pub(crate) struct Transport {
+    pub(crate) peer: Option<std::net::IpAddr>,
+    pub(crate) input: Input,
+    pub(crate) writer: Writer,
+    pub(crate) framing: Arc<dyn Framing>,
+    /// TLS already up below the stream (see [`C2sArgs::tls`]).
+    pub(crate) tls: Option<crate::tls::ChannelBindings>,
+    /// Writes are messages (WebSocket), not a byte stream.
+    pub(crate) messages: bool,
+}
+
+/// Spawns socket, c2s and receiver for `transport` under the `conns`
+/// supervisor (see [`connection_group`]).
+pub(crate) async fn start_members(
+    id: u64,
+    sctx: StartCtx,
+    transport: Transport,
+    ctx: Arc<C2sContext>,
+) -> Result<Vec<GroupMember>, ractor::SpawnErr> {
+    let sup = sctx.supervisor.clone();
+    let Transport {
+        peer,
+        input,
+        writer,
+        framing,
+        tls,
+        messages,
+    } = transport;
+    let mut gauge = OutboundGauge::new(
+        ctx.config.limits.max_outbound_stanzas,
+        ctx.config.limits.max_outbound_bytes,
+    );
+    if messages {
+        gauge = gauge.messages();
+    }
+    let gauge = Arc::new(gauge);
+    // Kills whatever was started if a later spawn fails.
+    let mut started = PartialGroup::new();
+    let (socket, _) = Actor::spawn_linked(
+        None,
+        SocketActor,
+        SocketArgs {
+            writer,
+            write_timeout: ctx.config.c2s.write_timeout(),
+            gauge: gauge.clone(),
+            framing: framing.clone(),
+        },
+        sup.clone(),
+    )
+    .await?;
+    started.push_member(GroupMember::new("socket", "worker", socket.get_cell()).significant(false));
+    let handle = SocketHandle::new(socket.clone(), gauge);
+    let (c2s, _) = Actor::spawn_linked(
+        None,
+        C2sActor,
+        C2sArgs {
+            peer,
+            conn_id: id,
+            socket: handle,
+            ctx: ctx.clone(),
+            framing: framing.clone(),
+            tls,
+        },
+        sup.clone(),
+    )
+    .await?;
+    let c2s_cell = c2s.get_cell();
+    let socket_cell = socket.get_cell();
+    let (receiver, _) = match Actor::spawn_linked(
+        None,
+        ReceiverActor,
+        ReceiverArgs {
+            input,
+            c2s: c2s.clone(),
+            socket,
+            limits: ctx.limits(),
+            tls: ctx.tls(),
+            handshake_timeout: ctx.config.handshake_timeout(),
+            framing,
+        },
+        sup,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            c2s_cell.kill();
+            return Err(e);
+        }
+    };
+    // c2s monitors the transport from here on (a member that already
+    // died is noticed by its status).
+    if c2s
+        .cast(C2sMsg::Monitor(vec![socket_cell, receiver.get_cell()]))
+        .is_err()
+    {
+        receiver.get_cell().kill();
+        return Err(ractor::SpawnErr::StartupFailed(
+            "c2s exited at start".into(),
+        ));
+    }
+    started.push_member(
+        GroupMember::new("receiver", "worker", receiver.get_cell()).significant(false),
+    );
+    started.push("c2s", "worker", c2s_cell);
+    tracing::debug!(conn = id, "connection started");
+    Ok(started.finish())
 }

@@ -44,6 +44,90 @@ pub trait Framing: Send + Sync + 'static {
     /// (RFC 6120 §4.8.1-§4.8.2: the streams namespace, and the content
     /// namespace as the default).
     fn accepts(&self, h: &StreamHeader) -> Result<(), &'static str>;
+    /// Whether STARTTLS may be offered: not where the transport below
+    /// (HTTP) already decided about TLS.
+    fn starttls(&self) -> bool {
+        true
+    }
+}
+
+/// The framing namespace of XMPP over WebSocket (RFC 7395 §3.3).
+pub const NS_FRAMING: &str = "urn:ietf:params:xml:ns:xmpp-framing";
+
+/// XMPP over WebSocket (RFC 7395): `<open/>` and `<close/>` in the framing
+/// namespace stand for the stream's header and end, and every message is
+/// one complete element that declares its own namespaces (§3.3.3), the
+/// stream-level ones (`<stream:features/>`, `<stream:error/>`) with the
+/// `stream` prefix, as clients (Strophe.js among them) look for it.
+///
+/// Inbound, the receiver parses the messages inside a stream header of its
+/// own, so `<open/>` and `<close/>` arrive as elements and
+/// [`Framing::inbound`] turns them into the header and the end.
+pub struct WebSocket;
+
+impl Framing for WebSocket {
+    fn content_ns(&self) -> &'static str {
+        ns::JABBER_CLIENT
+    }
+
+    fn header(&self, h: &OutHeader<'_>, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"<open xmlns='");
+        out.extend_from_slice(NS_FRAMING.as_bytes());
+        out.extend_from_slice(b"' id='");
+        out.extend_from_slice(escape_attr(h.id).as_bytes());
+        out.extend_from_slice(b"' from='");
+        out.extend_from_slice(escape_attr(h.from).as_bytes());
+        out.extend_from_slice(b"' version='1.0' xml:lang='en'/>");
+    }
+
+    fn footer(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"<close xmlns='");
+        out.extend_from_slice(NS_FRAMING.as_bytes());
+        out.extend_from_slice(b"'/>");
+    }
+
+    fn element(&self, el: &Element, out: &mut Vec<u8>) {
+        if el.ns() == ns::STREAM {
+            // `<stream:features` + the prefix's declaration + the rest.
+            let start = out.len();
+            el.write_to(out, &NsContext::stream(""));
+            let name_end = start + "<stream:".len() + el.name().len();
+            let decl = format!(" xmlns:stream='{}'", ns::STREAM);
+            out.splice(name_end..name_end, decl.into_bytes());
+        } else {
+            el.write_to(out, &NsContext::standalone());
+        }
+    }
+
+    fn inbound(&self, ev: StreamEvent) -> Result<StreamEvent, XmlError> {
+        match ev {
+            StreamEvent::Element(el) if el.is("open", NS_FRAMING) => {
+                Ok(StreamEvent::Header(StreamHeader {
+                    name: "open".to_owned(),
+                    ns: NS_FRAMING.to_owned(),
+                    default_ns: String::new(),
+                    prefixes: Vec::new(),
+                    attrs: el
+                        .attrs()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect(),
+                }))
+            }
+            StreamEvent::Element(el) if el.is("close", NS_FRAMING) => Ok(StreamEvent::End),
+            other => Ok(other),
+        }
+    }
+
+    fn accepts(&self, h: &StreamHeader) -> Result<(), &'static str> {
+        if h.name != "open" || h.ns != NS_FRAMING {
+            return Err("expected <open xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>");
+        }
+        Ok(())
+    }
+
+    fn starttls(&self) -> bool {
+        false
+    }
 }
 
 /// RFC 6120 §4 over TCP or TLS: one XML document per direction.
@@ -103,6 +187,51 @@ impl Framing for XmlStream {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn websocket_messages_declare_their_namespaces() {
+        let f = WebSocket;
+        let mut out = Vec::new();
+        f.header(
+            &OutHeader {
+                from: "example.org",
+                id: "i1",
+            },
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' id='i1' from='example.org' \
+             version='1.0' xml:lang='en'/>"
+        );
+        let mut out = Vec::new();
+        f.element(
+            &Element::new("features", ns::STREAM).with_child(Element::new("bind", ns::BIND)),
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<stream:features xmlns:stream='http://etherx.jabber.org/streams'>\
+             <bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>"
+        );
+        let mut out = Vec::new();
+        f.element(&Element::new("message", ns::JABBER_CLIENT), &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<message xmlns='jabber:client'/>"
+        );
+        let open = Element::new("open", NS_FRAMING).with_attr("to", "example.org");
+        let StreamEvent::Header(h) = f.inbound(StreamEvent::Element(open)).unwrap() else {
+            panic!()
+        };
+        assert!(f.accepts(&h).is_ok());
+        assert_eq!(h.attr("to"), Some("example.org"));
+        let close = Element::new("close", NS_FRAMING);
+        assert!(matches!(
+            f.inbound(StreamEvent::Element(close)).unwrap(),
+            StreamEvent::End
+        ));
+    }
 
     #[test]
     fn a_client_stream_is_framed_as_rfc_6120_writes_it() {

@@ -24,6 +24,7 @@ pub mod framing;
 pub mod receiver;
 pub mod socket;
 pub mod tls;
+pub mod ws;
 
 pub use conn::{connection_group, C2sContext, C2sShared, ClientConnections};
 

@@ -43,6 +43,9 @@ pub enum Flow {
     /// Start a new stream (after SASL success): discard everything buffered,
     /// and apply the post-authentication stanza limit.
     Reset,
+    /// Authenticated without a stream restart (XEP-0388 SASL2): apply the
+    /// post-authentication stanza limit and go on parsing.
+    Authenticated,
     /// `<proceed/>` was queued: hand over for the TLS handshake, then start a
     /// new stream.
     StartTls,
@@ -56,6 +59,8 @@ pub enum Input {
     /// Direct TLS (XEP-0368): the whole stream until the handshake is done.
     Handshake(TcpStream),
     Tls(ReadHalf<TlsStream<TcpStream>>),
+    /// XMPP over WebSocket (RFC 7395): one element per text message.
+    Ws(crate::ws::WsRead),
     Gone,
 }
 
@@ -86,7 +91,15 @@ pub struct ReceiverState {
     /// TLS reads need a buffer across the await (rustls decrypts into it).
     tls_buf: Vec<u8>,
     framing: Arc<dyn Framing>,
+    /// The parser's stream header is our own (WebSocket): not the peer's.
+    own_header: bool,
 }
+
+/// What the receiver feeds its parser before a WebSocket's messages: they
+/// are elements of no stream, so they are parsed inside this one, and
+/// `<open/>` and `<close/>` arrive as elements (`framing::WebSocket`).
+const WS_STREAM: &[u8] =
+    b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>";
 
 /// Reads what is available without holding a buffer across an await.
 fn read_available(reader: &OwnedReadHalf, parser: &mut StreamParser) -> io::Result<usize> {
@@ -148,7 +161,30 @@ impl ReceiverState {
                 true => ReadResult::Again,
                 false => ReadResult::Failed,
             },
+            Input::Ws(r) => match futures_util::StreamExt::next(r).await {
+                Some(Ok(crate::ws::WsMessage::Text(t))) => {
+                    self.parser.feed(t.as_bytes());
+                    ReadResult::Data
+                }
+                // RFC 7395 §3.2: XMPP goes in text messages only.
+                Some(Ok(crate::ws::WsMessage::Binary(_))) => ReadResult::Failed,
+                Some(Ok(crate::ws::WsMessage::Close(_))) | None => ReadResult::Eof,
+                // Pings are answered by the WebSocket layer.
+                Some(Ok(_)) => ReadResult::Again,
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "WebSocket read failed");
+                    ReadResult::Failed
+                }
+            },
             Input::Gone => ReadResult::Failed,
+        }
+    }
+
+    /// A WebSocket's parser starts inside a stream of the receiver's own.
+    fn open_own_stream(&mut self) {
+        if matches!(self.input, Input::Ws(_)) {
+            self.parser.feed(WS_STREAM);
+            self.own_header = true;
         }
     }
 
@@ -215,7 +251,7 @@ impl Actor for ReceiverActor {
         args: ReceiverArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         myself.cast(ReceiverMsg::Read)?;
-        Ok(ReceiverState {
+        let mut state = ReceiverState {
             input: args.input,
             parser: StreamParser::new(args.limits),
             c2s: args.c2s,
@@ -224,7 +260,10 @@ impl Actor for ReceiverActor {
             handshake_timeout: args.handshake_timeout,
             tls_buf: Vec::new(),
             framing: args.framing,
-        })
+            own_header: false,
+        };
+        state.open_own_stream();
+        Ok(state)
     }
 
     async fn handle(
@@ -253,6 +292,10 @@ impl Actor for ReceiverActor {
         loop {
             let ev = match state.parser.next_event() {
                 Ok(None) => break,
+                Ok(Some(StreamEvent::Header(_))) if state.own_header => {
+                    state.own_header = false;
+                    continue;
+                }
                 Ok(Some(ev)) => state.framing.inbound(ev),
                 Err(e) => Err(e),
             };
@@ -262,7 +305,9 @@ impl Actor for ReceiverActor {
                 Flow::Reset => {
                     state.parser.reset();
                     state.parser.set_authenticated(true);
+                    state.open_own_stream();
                 }
+                Flow::Authenticated => state.parser.set_authenticated(true),
                 Flow::StartTls => {
                     if !Box::pin(state.handshake(false)).await {
                         let _ = state.c2s.cast(C2sMsg::PeerClosed);

@@ -32,6 +32,8 @@ use crate::framing::Framing;
 pub enum Writer {
     Plain(OwnedWriteHalf),
     Tls(WriteHalf<TlsStream<TcpStream>>),
+    /// XMPP over WebSocket (RFC 7395): one text message per element.
+    Ws(crate::ws::WsWrite),
     /// Handed to the receiver for a TLS handshake, or not yet there (direct
     /// TLS before its handshake): writes are dropped.
     Detached,
@@ -47,7 +49,19 @@ pub struct OutboundGauge {
     max_bytes: usize,
     /// Queued bytes not yet taken by the socket actor, and how many stanzas
     /// they hold.
-    pending: Mutex<(Vec<u8>, usize)>,
+    pending: Mutex<Pending>,
+    /// Keep where each send ends: a message-based transport (WebSocket)
+    /// writes each as a message of its own.
+    messages: bool,
+}
+
+/// What the senders queued for the socket actor.
+#[derive(Debug, Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    sends: usize,
+    /// Where each send ends in `bytes`, when the gauge keeps messages.
+    ends: Vec<usize>,
 }
 
 impl OutboundGauge {
@@ -58,8 +72,15 @@ impl OutboundGauge {
             overflowed: AtomicBool::new(false),
             max_stanzas,
             max_bytes,
-            pending: Mutex::new((Vec::new(), 0)),
+            pending: Mutex::new(Pending::default()),
+            messages: false,
         }
+    }
+
+    /// A gauge that keeps each send a message of its own (WebSocket).
+    pub fn messages(mut self) -> Self {
+        self.messages = true;
+        self
     }
 
     /// Stanzas queued and not yet written.
@@ -77,7 +98,7 @@ impl OutboundGauge {
         self.bytes.fetch_sub(len, Ordering::Relaxed);
     }
 
-    fn pending(&self) -> MutexGuard<'_, (Vec<u8>, usize)> {
+    fn pending(&self) -> MutexGuard<'_, Pending> {
         // Nothing under the lock can panic half-way through a change.
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -86,21 +107,26 @@ impl OutboundGauge {
     /// actor must be woken).
     fn push(&self, bytes: Vec<u8>) -> bool {
         let mut p = self.pending();
-        let was_empty = p.1 == 0;
-        if p.0.is_empty() {
-            p.0 = bytes;
+        let was_empty = p.sends == 0;
+        if p.bytes.is_empty() {
+            p.bytes = bytes;
         } else {
-            p.0.extend_from_slice(&bytes);
+            p.bytes.extend_from_slice(&bytes);
         }
-        p.1 += 1;
+        p.sends += 1;
+        if self.messages {
+            let end = p.bytes.len();
+            p.ends.push(end);
+        }
         was_empty
     }
 
-    /// Takes everything pending and uncounts it.
-    fn take(&self) -> Vec<u8> {
-        let (buf, n) = std::mem::take(&mut *self.pending());
-        self.done(n, buf.len());
-        buf
+    /// Takes everything pending and uncounts it: the bytes, and where each
+    /// send ends when the gauge keeps messages.
+    fn take(&self) -> (Vec<u8>, Vec<usize>) {
+        let p = std::mem::take(&mut *self.pending());
+        self.done(p.sends, p.bytes.len());
+        (p.bytes, p.ends)
     }
 }
 
@@ -178,7 +204,7 @@ impl SocketHandle {
         }
         if g.push(bytes) {
             self.actor.cast(SocketMsg::Flush).map_err(|_| {
-                g.take();
+                let _ = g.take();
                 SendError::Closed
             })?;
         }
@@ -223,7 +249,9 @@ pub struct SocketState {
 }
 
 impl SocketState {
-    async fn write(&mut self, bytes: &[u8]) -> bool {
+    /// Writes `bytes`; on a WebSocket, as one message per send, which
+    /// `ends` delimits (all of it as one message when empty).
+    async fn write(&mut self, bytes: &[u8], ends: &[usize]) -> bool {
         let io = async {
             match &mut self.writer {
                 Writer::Plain(w) => w.write_all(bytes).await,
@@ -231,6 +259,7 @@ impl SocketState {
                     w.write_all(bytes).await?;
                     w.flush().await
                 }
+                Writer::Ws(w) => crate::ws::write_messages(w, bytes, ends).await,
                 Writer::Detached => Ok(()),
             }
         };
@@ -245,6 +274,7 @@ impl SocketState {
             match &mut self.writer {
                 Writer::Plain(w) => w.shutdown().await,
                 Writer::Tls(w) => w.shutdown().await,
+                Writer::Ws(w) => crate::ws::close(w).await,
                 Writer::Detached => Ok(()),
             }
         };
@@ -278,11 +308,11 @@ impl Actor for SocketActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SocketMsg::Flush => {
-                let bytes = state.gauge.take();
+                let (bytes, ends) = state.gauge.take();
                 if bytes.is_empty() || state.gauge.overflowed.load(Ordering::Relaxed) {
                     return Ok(());
                 }
-                if !state.write(&bytes).await {
+                if !state.write(&bytes, &ends).await {
                     myself.stop(Some("write failed".into()));
                 }
             }
@@ -304,14 +334,16 @@ impl Actor for SocketActor {
             }
             SocketMsg::Overflow => {
                 // What is queued will not be written.
-                state.gauge.take();
+                let _ = state.gauge.take();
                 let mut err = Vec::new();
                 state.framing.element(
                     &StreamError::PolicyViolation.to_element(Some("outbound queue overflow")),
                     &mut err,
                 );
+                let error_end = err.len();
                 state.framing.footer(&mut err);
-                state.write(&err).await;
+                let end = err.len();
+                state.write(&err, &[error_end, end]).await;
                 state.shutdown().await;
                 myself.stop(Some("outbound queue overflow".into()));
             }

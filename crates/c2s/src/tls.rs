@@ -103,6 +103,8 @@ pub struct ChannelBindings {
 pub struct TlsSetup {
     pub starttls: Arc<ServerConfig>,
     pub direct: Arc<ServerConfig>,
+    /// `https` listeners: ALPN `http/1.1` only (no HTTP/2 yet).
+    pub https: Arc<ServerConfig>,
     resolver: Arc<SniResolver>,
 }
 
@@ -367,6 +369,7 @@ impl TlsSetup {
         Ok(TlsSetup {
             starttls: build(Vec::new())?,
             direct: build(vec![b"xmpp-client".to_vec()])?,
+            https: build(vec![b"http/1.1".to_vec()])?,
             resolver,
         })
     }

@@ -73,7 +73,10 @@ spec::options! {
     /// an `address` (`IP:port`):
     ///   `kind = "c2s"`      client connections with STARTTLS (RFC 6120 §5);
     ///   `kind = "c2s-tls"`  client connections with direct TLS (XEP-0368,
-    ///                       ALPN xmpp-client).
+    ///                       ALPN xmpp-client);
+    ///   `kind = "http"`     XMPP over WebSocket (RFC 7395) and its
+    ///                       discovery (XEP-0156), plain (behind a proxy);
+    ///   `kind = "https"`    the same over TLS (ALPN http/1.1).
     /// A reload starts the listeners added and stops the ones removed (whose
     /// connections close).
     [[listeners]]: Vec<ListenerConfig> = vec![ListenerConfig {
@@ -168,6 +171,28 @@ spec::options! {
         /// Empty: nobody; every other account sees only the commands open
         /// to all (XEP-0050 ping).
         admins: Vec<String> = Vec::new(), restart;
+    }
+
+    /// The `http` and `https` listeners: XMPP over WebSocket (RFC 7395)
+    /// and its discovery (XEP-0156).
+    [http] HttpConfig {
+        /// Serve XMPP over WebSocket on `/xmpp-websocket`.
+        websocket: bool = true, restart;
+        /// Origins (`https://chat.example.org`) whose web pages may open a
+        /// WebSocket; empty allows any (RFC 6455 §10.2: a browser always
+        /// sends its page's origin, other clients may send none).
+        websocket_origins: Vec<String> = Vec::new(), restart;
+        /// Count WebSocket streams on a plain `http` listener as encrypted,
+        /// for a TLS-terminating proxy in front (nginx), as Prosody's
+        /// `consider_websocket_secure`. Off: such streams cannot log in
+        /// while `c2s.require_encryption` is on.
+        consider_websocket_secure: bool = false, restart;
+        /// The public base URL (`https://chat.example.org`) that
+        /// `/.well-known/host-meta` points clients to; empty: the scheme
+        /// of the listener and the request's `Host`.
+        public_url: String = String::new(), restart;
+        /// Longest a request's head may take to arrive, in seconds.
+        request_timeout_secs: u64 = 10, restart, min 1;
     }
 
     /// OTP restart intensity: more than `intensity` restarts of a
@@ -469,8 +494,8 @@ pub const RULES: &[&str] = &[
     "`tls.cert` and `tls.key` are both set or both empty.",
     "`mam.max_page_size` is at most half of `limits.max_outbound_stanzas`: \
      a page of results is queued for the client at once.",
-    "Every `[[listeners]]` kind is one this version can start (`c2s`, `c2s-tls`; \
-     `s2s`, `component` and `http` are not available yet).",
+    "Every `[[listeners]]` kind is one this version can start (`c2s`, `c2s-tls`, \
+     `http`, `https`; `s2s` and `component` are not available yet).",
     "`pubsub.service_subdomain` is one DNS label: letters, digits and `-`, \
      not at either end.",
     "Each of `muc.subdomains` is one DNS label, listed once, and no MUC \
@@ -576,7 +601,7 @@ impl Config {
             if !l.kind.available() {
                 problems.push(format!(
                     "listeners[{i}].kind = \"{}\" is not available in this version of Chorus \
-                     (only \"c2s\" and \"c2s-tls\" are)",
+                     (only \"c2s\", \"c2s-tls\", \"http\" and \"https\" are)",
                     l.kind.as_str()
                 ));
             }
@@ -823,9 +848,13 @@ pub enum ListenerKind {
     /// External components (XEP-0114): not available in this version.
     #[serde(rename = "component")]
     Component,
-    /// HTTP (file upload, WebSocket, BOSH): not available in this version.
+    /// HTTP: XMPP over WebSocket (RFC 7395) on `/xmpp-websocket` and
+    /// discovery (XEP-0156) on `/.well-known/host-meta`.
     #[serde(rename = "http")]
     Http,
+    /// HTTP over TLS (rustls, the certificates of `[tls]`, by SNI).
+    #[serde(rename = "https")]
+    Https,
 }
 
 impl ListenerKind {
@@ -836,6 +865,7 @@ impl ListenerKind {
             ListenerKind::S2s => "s2s",
             ListenerKind::Component => "component",
             ListenerKind::Http => "http",
+            ListenerKind::Https => "https",
         }
     }
 
@@ -843,7 +873,10 @@ impl ListenerKind {
     /// kind; the others are named so that a configuration written for a
     /// later version fails with a clear message, not an unknown variant.
     pub fn available(self) -> bool {
-        matches!(self, ListenerKind::C2s | ListenerKind::C2sTls)
+        matches!(
+            self,
+            ListenerKind::C2s | ListenerKind::C2sTls | ListenerKind::Http | ListenerKind::Https
+        )
     }
 }
 
@@ -1175,14 +1208,14 @@ mod tests {
             problems("[[listeners]]\nkind = 'c2'\naddress = '127.0.0.1:5222'\n"),
             [
                 "listeners[0].kind: unknown value \"c2\" (did you mean \"c2s\"?); \
-              expected one of \"c2s\", \"c2s-tls\", \"s2s\", \"component\", \"http\""
+              expected one of \"c2s\", \"c2s-tls\", \"s2s\", \"component\", \"http\", \"https\""
             ]
         );
         assert_eq!(
             problems("[[listeners]]\nkind = 's2s'\naddress = '127.0.0.1:5269'\n"),
             [
                 "listeners[0].kind = \"s2s\" is not available in this version of Chorus \
-                 (only \"c2s\" and \"c2s-tls\" are)"
+                 (only \"c2s\", \"c2s-tls\", \"http\" and \"https\" are)"
             ]
         );
         assert_eq!(

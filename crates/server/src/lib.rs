@@ -135,9 +135,10 @@ pub(crate) fn connections(
         ListenerKind::C2s | ListenerKind::C2sTls => Ok(Arc::new(
             chorus_c2s::ClientConnections::new(ctx.clone(), kind == ListenerKind::C2sTls),
         )),
-        ListenerKind::S2s | ListenerKind::Component | ListenerKind::Http => {
-            Err(StartError::ListenerKind(kind.as_str()))
-        }
+        ListenerKind::Http | ListenerKind::Https => Ok(Arc::new(
+            chorus_http::HttpConnections::new(ctx.clone(), kind == ListenerKind::Https),
+        )),
+        ListenerKind::S2s | ListenerKind::Component => Err(StartError::ListenerKind(kind.as_str())),
     }
 }
 
@@ -157,6 +158,7 @@ fn modules_with_admin(
     admin: AdminSlot,
 ) -> Modules {
     let mut list = chorus_c2s::stream_modules();
+    list.push(Box::new(chorus_http::Discovery));
     list.extend(Modules::standard_list(config));
     list.extend(chorus_admin::modules(config, admin));
     list.extend(extra);

@@ -27,6 +27,11 @@ const RFCS: &[(u32, &str, &str)] = &[
     ),
     (6121, "XMPP: Instant Messaging and Presence", ""),
     (7622, "XMPP: Address Format", ""),
+    (
+        7395,
+        "XMPP over WebSocket",
+        "On the `http` and `https` listeners, `/xmpp-websocket`; no see-other-host.",
+    ),
     (5802, "SCRAM SASL mechanisms", "SCRAM-SHA-1(-PLUS)."),
     (7677, "SCRAM-SHA-256 and SCRAM-SHA-256-PLUS", ""),
     (9266, "Channel Bindings for TLS 1.3", "tls-exporter."),
@@ -39,13 +44,8 @@ const MISSING: &[(&str, &str)] = &[
         "Server-to-server (RFC 6120, XEP-0220, XEP-0178)",
         "federation with other domains",
     ),
-    ("XEP-0045", "Multi-User Chat"),
-    (
-        "XEP-0060 / XEP-0163",
-        "Publish-Subscribe and PEP (OMEMO, avatars, bookmarks)",
-    ),
     ("XEP-0363", "HTTP File Upload"),
-    ("RFC 7395 / XEP-0206", "XMPP over WebSocket and BOSH"),
+    ("XEP-0124 / XEP-0206", "BOSH"),
     ("XEP-0114", "external components"),
 ];
 

@@ -135,6 +135,9 @@ pub struct C2sArgs {
     pub ctx: Arc<C2sContext>,
     /// How the stream is framed on this connection.
     pub framing: Arc<dyn Framing>,
+    /// TLS already up below the stream (an `https` WebSocket, or one a
+    /// trusted proxy terminated): the stream starts encrypted.
+    pub tls: Option<ChannelBindings>,
 }
 
 pub struct C2sState {
@@ -529,7 +532,7 @@ impl Actor for C2sActor {
             header_received: false,
             closing: false,
             domain: None,
-            tls: None,
+            tls: args.tls,
             sasl: None,
             sasl2: None,
             plus_advertised: false,
@@ -570,6 +573,13 @@ impl Actor for C2sActor {
                             state.header_sent = false;
                             state.on_header(&h)
                         }
+                        // Only a framing whose header is an element (RFC
+                        // 7395 <open/>) lets one arrive first.
+                        Ok(StreamEvent::Element(_)) if !state.header_received => state
+                            .stream_error(
+                                StreamError::InvalidNamespace,
+                                Some("expected the stream's opening element first"),
+                            ),
                         Ok(StreamEvent::Element(el)) => {
                             // Any stanza proves the client is alive (XEP-0199 §4.1).
                             if let Some(s) = &state.session {

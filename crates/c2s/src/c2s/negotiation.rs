@@ -59,7 +59,8 @@ impl C2sState {
                 );
             }
         } else {
-            let starttls_offered = self.tls.is_none() && self.ctx.tls().is_some();
+            let starttls_offered =
+                self.tls.is_none() && self.ctx.tls().is_some() && self.framing.starttls();
             if starttls_offered {
                 let mut st = Element::new("starttls", ns::TLS);
                 if self.ctx.config.c2s.require_encryption {
@@ -163,7 +164,7 @@ impl C2sState {
     /// Elements before authentication: STARTTLS and SASL only.
     pub(super) async fn on_preauth(&mut self, el: &Element) -> Flow {
         if el.is("starttls", ns::TLS) {
-            if self.tls.is_some() || self.ctx.tls().is_none() {
+            if self.tls.is_some() || self.ctx.tls().is_none() || !self.framing.starttls() {
                 // §5.4.2.2: failure, then close.
                 self.send_element(&Element::new("failure", ns::TLS));
                 self.close();

@@ -531,9 +531,13 @@ impl C2sState {
         // resumed session never had acknowledged comes after them.
         let features = self.features();
         self.write_element(&features);
+        // No restart: the parser takes the post-authentication limits.
         match resumption {
-            Some(r) => self.resumed(r, false),
-            None => Flow::Continue,
+            Some(r) => match self.resumed(r, false) {
+                Flow::Continue => Flow::Authenticated,
+                other => other,
+            },
+            None => Flow::Authenticated,
         }
     }
 

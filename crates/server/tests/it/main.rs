@@ -33,3 +33,4 @@ mod routes;
 mod sm;
 mod stream_errors;
 mod tree;
+mod websocket;

@@ -284,6 +284,19 @@ async fn one_round_trip_binds_enables_and_hands_out_a_token() {
             .unwrap(),
         0
     );
+    // The stream is authenticated without a restart: stanzas above the
+    // pre-authentication limit (8 KiB) go through.
+    let big = "x".repeat(20_000);
+    bob.send(&format!(
+        "<message to='{full}' type='chat' id='big-in'><body>{big}</body></message>"
+    ))
+    .await;
+    assert_eq!(c.expect("message").await.attr("id"), Some("big-in"));
+    c.send(&format!(
+        "<message to='bob@localhost/b' type='chat' id='big-out'><body>{big}</body></message>"
+    ))
+    .await;
+    assert_eq!(bob.expect("message").await.attr("id"), Some("big-out"));
     // Live messages arrive as usual.
     bob.send(&format!(
         "<message to='{full}' type='chat' id='live'><body>hi</body></message>"

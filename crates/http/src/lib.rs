@@ -1,0 +1,516 @@
+//! The `http` and `https` listener kinds: XMPP over WebSocket (RFC 7395) on
+//! `/xmpp-websocket`, and its discovery (XEP-0156) on
+//! `/.well-known/host-meta` and `/.well-known/host-meta.json`, with the
+//! CORS headers browsers need.
+//!
+//! Each accepted connection is a group `http-<id>` under its port's
+//! `conns`, with one `http` actor that serves HTTP/1.1 on it (hyper, after
+//! the TLS handshake for `https`). A WebSocket upgrade hands the connection
+//! over: the actor starts a new group `conn-<id>` of socket, receiver and
+//! c2s under the same `conns` (`chorus_c2s::ws::websocket_group`), exactly
+//! as a TCP client connection has, and its own group ends. So a WebSocket
+//! session is in the tree, killable and resumable (XEP-0198) like any
+//! other, and the c2s state machine, SASL, binding, stream management and
+//! CSI are the same code.
+//!
+//! Not here yet: BOSH (XEP-0206), HTTP file upload (XEP-0363), and moving
+//! the admin API and metrics endpoint onto this stack.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chorus_c2s::tls::ChannelBindings;
+use chorus_c2s::C2sContext;
+use chorus_modules::{Module, ModuleInfo, Support, Xep};
+use chorus_supervisor::{GroupMember, GroupSpec, StartCtx, SupervisorMsg};
+use futures_util::StreamExt;
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+
+/// What the HTTP listeners implement, as a declaration for `docs/XEPS.md`.
+pub struct Discovery;
+
+static DISCOVERY_INFO: ModuleInfo = ModuleInfo {
+    name: "http",
+    file: file!(),
+    xeps: &[Xep {
+        number: 156,
+        name: "Discovering Alternative XMPP Connection Methods",
+        version: "1.4.0",
+        support: Support::Partial,
+        note: "host-meta (XRD) and host-meta.json (JRD) with the WebSocket endpoint, with \
+               CORS; no BOSH link yet; no DNS TXT records (deprecated).",
+    }],
+    ..ModuleInfo::EMPTY
+};
+
+impl Module for Discovery {
+    fn info(&self) -> &'static ModuleInfo {
+        &DISCOVERY_INFO
+    }
+}
+
+/// Where XMPP over WebSocket is served.
+pub const WEBSOCKET_PATH: &str = "/xmpp-websocket";
+/// XEP-0156 link relation of a WebSocket endpoint.
+const REL_WEBSOCKET: &str = "urn:xmpp:alt-connections:websocket";
+
+/// The `http` and `https` listener kinds.
+pub struct HttpConnections {
+    ctx: Arc<C2sContext>,
+    tls: bool,
+}
+
+impl HttpConnections {
+    pub fn new(ctx: Arc<C2sContext>, tls: bool) -> HttpConnections {
+        HttpConnections { ctx, tls }
+    }
+}
+
+impl chorus_listener::Connections for HttpConnections {
+    fn next_id(&self) -> u64 {
+        self.ctx.next_conn_id()
+    }
+
+    fn group(&self, id: u64, stream: TcpStream) -> GroupSpec {
+        let ctx = self.ctx.clone();
+        let tls = self.tls;
+        GroupSpec::new(format!("http-{id}"), move |sctx: StartCtx| async move {
+            let conns = sctx.supervisor.clone();
+            let (actor, _) = Actor::spawn_linked(
+                None,
+                HttpActor,
+                HttpArgs {
+                    id,
+                    stream,
+                    tls,
+                    ctx,
+                    conns: conns.clone(),
+                },
+                conns,
+            )
+            .await?;
+            Ok(vec![GroupMember::new("http", "worker", actor.get_cell())])
+        })
+    }
+}
+
+/// One HTTP connection's actor: the connection is served in a task it
+/// owns; the task's end (closed, or upgraded) ends the actor and its group.
+pub struct HttpActor;
+
+pub struct HttpArgs {
+    id: u64,
+    stream: TcpStream,
+    tls: bool,
+    ctx: Arc<C2sContext>,
+    /// The port's `conns` supervisor, where an upgraded connection's group
+    /// starts.
+    conns: ActorCell,
+}
+
+pub enum HttpMsg {
+    /// The connection is served.
+    Done,
+}
+
+pub struct HttpState {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for HttpState {
+    /// A killed actor takes its connection with it.
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Actor for HttpActor {
+    type Msg = HttpMsg;
+    type State = HttpState;
+    type Arguments = HttpArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<HttpMsg>,
+        args: HttpArgs,
+    ) -> Result<HttpState, ActorProcessingErr> {
+        let task = tokio::spawn(async move {
+            serve(args).await;
+            let _ = myself.cast(HttpMsg::Done);
+        });
+        Ok(HttpState { task })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<HttpMsg>,
+        msg: HttpMsg,
+        _state: &mut HttpState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            HttpMsg::Done => myself.stop(None),
+        }
+        Ok(())
+    }
+}
+
+/// What every request of one connection shares.
+struct Conn {
+    id: u64,
+    peer: Option<IpAddr>,
+    /// The TLS bindings of an `https` connection.
+    tls: Option<ChannelBindings>,
+    https: bool,
+    ctx: Arc<C2sContext>,
+    conns: ActorCell,
+}
+
+async fn serve(args: HttpArgs) {
+    let HttpArgs {
+        id,
+        stream,
+        tls,
+        ctx,
+        conns,
+    } = args;
+    let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().ok().map(|a| a.ip());
+    if !tls {
+        let conn = Arc::new(Conn {
+            id,
+            peer,
+            tls: None,
+            https: false,
+            ctx,
+            conns,
+        });
+        serve_io(stream, conn).await;
+        return;
+    }
+    let Some(setup) = ctx.tls() else {
+        tracing::warn!(conn = id, "https listener without TLS certificates");
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(setup.https.clone());
+    let stream =
+        match tokio::time::timeout(ctx.config.handshake_timeout(), acceptor.accept(stream)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                tracing::info!(conn = id, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(conn = id, "TLS handshake timed out");
+                return;
+            }
+        };
+    let bindings = setup.bindings(stream.get_ref().1);
+    let conn = Arc::new(Conn {
+        id,
+        peer,
+        tls: Some(bindings),
+        https: true,
+        ctx,
+        conns,
+    });
+    serve_io(stream, conn).await;
+}
+
+async fn serve_io<I>(io: I, conn: Arc<Conn>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let timeout = Duration::from_secs(conn.ctx.config.http.request_timeout_secs);
+    let service = {
+        let conn = conn.clone();
+        hyper::service::service_fn(move |req| {
+            let conn = conn.clone();
+            async move { Ok::<_, Infallible>(route(&conn, req)) }
+        })
+    };
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades()
+        .await;
+    if let Err(e) = served {
+        tracing::debug!(conn = conn.id, error = %e, "HTTP connection ended");
+    }
+}
+
+type Body = Full<Bytes>;
+
+fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    if let Ok(v) = HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+/// XEP-0156 §3: discovery is read by web pages of other origins.
+fn cors(mut r: Response<Body>) -> Response<Body> {
+    let h = r.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, HEAD, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Content-Type"),
+    );
+    r
+}
+
+fn route(conn: &Arc<Conn>, mut req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let response = match (method.clone(), path.as_str()) {
+        (Method::OPTIONS, _) => cors(respond(StatusCode::NO_CONTENT, "text/plain", "")),
+        (Method::GET | Method::HEAD, "/.well-known/host-meta") => {
+            cors(host_meta(conn, &req, false))
+        }
+        (Method::GET | Method::HEAD, "/.well-known/host-meta.json") => {
+            cors(host_meta(conn, &req, true))
+        }
+        (Method::GET, WEBSOCKET_PATH) if conn.ctx.config.http.websocket => {
+            websocket(conn, &mut req)
+        }
+        (_, "/.well-known/host-meta" | "/.well-known/host-meta.json" | WEBSOCKET_PATH) => respond(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "method not allowed\n",
+        ),
+        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    };
+    tracing::info!(
+        conn = conn.id,
+        peer = ?conn.peer,
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        "http request"
+    );
+    response
+}
+
+/// The base URL clients are pointed to: `http.public_url`, or the scheme
+/// of this listener and the request's `Host`.
+fn base_url(conn: &Conn, req: &Request<Incoming>, websocket: bool) -> Option<String> {
+    let configured = conn.ctx.config.http.public_url.trim_end_matches('/');
+    let (scheme, rest) = if configured.is_empty() {
+        let host = req.headers().get(header::HOST)?.to_str().ok()?;
+        // A Host header is a name and a port, nothing that could end the
+        // XML attribute or JSON string it goes into.
+        if host.is_empty()
+            || !host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c))
+        {
+            return None;
+        }
+        (if conn.https { "https" } else { "http" }, host.to_owned())
+    } else {
+        let (scheme, rest) = configured.split_once("://")?;
+        (
+            if scheme == "https" { "https" } else { "http" },
+            rest.to_owned(),
+        )
+    };
+    let scheme = match (websocket, scheme) {
+        (true, "https") => "wss",
+        (true, _) => "ws",
+        (false, s) => s,
+    };
+    Some(format!("{scheme}://{rest}"))
+}
+
+/// XEP-0156 §3.1 (XRD) and §3.2 (JRD): where the WebSocket endpoint is.
+fn host_meta(conn: &Conn, req: &Request<Incoming>, json: bool) -> Response<Body> {
+    let Some(base) = base_url(conn, req, true) else {
+        return respond(StatusCode::BAD_REQUEST, "text/plain", "no usable Host\n");
+    };
+    let href = format!("{base}{WEBSOCKET_PATH}");
+    let links: Vec<(&str, String)> = if conn.ctx.config.http.websocket {
+        vec![(REL_WEBSOCKET, href)]
+    } else {
+        Vec::new()
+    };
+    if json {
+        let links: Vec<serde_json::Value> = links
+            .iter()
+            .map(|(rel, href)| serde_json::json!({ "rel": rel, "href": href }))
+            .collect();
+        let body = serde_json::json!({ "links": links }).to_string();
+        return respond(StatusCode::OK, "application/json", body);
+    }
+    let mut body = String::from(
+        "<?xml version='1.0' encoding='utf-8'?>\n\
+         <XRD xmlns='http://docs.oasis-open.org/ns/xri/xrd-1.0'>\n",
+    );
+    for (rel, href) in links {
+        body.push_str(&format!(
+            "  <Link rel='{rel}' href='{}'/>\n",
+            chorus_xml::escape_attr(&href)
+        ));
+    }
+    body.push_str("</XRD>\n");
+    respond(StatusCode::OK, "application/xrd+xml", body)
+}
+
+/// RFC 6455 §4.2 with RFC 7395 §3.1: the `xmpp` subprotocol, and the
+/// origin when `http.websocket_origins` restricts it; then the upgraded
+/// connection becomes a `conn-<id>` group.
+fn websocket(conn: &Arc<Conn>, req: &mut Request<Incoming>) -> Response<Body> {
+    let mut r = upgrade(conn, req);
+    if r.status() != StatusCode::SWITCHING_PROTOCOLS {
+        // A refused upgrade ends the connection: the client was not going
+        // to speak HTTP on it.
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    r
+}
+
+fn upgrade(conn: &Arc<Conn>, req: &mut Request<Incoming>) -> Response<Body> {
+    let headers = req.headers();
+    let has_token = |name: header::HeaderName, token: &str| {
+        headers.get_all(name).iter().any(|v| {
+            v.to_str()
+                .unwrap_or_default()
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case(token))
+        })
+    };
+    if !has_token(header::UPGRADE, "websocket") || !has_token(header::CONNECTION, "upgrade") {
+        return respond(
+            StatusCode::UPGRADE_REQUIRED,
+            "text/plain",
+            "this is an XMPP over WebSocket endpoint (RFC 7395)\n",
+        );
+    }
+    if headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .is_none_or(|v| v.as_bytes() != b"13")
+    {
+        let mut r = respond(
+            StatusCode::BAD_REQUEST,
+            "text/plain",
+            "WebSocket version 13\n",
+        );
+        r.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        return r;
+    }
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return respond(
+            StatusCode::BAD_REQUEST,
+            "text/plain",
+            "no Sec-WebSocket-Key\n",
+        );
+    };
+    // RFC 7395 §3.1: the client asks for the "xmpp" subprotocol.
+    if !has_token(header::SEC_WEBSOCKET_PROTOCOL, "xmpp") {
+        return respond(
+            StatusCode::BAD_REQUEST,
+            "text/plain",
+            "the xmpp subprotocol is required (RFC 7395 section 3.1)\n",
+        );
+    }
+    let allowed = &conn.ctx.config.http.websocket_origins;
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or_default();
+        if !allowed.is_empty() && !allowed.iter().any(|o| o == origin) {
+            tracing::info!(
+                conn = conn.id,
+                origin,
+                "WebSocket from an origin not allowed"
+            );
+            return respond(StatusCode::FORBIDDEN, "text/plain", "origin not allowed\n");
+        }
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    let upgrade = hyper::upgrade::on(&mut *req);
+    let conn = conn.clone();
+    tokio::spawn(async move {
+        let upgraded = match upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::info!(conn = conn.id, error = %e, "WebSocket upgrade failed");
+                return;
+            }
+        };
+        start_websocket(&conn, upgraded).await;
+    });
+    let mut r = respond(StatusCode::SWITCHING_PROTOCOLS, "text/plain", "");
+    r.headers_mut().remove(header::CONTENT_TYPE);
+    let h = r.headers_mut();
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static("xmpp"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    r
+}
+
+async fn start_websocket(conn: &Conn, upgraded: hyper::upgrade::Upgraded) {
+    let limits = conn.ctx.limits();
+    // One message is one element (RFC 7395 §3.3.3): the stanza limit,
+    // with room for the framing, bounds it.
+    let max = limits.max_stanza_bytes.saturating_add(1024);
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max))
+        .max_frame_size(Some(max));
+    let ws =
+        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+    let (write, read) = ws.split();
+    // Encrypted below the stream: https, or a proxy the operator trusts.
+    let tls = conn.tls.clone().or_else(|| {
+        conn.ctx
+            .config
+            .http
+            .consider_websocket_secure
+            .then(ChannelBindings::default)
+    });
+    let id = conn.ctx.next_conn_id();
+    tracing::info!(conn = conn.id, to_conn = id, peer = ?conn.peer, "WebSocket upgraded");
+    let spec = chorus_c2s::ws::websocket_group(
+        id,
+        conn.peer,
+        Box::pin(read),
+        Box::pin(write),
+        tls,
+        conn.ctx.clone(),
+    );
+    let conns: ActorRef<SupervisorMsg> = conn.conns.clone().into();
+    if conns.cast(SupervisorMsg::StartGroup(spec, None)).is_err() {
+        tracing::warn!(
+            conn = id,
+            "cannot start the WebSocket connection: conns is gone"
+        );
+    }
+}
