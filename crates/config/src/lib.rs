@@ -195,6 +195,32 @@ spec::options! {
         request_timeout_secs: u64 = 10, restart, min 1;
     }
 
+    /// HTTP File Upload (XEP-0363) on `<subdomain>.<domain>`: clients ask
+    /// for a slot over XMPP and PUT the file to an `http`/`https`
+    /// listener, whose URLs come from `http.public_url` (or, without it,
+    /// the first `https` listener's port, then the first `http` one's, on
+    /// the served domain). Runs only with such a listener.
+    [upload] UploadConfig {
+        /// Offer the upload service (only with an `http` or `https`
+        /// listener).
+        enabled: bool = true, restart;
+        /// The service's subdomain label.
+        subdomain: String = "upload".to_owned(), restart;
+        /// Where files are kept; empty: `<data_dir>/upload`.
+        dir: PathBuf = PathBuf::new(), restart;
+        /// Largest file, in bytes (advertised in disco, XEP-0363 §2).
+        max_file_size: u64 = 104_857_600, restart, min 1;
+        /// Bytes each account may keep; 0: no quota.
+        quota_per_account: u64 = 1_073_741_824, restart;
+        /// Files are deleted this many days after upload; 0 keeps them.
+        expire_days: u64 = 30, restart, max 1_000_000;
+        /// Content types accepted (`image/jpeg`, or `image/*`); empty:
+        /// any.
+        allowed_types: Vec<String> = Vec::new(), restart;
+        /// How long a slot's PUT URL is valid, in seconds.
+        slot_secs: u64 = 300, restart, min 10;
+    }
+
     /// OTP restart intensity: more than `intensity` restarts of a
     /// supervisor's children within `period_ms` and it gives up, escalating
     /// to its parent. When the root gives up the process exits with status 1.

@@ -13,8 +13,15 @@
 //! other, and the c2s state machine, SASL, binding, stream management and
 //! CSI are the same code.
 //!
-//! Not here yet: BOSH (XEP-0206), HTTP file upload (XEP-0363), and moving
-//! the admin API and metrics endpoint onto this stack.
+//! HTTP File Upload (XEP-0363) files are served here too, under
+//! `/upload/` (`upload.rs`): PUT streamed to disk, GET and HEAD with
+//! `Range`, all authorized by the URL's signature
+//! (`chorus_modules::upload`).
+//!
+//! Not here yet: BOSH (XEP-0206), and moving the admin API and metrics
+//! endpoint onto this stack.
+
+mod upload;
 
 use std::convert::Infallible;
 use std::net::IpAddr;
@@ -26,7 +33,8 @@ use chorus_c2s::C2sContext;
 use chorus_modules::{Module, ModuleInfo, Support, Xep};
 use chorus_supervisor::{GroupMember, GroupSpec, StartCtx, SupervisorMsg};
 use futures_util::StreamExt;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -70,11 +78,13 @@ const REL_WEBSOCKET: &str = "urn:xmpp:alt-connections:websocket";
 pub struct HttpConnections {
     ctx: Arc<C2sContext>,
     tls: bool,
+    upload: Option<Arc<chorus_modules::upload::UploadOptions>>,
 }
 
 impl HttpConnections {
     pub fn new(ctx: Arc<C2sContext>, tls: bool) -> HttpConnections {
-        HttpConnections { ctx, tls }
+        let upload = chorus_modules::upload::UploadOptions::from_config(&ctx.config).map(Arc::new);
+        HttpConnections { ctx, tls, upload }
     }
 }
 
@@ -86,6 +96,7 @@ impl chorus_listener::Connections for HttpConnections {
     fn group(&self, id: u64, stream: TcpStream) -> GroupSpec {
         let ctx = self.ctx.clone();
         let tls = self.tls;
+        let upload = self.upload.clone();
         GroupSpec::new(format!("http-{id}"), move |sctx: StartCtx| async move {
             let conns = sctx.supervisor.clone();
             let (actor, _) = Actor::spawn_linked(
@@ -96,6 +107,7 @@ impl chorus_listener::Connections for HttpConnections {
                     stream,
                     tls,
                     ctx,
+                    upload,
                     conns: conns.clone(),
                 },
                 conns,
@@ -115,6 +127,7 @@ pub struct HttpArgs {
     stream: TcpStream,
     tls: bool,
     ctx: Arc<C2sContext>,
+    upload: Option<Arc<chorus_modules::upload::UploadOptions>>,
     /// The port's `conns` supervisor, where an upgraded connection's group
     /// starts.
     conns: ActorCell,
@@ -174,6 +187,7 @@ struct Conn {
     tls: Option<ChannelBindings>,
     https: bool,
     ctx: Arc<C2sContext>,
+    upload: Option<Arc<chorus_modules::upload::UploadOptions>>,
     conns: ActorCell,
 }
 
@@ -183,6 +197,7 @@ async fn serve(args: HttpArgs) {
         stream,
         tls,
         ctx,
+        upload,
         conns,
     } = args;
     let _ = stream.set_nodelay(true);
@@ -194,6 +209,7 @@ async fn serve(args: HttpArgs) {
             tls: None,
             https: false,
             ctx,
+            upload,
             conns,
         });
         serve_io(stream, conn).await;
@@ -223,6 +239,7 @@ async fn serve(args: HttpArgs) {
         tls: Some(bindings),
         https: true,
         ctx,
+        upload,
         conns,
     });
     serve_io(stream, conn).await;
@@ -237,7 +254,7 @@ where
         let conn = conn.clone();
         hyper::service::service_fn(move |req| {
             let conn = conn.clone();
-            async move { Ok::<_, Infallible>(route(&conn, req)) }
+            async move { Ok::<_, Infallible>(route(&conn, req).await) }
         })
     };
     let served = hyper::server::conn::http1::Builder::new()
@@ -251,10 +268,17 @@ where
     }
 }
 
-type Body = Full<Bytes>;
+/// Every response's body: small ones whole, files streamed.
+type Body = BoxBody<Bytes, std::io::Error>;
+
+fn full(body: impl Into<Bytes>) -> Body {
+    Full::new(body.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
 
 fn respond(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(Full::new(body.into()));
+    let mut r = Response::new(full(body));
     *r.status_mut() = status;
     if let Ok(v) = HeaderValue::from_str(content_type) {
         r.headers_mut().insert(header::CONTENT_TYPE, v);
@@ -271,20 +295,27 @@ fn cors(mut r: Response<Body>) -> Response<Body> {
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, HEAD, OPTIONS"),
+        HeaderValue::from_static("GET, HEAD, PUT, OPTIONS"),
     );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Content-Type"),
+        HeaderValue::from_static("Content-Type, Range"),
     );
     r
 }
 
-fn route(conn: &Arc<Conn>, mut req: Request<Incoming>) -> Response<Body> {
+async fn route(conn: &Arc<Conn>, mut req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
+    let upload_path = path
+        .strip_prefix(chorus_modules::upload::PATH_PREFIX)
+        .map(str::to_owned);
     let response = match (method.clone(), path.as_str()) {
         (Method::OPTIONS, _) => cors(respond(StatusCode::NO_CONTENT, "text/plain", "")),
+        _ if upload_path.is_some() => match (&conn.upload, &upload_path) {
+            (Some(opts), Some(rest)) => cors(upload::handle(conn, opts, req, rest).await),
+            _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+        },
         (Method::GET | Method::HEAD, "/.well-known/host-meta") => {
             cors(host_meta(conn, &req, false))
         }

@@ -37,6 +37,7 @@ pub mod register;
 mod roster;
 mod rsm;
 mod time;
+pub mod upload;
 mod vcard;
 mod version;
 

@@ -80,6 +80,9 @@ impl Modules {
         if config.muc.enabled {
             modules.push(Box::new(muc::Muc::from_config(config)));
         }
+        if let Some(opts) = crate::upload::UploadOptions::from_config(config) {
+            modules.push(Box::new(crate::upload::Upload::new(opts)));
+        }
         modules
     }
 

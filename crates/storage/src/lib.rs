@@ -59,6 +59,7 @@ mod roster;
 mod storage;
 mod time;
 pub mod traits;
+mod upload;
 
 pub use error::StorageError;
 pub use roster::ROSTER_REMOVALS_KEPT;
@@ -74,3 +75,4 @@ pub use traits::{
 pub use traits::{ArchiveDefault, ArchivePrefs};
 pub use traits::{ClientRecord, ClientStore, FastToken, TokenSlot};
 pub use traits::{PushRegistration, PushStore};
+pub use traits::{Upload, UploadStore};

@@ -74,6 +74,11 @@ const SQLITE: &[Embedded] = &[
         description: "push",
         sql: include_str!("../migrations/sqlite/0009_push.sql"),
     },
+    Embedded {
+        version: 10,
+        description: "uploads",
+        sql: include_str!("../migrations/sqlite/0010_uploads.sql"),
+    },
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -121,6 +126,11 @@ const POSTGRES: &[Embedded] = &[
         version: 9,
         description: "push",
         sql: include_str!("../migrations/postgres/0009_push.sql"),
+    },
+    Embedded {
+        version: 10,
+        description: "uploads",
+        sql: include_str!("../migrations/postgres/0010_uploads.sql"),
     },
 ];
 

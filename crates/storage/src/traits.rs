@@ -1342,3 +1342,51 @@ pub trait AdminStore {
     /// was one.
     fn delete_motd(&self, domain: &str) -> impl Future<Output = Result<bool, StorageError>> + Send;
 }
+
+/// One HTTP File Upload slot (XEP-0363) and, once stored, its file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upload {
+    /// Random, part of the file's URLs.
+    pub id: String,
+    /// The uploader's bare JID.
+    pub owner: String,
+    pub filename: String,
+    pub size: u64,
+    pub content_type: String,
+    pub created: SystemTime,
+    /// The file is stored (the PUT completed).
+    pub complete: bool,
+}
+
+/// Uploaded files' records (XEP-0363): quotas, retention, and deletion
+/// with the account (the caller deletes the files).
+pub trait UploadStore {
+    /// Records a slot; fails if the id is taken.
+    fn upload_add(&self, upload: &Upload) -> impl Future<Output = Result<(), StorageError>> + Send;
+
+    /// The slot or file with this id.
+    fn upload(&self, id: &str)
+        -> impl Future<Output = Result<Option<Upload>, StorageError>> + Send;
+
+    /// Marks the file stored; false if the slot is gone.
+    fn upload_complete(&self, id: &str) -> impl Future<Output = Result<bool, StorageError>> + Send;
+
+    /// Bytes the owner holds or has slots for: what the quota counts.
+    fn upload_usage(&self, owner: &str) -> impl Future<Output = Result<u64, StorageError>> + Send;
+
+    /// Ids of the owner's uploads.
+    fn uploads_of(
+        &self,
+        owner: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StorageError>> + Send;
+
+    /// Ids of uploads created before `before`, at most `limit`.
+    fn uploads_before(
+        &self,
+        before: SystemTime,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<String>, StorageError>> + Send;
+
+    /// Forgets an upload; true if it existed.
+    fn upload_delete(&self, id: &str) -> impl Future<Output = Result<bool, StorageError>> + Send;
+}

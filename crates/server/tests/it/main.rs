@@ -33,4 +33,5 @@ mod routes;
 mod sm;
 mod stream_errors;
 mod tree;
+mod upload;
 mod websocket;

@@ -38,13 +38,15 @@ const PER_ACCOUNT_TABLES: &[&str] = &[
 /// leaves the room to its other owners and admins, as ejabberd and Prosody
 /// do).
 /// The message of the day (XEP-0133) belongs to a domain, not to an
-/// account.
+/// account. Uploads (XEP-0363) name their owner by JID: the upload module
+/// deletes the rows with the files on disk when the account goes.
 const OTHER_TABLES: &[&str] = &[
     "_sqlx_migrations",
     "accounts",
     "muc_messages",
     "muc_rooms",
     "motd",
+    "uploads",
 ];
 
 async fn populate(db: &Db, localpart: &str) {

@@ -31,6 +31,7 @@ mod last_activity;
 mod offline;
 mod private_vcard;
 mod roster;
+mod upload;
 
 const DOMAIN: &str = "example.org";
 
