@@ -96,6 +96,20 @@ impl C2sState {
                 self.iq_error(&el, StanzaErrorCondition::BadRequest);
                 return Flow::Continue;
             }
+            // RFC 6121 Appendix E: we advertise <session><optional/>, and a
+            // client that still establishes one (Strophe.js does, after
+            // binding) gets an empty result, as RFC 3921 §3 had it.
+            let to_server = el
+                .attr("to")
+                .is_none_or(|t| self.domain.as_deref() == Some(t));
+            if typ == Some(IqType::Set)
+                && to_server
+                && el.get_child("session", ns::SESSION).is_some()
+            {
+                let r = self.iq_result(&el);
+                self.send_element(&r);
+                return Flow::Continue;
+            }
         }
         if kind != StanzaKind::Presence && el.attr("to").is_none() {
             // §8.1.1.1: no 'to' means the account itself (bare JID).

@@ -336,3 +336,23 @@ async fn a_client_that_never_reads_is_cut_off_and_others_go_on() {
     assert_eq!(e.attr("id"), Some("alive"));
     server.stop();
 }
+
+#[tokio::test]
+async fn a_legacy_session_after_binding_is_answered() {
+    // RFC 6121 Appendix E: <session><optional/> is advertised; Strophe.js
+    // (Converse.js) still sends the IQ after binding, and fails the login
+    // on an error.
+    let server = server_with_users("legacy-session").await;
+    let (mut c, _) =
+        XmppClient::authenticate(server.first_addr().unwrap(), "alice", "wonderland").await;
+    c.bind(Some("r")).await.unwrap();
+    c.send("<iq type='set' id='sess'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")
+        .await;
+    let r = c.expect("iq").await;
+    assert_eq!(r.attr("type"), Some("result"), "{}", r.to_xml());
+    assert_eq!(r.attr("id"), Some("sess"));
+    c.send("<iq type='set' id='s2' to='localhost'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")
+        .await;
+    assert_eq!(c.expect("iq").await.attr("type"), Some("result"));
+    server.stop();
+}
