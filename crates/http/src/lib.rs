@@ -301,6 +301,10 @@ fn cors(mut r: Response<Body>) -> Response<Body> {
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("Content-Type, Range"),
     );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Content-Range, Content-Disposition, Content-Length"),
+    );
     r
 }
 
@@ -332,12 +336,23 @@ async fn route(conn: &Arc<Conn>, mut req: Request<Incoming>) -> Response<Body> {
         ),
         _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     };
+    let status = response.status().as_u16();
+    conn.ctx.metrics.http_requests.inc(&status.to_string());
+    // An upload's path is its download credential: the log keeps the id.
+    let logged = match &upload_path {
+        Some(rest) => format!(
+            "{}{}/…",
+            chorus_modules::upload::PATH_PREFIX,
+            rest.split('/').next().unwrap_or_default()
+        ),
+        None => path,
+    };
     tracing::info!(
         conn = conn.id,
         peer = ?conn.peer,
         method = %method,
-        path = %path,
-        status = response.status().as_u16(),
+        path = %logged,
+        status,
         "http request"
     );
     response

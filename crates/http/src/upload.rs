@@ -24,6 +24,48 @@ use crate::{respond, Body, Conn};
 /// Bytes read from a file per body frame.
 const CHUNK: usize = 64 * 1024;
 
+/// Longest wait for the next piece of an upload's body: a client that
+/// stalls longer gives its slot back.
+const BODY_STALL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Deletes `data.part` unless the upload was stored: whatever ends the PUT
+/// early (the client gone, the actor killed, a shutdown) leaves no half
+/// file to block a retry of the slot.
+struct PartGuard {
+    path: std::path::PathBuf,
+    stored: bool,
+}
+
+impl Drop for PartGuard {
+    fn drop(&mut self) {
+        if !self.stored {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The media type as stored and served: `type/subtype`, lowercase, no
+/// parameters, or nothing for anything else (a list, spaces).
+fn media_type(raw: &str) -> String {
+    let t = raw
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let valid = t.split_once('/').is_some_and(|(a, b)| {
+        !a.is_empty()
+            && !b.is_empty()
+            && t.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"/!#$&^_.+-".contains(&c))
+    });
+    if valid {
+        t
+    } else {
+        String::new()
+    }
+}
+
 pub(crate) async fn handle(
     conn: &Conn,
     opts: &UploadOptions,
@@ -84,9 +126,7 @@ async fn put(
             "Content-Length is required\n",
         );
     };
-    let ctype = header_str(&req, header::CONTENT_TYPE)
-        .unwrap_or_default()
-        .to_owned();
+    let ctype = media_type(header_str(&req, header::CONTENT_TYPE).unwrap_or_default());
     let now = SystemTime::now();
     // §5: the size and type the slot was asked for; a slot asked for
     // without a type takes any.
@@ -116,6 +156,10 @@ async fn put(
         );
     }
     let part = dir.join("data.part");
+    let mut guard = PartGuard {
+        path: part.clone(),
+        stored: false,
+    };
     let mut file = match tokio::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -124,7 +168,9 @@ async fn put(
     {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            return respond(StatusCode::CONFLICT, "text/plain", "upload in progress\n")
+            // Someone else's part file: not ours to delete.
+            guard.stored = true;
+            return respond(StatusCode::CONFLICT, "text/plain", "upload in progress\n");
         }
         Err(e) => {
             tracing::warn!(upload = id, error = %e, "cannot create an upload");
@@ -138,7 +184,13 @@ async fn put(
     let mut body = req.into_body();
     let mut written: u64 = 0;
     let outcome: Result<(), (StatusCode, &str)> = async {
-        while let Some(frame) = body.frame().await {
+        loop {
+            let next = tokio::time::timeout(BODY_STALL, body.frame())
+                .await
+                .map_err(|_| (StatusCode::REQUEST_TIMEOUT, "upload stalled\n"))?;
+            let Some(frame) = next else {
+                break;
+            };
             let frame = frame.map_err(|_| (StatusCode::BAD_REQUEST, "upload interrupted\n"))?;
             let Ok(data) = frame.into_data() else {
                 continue;
@@ -162,7 +214,6 @@ async fn put(
     .await;
     drop(file);
     if let Err((status, text)) = outcome {
-        let _ = tokio::fs::remove_file(&part).await;
         return respond(status, "text/plain", text);
     }
     let meta = serde_json::json!({ "filename": filename, "content_type": ctype }).to_string();
@@ -173,16 +224,31 @@ async fn put(
     .await;
     if let Err(e) = stored {
         tracing::warn!(upload = id, error = %e, "cannot store an upload");
-        let _ = tokio::fs::remove_file(&part).await;
         return respond(
             StatusCode::INTERNAL_SERVER_ERROR,
             "text/plain",
             "cannot store\n",
         );
     }
-    if let Err(e) = storage.upload_complete(id).await {
-        tracing::warn!(upload = id, error = %e, "cannot mark an upload stored");
+    guard.stored = true;
+    // The record decides: a slot deleted meanwhile (its account removed,
+    // retention) takes the file with it, which GET alone would never know.
+    match storage.upload_complete(id).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let _ = tokio::fs::remove_dir_all(dir).await;
+            return respond(StatusCode::GONE, "text/plain", "the slot is gone\n");
+        }
+        Err(e) => {
+            tracing::warn!(upload = id, error = %e, "cannot mark an upload stored");
+            let _ = tokio::fs::remove_dir_all(dir).await;
+            return respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "try again\n");
+        }
     }
+    conn.ctx
+        .metrics
+        .upload_bytes
+        .fetch_add(written, std::sync::atomic::Ordering::Relaxed);
     tracing::info!(
         conn = conn.id,
         upload = id,

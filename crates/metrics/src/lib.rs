@@ -88,6 +88,10 @@ pub struct Metrics {
     /// Presences held back for inactive clients (XEP-0352), and released.
     pub csi_held: AtomicU64,
     pub csi_flushed: AtomicU64,
+    /// Requests answered by the `http`/`https` listeners, by status code.
+    pub http_requests: Family,
+    /// Bytes of files stored by HTTP File Upload (XEP-0363).
+    pub upload_bytes: AtomicU64,
 }
 
 /// The `kind` label of stanzas from a client that are none of the three
@@ -110,6 +114,16 @@ impl Default for Metrics {
             outbound_drops: AtomicU64::new(0),
             csi_held: AtomicU64::new(0),
             csi_flushed: AtomicU64::new(0),
+            // The statuses the listeners answer, so that each series
+            // exists (at 0) before its first request.
+            http_requests: Family::with_labels(
+                [
+                    "101", "200", "201", "204", "206", "400", "403", "404", "405", "409", "411",
+                    "413", "416", "426", "500", "503",
+                ]
+                .map(str::to_owned),
+            ),
+            upload_bytes: AtomicU64::new(0),
         }
     }
 }
@@ -234,6 +248,18 @@ impl Metrics {
             "Stream errors sent, by condition.",
             "condition",
             &self.stream_errors.sorted(),
+        );
+        counter(
+            &mut o,
+            "chorus_http_requests",
+            "Requests answered by the http and https listeners, by status.",
+            "status",
+            &self.http_requests.sorted(),
+        );
+        let _ = writeln!(
+            o,
+            "# HELP chorus_upload_stored_bytes Bytes of files stored by HTTP File Upload.\n# TYPE chorus_upload_stored_bytes counter\nchorus_upload_stored_bytes_total {}",
+            self.upload_bytes.load(Ordering::Relaxed)
         );
         counter(
             &mut o,

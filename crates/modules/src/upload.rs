@@ -73,35 +73,53 @@ impl std::fmt::Debug for UploadOptions {
 }
 
 /// The key that signs upload URLs, from `<data_dir>/upload.key` (made on
-/// first start, mode 0600). Without a file to keep it in, a key for this
-/// run: URLs handed out before a restart stop working.
-fn upload_key(data_dir: &Path) -> [u8; 32] {
+/// first start, mode 0600). None when there is no key to share: the
+/// module and every HTTP listener read it, and a key of their own each
+/// would make every URL fail, so upload is off rather than broken.
+fn upload_key(data_dir: &Path) -> Option<[u8; 32]> {
     let path = data_dir.join("upload.key");
-    if let Ok(bytes) = std::fs::read(&path) {
-        if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
-            return key;
+    let read = |path: &Path| match std::fs::read(path) {
+        Ok(bytes) => match <[u8; 32]>::try_from(bytes.as_slice()) {
+            Ok(key) => Some(key),
+            Err(_) => {
+                tracing::error!(path = %path.display(), "the upload key is not 32 bytes; upload is off");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "cannot read the upload key; upload is off");
+            None
         }
+    };
+    if path.exists() {
+        return read(&path);
     }
+    let Ok(token) = chorus_sasl::NewToken::generate() else {
+        tracing::error!("no randomness for the upload key; upload is off");
+        return None;
+    };
     let mut key = [0u8; 32];
-    if let Ok(t) = chorus_sasl::NewToken::generate() {
-        key.copy_from_slice(&t.hash);
-    }
+    key.copy_from_slice(&token.hash);
     let _ = std::fs::create_dir_all(data_dir);
-    let written = {
+    let created = {
         use std::io::Write;
         use std::os::unix::fs::OpenOptionsExt;
         std::fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .mode(0o600)
             .open(&path)
             .and_then(|mut f| f.write_all(&key))
     };
-    if let Err(e) = written {
-        tracing::warn!(path = %path.display(), error = %e, "cannot keep the upload key; URLs last until restart");
+    match created {
+        Ok(()) => Some(key),
+        // Made meanwhile by another reader: theirs is the key.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(&path),
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "cannot keep the upload key; upload is off");
+            None
+        }
     }
-    key
 }
 
 impl UploadOptions {
@@ -148,7 +166,7 @@ impl UploadOptions {
             allowed_types: u.allowed_types.clone(),
             slot: Duration::from_secs(u.slot_secs),
             bases,
-            key: upload_key(&config.server.data_dir),
+            key: upload_key(&config.server.data_dir)?,
         })
     }
 
@@ -279,17 +297,26 @@ pub fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// Deletes an upload's files and record.
-async fn remove(opts: &UploadOptions, storage: &Storage, id: &str) {
+/// Deletes an upload's files, then its record; true when both went. A
+/// record outlives files that could not be deleted, so that the next sweep
+/// tries again (the files stay downloadable until then).
+async fn remove(opts: &UploadOptions, storage: &Storage, id: &str) -> bool {
     if let Some(dir) = opts.upload_dir(id) {
         match tokio::fs::remove_dir_all(&dir).await {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(upload = id, error = %e, "cannot delete an upload"),
+            Err(e) => {
+                tracing::warn!(upload = id, error = %e, "cannot delete an upload");
+                return false;
+            }
         }
     }
-    if let Err(e) = storage.upload_delete(id).await {
-        tracing::warn!(upload = id, error = %e, "cannot forget an upload");
+    match storage.upload_delete(id).await {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(upload = id, error = %e, "cannot forget an upload");
+            false
+        }
     }
 }
 
@@ -330,13 +357,7 @@ impl Module for Upload {
     }
 
     fn hosted(&self, ctx: &ChildCtx) -> Vec<(String, Arc<dyn Service>)> {
-        if let Some(expire) = self.opts.expire {
-            spawn_retention(
-                self.opts.clone(),
-                Arc::downgrade(&ctx.services.storage),
-                expire,
-            );
-        }
+        spawn_retention(self.opts.clone(), Arc::downgrade(&ctx.services.storage));
         self.opts
             .bases
             .iter()
@@ -379,8 +400,10 @@ impl Module for Upload {
     }
 }
 
-/// Deletes uploads older than `expire`, hourly, while the server runs.
-fn spawn_retention(opts: Arc<UploadOptions>, storage: std::sync::Weak<Storage>, expire: Duration) {
+/// Hourly, while the server runs: deletes uploads older than
+/// `upload.expire_days`, and slots whose file never came (an hour after
+/// their PUT URL expired).
+fn spawn_retention(opts: Arc<UploadOptions>, storage: std::sync::Weak<Storage>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(3600));
         loop {
@@ -388,28 +411,53 @@ fn spawn_retention(opts: Arc<UploadOptions>, storage: std::sync::Weak<Storage>, 
             let Some(storage) = storage.upgrade() else {
                 return;
             };
-            let Some(before) = SystemTime::now().checked_sub(expire) else {
-                continue;
-            };
-            loop {
-                let ids = match storage.uploads_before(before, 500).await {
-                    Ok(ids) => ids,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "upload retention failed");
-                        break;
-                    }
-                };
-                if ids.is_empty() {
-                    break;
-                }
-                let n = ids.len();
-                for id in ids {
-                    remove(&opts, &storage, &id).await;
-                }
-                tracing::info!(files = n, "expired uploads deleted");
+            let now = SystemTime::now();
+            if let Some(before) = opts.expire.and_then(|e| now.checked_sub(e)) {
+                sweep(&opts, &storage, "expired", |limit| {
+                    storage.uploads_before(before, limit)
+                })
+                .await;
+            }
+            if let Some(before) = now.checked_sub(opts.slot + Duration::from_secs(3600)) {
+                sweep(&opts, &storage, "abandoned", |limit| {
+                    storage.uploads_abandoned(before, limit)
+                })
+                .await;
             }
         }
     });
+}
+
+/// Removes what `list` names, a batch at a time, until a batch is short
+/// or removes nothing (a failing disk or database must not spin).
+async fn sweep<F, Fut>(opts: &UploadOptions, storage: &Storage, what: &str, list: F)
+where
+    F: Fn(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<String>, chorus_storage::StorageError>>,
+{
+    const BATCH: u32 = 500;
+    loop {
+        let ids = match list(BATCH).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, what, "upload retention failed");
+                return;
+            }
+        };
+        let listed = ids.len();
+        let mut removed = 0;
+        for id in ids {
+            if remove(opts, storage, &id).await {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::info!(files = removed, what, "uploads deleted");
+        }
+        if removed == 0 || listed < BATCH as usize {
+            return;
+        }
+    }
 }
 
 /// One service, on one domain.
@@ -554,7 +602,11 @@ impl UploadService {
         let owner = user.bare().to_string();
         let storage = &ctx.services.storage;
         if self.opts.quota > 0 {
-            match storage.upload_usage(&owner).await {
+            // Slots whose PUT URL expired unused no longer count.
+            let pending_since = SystemTime::now()
+                .checked_sub(self.opts.slot)
+                .unwrap_or(UNIX_EPOCH);
+            match storage.upload_usage(&owner, pending_since).await {
                 Ok(used) if used.saturating_add(size) > self.opts.quota => {
                     return IqReply::failed(
                         StanzaError::new(C::ResourceConstraint)
@@ -599,16 +651,8 @@ impl UploadService {
         let path = self.opts.file_path(&id, filename);
         let sig = self.opts.put_sig(&id, filename, size, ctype, expiry);
         tracing::info!(jid = %owner, upload = %id, size, "upload slot");
-        let mut put = Element::new("put", NS_UPLOAD)
+        let put = Element::new("put", NS_UPLOAD)
             .with_attr("url", format!("{base}{path}?put={expiry}.{sig}"));
-        if !ctype.is_empty() {
-            // §4: headers the PUT must carry; Content-Type is checked anyway.
-            put.push(
-                Element::new("header", NS_UPLOAD)
-                    .with_attr("name", "Content-Type")
-                    .with_text(ctype),
-            );
-        }
         IqReply::Result(Some(
             Element::new("slot", NS_UPLOAD).with_child(put).with_child(
                 Element::new("get", NS_UPLOAD).with_attr("url", format!("{base}{path}")),

@@ -1371,13 +1371,27 @@ pub trait UploadStore {
     /// Marks the file stored; false if the slot is gone.
     fn upload_complete(&self, id: &str) -> impl Future<Output = Result<bool, StorageError>> + Send;
 
-    /// Bytes the owner holds or has slots for: what the quota counts.
-    fn upload_usage(&self, owner: &str) -> impl Future<Output = Result<u64, StorageError>> + Send;
+    /// Bytes the owner holds, and has slots for that were handed out after
+    /// `pending_since` (an abandoned slot stops counting): what the quota
+    /// counts.
+    fn upload_usage(
+        &self,
+        owner: &str,
+        pending_since: SystemTime,
+    ) -> impl Future<Output = Result<u64, StorageError>> + Send;
 
     /// Ids of the owner's uploads.
     fn uploads_of(
         &self,
         owner: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StorageError>> + Send;
+
+    /// Ids of slots handed out before `before` whose file never came, at
+    /// most `limit`: abandoned uploads.
+    fn uploads_abandoned(
+        &self,
+        before: SystemTime,
+        limit: u32,
     ) -> impl Future<Output = Result<Vec<String>, StorageError>> + Send;
 
     /// Ids of uploads created before `before`, at most `limit`.

@@ -17,7 +17,10 @@ const SELECT: &str = "SELECT id, owner, filename, size, content_type, created, c
      FROM uploads WHERE id = $1";
 const COMPLETE: &str = "UPDATE uploads SET complete = 1 WHERE id = $1";
 // PostgreSQL sums BIGINT into NUMERIC, which the Any driver does not carry.
-const USAGE: &str = "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM uploads WHERE owner = $1";
+const USAGE: &str = "SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM uploads \
+     WHERE owner = $1 AND (complete = 1 OR created > $2)";
+const ABANDONED: &str = "SELECT id FROM uploads WHERE complete = 0 AND created < $1 \
+     ORDER BY created, id LIMIT $2";
 const OF: &str = "SELECT id FROM uploads WHERE owner = $1 ORDER BY created, id";
 const BEFORE: &str = "SELECT id FROM uploads WHERE created < $1 ORDER BY created, id LIMIT $2";
 const DELETE: &str = "DELETE FROM uploads WHERE id = $1";
@@ -67,12 +70,29 @@ impl UploadStore for Storage {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn upload_usage(&self, owner: &str) -> Result<u64, StorageError> {
+    async fn upload_usage(
+        &self,
+        owner: &str,
+        pending_since: SystemTime,
+    ) -> Result<u64, StorageError> {
         let n: i64 = sqlx::query_scalar(USAGE)
             .bind(owner)
+            .bind(to_micros(pending_since)?)
             .fetch_one(&self.pool)
             .await?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn uploads_abandoned(
+        &self,
+        before: SystemTime,
+        limit: u32,
+    ) -> Result<Vec<String>, StorageError> {
+        Ok(sqlx::query_scalar(ABANDONED)
+            .bind(to_micros(before)?)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn uploads_of(&self, owner: &str) -> Result<Vec<String>, StorageError> {

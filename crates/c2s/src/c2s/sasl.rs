@@ -288,7 +288,10 @@ impl C2sState {
             s.push_text(b64(additional));
         }
         self.send_element(&s);
-        // §6.4.6: the client restarts the stream; so do we.
+        // §6.4.6: the client restarts the stream; so do we. Until its new
+        // header, nothing else is taken (on a WebSocket, where elements
+        // could come first: RFC 7395 §3.5).
+        self.header_received = false;
         Flow::Reset
     }
 
