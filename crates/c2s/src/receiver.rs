@@ -19,7 +19,7 @@
 use std::io;
 use std::sync::Arc;
 
-use chorus_xml::{Limits, StreamEvent, StreamParser, XmlError};
+use chorus_xml::{Limits, StreamErrorKind, StreamEvent, StreamParser, XmlError};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::io::{AsyncReadExt, ReadHalf};
 use tokio::net::tcp::OwnedReadHalf;
@@ -114,6 +114,9 @@ enum ReadResult {
     Eof,
     Again,
     Failed,
+    /// Input the stream refuses with a stream error (a WebSocket message
+    /// that cannot carry XMPP).
+    Invalid(XmlError),
 }
 
 impl ReceiverState {
@@ -167,10 +170,21 @@ impl ReceiverState {
                     ReadResult::Data
                 }
                 // RFC 7395 §3.2: XMPP goes in text messages only.
-                Some(Ok(crate::ws::WsMessage::Binary(_))) => ReadResult::Failed,
+                Some(Ok(crate::ws::WsMessage::Binary(_))) => ReadResult::Invalid(XmlError {
+                    kind: StreamErrorKind::BadFormat,
+                    detail: "XMPP over WebSocket is sent in text messages (RFC 7395 section 3.2)"
+                        .to_owned(),
+                }),
                 Some(Ok(crate::ws::WsMessage::Close(_))) | None => ReadResult::Eof,
                 // Pings are answered by the WebSocket layer.
                 Some(Ok(_)) => ReadResult::Again,
+                // Larger than any stanza may be: the stream's own limit.
+                Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(_))) => {
+                    ReadResult::Invalid(XmlError {
+                        kind: StreamErrorKind::PolicyViolation,
+                        detail: "WebSocket message too large".to_owned(),
+                    })
+                }
                 Some(Err(e)) => {
                     tracing::debug!(error = %e, "WebSocket read failed");
                     ReadResult::Failed
@@ -286,6 +300,11 @@ impl Actor for ReceiverActor {
             ReadResult::Failed => {
                 let _ = state.c2s.cast(C2sMsg::PeerClosed);
                 myself.stop(Some("read failed".into()));
+                return Ok(());
+            }
+            ReadResult::Invalid(e) => {
+                // c2s sends the stream error; the socket closes.
+                state.deliver(Err(e)).await;
                 return Ok(());
             }
         }

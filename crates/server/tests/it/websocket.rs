@@ -400,3 +400,35 @@ async fn host_meta_points_browsers_to_the_websocket() {
     assert!(post.starts_with("HTTP/1.1 405"), "{post}");
     server.stop();
 }
+
+#[tokio::test]
+async fn binary_and_oversized_messages_end_the_stream_with_its_error() {
+    let server = server("ws-binary", |c| c.limits.max_stanza_bytes = 4096).await;
+    let mut ws = ws_connect(https_addr(&server)).await;
+    open(&mut ws).await;
+    ws.send(Message::binary(b"<presence/>".to_vec()))
+        .await
+        .unwrap();
+    let err = next(&mut ws).await;
+    assert!(err.is("error", NS_STREAM), "{}", err.to_xml());
+    assert!(err
+        .get_child("bad-format", "urn:ietf:params:xml:ns:xmpp-streams")
+        .is_some());
+    assert!(next(&mut ws).await.is("close", NS_FRAMING));
+
+    let mut ws = ws_connect(https_addr(&server)).await;
+    open(&mut ws).await;
+    let big = format!(
+        "<message xmlns='jabber:client'><body>{}</body></message>",
+        "x".repeat(8000)
+    );
+    send(&mut ws, &big).await;
+    let err = next(&mut ws).await;
+    assert!(
+        err.get_child("policy-violation", "urn:ietf:params:xml:ns:xmpp-streams")
+            .is_some(),
+        "{}",
+        err.to_xml()
+    );
+    server.stop();
+}
