@@ -1,7 +1,7 @@
 //! The loopback HTTP endpoint for monitoring: `/metrics` (OpenMetrics
 //! text), `/healthz` (the process answers) and `/readyz` (every listener is
-//! bound and storage answers). Plain HTTP/1.1, one request per connection,
-//! on a loopback address by default (`[metrics] address`).
+//! bound and storage answers). HTTP/1.1 through hyper, on a loopback
+//! address by default (`[metrics] address`).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -12,8 +12,11 @@ use chorus_modules::Modules;
 use chorus_router::SessionTable;
 use chorus_storage::Storage;
 use chorus_supervisor::Registry;
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 /// What the endpoint reads at scrape time.
@@ -157,49 +160,50 @@ impl Actor for MetricsActor {
     }
 }
 
-async fn serve(mut stream: TcpStream, ctx: Arc<MetricsContext>) -> std::io::Result<()> {
-    let mut buf = vec![0u8; 2048];
-    let mut n = 0;
-    // The request line is all we need; cap what we read.
-    while n < buf.len() {
-        let r = stream.read(&mut buf[n..]).await?;
-        if r == 0 {
-            break;
-        }
-        n += r;
-        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-            break;
-        }
-    }
-    let head = String::from_utf8_lossy(&buf[..n]);
-    let mut parts = head.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let (status, ctype, body) = match (method, path) {
+/// Serves the connection's requests (HTTP/1.1 through hyper).
+async fn serve(stream: TcpStream, ctx: Arc<MetricsContext>) -> std::io::Result<()> {
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let ctx = ctx.clone();
+        async move { Ok::<_, std::convert::Infallible>(answer(&ctx, &req).await) }
+    });
+    hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+        .map_err(std::io::Error::other)
+}
+
+async fn answer(ctx: &MetricsContext, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let (status, ctype, body) = match (req.method().as_str(), req.uri().path()) {
         ("GET", "/metrics") => (
-            "200 OK",
+            StatusCode::OK,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             ctx.metrics.render(&ctx.snapshot()),
         ),
-        ("GET", "/healthz") => ("200 OK", "text/plain", "ok\n".to_owned()),
+        ("GET", "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
         ("GET", "/readyz") => match ctx.ready().await {
-            Ok(()) => ("200 OK", "text/plain", "ready\n".to_owned()),
+            Ok(()) => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
             Err(why) => (
-                "503 Service Unavailable",
+                StatusCode::SERVICE_UNAVAILABLE,
                 "text/plain",
                 format!("not ready: {why}\n"),
             ),
         },
-        ("GET", _) => ("404 Not Found", "text/plain", "not found\n".to_owned()),
+        ("GET", _) => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found\n".to_owned(),
+        ),
         _ => (
-            "405 Method Not Allowed",
+            StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             "use GET\n".to_owned(),
         ),
     };
-    let resp = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(ctype),
     );
-    stream.write_all(resp.as_bytes()).await?;
-    stream.shutdown().await
+    r
 }

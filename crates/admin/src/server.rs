@@ -1,6 +1,5 @@
-//! The admin API server: HTTP/1.1 + JSON on a unix socket, one request per
-//! connection (`Connection: close`), dispatching through the handler table
-//! ([`crate::commands::HANDLERS`]).
+//! The admin API server: HTTP/1.1 (hyper) + JSON on a unix socket,
+//! dispatching through the handler table ([`crate::commands::HANDLERS`]).
 //!
 //! The admin actor owns the listening socket; each request runs in its own
 //! short task so that a slow client cannot block the next one. The socket
@@ -13,9 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chorus_admin_api::wire;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::commands;
@@ -100,26 +102,32 @@ impl Actor for AdminActor {
     }
 }
 
-/// Reads one request, runs it, writes the response.
-async fn serve(mut stream: UnixStream, ctx: Arc<AdminContext>) -> std::io::Result<()> {
-    let (status, body) = match read_request(&mut stream).await {
-        Ok((method, path, body)) => dispatch(&ctx, &method, &path, &body).await,
-        Err(msg) => (400, wire::error(msg)),
+/// Serves the connection's requests (HTTP/1.1 through hyper).
+async fn serve(stream: UnixStream, ctx: Arc<AdminContext>) -> std::io::Result<()> {
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let ctx = ctx.clone();
+        async move { Ok::<_, std::convert::Infallible>(answer(&ctx, req).await) }
+    });
+    hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await
+        .map_err(std::io::Error::other)
+}
+
+async fn answer(ctx: &AdminContext, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let method = req.method().as_str().to_owned();
+    let path = req.uri().path().to_owned();
+    let (status, body) = match Limited::new(req.into_body(), MAX_REQUEST).collect().await {
+        Ok(body) => dispatch(ctx, &method, &path, &body.to_bytes()).await,
+        Err(_) => (400, wire::error("request too large, or cut short")),
     };
-    let body = body.to_string();
-    let reason = match status {
-        200 => "OK",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        409 => "Conflict",
-        _ => "Bad Request",
-    };
-    let resp = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
     );
-    stream.write_all(resp.as_bytes()).await?;
-    stream.shutdown().await
+    r
 }
 
 async fn dispatch(ctx: &AdminContext, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
@@ -144,49 +152,4 @@ async fn dispatch(ctx: &AdminContext, method: &str, path: &str, body: &[u8]) -> 
         Ok(v) => (200, wire::ok(v)),
         Err(e) => (e.status(), wire::error(e.to_string())),
     }
-}
-
-async fn read_request(stream: &mut UnixStream) -> Result<(String, String, Vec<u8>), String> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 4096];
-    let header_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        if buf.len() > MAX_REQUEST {
-            return Err("request too large".into());
-        }
-        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("incomplete request".into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = std::str::from_utf8(&buf[..header_end]).map_err(|_| "request head is not UTF-8")?;
-    let mut lines = head.split("\r\n");
-    let request_line = lines.next().unwrap_or_default();
-    let mut parts = request_line.split(' ');
-    let method = parts.next().unwrap_or_default().to_owned();
-    let path = parts.next().unwrap_or_default().to_owned();
-    let mut content_length = 0usize;
-    for line in lines {
-        if let Some((k, v)) = line.split_once(':') {
-            if k.trim().eq_ignore_ascii_case("content-length") {
-                content_length = v.trim().parse().map_err(|_| "bad Content-Length")?;
-            }
-        }
-    }
-    if content_length > MAX_REQUEST {
-        return Err("request too large".into());
-    }
-    let mut body = buf[header_end..].to_vec();
-    while body.len() < content_length {
-        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
-        if n == 0 {
-            return Err("incomplete body".into());
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    body.truncate(content_length);
-    Ok((method, path, body))
 }
