@@ -1,7 +1,8 @@
 """A real browser: Converse.js (from npm, unmodified) in headless Chromium
 (Debian's) logs in over XMPP over WebSocket (RFC 7395), chats with a
 slixmpp client, and shares a picture through HTTP File Upload (XEP-0363),
-which the slixmpp client downloads byte for byte. The screenshot of the
+which the slixmpp client downloads byte for byte; then it logs in again
+over BOSH (XEP-0206) and chats once more. The screenshot of the
 conversation is kept in target/e2e-artifacts/converse.png.
 
 Needs /usr/bin/chromium and the packages of `browser/` (`.ci/run`
@@ -88,9 +89,10 @@ def test_converse_logs_in_over_websocket_chats_and_shares_a_picture(server, tmp_
     async def scenario():
         bob = await Client("bob@localhost", USERS["bob"], server).online()
         shared = []
+        bosh_from = []
 
         async def answer():
-            # The greeting, then the picture's URL.
+            # The greeting, the picture's URL, then the greeting over BOSH.
             while True:
                 msg = await asyncio.wait_for(bob.messages.get(), 50)
                 body = msg["body"]
@@ -99,6 +101,9 @@ def test_converse_logs_in_over_websocket_chats_and_shares_a_picture(server, tmp_
                 elif "/upload/" in body:
                     shared.append((str(msg["from"]), body))
                     bob.send_message(mto=msg["from"], mbody="got the picture", mtype="chat")
+                elif body == "hello over BOSH":
+                    bosh_from.append(str(msg["from"]))
+                    bob.send_message(mto=msg["from"], mbody="hello back over BOSH", mtype="chat")
                     return
 
         answering = asyncio.ensure_future(answer())
@@ -126,9 +131,9 @@ def test_converse_logs_in_over_websocket_chats_and_shares_a_picture(server, tmp_
         assert proc.returncode == 0, (events, proc.stderr.decode()[-2000:])
         await asyncio.wait_for(answering, 10)
         bob.disconnect()
-        return events, shared
+        return events, shared, bosh_from
 
-    events, shared = asyncio.run(scenario())
+    events, shared, bosh_from = asyncio.run(scenario())
     # The page's console errors are reported too (Converse tries a CDN the
     # sandbox cannot reach); the steps are what counts.
     steps = [e for e in events if e["event"] not in ("console", "pageerror")]
@@ -139,8 +144,11 @@ def test_converse_logs_in_over_websocket_chats_and_shares_a_picture(server, tmp_
         "shared",
         "acknowledged",
         "screenshot",
+        "bosh-online",
+        "bosh-reply",
         "done",
     ], events
+    assert bosh_from and bosh_from[0].startswith("alice@localhost/"), bosh_from
     assert steps[0]["jid"].startswith("alice@localhost/"), events
     # The picture, shared by URL, downloads byte for byte.
     (sender, url), = shared

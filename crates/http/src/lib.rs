@@ -1,5 +1,6 @@
 //! The `http` and `https` listener kinds: XMPP over WebSocket (RFC 7395) on
-//! `/xmpp-websocket`, and its discovery (XEP-0156) on
+//! `/xmpp-websocket`, BOSH (XEP-0206, `bosh.rs`) on `/http-bind`, and their
+//! discovery (XEP-0156) on
 //! `/.well-known/host-meta` and `/.well-known/host-meta.json`, with the
 //! CORS headers browsers need.
 //!
@@ -17,10 +18,8 @@
 //! `/upload/` (`upload.rs`): PUT streamed to disk, GET and HEAD with
 //! `Range`, all authorized by the URL's signature
 //! (`chorus_modules::upload`).
-//!
-//! Not here yet: BOSH (XEP-0206), and moving the admin API and metrics
-//! endpoint onto this stack.
 
+mod bosh;
 mod upload;
 
 use std::convert::Infallible;
@@ -52,14 +51,33 @@ pub struct Discovery;
 static DISCOVERY_INFO: ModuleInfo = ModuleInfo {
     name: "http",
     file: file!(),
-    xeps: &[Xep {
-        number: 156,
-        name: "Discovering Alternative XMPP Connection Methods",
-        version: "1.4.0",
-        support: Support::Partial,
-        note: "host-meta (XRD) and host-meta.json (JRD) with the WebSocket endpoint, with \
-               CORS; no BOSH link yet; no DNS TXT records (deprecated).",
-    }],
+    xeps: &[
+        Xep {
+            number: 124,
+            name: "Bidirectional-streams Over Synchronous HTTP (BOSH)",
+            version: "1.11.2",
+            support: Support::Partial,
+            note: "On /http-bind: sessions, rid order with retransmission, hold and wait, \
+                   inactivity, terminate. No polling-interval enforcement, no key sequences \
+                   (§15), no multiple streams per session (§19).",
+        },
+        Xep {
+            number: 156,
+            name: "Discovering Alternative XMPP Connection Methods",
+            version: "1.4.0",
+            support: Support::Complete,
+            note: "host-meta (XRD) and host-meta.json (JRD) with the WebSocket and BOSH \
+                   endpoints, with CORS; no DNS TXT records (deprecated).",
+        },
+        Xep {
+            number: 206,
+            name: "XMPP Over BOSH",
+            version: "1.4",
+            support: Support::Complete,
+            note: "Each session a c2s connection group; stream restarts with \
+                   xmpp:restart.",
+        },
+    ],
     ..ModuleInfo::EMPTY
 };
 
@@ -71,20 +89,30 @@ impl Module for Discovery {
 
 /// Where XMPP over WebSocket is served.
 pub const WEBSOCKET_PATH: &str = "/xmpp-websocket";
-/// XEP-0156 link relation of a WebSocket endpoint.
+/// Where BOSH (XEP-0206) is served.
+pub const BOSH_PATH: &str = "/http-bind";
+/// XEP-0156 link relations of the WebSocket and BOSH endpoints.
 const REL_WEBSOCKET: &str = "urn:xmpp:alt-connections:websocket";
+const REL_BOSH: &str = "urn:xmpp:alt-connections:xbosh";
 
 /// The `http` and `https` listener kinds.
 pub struct HttpConnections {
     ctx: Arc<C2sContext>,
     tls: bool,
     upload: Option<Arc<chorus_modules::upload::UploadOptions>>,
+    /// The listener's BOSH sessions, which outlive any one connection.
+    bosh: Arc<bosh::Sessions>,
 }
 
 impl HttpConnections {
     pub fn new(ctx: Arc<C2sContext>, tls: bool) -> HttpConnections {
         let upload = chorus_modules::upload::UploadOptions::from_config(&ctx.config).map(Arc::new);
-        HttpConnections { ctx, tls, upload }
+        HttpConnections {
+            ctx,
+            tls,
+            upload,
+            bosh: Arc::default(),
+        }
     }
 }
 
@@ -97,6 +125,7 @@ impl chorus_listener::Connections for HttpConnections {
         let ctx = self.ctx.clone();
         let tls = self.tls;
         let upload = self.upload.clone();
+        let bosh = self.bosh.clone();
         GroupSpec::new(format!("http-{id}"), move |sctx: StartCtx| async move {
             let conns = sctx.supervisor.clone();
             let (actor, _) = Actor::spawn_linked(
@@ -108,6 +137,7 @@ impl chorus_listener::Connections for HttpConnections {
                     tls,
                     ctx,
                     upload,
+                    bosh,
                     conns: conns.clone(),
                 },
                 conns,
@@ -128,6 +158,7 @@ pub struct HttpArgs {
     tls: bool,
     ctx: Arc<C2sContext>,
     upload: Option<Arc<chorus_modules::upload::UploadOptions>>,
+    bosh: Arc<bosh::Sessions>,
     /// The port's `conns` supervisor, where an upgraded connection's group
     /// starts.
     conns: ActorCell,
@@ -188,6 +219,7 @@ struct Conn {
     https: bool,
     ctx: Arc<C2sContext>,
     upload: Option<Arc<chorus_modules::upload::UploadOptions>>,
+    bosh: Arc<bosh::Sessions>,
     conns: ActorCell,
 }
 
@@ -198,6 +230,7 @@ async fn serve(args: HttpArgs) {
         tls,
         ctx,
         upload,
+        bosh,
         conns,
     } = args;
     let _ = stream.set_nodelay(true);
@@ -210,6 +243,7 @@ async fn serve(args: HttpArgs) {
             https: false,
             ctx,
             upload,
+            bosh,
             conns,
         });
         serve_io(stream, conn).await;
@@ -240,6 +274,7 @@ async fn serve(args: HttpArgs) {
         https: true,
         ctx,
         upload,
+        bosh,
         conns,
     });
     serve_io(stream, conn).await;
@@ -326,10 +361,14 @@ async fn route(conn: &Arc<Conn>, mut req: Request<Incoming>) -> Response<Body> {
         (Method::GET | Method::HEAD, "/.well-known/host-meta.json") => {
             cors(host_meta(conn, &req, true))
         }
+        (Method::POST, BOSH_PATH) => cors(bosh::handle(conn, req).await),
         (Method::GET, WEBSOCKET_PATH) if conn.ctx.config.http.websocket => {
             websocket(conn, &mut req)
         }
-        (_, "/.well-known/host-meta" | "/.well-known/host-meta.json" | WEBSOCKET_PATH) => respond(
+        (
+            _,
+            "/.well-known/host-meta" | "/.well-known/host-meta.json" | WEBSOCKET_PATH | BOSH_PATH,
+        ) => respond(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             "method not allowed\n",
@@ -394,12 +433,13 @@ fn host_meta(conn: &Conn, req: &Request<Incoming>, json: bool) -> Response<Body>
     let Some(base) = base_url(conn, req, true) else {
         return respond(StatusCode::BAD_REQUEST, "text/plain", "no usable Host\n");
     };
-    let href = format!("{base}{WEBSOCKET_PATH}");
-    let links: Vec<(&str, String)> = if conn.ctx.config.http.websocket {
-        vec![(REL_WEBSOCKET, href)]
-    } else {
-        Vec::new()
-    };
+    let mut links: Vec<(&str, String)> = Vec::new();
+    if conn.ctx.config.http.websocket {
+        links.push((REL_WEBSOCKET, format!("{base}{WEBSOCKET_PATH}")));
+    }
+    if let Some(http_base) = base_url(conn, req, false) {
+        links.push((REL_BOSH, format!("{http_base}{BOSH_PATH}")));
+    }
     if json {
         let links: Vec<serde_json::Value> = links
             .iter()

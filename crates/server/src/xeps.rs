@@ -46,7 +46,6 @@ const MISSING: &[(&str, &str)] = &[
         "Server-to-server (RFC 6120, XEP-0220, XEP-0178)",
         "federation with other domains",
     ),
-    ("XEP-0124 / XEP-0206", "BOSH"),
     ("XEP-0114", "external components"),
 ];
 

@@ -15,11 +15,12 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
 const [wsUrl, password, peer, picture, screenshot] = process.argv.slice(2);
+const boshUrl = wsUrl.replace(/^ws/, "http").replace("/xmpp-websocket", "/http-bind");
 const here = path.dirname(fileURLToPath(import.meta.url));
 const dist = path.join(here, "node_modules", "converse.js", "dist");
 const report = (event) => console.log(JSON.stringify(event));
 
-const page = `<!doctype html>
+const page = (transport) => `<!doctype html>
 <html><head><meta charset="utf-8">
 <link rel="stylesheet" href="/dist/converse.min.css">
 <script type="module" src="/dist/converse.min.js"></script>
@@ -31,7 +32,7 @@ const page = `<!doctype html>
   });
   converse.initialize({
     assets_path: "/dist/",
-    websocket_url: ${JSON.stringify(wsUrl)},
+    ${transport === "bosh" ? "bosh_service_url" : "websocket_url"}: ${JSON.stringify(transport === "bosh" ? boshUrl : wsUrl)},
     jid: "alice@localhost",
     password: ${JSON.stringify(password)},
     auto_login: true,
@@ -61,9 +62,9 @@ const types = {
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, "http://127.0.0.1");
-  if (url.pathname === "/") {
+  if (url.pathname === "/" || url.pathname === "/bosh") {
     res.writeHead(200, { "Content-Type": "text/html" });
-    res.end(page);
+    res.end(page(url.pathname === "/bosh" ? "bosh" : "websocket"));
     return;
   }
   if (url.pathname.startsWith("/dist/")) {
@@ -123,6 +124,30 @@ try {
   report({ event: "acknowledged" });
   await tab.screenshot({ path: screenshot });
   report({ event: "screenshot", path: screenshot });
+  await tab.close();
+
+  // The same over BOSH (XEP-0206), in a fresh browser context.
+  const context = await browser.newContext({ viewport: { width: 1100, height: 750 } });
+  const bosh = await context.newPage();
+  bosh.on("pageerror", (e) => report({ event: "pageerror", error: String(e) }));
+  await bosh.goto(`${origin}/bosh`);
+  await bosh.waitForFunction(() => window.chorusApi?.connection?.connected?.() === true, null, {
+    timeout: 30000,
+  });
+  report({
+    event: "bosh-online",
+    jid: await bosh.evaluate(() => window.chorusApi.connection.get().jid),
+  });
+  await bosh.evaluate((peer) => window.chorusApi.chats.open(peer, {}, true), peer);
+  const boshText = bosh.locator("converse-chat textarea.chat-textarea").first();
+  await boshText.waitFor({ timeout: 20000 });
+  await boshText.fill("hello over BOSH");
+  await boshText.press("Enter");
+  await bosh
+    .locator(".chat-msg__text", { hasText: "hello back over BOSH" })
+    .first()
+    .waitFor({ timeout: 20000 });
+  report({ event: "bosh-reply" });
   report({ event: "done" });
 } catch (err) {
   report({ event: "failed", error: String(err) });

@@ -7,6 +7,7 @@ mod common;
 mod adhoc;
 mod binary;
 mod blocking;
+mod bosh;
 mod c2s;
 mod carbons;
 mod data_dir;

@@ -373,6 +373,8 @@ async fn host_meta_points_browsers_to_the_websocket() {
     let v: serde_json::Value = serde_json::from_str(body).unwrap();
     assert_eq!(v["links"][0]["rel"], "urn:xmpp:alt-connections:websocket");
     assert_eq!(v["links"][0]["href"], "ws://localhost/xmpp-websocket");
+    assert_eq!(v["links"][1]["rel"], "urn:xmpp:alt-connections:xbosh");
+    assert_eq!(v["links"][1]["href"], "http://localhost/http-bind");
     // A hostile Host gets no link built from it.
     let bad = http_request(
         addr,
