@@ -193,6 +193,10 @@ spec::options! {
         public_url: String = String::new(), restart;
         /// Longest a request's head may take to arrive, in seconds.
         request_timeout_secs: u64 = 10, restart, min 1;
+        /// BOSH sessions one address may have at once (XEP-0124); more are
+        /// refused with `policy-violation`. Each is a connection group, and
+        /// opening one costs a single request.
+        bosh_sessions_per_ip: u32 = 16, restart, min 1;
     }
 
     /// HTTP File Upload (XEP-0363) on `<subdomain>.<domain>`: clients ask

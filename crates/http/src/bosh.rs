@@ -18,6 +18,7 @@
 //! ends (§12).
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -45,24 +46,67 @@ const REQUESTS: u64 = 2;
 const HOLD: u64 = 1;
 /// Seconds without a request before the session ends (§7.1 `inactivity`).
 const INACTIVITY: u64 = 60;
-/// Answers kept for retransmission (§14.3).
-const KEPT: usize = 4;
+/// Answers kept for retransmission (§14.3): one per request in flight.
+const KEPT: usize = REQUESTS as usize;
+/// The largest rid (§7.1: 2^53 - 1, so that clients in any language can
+/// count it).
+const MAX_RID: u64 = (1 << 53) - 1;
+/// Elements from requests waiting for the receiver: the backpressure a
+/// TCP window gives, a request waits while they are full.
+const INBOUND: usize = 64;
+/// How long an ended session stays, so that its last answer can still be
+/// taken (and taken again).
+const ENDED_GRACE: Duration = Duration::from_secs(10);
 
-/// The sessions of one listener, by `sid`.
+/// The sessions of one listener, by `sid`, and how many each address has.
 #[derive(Default)]
-pub(crate) struct Sessions(DashMap<String, Arc<Session>>);
+pub(crate) struct Sessions {
+    by_sid: DashMap<String, Arc<Session>>,
+    per_ip: DashMap<Option<IpAddr>, usize>,
+}
+
+impl Sessions {
+    fn get(&self, sid: &str) -> Option<Arc<Session>> {
+        self.by_sid.get(sid).map(|s| s.clone())
+    }
+
+    /// Takes a place for a new session of `peer`; false past the cap.
+    fn admit(&self, peer: Option<IpAddr>, cap: u32) -> bool {
+        let mut n = self.per_ip.entry(peer).or_insert(0);
+        if *n >= cap as usize {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn remove(&self, sid: &str) {
+        if let Some((_, s)) = self.by_sid.remove(sid) {
+            if let Some(mut n) = self.per_ip.get_mut(&s.peer) {
+                *n = n.saturating_sub(1);
+            }
+            self.per_ip.remove_if(&s.peer, |_, n| *n == 0);
+        }
+    }
+}
 
 pub(crate) struct Session {
     sid: String,
+    peer: Option<IpAddr>,
     state: Mutex<State>,
     /// Output arrived, a newer request came, or the session ended.
     notify: Notify,
+    /// Requests take their turn here, so that their elements reach c2s in
+    /// rid order (§14.1) even when two run at once.
+    order: tokio::sync::Mutex<()>,
     wait: u64,
+    /// 0: answer at once; 1: hold for up to `wait` (§7.1).
+    hold: u64,
 }
 
 struct State {
     /// To the receiver; None once the session ends.
-    to_c2s: Option<mpsc::UnboundedSender<WsMessage>>,
+    to_c2s: Option<mpsc::Sender<WsMessage>>,
     last_rid: u64,
     /// What c2s wrote, waiting for a request to carry it, and its bytes:
     /// a client that stops asking must not make it grow without end.
@@ -78,6 +122,7 @@ struct State {
     /// Counts requests, so that an older held one gives way (§11).
     generation: u64,
     last_request: Instant,
+    ended_at: Option<Instant>,
 }
 
 impl Session {
@@ -91,6 +136,7 @@ impl Session {
         s.to_c2s = None;
         if s.ended.is_none() {
             s.ended = Some(condition.to_owned());
+            s.ended_at = Some(Instant::now());
         }
         drop(s);
         self.notify.notify_waiters();
@@ -149,18 +195,19 @@ pub(crate) async fn handle(conn: &Arc<Conn>, req: Request<Incoming>) -> Response
     if !el.is("body", NS_BOSH) {
         return terminate("bad-request");
     }
-    let Some(rid) = el.attr("rid").and_then(|r| r.parse::<u64>().ok()) else {
+    let Some(rid) = el
+        .attr("rid")
+        .and_then(|r| r.parse::<u64>().ok())
+        .filter(|r| *r <= MAX_RID)
+    else {
         return terminate("bad-request");
     };
     match el.attr("sid") {
         None => create(conn, &el, rid).await,
-        Some(sid) => {
-            let session = conn.bosh.0.get(sid).map(|s| s.clone());
-            match session {
-                Some(s) => request(conn, &s, &el, rid).await,
-                None => terminate("item-not-found"),
-            }
-        }
+        Some(sid) => match conn.bosh.get(sid) {
+            Some(s) => request(&s, &el, rid).await,
+            None => terminate("item-not-found"),
+        },
     }
 }
 
@@ -178,7 +225,19 @@ async fn create(conn: &Arc<Conn>, el: &Element, rid: u64) -> Response<Body> {
         .and_then(|w| w.parse::<u64>().ok())
         .unwrap_or(MAX_WAIT)
         .clamp(1, MAX_WAIT);
-    let (to_c2s, from_http) = mpsc::unbounded_channel::<WsMessage>();
+    let hold = el
+        .attr("hold")
+        .and_then(|h| h.parse::<u64>().ok())
+        .unwrap_or(HOLD)
+        .min(HOLD);
+    if !conn
+        .bosh
+        .admit(conn.peer, conn.ctx.config.http.bosh_sessions_per_ip)
+    {
+        tracing::info!(peer = ?conn.peer, "BOSH sessions per address reached");
+        return terminate("policy-violation");
+    }
+    let (to_c2s, from_http) = mpsc::channel::<WsMessage>(INBOUND);
     let (to_http, mut from_c2s) = mpsc::unbounded_channel::<WsMessage>();
     let sid = match chorus_sasl::NewToken::generate() {
         Ok(t) => t.hash[..12]
@@ -187,8 +246,12 @@ async fn create(conn: &Arc<Conn>, el: &Element, rid: u64) -> Response<Body> {
             .collect::<String>(),
         Err(_) => return terminate("internal-server-error"),
     };
+    // The place admit() took is given back by remove(), once in the map.
     let session = Arc::new(Session {
         sid: sid.clone(),
+        peer: conn.peer,
+        order: tokio::sync::Mutex::new(()),
+        hold,
         state: Mutex::new(State {
             to_c2s: Some(to_c2s),
             last_rid: rid,
@@ -199,16 +262,19 @@ async fn create(conn: &Arc<Conn>, el: &Element, rid: u64) -> Response<Body> {
             answers: VecDeque::new(),
             generation: 0,
             last_request: Instant::now(),
+            ended_at: None,
         }),
         notify: Notify::new(),
         wait,
     });
-    conn.bosh.0.insert(sid.clone(), session.clone());
+    conn.bosh.by_sid.insert(sid.clone(), session.clone());
 
     // What c2s writes, into the outbox.
     {
         let session = session.clone();
-        let max_bytes = conn.ctx.config.limits.max_outbound_bytes;
+        // Four times the TCP socket's queue: the outbox empties only once
+        // per request, with no write deadline to catch up in.
+        let max_bytes = conn.ctx.config.limits.max_outbound_bytes.saturating_mul(4);
         tokio::spawn(async move {
             while let Some(msg) = from_c2s.recv().await {
                 let WsMessage::Text(t) = msg else {
@@ -246,15 +312,17 @@ async fn create(conn: &Arc<Conn>, el: &Element, rid: u64) -> Response<Body> {
         let sessions = Arc::downgrade(&conn.bosh);
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                let (idle, ended) = {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let (idle, ended_at) = {
                     let s = session.state();
-                    (s.last_request.elapsed(), s.ended.is_some())
+                    (s.last_request.elapsed(), s.ended_at)
                 };
-                if ended || idle > Duration::from_secs(INACTIVITY + session.wait) {
+                if ended_at.is_none() && idle > Duration::from_secs(INACTIVITY + session.wait) {
                     session.end("");
+                }
+                if ended_at.is_some_and(|t| t.elapsed() > ENDED_GRACE) {
                     if let Some(sessions) = sessions.upgrade() {
-                        sessions.0.remove(&session.sid);
+                        sessions.remove(&session.sid);
                     }
                     return;
                 }
@@ -288,7 +356,7 @@ async fn create(conn: &Arc<Conn>, el: &Element, rid: u64) -> Response<Body> {
         return terminate("remote-connection-failed");
     }
     tracing::info!(conn = conn.id, to_conn = id, peer = ?conn.peer, "BOSH session");
-    open_stream(&session, &to);
+    open_stream(&session, &to).await;
     // The answer carries the stream's features (XEP-0206 §3).
     let features = collect(&session, Duration::from_secs(10), 0).await;
     let (authid, from) = session
@@ -300,7 +368,7 @@ async fn create(conn: &Arc<Conn>, el: &Element, rid: u64) -> Response<Body> {
         ("sid", sid),
         ("wait", wait.to_string()),
         ("requests", REQUESTS.to_string()),
-        ("hold", HOLD.to_string()),
+        ("hold", hold.to_string()),
         ("inactivity", INACTIVITY.to_string()),
         ("polling", "2".to_owned()),
         ("ver", "1.11".to_owned()),
@@ -315,18 +383,30 @@ async fn create(conn: &Arc<Conn>, el: &Element, rid: u64) -> Response<Body> {
 }
 
 /// Opens (or restarts, XEP-0206 §5) the stream as a WebSocket client would.
-fn open_stream(session: &Session, to: &str) {
+async fn open_stream(session: &Session, to: &str) {
     let open = format!(
         "<open xmlns='{NS_FRAMING}' to='{}' version='1.0'/>",
         chorus_xml::escape_attr(to)
     );
-    if let Some(tx) = &session.state().to_c2s {
-        let _ = tx.send(WsMessage::text(open));
+    to_c2s(session, vec![open]).await;
+}
+
+/// Hands elements to the receiver, waiting while its queue is full.
+async fn to_c2s(session: &Session, messages: Vec<String>) {
+    let Some(tx) = session.state().to_c2s.clone() else {
+        return;
+    };
+    for m in messages {
+        if tx.send(WsMessage::text(m)).await.is_err() {
+            return;
+        }
     }
 }
 
 fn remember(session: &Session, rid: u64, answer: &str) {
     let mut s = session.state();
+    // A request taken over (§14.3) is answered by its last handler.
+    s.answers.retain(|(r, _)| *r != rid);
     s.answers.push_back((rid, answer.to_owned()));
     while s.answers.len() > KEPT {
         s.answers.pop_front();
@@ -341,12 +421,13 @@ async fn collect(session: &Session, wait: Duration, generation: u64) -> Vec<Stri
         let notified = session.notify.notified();
         {
             let mut s = session.state();
+            // A newer request takes the output (§11).
+            if s.generation > generation {
+                return Vec::new();
+            }
             if !s.outbox.is_empty() || s.ended.is_some() {
                 s.outbox_bytes = 0;
                 return s.outbox.drain(..).collect();
-            }
-            if s.generation > generation {
-                return Vec::new();
             }
         }
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
@@ -355,82 +436,110 @@ async fn collect(session: &Session, wait: Duration, generation: u64) -> Vec<Stri
     }
 }
 
+/// Where a request stands against the session's rids (§14).
+enum Turn {
+    /// Next in order: process it.
+    Next,
+    /// The request in flight, sent again: wait in its place (§14.3).
+    TakeOver,
+    /// Answered already: the same answer again.
+    Answered(String),
+    /// Ahead of a request still on its way.
+    Early,
+    /// Outside the window, or too old to answer again.
+    Lost,
+}
+
+fn turn(s: &State, rid: u64) -> Turn {
+    if let Some((_, a)) = s.answers.iter().find(|(r, _)| *r == rid) {
+        return Turn::Answered(a.clone());
+    }
+    // A session ended without a condition (the client's terminate, or the
+    // stream closed and its end delivered): its sid is no more (§13).
+    if s.ended.as_deref() == Some("") {
+        return Turn::Lost;
+    }
+    match s.last_rid.checked_add(1) {
+        Some(next) if rid == next => Turn::Next,
+        _ if rid == s.last_rid && s.ended.is_none() => Turn::TakeOver,
+        _ if rid > s.last_rid && rid - s.last_rid <= REQUESTS => Turn::Early,
+        _ => Turn::Lost,
+    }
+}
+
 /// §8-§9: a request of a running session.
-async fn request(
-    conn: &Arc<Conn>,
-    session: &Arc<Session>,
-    el: &Element,
-    rid: u64,
-) -> Response<Body> {
+async fn request(session: &Arc<Session>, el: &Element, rid: u64) -> Response<Body> {
     // §14.1-§14.3: in order, within the window; a repeat gets its answer.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    loop {
+    let (order, generation, taken_over) = loop {
         let notified = session.notify.notified();
-        {
-            let s = session.state();
-            if rid <= s.last_rid {
-                if let Some((_, a)) = s.answers.iter().find(|(r, _)| *r == rid) {
-                    return xml(StatusCode::OK, a.clone());
+        let order = session.order.lock().await;
+        let now = {
+            let mut s = session.state();
+            match turn(&s, rid) {
+                Turn::Next => {
+                    s.last_rid = rid;
+                    s.last_request = Instant::now();
+                    s.generation += 1;
+                    Some((s.generation, false))
                 }
-                drop(s);
-                session.end("item-not-found");
-                conn.bosh.0.remove(&session.sid);
-                return terminate("item-not-found");
+                Turn::TakeOver => {
+                    s.last_request = Instant::now();
+                    s.generation += 1;
+                    Some((s.generation, true))
+                }
+                Turn::Answered(a) => return xml(StatusCode::OK, a),
+                Turn::Early => None,
+                Turn::Lost => {
+                    drop(s);
+                    session.end("item-not-found");
+                    return terminate("item-not-found");
+                }
             }
-            if rid == s.last_rid + 1 {
-                break;
-            }
-            if rid > s.last_rid + REQUESTS {
-                drop(s);
-                session.end("item-not-found");
-                conn.bosh.0.remove(&session.sid);
-                return terminate("item-not-found");
-            }
+        };
+        if let Some((generation, taken_over)) = now {
+            break (order, generation, taken_over);
         }
-        // One ahead of a request still on its way: wait a little for it.
+        drop(order);
+        // Ahead of a request still on its way: wait a little for it.
         if tokio::time::timeout_at(deadline, notified).await.is_err() {
             session.end("item-not-found");
-            conn.bosh.0.remove(&session.sid);
             return terminate("item-not-found");
         }
-    }
-    let generation = {
-        let mut s = session.state();
-        s.last_rid = rid;
-        s.last_request = Instant::now();
-        s.generation += 1;
-        s.generation
     };
     // An older held request gives way to this one (§11).
     session.notify.notify_waiters();
-    if el.attr("type") == Some("terminate") {
-        // §13: the client ends the session, with its last stanzas.
-        send_children(session, el);
-        if let Some(tx) = &session.state().to_c2s {
-            let _ = tx.send(WsMessage::text(format!("<close xmlns='{NS_FRAMING}'/>")));
+    if !taken_over {
+        if el.attr("type") == Some("terminate") {
+            // §13: the client ends the session, with its last stanzas.
+            let mut last: Vec<String> = el.children().map(Element::to_xml).collect();
+            last.push(format!("<close xmlns='{NS_FRAMING}'/>"));
+            to_c2s(session, last).await;
+            drop(order);
+            let answer = body(&[("type", "terminate".to_owned())], &[]);
+            session.end("");
+            remember(session, rid, &answer);
+            return xml(StatusCode::OK, answer);
         }
-        let answer = body(&[("type", "terminate".to_owned())], &[]);
-        session.end("");
-        conn.bosh.0.remove(&session.sid);
-        return xml(StatusCode::OK, answer);
+        let restart = el.attr(&format!("{{{NS_XBOSH}}}restart"));
+        if matches!(restart, Some("true" | "1")) {
+            let to = session
+                .state()
+                .opened
+                .as_ref()
+                .map(|(_, from)| from.clone())
+                .unwrap_or_default();
+            open_stream(session, &to).await;
+        } else {
+            to_c2s(session, el.children().map(Element::to_xml).collect()).await;
+        }
     }
-    let restart = el.attr(&format!("{{{NS_XBOSH}}}restart"));
-    if matches!(restart, Some("true" | "1")) {
-        let to = session
-            .state()
-            .opened
-            .as_ref()
-            .map(|(_, from)| from.clone())
-            .unwrap_or_default();
-        open_stream(session, &to);
-    } else {
-        send_children(session, el);
-    }
-    let children = collect(session, Duration::from_secs(session.wait), generation).await;
+    drop(order);
+    let wait = if session.hold == 0 { 0 } else { session.wait };
+    let children = collect(session, Duration::from_secs(wait), generation).await;
     let ended = session.state().ended.clone();
     let answer = match ended {
         Some(condition) => {
-            conn.bosh.0.remove(&session.sid);
             let mut attrs = vec![("type", "terminate".to_owned())];
             if !condition.is_empty() {
                 attrs.push(("condition", condition));
@@ -441,14 +550,4 @@ async fn request(
     };
     remember(session, rid, &answer);
     xml(StatusCode::OK, answer)
-}
-
-fn send_children(session: &Session, el: &Element) {
-    let s = session.state();
-    let Some(tx) = &s.to_c2s else {
-        return;
-    };
-    for child in el.children() {
-        let _ = tx.send(WsMessage::text(child.to_xml()));
-    }
 }

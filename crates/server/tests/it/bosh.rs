@@ -20,7 +20,15 @@ use crate::common::*;
 const NS_BOSH: &str = "http://jabber.org/protocol/httpbind";
 
 async fn server(tag: &str) -> (chorus_server::Server, SocketAddr) {
+    server_with(tag, |_| {}).await
+}
+
+async fn server_with(
+    tag: &str,
+    tweak: impl FnOnce(&mut chorus_config::Config),
+) -> (chorus_server::Server, SocketAddr) {
     let mut config = test_config(tag);
+    tweak(&mut config);
     config.listeners.push(ListenerConfig {
         kind: ListenerKind::Http,
         address: "127.0.0.1:0".parse().unwrap(),
@@ -237,5 +245,35 @@ async fn bad_requests_end_with_their_terminal_conditions() {
     let sid = created.attr("sid").unwrap().to_owned();
     let ahead = post(addr, &wrap(&sid, 50, "", "")).await;
     assert_eq!(ahead.attr("condition"), Some("item-not-found"));
+    // §7.1: rids stay below 2^53.
+    let huge = post(
+        addr,
+        &format!(
+            "<body rid='9007199254740992' to='localhost' wait='2' hold='1' xmlns='{NS_BOSH}'/>"
+        ),
+    )
+    .await;
+    assert_eq!(huge.attr("condition"), Some("bad-request"));
+    server.stop();
+}
+
+#[tokio::test]
+async fn sessions_per_address_are_capped_and_hold_zero_is_honoured() {
+    let (server, addr) = server_with("bosh-cap", |c| c.http.bosh_sessions_per_ip = 2).await;
+    let create = |hold: u32| {
+        format!("<body rid='1' to='localhost' wait='2' hold='{hold}' xmlns='{NS_BOSH}'/>")
+    };
+    let first = post(addr, &create(0)).await;
+    // §7.1: the client's hold, when below ours, is the session's.
+    assert_eq!(first.attr("hold"), Some("0"));
+    assert!(first.attr("sid").is_some());
+    assert!(post(addr, &create(1)).await.attr("sid").is_some());
+    let third = post(addr, &create(1)).await;
+    assert_eq!(third.attr("condition"), Some("policy-violation"));
+    // With hold 0 a poll is answered at once, even with nothing to say.
+    let sid = first.attr("sid").unwrap();
+    let polled = post(addr, &wrap(sid, 2, "", "")).await;
+    assert_eq!(polled.attr("type"), None);
+    assert_eq!(polled.children().count(), 0);
     server.stop();
 }
