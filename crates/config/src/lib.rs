@@ -197,6 +197,10 @@ spec::options! {
         /// refused with `policy-violation`. Each is a connection group, and
         /// opening one costs a single request.
         bosh_sessions_per_ip: u32 = 16, restart, min 1;
+        /// HTTP connections one address may have open at once (a
+        /// WebSocket stops counting once upgraded); more get `503` and are
+        /// closed. Browsers open about six per site.
+        max_connections_per_ip: u32 = 32, restart, min 1;
     }
 
     /// HTTP File Upload (XEP-0363) on `<subdomain>.<domain>`: clients ask

@@ -102,6 +102,43 @@ pub struct HttpConnections {
     upload: Option<Arc<chorus_modules::upload::UploadOptions>>,
     /// The listener's BOSH sessions, which outlive any one connection.
     bosh: Arc<bosh::Sessions>,
+    /// Open HTTP connections by address (`http.max_connections_per_ip`).
+    per_ip: Arc<dashmap::DashMap<Option<IpAddr>, usize>>,
+}
+
+/// A connection's place in the per-address count, given back on drop:
+/// when the connection ends, or hands over to a WebSocket group.
+struct IpSlot {
+    peer: Option<IpAddr>,
+    counts: Arc<dashmap::DashMap<Option<IpAddr>, usize>>,
+}
+
+impl IpSlot {
+    /// A place for `peer`, or None past `cap`.
+    fn take(
+        counts: &Arc<dashmap::DashMap<Option<IpAddr>, usize>>,
+        peer: Option<IpAddr>,
+        cap: u32,
+    ) -> Option<IpSlot> {
+        let mut n = counts.entry(peer).or_insert(0);
+        if *n >= cap as usize {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            peer,
+            counts: counts.clone(),
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        if let Some(mut n) = self.counts.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+        }
+        self.counts.remove_if(&self.peer, |_, n| *n == 0);
+    }
 }
 
 impl HttpConnections {
@@ -112,6 +149,7 @@ impl HttpConnections {
             tls,
             upload,
             bosh: Arc::default(),
+            per_ip: Arc::default(),
         }
     }
 }
@@ -126,6 +164,7 @@ impl chorus_listener::Connections for HttpConnections {
         let tls = self.tls;
         let upload = self.upload.clone();
         let bosh = self.bosh.clone();
+        let per_ip = self.per_ip.clone();
         GroupSpec::new(format!("http-{id}"), move |sctx: StartCtx| async move {
             let conns = sctx.supervisor.clone();
             let (actor, _) = Actor::spawn_linked(
@@ -138,6 +177,7 @@ impl chorus_listener::Connections for HttpConnections {
                     ctx,
                     upload,
                     bosh,
+                    per_ip,
                     conns: conns.clone(),
                 },
                 conns,
@@ -159,6 +199,7 @@ pub struct HttpArgs {
     ctx: Arc<C2sContext>,
     upload: Option<Arc<chorus_modules::upload::UploadOptions>>,
     bosh: Arc<bosh::Sessions>,
+    per_ip: Arc<dashmap::DashMap<Option<IpAddr>, usize>>,
     /// The port's `conns` supervisor, where an upgraded connection's group
     /// starts.
     conns: ActorCell,
@@ -231,10 +272,29 @@ async fn serve(args: HttpArgs) {
         ctx,
         upload,
         bosh,
+        per_ip,
         conns,
     } = args;
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok().map(|a| a.ip());
+    // Held for the connection's life; dropped with this task.
+    let Some(_slot) = IpSlot::take(&per_ip, peer, ctx.config.http.max_connections_per_ip) else {
+        tracing::info!(conn = id, peer = ?peer, "HTTP connections per address reached");
+        let mut stream = stream;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let _ = stream
+            .write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\
+                  Connection: close\r\nRetry-After: 10\r\n\r\n",
+            )
+            .await;
+        let _ = stream.shutdown().await;
+        // Read what the client sent before closing, briefly: closing with
+        // unread data would reset the connection before it reads the 503.
+        let mut sink = [0u8; 4096];
+        let _ = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut sink)).await;
+        return;
+    };
     if !tls {
         let conn = Arc::new(Conn {
             id,

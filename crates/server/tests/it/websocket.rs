@@ -434,3 +434,43 @@ async fn binary_and_oversized_messages_end_the_stream_with_its_error() {
     );
     server.stop();
 }
+
+#[tokio::test]
+async fn connections_per_address_are_capped() {
+    let server = server("http-cap", |c| c.http.max_connections_per_ip = 2).await;
+    let addr = http_addr(&server);
+    let mut held = vec![
+        TcpStream::connect(addr).await.unwrap(),
+        TcpStream::connect(addr).await.unwrap(),
+    ];
+    // Both are counted once the server has accepted them.
+    let mut refused = String::new();
+    for _ in 0..100 {
+        refused = http_request(
+            addr,
+            "GET /.well-known/host-meta HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        if refused.starts_with("HTTP/1.1 503") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    // One goes: there is room again.
+    held.pop();
+    let mut ok = String::new();
+    for _ in 0..100 {
+        ok = http_request(
+            addr,
+            "GET /.well-known/host-meta HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        if ok.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    server.stop();
+}
