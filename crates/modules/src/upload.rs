@@ -78,48 +78,11 @@ impl std::fmt::Debug for UploadOptions {
 /// would make every URL fail, so upload is off rather than broken.
 fn upload_key(data_dir: &Path) -> Option<[u8; 32]> {
     let path = data_dir.join("upload.key");
-    let read = |path: &Path| match std::fs::read(path) {
-        Ok(bytes) => match <[u8; 32]>::try_from(bytes.as_slice()) {
-            Ok(key) => Some(key),
-            Err(_) => {
-                tracing::error!(path = %path.display(), "the upload key is not 32 bytes; upload is off");
-                None
-            }
-        },
-        Err(e) => {
-            tracing::error!(path = %path.display(), error = %e, "cannot read the upload key; upload is off");
-            None
-        }
-    };
-    if path.exists() {
-        return read(&path);
-    }
-    let Ok(token) = chorus_sasl::NewToken::generate() else {
-        tracing::error!("no randomness for the upload key; upload is off");
-        return None;
-    };
-    let mut key = [0u8; 32];
-    key.copy_from_slice(&token.hash);
-    let _ = std::fs::create_dir_all(data_dir);
-    let created = {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .and_then(|mut f| f.write_all(&key))
-    };
-    match created {
-        Ok(()) => Some(key),
-        // Made meanwhile by another reader: theirs is the key.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(&path),
-        Err(e) => {
-            tracing::error!(path = %path.display(), error = %e, "cannot keep the upload key; upload is off");
-            None
-        }
-    }
+    chorus_sasl::server_key(&path)
+        .map_err(|e| {
+            tracing::error!(path = %path.display(), error = %e, "no upload key; upload is off");
+        })
+        .ok()
 }
 
 impl UploadOptions {

@@ -127,6 +127,41 @@ pub fn seal(key: &[u8], hash: &[u8], context: &[&[u8]]) -> Vec<u8> {
         .collect()
 }
 
+/// A 32-byte secret of the server's kept in the file at `path` (made on
+/// first use, mode 0600, never overwritten): the FAST seal and the upload
+/// URL signatures. Every reader of one file gets the same key; a file of
+/// the wrong size is an error, not replaced, so that what it signed stays
+/// valid once it is put back.
+pub fn server_key(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
+    use std::io::{Error, ErrorKind, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let read = |path: &std::path::Path| {
+        let bytes = std::fs::read(path)?;
+        <[u8; 32]>::try_from(bytes.as_slice())
+            .map_err(|_| Error::new(ErrorKind::InvalidData, "a server key is 32 bytes"))
+    };
+    if path.exists() {
+        return read(path);
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|_| Error::other("no randomness"))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(&key));
+    match created {
+        Ok(()) => Ok(key),
+        // Made meanwhile by another reader: theirs is the key.
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => read(path),
+        Err(e) => Err(e),
+    }
+}
+
 /// The client's message, parsed.
 #[derive(Debug)]
 pub struct HtRequest {
@@ -298,6 +333,19 @@ mod tests {
             seal(&key, &hash, &[b"ab", b"c"]),
             seal(&key, &hash, &[b"a", b"bc"])
         );
+    }
+
+    #[test]
+    fn a_server_key_is_made_once_and_read_back() {
+        let dir = std::env::temp_dir().join(format!("chorus-key-{}", std::process::id()));
+        let path = dir.join("k.key");
+        let _ = std::fs::remove_file(&path);
+        let a = server_key(&path).unwrap();
+        assert_eq!(server_key(&path).unwrap(), a);
+        assert_ne!(a, [0u8; 32]);
+        std::fs::write(&path, b"short").unwrap();
+        assert!(server_key(&path).is_err(), "a damaged key is not replaced");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

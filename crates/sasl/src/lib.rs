@@ -64,7 +64,7 @@ mod scram_server;
 pub use channel_binding::{ChannelBindingData, ChannelBindingType};
 pub use credentials::{SaltedPassword, ScramCredentials, DEFAULT_ITERATIONS, SALT_LEN};
 pub use error::{Condition, SaslError};
-pub use ht::{ht_client_message, seal, token_hash, HtMechanism, HtRequest, NewToken};
+pub use ht::{ht_client_message, seal, server_key, token_hash, HtMechanism, HtRequest, NewToken};
 pub use mechanism::{Mechanism, ScramHash};
 pub use payload::{decode_payload, encode_payload};
 pub use plain::{plain_message, verify_plain, PlainOutcome, PlainRequest};

@@ -177,15 +177,8 @@ pub async fn enable(ctx: &AdminContext, args: &Value) -> CommandResult {
 /// `user roster`: the account's roster as stored (RFC 6121 §2.1).
 pub async fn roster(ctx: &AdminContext, args: &Value) -> CommandResult {
     let jid = account_arg(ctx, args)?;
-    let node = jid.node().unwrap_or_default();
-    if !ctx
-        .storage
-        .account_exists(node, jid.domain())
-        .await
-        .map_err(storage_err)?
-    {
-        return Err(CommandError::NotFound(format!("{jid} does not exist")));
-    }
+    let node = existing(ctx, &jid).await?;
+    let node = node.as_str();
     let roster = ctx
         .storage
         .roster(node, jid.domain())
@@ -224,15 +217,8 @@ pub async fn roster(ctx: &AdminContext, args: &Value) -> CommandResult {
 /// ejabberd's get-user-lastlogin, an account online now says so.
 pub async fn lastlogin(ctx: &AdminContext, args: &Value) -> CommandResult {
     let jid = account_arg(ctx, args)?;
-    let node = jid.node().unwrap_or_default();
-    if !ctx
-        .storage
-        .account_exists(node, jid.domain())
-        .await
-        .map_err(storage_err)?
-    {
-        return Err(CommandError::NotFound(format!("{jid} does not exist")));
-    }
+    let node = existing(ctx, &jid).await?;
+    let node = node.as_str();
     let online: Vec<String> = ctx
         .sessions
         .resources(&jid)

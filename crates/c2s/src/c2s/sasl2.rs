@@ -185,32 +185,18 @@ impl Sasl2Request {
 /// end with the process and clients log in with their passwords again.
 pub(crate) fn fast_key(data_dir: &Path) -> [u8; 32] {
     let path = data_dir.join("fast-token.key");
-    if let Ok(bytes) = std::fs::read(&path) {
-        if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
-            return key;
+    match chorus_sasl::server_key(&path) {
+        Ok(key) => key,
+        Err(e) => {
+            // One reader only (c2s), so a key of this run's is consistent.
+            tracing::warn!(path = %path.display(), error = %e, "no FAST token key on disk; tokens last until restart");
+            let mut key = [0u8; 32];
+            if let Ok(t) = NewToken::generate() {
+                key.copy_from_slice(&t.hash);
+            }
+            key
         }
-        tracing::warn!(path = %path.display(), "FAST token key has the wrong size; making a new one");
     }
-    let mut key = [0u8; 32];
-    match NewToken::generate() {
-        Ok(t) => key.copy_from_slice(&t.hash),
-        Err(e) => tracing::error!(error = %e, "no randomness for the FAST token key"),
-    }
-    let written = {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .and_then(|mut f| f.write_all(&key))
-    };
-    if let Err(e) = written {
-        tracing::warn!(path = %path.display(), error = %e, "cannot keep the FAST token key; tokens last until restart");
-    }
-    key
 }
 
 /// The Bind 2 resource: `<tag>/<id>` (XEP-0386 §2.2.1), where the id is

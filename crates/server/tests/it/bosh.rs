@@ -198,7 +198,18 @@ async fn a_bosh_session_logs_in_binds_and_chats() {
         .snapshot("root/listeners", None)
         .unwrap()
         .render(None);
-    assert!(tree.contains("conn-"), "{tree}");
+    // Under the http port, not the c2s one bob is on.
+    let http_port: String = tree
+        .lines()
+        .skip_while(|l| !l.contains("port:http@"))
+        .skip(1)
+        .take_while(|l| !l.contains("port:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        http_port.contains("conn-") && http_port.contains("c2s"),
+        "{tree}"
+    );
 
     // §13: the client ends it.
     rid += 1;
