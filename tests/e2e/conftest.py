@@ -54,16 +54,16 @@ if "tls-exporter" not in ssl.CHANNEL_BINDING_TYPES:
     sasl_mechanisms.SCRAM.process_1 = _process_1
 
 
-def free_port():
+def free_port(host="127.0.0.1"):
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return s.getsockname()[1]
 
 
-def wait_for_port(port, deadline):
+def wait_for_port(port, deadline, host="127.0.0.1"):
     while time.time() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.create_connection((host, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.05)
@@ -71,6 +71,10 @@ def wait_for_port(port, deadline):
 
 
 class ChorusServer:
+    # Where `Client` connects; another server a test runs (Prosody) has its
+    # own `host`, ports and `cert`.
+    host = "127.0.0.1"
+
     def __init__(self, data_dir, starttls_port, tls_port):
         self.data_dir = data_dir
         self.starttls_port = starttls_port
@@ -91,8 +95,13 @@ class ChorusServer:
 @pytest.fixture(scope="module")
 def server(request, tmp_path_factory):
     """A server per test module. A module may append to its configuration
-    with a module-level `SERVER_CONFIG` string (TOML sections)."""
+    with a module-level `SERVER_CONFIG` string (TOML sections), or with a
+    function of the data directory that returns it, for a module that puts
+    files there first (certificates)."""
     data_dir = tmp_path_factory.mktemp("chorus")
+    extra_config = getattr(request.module, "SERVER_CONFIG", "")
+    if callable(extra_config):
+        extra_config = extra_config(data_dir)
     p1, p2 = free_port(), free_port()
     config = data_dir / "chorus.toml"
     config.write_text(
@@ -112,7 +121,7 @@ address = "127.0.0.1:{p1}"
 kind = "c2s-tls"
 address = "127.0.0.1:{p2}"
 """
-        + getattr(request.module, "SERVER_CONFIG", "")
+        + extra_config
     )
     log = open(data_dir / "server.log", "w")
     proc = subprocess.Popen(
@@ -139,16 +148,18 @@ address = "127.0.0.1:{p2}"
 
 
 class Client(slixmpp.ClientXMPP):
-    """A slixmpp client that records what it receives."""
+    """A slixmpp client that records what it receives. `mechanism` is the
+    only SASL mechanism it tries (another server may not offer Chorus's)."""
 
-    def __init__(self, jid, password, server, direct_tls=False):
+    def __init__(self, jid, password, server, direct_tls=False, mechanism="SCRAM-SHA-256-PLUS"):
         super().__init__(jid, password)
         self.ca_certs = server.cert
         self.register_plugin("xep_0199")
-        self.plugin["feature_mechanisms"].use_mech = "SCRAM-SHA-256-PLUS"
+        self.plugin["feature_mechanisms"].use_mech = mechanism
         self.enable_plaintext = False
         self.enable_direct_tls = direct_tls
         self.enable_starttls = not direct_tls
+        self.host = server.host
         self.port = server.tls_port if direct_tls else server.starttls_port
         self.messages = asyncio.Queue()
         self.stream_errors = []
@@ -171,7 +182,7 @@ class Client(slixmpp.ClientXMPP):
         self.stream_errors.append(err["condition"])
 
     async def online(self, timeout=20):
-        self.connect("127.0.0.1", self.port)
+        self.connect(self.host, self.port)
         await asyncio.wait_for(self.started.wait(), timeout)
         return self
 

@@ -48,6 +48,9 @@ pub static COMMANDS: &[&CommandSpec] = &[
     &MOTD_SET,
     &MOTD_SHOW,
     &MOTD_DELETE,
+    &CERT_LIST,
+    &S2S_LIST,
+    &S2S_CLOSE,
 ];
 
 /// The groups of two-word commands, in the order the command line lists
@@ -84,6 +87,14 @@ pub static GROUPS: &[GroupSpec] = &[
     GroupSpec {
         name: "motd",
         help: "The message of the day each user is sent at login (XEP-0133)",
+    },
+    GroupSpec {
+        name: "s2s",
+        help: "Federation: the server-to-server streams, and closing them",
+    },
+    GroupSpec {
+        name: "cert",
+        help: "TLS certificates: what each listener serves, from where, until when",
     },
 ];
 
@@ -709,6 +720,55 @@ pub static MOTD_DELETE: CommandSpec = CommandSpec {
     read_only: false,
     password: false,
     args: &[DOMAIN_FLAG],
+};
+
+pub static CERT_LIST: CommandSpec = CommandSpec {
+    name: "cert list",
+    help: "List the certificates in use: names, issuer, expiry and source",
+    details: "Each certificate the TLS listeners serve now, once: configured in [tls], \
+              obtained by ACME ([acme]) or the generated development one; the SNI names it \
+              is chosen for, and whether it is the default.",
+    example: "chorusctl cert list",
+    since: "0.2.0",
+    read_only: true,
+    password: false,
+    args: &[],
+};
+
+pub static S2S_LIST: CommandSpec = CommandSpec {
+    name: "s2s list",
+    help: "List the server-to-server streams: direction, domains, authentication, TLS, queue",
+    details: "Outgoing streams (one per local and remote domain, under root/s2s) with the \
+              stanzas waiting for them, and incoming ones (under the s2s listener) with each \
+              remote domain they authenticated: by certificate (SASL EXTERNAL, XEP-0178) or \
+              by dialback (XEP-0220).",
+    example: "chorusctl s2s list",
+    since: "0.2.0",
+    read_only: true,
+    password: false,
+    args: &[],
+};
+
+pub static S2S_CLOSE: CommandSpec = CommandSpec {
+    name: "s2s close",
+    help: "Close every stream with a remote domain (queued stanzas wait for the next one)",
+    details: "Ends the incoming and outgoing streams with DOMAIN. Stanzas still queued for it \
+              stay queued and go out on a new stream; a domain to keep out belongs in \
+              s2s.deny_domains.",
+    example: "chorusctl s2s close example.net",
+    since: "0.2.0",
+    read_only: false,
+    password: false,
+    args: &[REMOTE_DOMAIN_ARG],
+};
+
+const REMOTE_DOMAIN_ARG: ArgSpec = ArgSpec {
+    name: "domain",
+    help: "The remote domain",
+    positional: true,
+    required: true,
+    switch: false,
+    values: &[],
 };
 
 const TEXT_ARG: ArgSpec = ArgSpec {

@@ -36,6 +36,53 @@ pub struct AdminContext {
     pub reload: ReloadFn,
     /// The group chat rooms, when `muc.enabled`.
     pub muc: Option<chorus_modules::MucRooms>,
+    /// `cert list`: the certificates the TLS listeners serve now.
+    pub certificates: CertificatesFn,
+    /// `s2s list` and `s2s close`: federation.
+    pub s2s: Arc<dyn S2sControl>,
+}
+
+/// What the admin commands see of federation.
+pub trait S2sControl: Send + Sync {
+    /// Every stream, incoming and outgoing.
+    fn streams(&self) -> Vec<S2sStream>;
+    /// Closes every stream with `domain`; how many there were.
+    fn close(&self, domain: &str) -> usize;
+}
+
+/// One server-to-server stream.
+#[derive(Debug, Clone)]
+pub struct S2sStream {
+    /// `in` or `out`.
+    pub direction: &'static str,
+    pub local: String,
+    pub remote: String,
+    /// `external`, `dialback`, or empty while negotiating.
+    pub auth: String,
+    pub tls: String,
+    pub queued: usize,
+    pub path: String,
+}
+
+/// The certificates served now, read from the live TLS setup.
+pub type CertificatesFn = Arc<dyn Fn() -> Vec<CertificateInfo> + Send + Sync>;
+
+/// One certificate a TLS listener serves.
+#[derive(Debug, Clone)]
+pub struct CertificateInfo {
+    /// `configured` (`[tls]`), `acme` or `dev` (the generated one).
+    pub source: &'static str,
+    pub path: std::path::PathBuf,
+    /// The SNI names it is served for.
+    pub sni: Vec<String>,
+    /// Served when no SNI name matches.
+    pub default: bool,
+    /// The DNS names it carries.
+    pub names: Vec<String>,
+    /// The issuer's distinguished name.
+    pub issuer: String,
+    /// None when the certificate does not parse.
+    pub not_after: Option<std::time::SystemTime>,
 }
 
 /// Reloads the configuration, returning a summary or the error.

@@ -27,7 +27,7 @@ pub mod xep0133;
 
 pub use chorus_admin_api::{ArgSpec, CommandSpec, COMMANDS, LOCAL};
 pub use commands::{execute, Command, CommandError, Handler, HANDLERS};
-pub use context::{AdminContext, ReloadFn};
+pub use context::{AdminContext, CertificateInfo, CertificatesFn, ReloadFn, S2sControl, S2sStream};
 pub use server::{AdminActor, AdminArgs};
 
 /// The feature modules of this crate, for the server's module list: XEP-0050

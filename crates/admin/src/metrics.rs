@@ -31,6 +31,8 @@ pub struct MetricsContext {
     pub configured_listeners: usize,
     /// Where this endpoint bound (port 0 in tests).
     pub bound: Arc<Mutex<Option<SocketAddr>>>,
+    /// Federation's streams.
+    pub s2s: Arc<dyn crate::S2sControl>,
 }
 
 impl MetricsContext {
@@ -65,12 +67,25 @@ impl MetricsContext {
         restarts.sort();
         mailboxes.sort_by_key(|(_, m)| std::cmp::Reverse(*m));
         mailboxes.truncate(10);
+        let streams = self.s2s.streams();
         Snapshot {
             connections,
             sessions: self.sessions.len() as u64,
             restarts,
             mailboxes,
             module_panics: self.modules.panics(),
+            s2s_streams: {
+                let (mut inc, mut out) = (0, 0);
+                for st in &streams {
+                    if st.direction == "in" {
+                        inc += 1;
+                    } else if !st.auth.is_empty() {
+                        out += 1;
+                    }
+                }
+                vec![("in".to_owned(), inc), ("out".to_owned(), out)]
+            },
+            s2s_queued: streams.iter().map(|st| st.queued as u64).sum(),
         }
     }
 

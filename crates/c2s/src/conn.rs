@@ -50,6 +50,10 @@ pub struct C2sContext {
     /// Seals FAST token hashes in storage (`chorus_sasl::seal`); kept in
     /// `<data_dir>/fast-token.key`, outside the database.
     pub(crate) fast_key: [u8; 32],
+    /// ACME HTTP-01 challenges in flight (RFC 8555 §8.3): token to key
+    /// authorization, filled by the ACME worker and served by the `http`
+    /// listeners under `/.well-known/acme-challenge/`.
+    pub acme_challenges: Arc<dashmap::DashMap<String, String>>,
 }
 
 /// The server-wide services a connection uses, built once by the server.
@@ -100,6 +104,7 @@ impl C2sContext {
             sessions_path,
             next_id: AtomicU64::new(1),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
+            acme_challenges: Arc::default(),
         }
     }
 
@@ -127,6 +132,14 @@ impl C2sContext {
         }
         if let Ok(mut t) = self.tls.write() {
             *t = tls;
+        }
+    }
+
+    /// Swaps in new certificates (a renewed ACME one) for connections
+    /// opened from now on, leaving the parser limits alone.
+    pub fn set_tls(&self, tls: Arc<TlsSetup>) {
+        if let Ok(mut t) = self.tls.write() {
+            *t = Some(tls);
         }
     }
 
@@ -286,10 +299,10 @@ pub(crate) async fn start_members(
     let socket_cell = socket.get_cell();
     let (receiver, _) = match Actor::spawn_linked(
         None,
-        ReceiverActor,
+        ReceiverActor::default(),
         ReceiverArgs {
             input,
-            c2s: c2s.clone(),
+            owner: c2s.clone(),
             socket,
             limits: ctx.limits(),
             tls: ctx.tls(),

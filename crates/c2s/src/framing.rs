@@ -22,6 +22,9 @@ pub struct OutHeader<'a> {
     pub from: &'a str,
     /// The stream id (RFC 6120 §4.7.3).
     pub id: &'a str,
+    /// The peer's domain, when it named itself (RFC 6120 §4.7.2: server
+    /// streams answer with it); client streams leave it out.
+    pub to: Option<&'a str>,
 }
 
 /// How a stream is framed on its connection (see the module docs).
@@ -133,13 +136,37 @@ impl Framing for WebSocket {
 /// RFC 6120 §4 over TCP or TLS: one XML document per direction.
 pub struct XmlStream {
     content_ns: &'static str,
+    /// Further prefixes the header declares (`db` for dialback).
+    prefixes: &'static str,
 }
+
+/// The namespace of server dialback (XEP-0220), declared on s2s stream
+/// headers with the `db` prefix: servers (Prosody among them) read the
+/// declaration as "dialback spoken here" (XEP-0220 §2.1).
+pub const NS_DIALBACK: &str = "jabber:server:dialback";
 
 impl XmlStream {
     /// A client stream (`jabber:client`).
     pub const fn client() -> XmlStream {
         XmlStream {
             content_ns: ns::JABBER_CLIENT,
+            prefixes: "",
+        }
+    }
+
+    /// A server-to-server stream (`jabber:server`, with `db` declared).
+    pub const fn server() -> XmlStream {
+        XmlStream {
+            content_ns: "jabber:server",
+            prefixes: " xmlns:db='jabber:server:dialback'",
+        }
+    }
+
+    /// An external component's stream (XEP-0114 `jabber:component:accept`).
+    pub const fn component() -> XmlStream {
+        XmlStream {
+            content_ns: "jabber:component:accept",
+            prefixes: "",
         }
     }
 }
@@ -154,10 +181,16 @@ impl Framing for XmlStream {
         out.extend_from_slice(self.content_ns.as_bytes());
         out.extend_from_slice(b"' xmlns:stream='");
         out.extend_from_slice(ns::STREAM.as_bytes());
-        out.extend_from_slice(b"' id='");
+        out.extend_from_slice(b"'");
+        out.extend_from_slice(self.prefixes.as_bytes());
+        out.extend_from_slice(b" id='");
         out.extend_from_slice(escape_attr(h.id).as_bytes());
         out.extend_from_slice(b"' from='");
         out.extend_from_slice(escape_attr(h.from).as_bytes());
+        if let Some(to) = h.to {
+            out.extend_from_slice(b"' to='");
+            out.extend_from_slice(escape_attr(to).as_bytes());
+        }
         out.extend_from_slice(b"' version='1.0' xml:lang='en'>");
     }
 
@@ -176,6 +209,8 @@ impl Framing for XmlStream {
         if h.default_ns != self.content_ns {
             return Err(match self.content_ns {
                 ns::JABBER_CLIENT => "expected jabber:client",
+                "jabber:server" => "expected jabber:server",
+                "jabber:component:accept" => "expected jabber:component:accept",
                 _ => "unexpected content namespace",
             });
         }
@@ -196,6 +231,7 @@ mod tests {
             &OutHeader {
                 from: "example.org",
                 id: "i1",
+                to: None,
             },
             &mut out,
         );
@@ -241,6 +277,7 @@ mod tests {
             &OutHeader {
                 from: "example.org",
                 id: "a'b",
+                to: None,
             },
             &mut out,
         );

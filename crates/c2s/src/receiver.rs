@@ -17,10 +17,11 @@
 //! stream, keeps the TLS read half and hands the write half back.
 
 use std::io;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use chorus_xml::{Limits, StreamErrorKind, StreamEvent, StreamParser, XmlError};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::io::{AsyncReadExt, ReadHalf};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::TcpStream;
@@ -30,7 +31,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::c2s::C2sMsg;
 use crate::framing::Framing;
 use crate::socket::SocketMsg;
-use crate::tls::TlsSetup;
+use crate::tls::{ChannelBindings, TlsSetup};
 
 /// Bytes read per wakeup. On plain TCP the buffer lives on the stack only
 /// while reading: an idle connection waits in `readable()` and holds none.
@@ -68,11 +69,43 @@ pub enum ReceiverMsg {
     Read,
 }
 
-pub struct ReceiverActor;
+/// The stream state machine a receiver feeds: c2s for clients, and the
+/// server-to-server and component streams, which reuse the receiver and the
+/// socket with machines of their own.
+pub trait StreamOwner: ractor::Message + Sized {
+    /// One parser event; the reply paces the receiver.
+    fn incoming(ev: Box<Result<StreamEvent, XmlError>>, reply: RpcReplyPort<Flow>) -> Self;
+    /// TLS is up; the receiver waits for the reply before parsing on.
+    fn tls_established(bindings: Box<ChannelBindings>, reply: RpcReplyPort<()>) -> Self;
+    /// The peer closed the connection, or reading failed.
+    fn peer_closed() -> Self;
+}
 
-pub struct ReceiverArgs {
+impl StreamOwner for C2sMsg {
+    fn incoming(ev: Box<Result<StreamEvent, XmlError>>, reply: RpcReplyPort<Flow>) -> Self {
+        C2sMsg::Incoming(ev, reply)
+    }
+    fn tls_established(bindings: Box<ChannelBindings>, reply: RpcReplyPort<()>) -> Self {
+        C2sMsg::TlsEstablished(bindings, reply)
+    }
+    fn peer_closed() -> Self {
+        C2sMsg::PeerClosed
+    }
+}
+
+/// The receiver of a stream owned by `M`'s actor.
+pub struct ReceiverActor<M = C2sMsg>(PhantomData<fn() -> M>);
+
+impl<M> Default for ReceiverActor<M> {
+    fn default() -> Self {
+        ReceiverActor(PhantomData)
+    }
+}
+
+pub struct ReceiverArgs<M = C2sMsg> {
     pub input: Input,
-    pub c2s: ActorRef<C2sMsg>,
+    /// The stream's state machine (c2s, s2s-in, component).
+    pub owner: ActorRef<M>,
     pub socket: ActorRef<SocketMsg>,
     pub limits: Limits,
     pub tls: Option<Arc<TlsSetup>>,
@@ -81,10 +114,10 @@ pub struct ReceiverArgs {
     pub framing: Arc<dyn Framing>,
 }
 
-pub struct ReceiverState {
+pub struct ReceiverState<M> {
     input: Input,
     parser: StreamParser,
-    c2s: ActorRef<C2sMsg>,
+    owner: ActorRef<M>,
     socket: ActorRef<SocketMsg>,
     tls: Option<Arc<TlsSetup>>,
     handshake_timeout: std::time::Duration,
@@ -119,12 +152,12 @@ enum ReadResult {
     Invalid(XmlError),
 }
 
-impl ReceiverState {
+impl<M: StreamOwner> ReceiverState<M> {
     /// Delivers one event to c2s and waits for its answer.
     async fn deliver(&mut self, ev: Result<StreamEvent, XmlError>) -> Flow {
         let res = self
-            .c2s
-            .call(|reply| C2sMsg::Incoming(Box::new(ev), reply), None)
+            .owner
+            .call(|reply| M::incoming(Box::new(ev), reply), None)
             .await;
         match res {
             Ok(ractor::rpc::CallResult::Success(flow)) => flow,
@@ -244,31 +277,28 @@ impl ReceiverState {
         self.input = Input::Tls(r);
         self.parser.reset();
         let told = self
-            .c2s
-            .call(
-                |reply| C2sMsg::TlsEstablished(Box::new(bindings), reply),
-                None,
-            )
+            .owner
+            .call(|reply| M::tls_established(Box::new(bindings), reply), None)
             .await;
         matches!(told, Ok(ractor::rpc::CallResult::Success(())))
     }
 }
 
-impl Actor for ReceiverActor {
+impl<M: StreamOwner> Actor for ReceiverActor<M> {
     type Msg = ReceiverMsg;
-    type State = ReceiverState;
-    type Arguments = ReceiverArgs;
+    type State = ReceiverState<M>;
+    type Arguments = ReceiverArgs<M>;
 
     async fn pre_start(
         &self,
         myself: ActorRef<Self::Msg>,
-        args: ReceiverArgs,
+        args: ReceiverArgs<M>,
     ) -> Result<Self::State, ActorProcessingErr> {
         myself.cast(ReceiverMsg::Read)?;
         let mut state = ReceiverState {
             input: args.input,
             parser: StreamParser::new(args.limits),
-            c2s: args.c2s,
+            owner: args.owner,
             socket: args.socket,
             tls: args.tls,
             handshake_timeout: args.handshake_timeout,
@@ -293,12 +323,12 @@ impl Actor for ReceiverActor {
                 return Ok(());
             }
             ReadResult::Eof => {
-                let _ = state.c2s.cast(C2sMsg::PeerClosed);
+                let _ = state.owner.cast(M::peer_closed());
                 myself.stop(None);
                 return Ok(());
             }
             ReadResult::Failed => {
-                let _ = state.c2s.cast(C2sMsg::PeerClosed);
+                let _ = state.owner.cast(M::peer_closed());
                 myself.stop(Some("read failed".into()));
                 return Ok(());
             }
@@ -329,7 +359,7 @@ impl Actor for ReceiverActor {
                 Flow::Authenticated => state.parser.set_authenticated(true),
                 Flow::StartTls => {
                     if !Box::pin(state.handshake(false)).await {
-                        let _ = state.c2s.cast(C2sMsg::PeerClosed);
+                        let _ = state.owner.cast(M::peer_closed());
                         myself.stop(Some("STARTTLS failed".into()));
                         return Ok(());
                     }

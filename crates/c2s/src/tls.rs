@@ -59,6 +59,8 @@ pub enum TlsError {
 struct Served {
     key: Arc<CertifiedKey>,
     end_point: Vec<u8>,
+    /// The file it came from, for `chorusctl cert list`.
+    path: PathBuf,
 }
 
 /// Certificates by SNI name, with a default.
@@ -96,6 +98,9 @@ pub struct ChannelBindings {
     pub tls_exporter: Option<Vec<u8>>,
     /// RFC 5929 `tls-server-end-point`: hash of the certificate we served.
     pub tls_server_end_point: Option<Vec<u8>>,
+    /// The chain the peer presented, leaf first: server-to-server peers
+    /// present their domain's certificate (XEP-0178); clients none.
+    pub peer_certificates: Vec<CertificateDer<'static>>,
 }
 
 /// Everything a listener needs to run TLS.
@@ -147,6 +152,7 @@ fn load_served(cert: &Path, key: &Path) -> Result<Served, TlsError> {
     Ok(Served {
         key: Arc::new(CertifiedKey::new(chain, signing)),
         end_point,
+        path: cert.to_owned(),
     })
 }
 
@@ -274,6 +280,8 @@ pub struct CertFacts {
     pub common_name: Option<String>,
     /// The DNS names among the subject alternative names, lowercased.
     pub dns_names: Vec<String>,
+    /// The issuer's distinguished name, as RFC 4514 text.
+    pub issuer: String,
     pub not_before: SystemTime,
     pub not_after: SystemTime,
 }
@@ -283,8 +291,12 @@ impl CertFacts {
     pub fn from_pem(pem: &[u8]) -> Result<CertFacts, String> {
         let (_, block) = x509_parser::pem::parse_x509_pem(pem)
             .map_err(|e| format!("it is not a PEM certificate: {e}"))?;
-        let cert = block
-            .parse_x509()
+        Self::from_der(&block.contents)
+    }
+
+    /// Reads one DER certificate.
+    pub fn from_der(der: &[u8]) -> Result<CertFacts, String> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der)
             .map_err(|e| format!("it is not an X.509 certificate: {e}"))?;
         let common_name = cert
             .subject()
@@ -320,13 +332,73 @@ impl CertFacts {
         Ok(CertFacts {
             common_name,
             dns_names,
+            issuer: cert.issuer().to_string(),
             not_before: at(validity.not_before),
             not_after: at(validity.not_after),
         })
     }
 }
 
-fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
+/// One certificate a [`TlsSetup`] serves.
+#[derive(Debug)]
+pub struct ServedCert {
+    /// The file it was loaded from.
+    pub path: PathBuf,
+    /// The SNI names it is chosen for, sorted.
+    pub sni: Vec<String>,
+    /// Served when no SNI name matches.
+    pub default: bool,
+    /// The leaf certificate, DER.
+    pub leaf: Vec<u8>,
+}
+
+impl TlsSetup {
+    /// Every certificate served, once each (several names may share one).
+    pub fn certificates(&self) -> Vec<ServedCert> {
+        let mut out: Vec<(Arc<Served>, ServedCert)> = Vec::new();
+        let all = std::iter::once((None, &self.resolver.default)).chain(
+            self.resolver
+                .by_name
+                .iter()
+                .map(|(name, served)| (Some(name), served)),
+        );
+        for (name, served) in all {
+            let i = match out.iter().position(|(s, _)| Arc::ptr_eq(s, served)) {
+                Some(i) => i,
+                None => {
+                    out.push((
+                        served.clone(),
+                        ServedCert {
+                            path: served.path.clone(),
+                            sni: Vec::new(),
+                            default: false,
+                            leaf: served
+                                .key
+                                .cert
+                                .first()
+                                .map(|c| c.as_ref().to_vec())
+                                .unwrap_or_default(),
+                        },
+                    ));
+                    out.len() - 1
+                }
+            };
+            match name {
+                Some(n) => out[i].1.sni.push(n.clone()),
+                None => out[i].1.default = true,
+            }
+        }
+        out.into_iter()
+            .map(|(_, mut c)| {
+                c.sni.sort();
+                c
+            })
+            .collect()
+    }
+}
+
+/// Writes a file only its owner may read (private keys).
+pub fn write_private(path: &Path, data: &[u8]) -> Result<(), TlsError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -344,14 +416,22 @@ impl TlsSetup {
     /// Builds both server configurations from a default certificate and
     /// further SNI certificates.
     pub fn new(default: &CertSource, sni: &[CertSource]) -> Result<TlsSetup, TlsError> {
-        let default = Arc::new(load_served(&default.cert, &default.key)?);
+        // A file named for several domains (an ACME certificate carries
+        // every subdomain) is loaded once and shared.
+        let mut loaded: HashMap<(PathBuf, PathBuf), Arc<Served>> = HashMap::new();
+        let mut load = |s: &CertSource| -> Result<Arc<Served>, TlsError> {
+            if let Some(served) = loaded.get(&(s.cert.clone(), s.key.clone())) {
+                return Ok(served.clone());
+            }
+            let served = Arc::new(load_served(&s.cert, &s.key)?);
+            loaded.insert((s.cert.clone(), s.key.clone()), served.clone());
+            Ok(served)
+        };
+        let default = load(default)?;
         let mut by_name = HashMap::new();
         for s in sni {
             if let Some(d) = &s.domain {
-                by_name.insert(
-                    d.to_ascii_lowercase(),
-                    Arc::new(load_served(&s.cert, &s.key)?),
-                );
+                by_name.insert(d.to_ascii_lowercase(), load(s)?);
             }
         }
         let resolver = Arc::new(SniResolver { by_name, default });
@@ -388,7 +468,149 @@ impl TlsSetup {
         ChannelBindings {
             tls_exporter,
             tls_server_end_point: Some(self.resolver.served(conn.server_name()).end_point.clone()),
+            peer_certificates: conn
+                .peer_certificates()
+                .map(|c| c.to_vec())
+                .unwrap_or_default(),
         }
+    }
+
+    /// The certificate and key served for `name` (the default one when no
+    /// SNI certificate names it): what an outgoing server-to-server stream
+    /// presents as its client certificate (XEP-0178).
+    pub fn certified_key(&self, name: &str) -> Arc<CertifiedKey> {
+        self.resolver.served(Some(name)).key.clone()
+    }
+
+    /// The same certificates for server-to-server listeners: the peer is
+    /// asked for its certificate, which any chain passes during the
+    /// handshake; the stream checks it afterwards against the domain the
+    /// peer claims, as a server certificate (XEP-0178, RFC 6125), and falls
+    /// back to dialback when it does not verify. Direct TLS advertises ALPN
+    /// `xmpp-server` (XEP-0368).
+    pub fn for_s2s(&self) -> Result<TlsSetup, TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let build = |alpn: Vec<Vec<u8>>| -> Result<Arc<ServerConfig>, TlsError> {
+            let mut cfg = ServerConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+                .map_err(|e| TlsError::Config(e.to_string()))?
+                .with_client_cert_verifier(Arc::new(AnyPeerCert(provider.clone())))
+                .with_cert_resolver(self.resolver.clone());
+            cfg.alpn_protocols = alpn;
+            Ok(Arc::new(cfg))
+        };
+        Ok(TlsSetup {
+            starttls: build(Vec::new())?,
+            direct: build(vec![b"xmpp-server".to_vec()])?,
+            https: self.https.clone(),
+            resolver: self.resolver.clone(),
+        })
+    }
+}
+
+/// Takes whatever certificate chain the peer presents (or none) during the
+/// handshake, checking only its handshake signatures: which domain the
+/// chain proves is decided after the handshake, against the domain the
+/// peer claims (`chorus-s2s`), since the stream header naming it comes
+/// later. A chain that proves nothing leaves dialback.
+#[derive(Debug)]
+pub struct AnyPeerCert(pub Arc<rustls::crypto::CryptoProvider>);
+
+impl AnyPeerCert {
+    /// The handshake signature checks, which both directions keep.
+    fn signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+        tls13: bool,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algs = &self.0.signature_verification_algorithms;
+        if tls13 {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, algs)
+        } else {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, algs)
+        }
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for AnyPeerCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        Ok(rustls::server::danger::ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.signature(message, cert, dss, false)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.signature(message, cert, dss, true)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for AnyPeerCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.signature(message, cert, dss, false)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.signature(message, cert, dss, true)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

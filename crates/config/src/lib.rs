@@ -76,7 +76,9 @@ spec::options! {
     ///                       ALPN xmpp-client);
     ///   `kind = "http"`     XMPP over WebSocket (RFC 7395) and its
     ///                       discovery (XEP-0156), plain (behind a proxy);
-    ///   `kind = "https"`    the same over TLS (ALPN http/1.1).
+    ///   `kind = "https"`    the same over TLS (ALPN http/1.1);
+    ///   `kind = "component"` external components (XEP-0114), each
+    ///                       listed in `[[components]]`.
     /// A reload starts the listeners added and stops the ones removed (whose
     /// connections close).
     [[listeners]]: Vec<ListenerConfig> = vec![ListenerConfig {
@@ -154,6 +156,57 @@ spec::options! {
         /// conflict), it asks for an acknowledgement of what it sent and
         /// waits this many milliseconds for it.
         sm_close_ack_wait_ms: u64 = 1000, restart, max 10000;
+    }
+
+    /// Federation (RFC 6120 server-to-server). Outgoing streams start when
+    /// a user writes to another domain; incoming ones need an `s2s`
+    /// listener (port 5269). A peer is authenticated by its certificate
+    /// (SASL EXTERNAL, XEP-0178) when it verifies for its domain, and by
+    /// Server Dialback (XEP-0220) otherwise.
+    [s2s] S2sConfig {
+        /// Talk to other servers at all; off: every remote address answers
+        /// `remote-server-not-found`.
+        enabled: bool = true, restart;
+        /// Refuse streams without TLS in both directions (RFC 6120 §5),
+        /// except with `plaintext_domains`.
+        require_tls: bool = true, restart;
+        /// Domains allowed to federate without TLS (test networks only).
+        plaintext_domains: Vec<String> = Vec::new(), restart;
+        /// Only these domains may federate; empty: any domain not denied.
+        allow_domains: Vec<String> = Vec::new(), restart;
+        /// These domains may not federate, either way.
+        deny_domains: Vec<String> = Vec::new(), restart;
+        /// PEM file of further CAs that remote certificates may chain to,
+        /// besides the system's roots.
+        ca_file: PathBuf = PathBuf::new(), restart;
+        /// Authenticate peers by Server Dialback (XEP-0220) when their
+        /// certificate does not verify. Off: certificates only.
+        dialback: bool = true, restart;
+        /// Fixed addresses for domains, `domain=IP:port`, used instead of
+        /// DNS (split horizon, tests): `["example.net=192.0.2.7:5269"]`.
+        hosts: Vec<String> = Vec::new(), restart;
+        /// Seconds to reach a remote server (resolution, TCP, TLS and
+        /// authentication) before its queued stanzas bounce with
+        /// `remote-server-timeout`.
+        connect_timeout_secs: u64 = 20, restart, min 1, max 600;
+        /// Stanzas queued for one remote domain while its stream connects;
+        /// more bounce with `resource-constraint`.
+        queue_max_stanzas: usize = 1000, restart, min 1;
+        /// An outgoing stream with nothing to send for this many seconds is
+        /// closed.
+        idle_timeout_secs: u64 = 600, restart, min 10;
+        /// After a failed connection, stanzas to that domain bounce at once
+        /// for this many seconds, doubling per failure up to
+        /// `retry_max_secs`.
+        retry_secs: u64 = 5, restart, min 1;
+        /// The longest wait between attempts to reach a failing domain.
+        retry_max_secs: u64 = 300, restart, min 1;
+        /// Incoming streams one address may have open at once; more get
+        /// `policy-violation`.
+        max_streams_per_ip: u32 = 16, restart, min 1;
+        /// Stanzas per second an incoming stream may send; faster ones are
+        /// read more slowly (TCP pushes back), not cut off.
+        max_stanzas_per_sec: u32 = 500, restart, min 1;
     }
 
     /// The admin API that `chorusctl` talks to.
@@ -261,6 +314,31 @@ spec::options! {
         /// Seconds a TLS handshake may take before the connection is
         /// dropped (0 counts as 1).
         handshake_timeout_secs: u64 = 10, restart;
+    }
+
+    /// Certificates from an ACME CA (RFC 8555, Let's Encrypt by default)
+    /// for every served domain and the services' subdomains, answered with
+    /// HTTP-01 on an `http` listener, which the CA must reach on port 80.
+    /// Kept in `<data_dir>/acme` and served by SNI from the moment they are
+    /// issued; names with a certificate in `[tls]` keep it unless listed
+    /// in `domains`.
+    [acme] AcmeConfig {
+        /// Obtain and renew certificates automatically.
+        enabled: bool = false, restart;
+        /// The CA's directory URL.
+        directory: String =
+            "https://acme-v02.api.letsencrypt.org/directory".to_owned(), restart;
+        /// Contact email given to the CA (expiry warnings); may be empty.
+        contact: String = String::new(), restart;
+        /// Extra PEM CA certificates to trust for the CA's own HTTPS, on
+        /// top of the system's (a test CA such as pebble).
+        ca_file: PathBuf = PathBuf::new(), restart;
+        /// Renew a certificate when fewer than this many days remain.
+        renew_days: u32 = 30, restart, min 1;
+        /// Names to obtain certificates for instead of the served domains
+        /// and their services' subdomains; each name with its own
+        /// subdomains in one certificate.
+        domains: Vec<String> = Vec::new(), restart;
     }
 
     /// SASL authentication.
@@ -516,6 +594,16 @@ spec::options! {
         /// Seconds the TURN credentials handed out stay valid.
         credentials_ttl_secs: u64 = 86400, restart, min 60, max 2592000;
     }
+
+    /// External components (XEP-0114): one `[[components]]` table per
+    /// component (a gateway to another network, a bot), with the `domain`
+    /// it serves and the `secret` it authenticates with. It connects to a
+    /// `component` listener; stanzas to its domain go to it, and while it
+    /// is not connected they are answered `service-unavailable`. The
+    /// secret is never logged or shown.
+    [[components]]: Vec<ComponentConfig> = Vec::new(), restart, example "[[components]]\n\
+        domain = \"irc.example.org\"\n\
+        secret = \"a long random string, also in the component's configuration\"";
 }
 
 /// The rules between options that [`Config::validate`] checks after the
@@ -529,7 +617,7 @@ pub const RULES: &[&str] = &[
     "`mam.max_page_size` is at most half of `limits.max_outbound_stanzas`: \
      a page of results is queued for the client at once.",
     "Every `[[listeners]]` kind is one this version can start (`c2s`, `c2s-tls`, \
-     `http`, `https`; `s2s` and `component` are not available yet).",
+     `s2s`, `component`, `http`, `https`).",
     "`pubsub.service_subdomain` is one DNS label: letters, digits and `-`, \
      not at either end.",
     "Each of `muc.subdomains` is one DNS label, listed once, and no MUC \
@@ -539,6 +627,10 @@ pub const RULES: &[&str] = &[
     "Each of `admin.admins` is a bare JID (`user@domain`, no resource).",
     "Each `[contact]` address is a URI with a scheme (`mailto:`, `xmpp:`, `https:`).",
     "Each of `[[extdisco.services]]` names a `host`.",
+    "Each of `[[components]]` has a `domain` that is a DNS name, listed once, \
+     neither one of `server.domains` nor a pubsub or MUC service's, and a \
+     non-empty `secret`.",
+    "Each of `s2s.hosts` is `domain=IP:port`.",
 ];
 
 impl Config {
@@ -606,6 +698,14 @@ impl Config {
                 }
             }
         }
+        for (i, entry) in self.s2s.hosts.iter().enumerate() {
+            if self.s2s.host_override(entry).is_none() {
+                problems.push(format!(
+                    "s2s.hosts[{i}] = {entry:?} is not domain=IP:port \
+                     (\"example.net=192.0.2.7:5269\")"
+                ));
+            }
+        }
         for (i, service) in self.extdisco.services.iter().enumerate() {
             if service.host.trim().is_empty() {
                 problems.push(format!("extdisco.services[{i}] names no host"));
@@ -631,12 +731,19 @@ impl Config {
                 self.mam.max_page_size
             ));
         }
+        problems.extend(self.component_problems());
         for (i, l) in self.listeners.iter().enumerate() {
             if !l.kind.available() {
                 problems.push(format!(
                     "listeners[{i}].kind = \"{}\" is not available in this version of Chorus \
-                     (only \"c2s\", \"c2s-tls\", \"http\" and \"https\" are)",
-                    l.kind.as_str()
+                     (only {} are)",
+                    l.kind.as_str(),
+                    ListenerKind::ALL
+                        .iter()
+                        .filter(|k| k.available())
+                        .map(|k| format!("{:?}", k.as_str()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
         }
@@ -867,6 +974,87 @@ impl OptionType for Vec<ExternalService> {
         &["type", "host", "port", "transport", "name", "secret"];
 }
 
+/// One `[[components]]` table: an external component (XEP-0114).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentConfig {
+    /// The domain the component serves (`irc.example.org`).
+    pub domain: String,
+    /// The shared secret of the `<handshake/>` (XEP-0114 §3). Serialized
+    /// (the reload diff, `Config::hash`) as a placeholder, never as itself.
+    #[serde(serialize_with = "redacted")]
+    pub secret: String,
+}
+
+/// Debug without the secret, so that no `{:?}` can log it.
+impl std::fmt::Debug for ComponentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentConfig")
+            .field("domain", &self.domain)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl OptionType for Vec<ComponentConfig> {
+    const TYPE: &'static str = "array of tables";
+    const EXPECTED: &'static str = "an array of tables ([[components]])";
+    const TABLES: bool = true;
+    const FIELDS: &'static [&'static str] = &["domain", "secret"];
+}
+
+impl Config {
+    /// The `[[components]]` rule (see [`RULES`]).
+    fn component_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let served: Vec<String> = self
+            .server
+            .domains
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect();
+        // The domains the hosted services take (`pubsub.<domain>`,
+        // `conference.<domain>`): the route table holds one destination each.
+        let mut services: Vec<String> = Vec::new();
+        for d in &served {
+            if self.pubsub.service {
+                services.push(format!("{}.{d}", self.pubsub.service_subdomain));
+            }
+            if self.muc.enabled {
+                services.extend(self.muc.subdomains.iter().map(|s| format!("{s}.{d}")));
+            }
+        }
+        let mut seen: Vec<String> = Vec::new();
+        for (i, c) in self.components.iter().enumerate() {
+            let domain = c.domain.to_ascii_lowercase();
+            if domain.len() > 253 || !domain.split('.').all(dns_label) {
+                problems.push(format!(
+                    "components[{i}].domain = {:?} is not a DNS name (labels of letters, \
+                     digits and '-', separated by dots)",
+                    c.domain
+                ));
+            } else if served.contains(&domain) {
+                problems.push(format!(
+                    "components[{i}].domain = {:?} is one of server.domains",
+                    c.domain
+                ));
+            } else if services.contains(&domain) {
+                problems.push(format!(
+                    "components[{i}].domain = {:?} is a pubsub or MUC service's domain",
+                    c.domain
+                ));
+            } else if seen.contains(&domain) {
+                problems.push(format!("components lists {:?} twice", c.domain));
+            }
+            seen.push(domain);
+            if c.secret.is_empty() {
+                problems.push(format!("components[{i}].secret is empty"));
+            }
+        }
+        problems
+    }
+}
+
 /// The kind of a listening port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ListenerKind {
@@ -876,10 +1064,10 @@ pub enum ListenerKind {
     /// Client-to-server with direct TLS (XEP-0368).
     #[serde(rename = "c2s-tls")]
     C2sTls,
-    /// Server-to-server (RFC 6120): not available in this version.
+    /// Server-to-server (RFC 6120 §5 STARTTLS; federation, `[s2s]`).
     #[serde(rename = "s2s")]
     S2s,
-    /// External components (XEP-0114): not available in this version.
+    /// External components (XEP-0114), each listed in `[[components]]`.
     #[serde(rename = "component")]
     Component,
     /// HTTP: XMPP over WebSocket (RFC 7395) on `/xmpp-websocket` and
@@ -892,6 +1080,15 @@ pub enum ListenerKind {
 }
 
 impl ListenerKind {
+    pub const ALL: [ListenerKind; 6] = [
+        ListenerKind::C2s,
+        ListenerKind::C2sTls,
+        ListenerKind::S2s,
+        ListenerKind::Component,
+        ListenerKind::Http,
+        ListenerKind::Https,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ListenerKind::C2s => "c2s",
@@ -909,7 +1106,12 @@ impl ListenerKind {
     pub fn available(self) -> bool {
         matches!(
             self,
-            ListenerKind::C2s | ListenerKind::C2sTls | ListenerKind::Http | ListenerKind::Https
+            ListenerKind::C2s
+                | ListenerKind::C2sTls
+                | ListenerKind::S2s
+                | ListenerKind::Component
+                | ListenerKind::Http
+                | ListenerKind::Https
         )
     }
 }
@@ -951,6 +1153,44 @@ impl OptionType for Vec<SniCert> {
     const EXPECTED: &'static str = "an array of tables ([[tls.sni]])";
     const TABLES: bool = true;
     const FIELDS: &'static [&'static str] = &["domain", "cert", "key"];
+}
+
+impl S2sConfig {
+    /// One `s2s.hosts` entry, `domain=IP:port`, as (lowercase domain,
+    /// address).
+    pub fn host_override(&self, entry: &str) -> Option<(String, SocketAddr)> {
+        let (domain, addr) = entry.split_once('=')?;
+        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        if domain.is_empty() {
+            return None;
+        }
+        Some((domain, addr.trim().parse().ok()?))
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    /// Whether `domain` may federate with us (`allow_domains`,
+    /// `deny_domains`).
+    pub fn allows(&self, domain: &str) -> bool {
+        let listed = |l: &[String]| l.iter().any(|d| d.eq_ignore_ascii_case(domain));
+        !listed(&self.deny_domains)
+            && (self.allow_domains.is_empty() || listed(&self.allow_domains))
+    }
+
+    /// Whether a stream with `domain` may go without TLS.
+    pub fn plaintext_ok(&self, domain: &str) -> bool {
+        !self.require_tls
+            || self
+                .plaintext_domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(domain))
+    }
 }
 
 impl LimitsConfig {
@@ -1245,13 +1485,15 @@ mod tests {
               expected one of \"c2s\", \"c2s-tls\", \"s2s\", \"component\", \"http\", \"https\""
             ]
         );
-        assert_eq!(
-            problems("[[listeners]]\nkind = 's2s'\naddress = '127.0.0.1:5269'\n"),
-            [
-                "listeners[0].kind = \"s2s\" is not available in this version of Chorus \
-                 (only \"c2s\", \"c2s-tls\", \"http\" and \"https\" are)"
-            ]
-        );
+        // Every kind this version names starts: none is refused.
+        for kind in ListenerKind::ALL {
+            let toml = format!(
+                "[[listeners]]\nkind = '{}'\naddress = '127.0.0.1:5269'\n",
+                kind.as_str()
+            );
+            let parsed = Config::from_toml(&toml);
+            assert!(parsed.is_ok(), "{}: {:?}", kind.as_str(), parsed.err());
+        }
         assert_eq!(
             problems("[[listeners]]\nkind = 'c2s'\n"),
             ["listeners[0]: missing key `address`"]
@@ -1554,5 +1796,40 @@ mod tests {
             ["extdisco.services[0] names no host"]
         );
         assert!(!problems("[[extdisco.services]]\ntype = 'tarn'\nhost = 'x'\n").is_empty());
+    }
+
+    #[test]
+    fn components_parse_validate_and_their_secret_never_shows() {
+        let c = Config::from_toml(
+            "[[components]]\ndomain = 'irc.localhost'\nsecret = 'c0mp0nent'\n\
+             [[listeners]]\nkind = 'component'\naddress = '127.0.0.1:5347'\n",
+        )
+        .unwrap();
+        assert_eq!(c.components[0].domain, "irc.localhost");
+        assert_eq!(c.listeners[0].kind, ListenerKind::Component);
+        assert!(!format!("{c:?}").contains("c0mp0nent"));
+        assert!(!serde_json::to_string(&c).unwrap().contains("c0mp0nent"));
+        assert_eq!(
+            problems(
+                "[[components]]\ndomain = 'localhost'\nsecret = 'x'\n\
+                 [[components]]\ndomain = 'a..b'\nsecret = 'x'\n\
+                 [[components]]\ndomain = 'conference.localhost'\nsecret = 'x'\n\
+                 [[components]]\ndomain = 'irc.localhost'\nsecret = ''\n\
+                 [[components]]\ndomain = 'IRC.localhost'\nsecret = 'x'\n"
+            ),
+            [
+                "components[0].domain = \"localhost\" is one of server.domains",
+                "components[1].domain = \"a..b\" is not a DNS name (labels of letters, \
+                 digits and '-', separated by dots)",
+                "components[2].domain = \"conference.localhost\" is a pubsub or MUC \
+                 service's domain",
+                "components[3].secret is empty",
+                "components lists \"IRC.localhost\" twice",
+            ]
+        );
+        assert_eq!(
+            problems("[[components]]\ndomain = 'irc.localhost'\n"),
+            ["components[0]: missing key `secret`"]
+        );
     }
 }

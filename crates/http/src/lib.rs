@@ -18,6 +18,10 @@
 //! `/upload/` (`upload.rs`): PUT streamed to disk, GET and HEAD with
 //! `Range`, all authorized by the URL's signature
 //! (`chorus_modules::upload`).
+//!
+//! ACME HTTP-01 challenges (RFC 8555 §8.3) are answered on
+//! `/.well-known/acme-challenge/<token>` from the key authorizations the
+//! `acme` worker (`chorus-acme`) has in flight.
 
 mod bosh;
 mod upload;
@@ -91,6 +95,8 @@ impl Module for Discovery {
 pub const WEBSOCKET_PATH: &str = "/xmpp-websocket";
 /// Where BOSH (XEP-0206) is served.
 pub const BOSH_PATH: &str = "/http-bind";
+/// Where an ACME CA fetches HTTP-01 key authorizations (RFC 8555 §8.3).
+pub const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
 /// XEP-0156 link relations of the WebSocket and BOSH endpoints.
 const REL_WEBSOCKET: &str = "urn:xmpp:alt-connections:websocket";
 const REL_BOSH: &str = "urn:xmpp:alt-connections:xbosh";
@@ -421,6 +427,9 @@ async fn route(conn: &Arc<Conn>, mut req: Request<Incoming>) -> Response<Body> {
         (Method::GET | Method::HEAD, "/.well-known/host-meta.json") => {
             cors(host_meta(conn, &req, true))
         }
+        (Method::GET | Method::HEAD, p) if p.starts_with(ACME_CHALLENGE_PATH) => {
+            acme_challenge(conn, &p[ACME_CHALLENGE_PATH.len()..])
+        }
         (Method::POST, BOSH_PATH) => cors(bosh::handle(conn, req).await),
         (Method::GET, WEBSOCKET_PATH) if conn.ctx.config.http.websocket => {
             websocket(conn, &mut req)
@@ -455,6 +464,20 @@ async fn route(conn: &Arc<Conn>, mut req: Request<Incoming>) -> Response<Body> {
         "http request"
     );
     response
+}
+
+/// RFC 8555 §8.3: the key authorization of a challenge the ACME worker
+/// has in flight, on any host name (the CA asks for the name it
+/// validates), or 404.
+fn acme_challenge(conn: &Conn, token: &str) -> Response<Body> {
+    match conn.ctx.acme_challenges.get(token) {
+        Some(key_authorization) => respond(
+            StatusCode::OK,
+            "application/octet-stream",
+            key_authorization.value().clone(),
+        ),
+        None => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
 }
 
 /// The base URL clients are pointed to: `http.public_url`, or the scheme

@@ -92,6 +92,8 @@ pub struct Metrics {
     pub http_requests: Family,
     /// Bytes of files stored by HTTP File Upload (XEP-0363).
     pub upload_bytes: AtomicU64,
+    /// Stanzas for remote domains bounced to their senders (federation).
+    pub s2s_bounced: AtomicU64,
 }
 
 /// The `kind` label of stanzas from a client that are none of the three
@@ -124,6 +126,7 @@ impl Default for Metrics {
                 .map(str::to_owned),
             ),
             upload_bytes: AtomicU64::new(0),
+            s2s_bounced: AtomicU64::new(0),
         }
     }
 }
@@ -139,6 +142,10 @@ pub struct Snapshot {
     /// The deepest counted mailboxes, by actor path.
     pub mailboxes: Vec<(String, i64)>,
     pub module_panics: u64,
+    /// Server-to-server streams by direction (`in`, `out`).
+    pub s2s_streams: Vec<(String, i64)>,
+    /// Stanzas waiting for remote domains.
+    pub s2s_queued: u64,
 }
 
 fn escape(v: &str) -> String {
@@ -261,6 +268,23 @@ impl Metrics {
             "# HELP chorus_upload_stored_bytes Bytes of files stored by HTTP File Upload.\n# TYPE chorus_upload_stored_bytes counter\nchorus_upload_stored_bytes_total {}",
             self.upload_bytes.load(Ordering::Relaxed)
         );
+        gauge(
+            &mut o,
+            "chorus_s2s_streams",
+            "Server-to-server streams, by direction.",
+            "direction",
+            &snap.s2s_streams,
+        );
+        let _ = writeln!(
+            o,
+            "# HELP chorus_s2s_queued_stanzas Stanzas waiting for remote domains.\n# TYPE chorus_s2s_queued_stanzas gauge\nchorus_s2s_queued_stanzas {}",
+            snap.s2s_queued
+        );
+        let _ = writeln!(
+            o,
+            "# HELP chorus_s2s_bounced_stanzas Stanzas for remote domains bounced to their senders.\n# TYPE chorus_s2s_bounced_stanzas counter\nchorus_s2s_bounced_stanzas_total {}",
+            self.s2s_bounced.load(Ordering::Relaxed)
+        );
         counter(
             &mut o,
             "chorus_actor_restarts",
@@ -316,6 +340,8 @@ mod tests {
             restarts: vec![("root".into(), 0)],
             mailboxes: vec![],
             module_panics: 0,
+            s2s_streams: vec![("in".into(), 0), ("out".into(), 0)],
+            s2s_queued: 0,
         });
         for line in [
             "chorus_stanzas_in_total{kind=\"other\"} 0",
@@ -326,6 +352,9 @@ mod tests {
             "chorus_actor_restarts_total{supervisor=\"root\"} 0",
             "# TYPE chorus_connections gauge",
             "# TYPE chorus_mailbox_depth gauge",
+            "chorus_s2s_streams{direction=\"out\"} 0",
+            "chorus_s2s_queued_stanzas 0",
+            "chorus_s2s_bounced_stanzas_total 0",
         ] {
             assert!(text.contains(line), "{line} in\n{text}");
         }
@@ -348,6 +377,8 @@ mod tests {
             restarts: vec![],
             mailboxes: vec![],
             module_panics: 0,
+            s2s_streams: vec![("in".into(), 0), ("out".into(), 0)],
+            s2s_queued: 0,
         });
         assert!(text.ends_with("# EOF\n"));
         assert!(text.contains("chorus_stanzas_in_total{kind=\"message\"} 2"));

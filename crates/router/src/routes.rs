@@ -43,6 +43,12 @@ pub trait Service: Send + Sync + 'static {
     /// Takes one stanza. `Outcome::Reply` hands an error back to the
     /// caller to deliver (a c2s writes it straight to its client).
     fn handle<'a>(&'a self, router: &'a Router, stanza: Element) -> BoxFuture<'a, Outcome>;
+    /// The concrete service, for code that registered it to find it again
+    /// in the table (an external component's connection finds its domain's
+    /// service, XEP-0114); `None` for services nobody looks up.
+    fn as_any(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        None
+    }
 }
 
 /// Where stanzas for one domain go.

@@ -64,12 +64,19 @@ pub enum StartError {
     ListenerKind(&'static str),
     #[error("route table: {0}")]
     Route(String),
+    #[error("dialback secret {0}: {1}")]
+    DialbackKey(PathBuf, std::io::Error),
 }
 
-/// The TLS setup from configuration, generating the dev certificate when
-/// none is configured.
+/// The TLS setup from configuration and the ACME certificates on disk,
+/// generating the dev certificate when neither gives a default one.
 pub(crate) fn tls_setup(config: &Config) -> Result<TlsSetup, StartError> {
-    let default = if config.tls.cert.as_os_str().is_empty() {
+    // ACME certificates already obtained (none unless acme.enabled).
+    let (acme_sni, acme_default) = chorus_acme::installed(config);
+    let configured = !config.tls.cert.as_os_str().is_empty();
+    let default = if let (false, Some(acme)) = (configured, acme_default) {
+        acme
+    } else if !configured {
         let (cert, key) = dev_certificate(&config.server.data_dir, &config.server.domains)?;
         CertSource {
             domain: None,
@@ -83,7 +90,7 @@ pub(crate) fn tls_setup(config: &Config) -> Result<TlsSetup, StartError> {
             key: config.tls.key.clone(),
         }
     };
-    let sni: Vec<CertSource> = config
+    let mut sni: Vec<CertSource> = config
         .tls
         .sni
         .iter()
@@ -93,7 +100,70 @@ pub(crate) fn tls_setup(config: &Config) -> Result<TlsSetup, StartError> {
             key: s.key.clone(),
         })
         .collect();
+    // After [tls]'s: a later entry wins a name, and `installed` left out
+    // the names [tls] keeps unless acme.domains chose ACME for them.
+    sni.extend(acme_sni);
     Ok(TlsSetup::new(&default, &sni)?)
+}
+
+/// The admin commands' view of federation.
+struct S2sAdmin(Arc<chorus_s2s::S2sContext>);
+
+impl chorus_admin::S2sControl for S2sAdmin {
+    fn streams(&self) -> Vec<chorus_admin::S2sStream> {
+        self.0
+            .streams()
+            .into_iter()
+            .map(|s| chorus_admin::S2sStream {
+                direction: s.direction,
+                local: s.local,
+                remote: s.remote,
+                auth: s.auth,
+                tls: s.tls,
+                queued: s.queued,
+                path: s.path,
+            })
+            .collect()
+    }
+
+    fn close(&self, domain: &str) -> usize {
+        self.0.close(domain)
+    }
+}
+
+/// What `chorusctl cert list` shows: each certificate the listeners serve
+/// now, and where it came from.
+fn certificates_in_use(ctx: &C2sContext, config: &Config) -> Vec<chorus_admin::CertificateInfo> {
+    let Some(tls) = ctx.tls() else {
+        return Vec::new();
+    };
+    let acme_dir = chorus_acme::acme_dir(config);
+    let dev = config.server.data_dir.join("dev-cert.pem");
+    tls.certificates()
+        .into_iter()
+        .map(|c| {
+            let source = if c.path.starts_with(&acme_dir) {
+                "acme"
+            } else if c.path == dev {
+                "dev"
+            } else {
+                "configured"
+            };
+            let facts = chorus_c2s::tls::CertFacts::from_der(&c.leaf);
+            chorus_admin::CertificateInfo {
+                source,
+                path: c.path,
+                sni: c.sni,
+                default: c.default,
+                names: facts
+                    .as_ref()
+                    .map(|f| f.dns_names.clone())
+                    .unwrap_or_default(),
+                issuer: facts.as_ref().map(|f| f.issuer.clone()).unwrap_or_default(),
+                not_after: facts.ok().map(|f| f.not_after),
+            }
+        })
+        .collect()
 }
 
 /// XEP-0313 retention: deletes archived messages older than `retention`
@@ -128,6 +198,7 @@ fn spawn_archive_retention(storage: std::sync::Weak<Storage>, retention: std::ti
 /// message.
 pub(crate) fn connections(
     ctx: &Arc<C2sContext>,
+    s2s: &Arc<chorus_s2s::S2sContext>,
     kind: chorus_config::ListenerKind,
 ) -> Result<Arc<dyn chorus_listener::Connections>, StartError> {
     use chorus_config::ListenerKind;
@@ -138,7 +209,11 @@ pub(crate) fn connections(
         ListenerKind::Http | ListenerKind::Https => Ok(Arc::new(
             chorus_http::HttpConnections::new(ctx.clone(), kind == ListenerKind::Https),
         )),
-        ListenerKind::S2s | ListenerKind::Component => Err(StartError::ListenerKind(kind.as_str())),
+        ListenerKind::S2s => Ok(Arc::new(chorus_s2s::S2sConnections::new(s2s.clone()))),
+        // XEP-0114: each connection a group of socket, receiver, component.
+        ListenerKind::Component => Ok(Arc::new(chorus_component::ComponentConnections::new(
+            ctx.clone(),
+        ))),
     }
 }
 
@@ -159,6 +234,10 @@ fn modules_with_admin(
 ) -> Modules {
     let mut list = chorus_c2s::stream_modules();
     list.push(Box::new(chorus_http::Discovery));
+    // XEP-0114: the declaration, and the components' domains as hosted
+    // services (routed from start, connected or not).
+    list.push(Box::new(chorus_component::Component::from_config(config)));
+    list.push(Box::new(chorus_s2s::Federation));
     list.extend(Modules::standard_list(config));
     list.extend(chorus_admin::modules(config, admin));
     list.extend(extra);
@@ -279,11 +358,21 @@ impl Server {
                 sessions_path: format!("{ROOT}/sessions"),
             },
         ));
+        // Federation: every domain the route table does not know is remote.
+        let s2s = chorus_s2s::S2sContext::new(ctx.clone())
+            .map_err(|e| StartError::DialbackKey(config.server.data_dir.join("dialback.key"), e))?;
+        if config.s2s.enabled {
+            router
+                .routes
+                .set_remote(Arc::new(chorus_s2s::Remote(s2s.clone())));
+        }
+        let s2s_admin: Arc<dyn chorus_admin::S2sControl> = Arc::new(S2sAdmin(s2s.clone()));
         let bound: BoundAddrs = Arc::default();
         let reloader = Arc::new(reload::Reloader {
             path,
             current: std::sync::Mutex::new(config.clone()),
             c2s: ctx.clone(),
+            s2s: s2s.clone(),
             registry: registry.clone(),
             bound: bound.clone(),
             options: options.clone(),
@@ -304,6 +393,11 @@ impl Server {
             metrics: metrics.clone(),
             chaos_allowed: config.admin.chaos,
             muc: modules.muc_rooms(),
+            certificates: {
+                let (c2s, config) = (ctx.clone(), config.clone());
+                Arc::new(move || certificates_in_use(&c2s, &config))
+            },
+            s2s: s2s_admin.clone(),
             reload: {
                 let r = reloader.clone();
                 Arc::new(move || {
@@ -337,7 +431,7 @@ impl Server {
                 l.clone(),
                 key,
                 Some(listener),
-                connections(&ctx, l.kind)?,
+                connections(&ctx, &s2s, l.kind)?,
                 bound.clone(),
                 options.clone(),
             ));
@@ -370,7 +464,9 @@ impl Server {
         let module_children = modules.children(&child_ctx);
         // Services on domains of their own (pubsub.<domain>), routed from
         // now on.
+        let mut hosted: Vec<String> = Vec::new();
         for (domain, service) in modules.hosted(&child_ctx) {
+            hosted.push(domain.clone());
             router
                 .routes
                 .add(&domain, chorus_router::Destination::Service(service))
@@ -385,7 +481,27 @@ impl Server {
                     module_children.clone(),
                 ))
             });
-        let mut children = vec![sessions_spec, modules_spec, listeners_spec, admin_spec];
+        let mut children = vec![
+            sessions_spec,
+            modules_spec,
+            s2s.supervisor_spec(),
+            listeners_spec,
+            admin_spec,
+        ];
+        if config.acme.enabled {
+            // After the listeners: the CA's HTTP-01 requests reach an
+            // `http` one.
+            let r = reloader.clone();
+            children.push(chorus_acme::child_spec(Arc::new(chorus_acme::AcmeArgs {
+                config: config.clone(),
+                hosted,
+                challenges: ctx.acme_challenges.clone(),
+                install: Arc::new(move || {
+                    let r = r.clone();
+                    Box::pin(async move { r.reload_certificates().await })
+                }),
+            })));
+        }
         let metrics_addr: Arc<std::sync::Mutex<Option<SocketAddr>>> = Arc::default();
         if let Ok(address) = config.metrics.address.parse::<SocketAddr>() {
             // Opened now for the same reason as the ports.
@@ -401,6 +517,7 @@ impl Server {
                 listeners: bound.clone(),
                 configured_listeners: config.listeners.len(),
                 bound: metrics_addr.clone(),
+                s2s: s2s_admin.clone(),
             });
             children.push(
                 ChildSpec::worker("metrics", Restart::Permanent, move |c: StartCtx| {
@@ -441,6 +558,11 @@ impl Server {
         })
     }
 
+    /// Federation: the streams, for `chorusctl s2s` and tests.
+    pub fn s2s(&self) -> &Arc<chorus_s2s::S2sContext> {
+        &self.reloader.s2s
+    }
+
     /// Where a listener bound, by its port actor id.
     pub fn bound_addr(&self, port_id: &str) -> Option<SocketAddr> {
         self.bound.get(port_id).map(|a| *a)
@@ -458,6 +580,10 @@ impl Server {
         self.c2s
             .shutting_down
             .store(true, std::sync::atomic::Ordering::Relaxed);
+        // External components end too (XEP-0114 streams, system-shutdown).
+        chorus_component::shutdown_all(&self.registry, ROOT);
+        // And federation's streams, both ways.
+        self.s2s().shutdown();
         let c2s = self.registry.paths_matching("root/listeners/*/conns/*/c2s");
         tracing::info!(
             streams = c2s.len(),

@@ -25,6 +25,7 @@ pub struct Reloader {
     /// reloadable options of each reload since.
     pub(crate) current: Mutex<Config>,
     pub(crate) c2s: Arc<C2sContext>,
+    pub(crate) s2s: Arc<chorus_s2s::S2sContext>,
     pub(crate) registry: Registry,
     pub(crate) bound: BoundAddrs,
     pub(crate) options: SupervisorOptions,
@@ -86,7 +87,7 @@ impl Reloader {
                     l.clone(),
                     key,
                     Some(listener),
-                    crate::connections(&self.c2s, l.kind).map_err(|e| e.to_string())?,
+                    crate::connections(&self.c2s, &self.s2s, l.kind).map_err(|e| e.to_string())?,
                     self.bound.clone(),
                     self.options.clone(),
                 );
@@ -118,6 +119,23 @@ impl Reloader {
         let summary = summary(&applied, &changes, &warnings);
         tracing::info!(%summary, "configuration reloaded");
         Ok(summary)
+    }
+}
+
+impl Reloader {
+    /// Rereads the certificates with the running configuration (a new
+    /// ACME one on disk) and swaps them into every listener, for
+    /// connections opened from then on.
+    pub async fn reload_certificates(&self) -> Result<(), String> {
+        let _one = self.lock.lock().await;
+        let running = self
+            .current
+            .lock()
+            .map_err(|_| "configuration state poisoned")?
+            .clone();
+        let tls = crate::tls_setup(&running).map_err(|e| e.to_string())?;
+        self.c2s.set_tls(Arc::new(tls));
+        Ok(())
     }
 }
 

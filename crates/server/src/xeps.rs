@@ -43,10 +43,17 @@ const RFCS: &[(u32, &str, &str)] = &[
 /// proper XMPP error (`service-unavailable`, `feature-not-implemented`).
 const MISSING: &[(&str, &str)] = &[
     (
-        "Server-to-server (RFC 6120, XEP-0220, XEP-0178)",
-        "federation with other domains",
+        "XEP-0198 on server-to-server streams",
+        "stanzas written to a stream that then breaks are not resent",
     ),
-    ("XEP-0114", "external components"),
+    (
+        "XEP-0288 (Bidirectional Server-to-Server Connections)",
+        "each direction has its own stream",
+    ),
+    (
+        "Direct TLS on incoming server-to-server streams (XEP-0368)",
+        "outgoing streams use _xmpps-server records; the s2s listener takes STARTTLS only",
+    ),
 ];
 
 /// One XEP and the declaration it comes from.

@@ -240,6 +240,19 @@ impl Element {
         })
     }
 
+    /// Moves this element and every descendant qualified by `from` into
+    /// `to`: a stanza changes content namespace between streams (RFC 6120
+    /// §4.8.3: `jabber:server` on a server-to-server stream, `jabber:client`
+    /// on a client's), its unqualified children with it.
+    pub fn rename_ns(&mut self, from: &str, to: &str) {
+        if self.ns == from {
+            self.ns = intern(to);
+        }
+        for child in self.children_mut() {
+            child.rename_ns(from, to);
+        }
+    }
+
     /// The first child element `name` in namespace `ns`.
     pub fn get_child(&self, name: &str, ns: &str) -> Option<&Element> {
         self.children().find(|c| c.is(name, ns))

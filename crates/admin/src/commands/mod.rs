@@ -17,15 +17,19 @@
 //! - [`muc`] for group chat rooms (list, info, create, destroy),
 //! - [`node`] for the running server (status, stats, log level),
 //! - [`config`] for the configuration (reload; check runs in chorusctl),
+//! - [`cert`] for the TLS certificates in use (list),
+//! - [`s2s`] for federation's streams (list, close),
 //! - [`backup`] for XEP-0227 import and export.
 
 pub mod actors;
 pub mod announce;
 pub mod backup;
+pub mod cert;
 pub mod config;
 pub mod mam;
 pub mod muc;
 pub mod node;
+pub mod s2s;
 pub mod sessions;
 pub mod users;
 
@@ -135,6 +139,9 @@ pub static HANDLERS: &[Command] = &[
     bind!(api::LOG_LEVEL => node::log_level),
     bind!(api::CONFIG_RELOAD => config::reload),
     bind!(api::CONFIG_CHECK => config::check),
+    bind!(api::CERT_LIST => cert::list),
+    bind!(api::S2S_LIST => s2s::list),
+    bind!(api::S2S_CLOSE => s2s::close),
     bind!(api::IMPORT => backup::import),
     bind!(api::EXPORT => backup::export),
 ];

@@ -435,6 +435,7 @@ impl C2sState {
             &OutHeader {
                 from,
                 id: &random_token(),
+                to: None,
             },
             &mut header,
         );

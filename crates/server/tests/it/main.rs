@@ -4,12 +4,14 @@
 
 mod common;
 
+mod acme;
 mod adhoc;
 mod binary;
 mod blocking;
 mod bosh;
 mod c2s;
 mod carbons;
+mod component;
 mod data_dir;
 mod declared;
 mod exact_answers;
@@ -31,6 +33,7 @@ mod piefxis;
 mod pubsub_service;
 mod push;
 mod routes;
+mod s2s;
 mod sm;
 mod stream_errors;
 mod tree;

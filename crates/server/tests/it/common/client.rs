@@ -160,6 +160,12 @@ impl XmppClient {
         }
     }
 
+    /// Expects a new stream from the server (after a restart the test
+    /// drives itself).
+    pub fn reset_parser(&mut self) {
+        self.parser.reset();
+    }
+
     /// Sends a stream header and returns the features.
     pub async fn open(&mut self) -> Element {
         self.parser.reset();

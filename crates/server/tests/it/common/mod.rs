@@ -219,6 +219,11 @@ pub fn conns_path(server: &Server) -> String {
 
 /// Registers an account directly in the server's storage.
 pub async fn add_user(server: &Server, local: &str, password: &str) {
+    add_user_at(server, local, "localhost", password).await
+}
+
+/// [`add_user`] on another served domain.
+pub async fn add_user_at(server: &Server, local: &str, domain: &str, password: &str) {
     use chorus_sasl::{ScramCredentials, ScramHash};
     use chorus_storage::{AccountStore, StoredCredentials};
     let creds: Vec<StoredCredentials> = [ScramHash::Sha1, ScramHash::Sha256]
@@ -236,7 +241,7 @@ pub async fn add_user(server: &Server, local: &str, password: &str) {
         .collect();
     server
         .storage
-        .create_account(local, "localhost", &creds)
+        .create_account(local, domain, &creds)
         .await
         .unwrap();
 }
