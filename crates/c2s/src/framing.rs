@@ -136,8 +136,12 @@ impl Framing for WebSocket {
 /// RFC 6120 §4 over TCP or TLS: one XML document per direction.
 pub struct XmlStream {
     content_ns: &'static str,
-    /// Further prefixes the header declares (`db` for dialback).
+    /// Further prefixes the header declares (`db` for dialback), as
+    /// written in the header and as the serializer uses them: dialback
+    /// elements go out as `<db:result/>`, the form every server reads
+    /// (XEP-0220 §2.1: some accept no other).
     prefixes: &'static str,
+    ns_prefixes: &'static [(&'static str, &'static str)],
 }
 
 /// The namespace of server dialback (XEP-0220), declared on s2s stream
@@ -151,6 +155,7 @@ impl XmlStream {
         XmlStream {
             content_ns: ns::JABBER_CLIENT,
             prefixes: "",
+            ns_prefixes: &[("stream", ns::STREAM)],
         }
     }
 
@@ -159,6 +164,7 @@ impl XmlStream {
         XmlStream {
             content_ns: "jabber:server",
             prefixes: " xmlns:db='jabber:server:dialback'",
+            ns_prefixes: &[("stream", ns::STREAM), ("db", NS_DIALBACK)],
         }
     }
 
@@ -167,6 +173,7 @@ impl XmlStream {
         XmlStream {
             content_ns: "jabber:component:accept",
             prefixes: "",
+            ns_prefixes: &[("stream", ns::STREAM)],
         }
     }
 }
@@ -199,7 +206,13 @@ impl Framing for XmlStream {
     }
 
     fn element(&self, el: &Element, out: &mut Vec<u8>) {
-        el.write_to(out, &NsContext::stream(self.content_ns));
+        el.write_to(
+            out,
+            &NsContext {
+                default_ns: self.content_ns,
+                prefixes: self.ns_prefixes,
+            },
+        );
     }
 
     fn accepts(&self, h: &StreamHeader) -> Result<(), &'static str> {

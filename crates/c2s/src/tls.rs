@@ -29,7 +29,7 @@ static DIRECT_TLS_INFO: chorus_modules::ModuleInfo = chorus_modules::ModuleInfo 
         name: "SRV records for XMPP over TLS",
         version: "1.1.0",
         support: chorus_modules::Support::Complete,
-        note: "The c2s-tls listener kind, with ALPN xmpp-client; SRV records are the operator's.",
+        note: "The c2s-tls and s2s-tls listener kinds (ALPN xmpp-client, xmpp-server); outgoing server streams try _xmpps-server records first. SRV records are the operator's.",
     }],
     ..chorus_modules::ModuleInfo::EMPTY
 };

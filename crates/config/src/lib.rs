@@ -74,6 +74,9 @@ spec::options! {
     ///   `kind = "c2s"`      client connections with STARTTLS (RFC 6120 §5);
     ///   `kind = "c2s-tls"`  client connections with direct TLS (XEP-0368,
     ///                       ALPN xmpp-client);
+    ///   `kind = "s2s"`      other servers (federation, `[s2s]`), STARTTLS;
+    ///   `kind = "s2s-tls"`  other servers with direct TLS (XEP-0368, ALPN
+    ///                       xmpp-server);
     ///   `kind = "http"`     XMPP over WebSocket (RFC 7395) and its
     ///                       discovery (XEP-0156), plain (behind a proxy);
     ///   `kind = "https"`    the same over TLS (ALPN http/1.1);
@@ -617,7 +620,7 @@ pub const RULES: &[&str] = &[
     "`mam.max_page_size` is at most half of `limits.max_outbound_stanzas`: \
      a page of results is queued for the client at once.",
     "Every `[[listeners]]` kind is one this version can start (`c2s`, `c2s-tls`, \
-     `s2s`, `component`, `http`, `https`).",
+     `s2s`, `s2s-tls`, `component`, `http`, `https`).",
     "`pubsub.service_subdomain` is one DNS label: letters, digits and `-`, \
      not at either end.",
     "Each of `muc.subdomains` is one DNS label, listed once, and no MUC \
@@ -1067,6 +1070,9 @@ pub enum ListenerKind {
     /// Server-to-server (RFC 6120 §5 STARTTLS; federation, `[s2s]`).
     #[serde(rename = "s2s")]
     S2s,
+    /// Server-to-server with direct TLS (XEP-0368, ALPN `xmpp-server`).
+    #[serde(rename = "s2s-tls")]
+    S2sTls,
     /// External components (XEP-0114), each listed in `[[components]]`.
     #[serde(rename = "component")]
     Component,
@@ -1080,10 +1086,11 @@ pub enum ListenerKind {
 }
 
 impl ListenerKind {
-    pub const ALL: [ListenerKind; 6] = [
+    pub const ALL: [ListenerKind; 7] = [
         ListenerKind::C2s,
         ListenerKind::C2sTls,
         ListenerKind::S2s,
+        ListenerKind::S2sTls,
         ListenerKind::Component,
         ListenerKind::Http,
         ListenerKind::Https,
@@ -1094,6 +1101,7 @@ impl ListenerKind {
             ListenerKind::C2s => "c2s",
             ListenerKind::C2sTls => "c2s-tls",
             ListenerKind::S2s => "s2s",
+            ListenerKind::S2sTls => "s2s-tls",
             ListenerKind::Component => "component",
             ListenerKind::Http => "http",
             ListenerKind::Https => "https",
@@ -1109,6 +1117,7 @@ impl ListenerKind {
             ListenerKind::C2s
                 | ListenerKind::C2sTls
                 | ListenerKind::S2s
+                | ListenerKind::S2sTls
                 | ListenerKind::Component
                 | ListenerKind::Http
                 | ListenerKind::Https
@@ -1482,7 +1491,7 @@ mod tests {
             problems("[[listeners]]\nkind = 'c2'\naddress = '127.0.0.1:5222'\n"),
             [
                 "listeners[0].kind: unknown value \"c2\" (did you mean \"c2s\"?); \
-              expected one of \"c2s\", \"c2s-tls\", \"s2s\", \"component\", \"http\", \"https\""
+              expected one of \"c2s\", \"c2s-tls\", \"s2s\", \"s2s-tls\", \"component\", \"http\", \"https\""
             ]
         );
         // Every kind this version names starts: none is refused.

@@ -138,8 +138,10 @@ impl Router {
     pub async fn send(&self, stanza: Element) {
         if let Outcome::Reply(e) = self.route(stanza).await {
             // An error about an error is never sent (error_reply), so this
-            // recursion ends after one step.
-            Box::pin(self.route(e)).await;
+            // recursion ends after one step. The server's answer passes the
+            // block lists: a sender a contact blocked is told (XEP-0191
+            // §3.2), as a c2s writes it straight to its client.
+            Box::pin(self.route_filtered(e, false)).await;
         }
     }
 

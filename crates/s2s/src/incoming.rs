@@ -37,11 +37,13 @@ use crate::{dialback, S2sContext, StreamInfo};
 /// The `s2s` listener kind.
 pub struct S2sConnections {
     ctx: Arc<S2sContext>,
+    /// `s2s-tls` (XEP-0368): the TLS handshake before anything is read.
+    direct_tls: bool,
 }
 
 impl S2sConnections {
-    pub fn new(ctx: Arc<S2sContext>) -> S2sConnections {
-        S2sConnections { ctx }
+    pub fn new(ctx: Arc<S2sContext>, direct_tls: bool) -> S2sConnections {
+        S2sConnections { ctx, direct_tls }
     }
 }
 
@@ -51,9 +53,9 @@ impl chorus_listener::Connections for S2sConnections {
     }
 
     fn group(&self, id: u64, stream: TcpStream) -> GroupSpec {
-        let ctx = self.ctx.clone();
+        let (ctx, direct) = (self.ctx.clone(), self.direct_tls);
         GroupSpec::new(format!("conn-{id}"), move |sctx: StartCtx| async move {
-            start_members(id, sctx, stream, ctx).await
+            start_members(id, sctx, stream, direct, ctx).await
         })
     }
 }
@@ -64,11 +66,17 @@ async fn start_members(
     id: u64,
     sctx: StartCtx,
     stream: TcpStream,
+    direct_tls: bool,
     ctx: Arc<S2sContext>,
 ) -> Result<Vec<GroupMember>, ractor::SpawnErr> {
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok().map(|a| a.ip());
-    let (r, w) = stream.into_split();
+    let (input, writer) = if direct_tls {
+        (Input::Handshake(stream), Writer::Detached)
+    } else {
+        let (r, w) = stream.into_split();
+        (Input::Plain(r), Writer::Plain(w))
+    };
     let framing: Arc<dyn Framing> = Arc::new(XmlStream::server());
     let limits = &ctx.c2s.config.limits;
     let gauge = Arc::new(OutboundGauge::new(
@@ -81,7 +89,7 @@ async fn start_members(
         None,
         SocketActor,
         SocketArgs {
-            writer: Writer::Plain(w),
+            writer,
             write_timeout: ctx.c2s.config.c2s.write_timeout(),
             gauge: gauge.clone(),
             framing: framing.clone(),
@@ -108,7 +116,7 @@ async fn start_members(
         None,
         ReceiverActor::<InMsg>::default(),
         ReceiverArgs {
-            input: Input::Plain(r),
+            input,
             owner,
             socket,
             limits: ctx.c2s.limits(),
@@ -139,7 +147,7 @@ pub enum InMsg {
     Dialback {
         remote: String,
         local: String,
-        valid: bool,
+        outcome: crate::Verified,
     },
     /// Authentication took too long.
     Deadline,
@@ -147,6 +155,8 @@ pub enum InMsg {
     Close,
     /// The server stops.
     Shutdown,
+    /// Now and then: a stream silent for `s2s.idle_timeout_secs` is closed.
+    IdleCheck,
 }
 
 impl StreamOwner for InMsg {
@@ -238,6 +248,10 @@ pub struct InState {
     listed: Arc<Mutex<Listed>>,
     /// Counted in `per_ip`.
     counted: Option<IpAddr>,
+    /// Past `s2s.max_streams_per_ip`: refused at the header.
+    over: bool,
+    /// When the peer last sent anything.
+    last_active: Instant,
     /// Stanza rate: tokens and when they were last topped up.
     tokens: f64,
     refilled: Instant,
@@ -283,9 +297,21 @@ impl Actor for InActor {
             },
         );
         myself.send_after(args.ctx.config().connect_timeout() * 2, || InMsg::Deadline);
+        myself.send_interval(args.ctx.config().idle_timeout() / 4, || InMsg::IdleCheck);
+        // Counted at accept, so that connections that never send a header
+        // count too; refused at the header, with a stream error.
+        let mut over = false;
+        if let Some(ip) = args.peer {
+            let mut n = args.ctx.per_ip.entry(ip).or_insert(0);
+            *n += 1;
+            over = *n > args.ctx.config().max_streams_per_ip;
+        }
         Ok(InState {
+            counted: args.peer,
+            over,
             tokens: args.ctx.config().max_stanzas_per_sec as f64,
             refilled: Instant::now(),
+            last_active: Instant::now(),
             ctx: args.ctx,
             myself,
             conn_id: args.conn_id,
@@ -301,7 +327,6 @@ impl Actor for InActor {
             pending: HashSet::new(),
             sasl_done: false,
             listed,
-            counted: None,
         })
     }
 
@@ -324,8 +349,8 @@ impl Actor for InActor {
             InMsg::Dialback {
                 remote,
                 local,
-                valid,
-            } => state.dialback_answer(remote, local, valid),
+                outcome,
+            } => state.dialback_answer(remote, local, outcome),
             InMsg::Deadline => {
                 if state.pairs.is_empty() && !state.closing {
                     state.stream_error(StreamError::ConnectionTimeout, None);
@@ -338,6 +363,17 @@ impl Actor for InActor {
             }
             InMsg::Shutdown => {
                 state.stream_error(StreamError::SystemShutdown, None);
+            }
+            InMsg::IdleCheck => {
+                if !state.closing && state.last_active.elapsed() > state.ctx.config().idle_timeout()
+                {
+                    tracing::debug!(
+                        conn = state.conn_id,
+                        remote = state.from.as_deref(),
+                        "idle incoming s2s stream closed"
+                    );
+                    state.close();
+                }
             }
         }
         Ok(())
@@ -409,7 +445,9 @@ impl InState {
 
     /// Whether the peer's certificate proves `domain`.
     fn cert_proves(&self, domain: &str) -> bool {
-        self.ctx.verifier.verifies(self.tls_chain(), domain)
+        self.ctx
+            .verifier
+            .verifies(self.tls_chain(), &crate::ascii(domain))
     }
 
     /// TLS is up, or not needed with this peer.
@@ -438,6 +476,7 @@ impl InState {
         if self.closing {
             return Flow::Stop;
         }
+        self.last_active = Instant::now();
         match ev {
             Err(e) => {
                 let err = StreamError::from(e.kind);
@@ -459,9 +498,8 @@ impl InState {
         if let Err(text) = FRAMING.accepts(h) {
             return self.stream_error(StreamError::InvalidNamespace, Some(text));
         }
-        let norm = |d: &str| d.trim_end_matches('.').to_ascii_lowercase();
-        let to = h.attr("to").map(norm);
-        let from = h.attr("from").map(norm);
+        let to = h.attr("to").and_then(norm);
+        let from = h.attr("from").and_then(norm);
         match &to {
             Some(d) if self.ctx.is_ours(d) => {
                 if self.to.as_ref().is_some_and(|cur| cur != d) {
@@ -479,20 +517,11 @@ impl InState {
                 Some("version 1.0 is required"),
             );
         }
-        if self.counted.is_none() {
-            if let Some(ip) = self.peer {
-                let mut n = self.ctx.per_ip.entry(ip).or_insert(0);
-                *n += 1;
-                let over = *n > self.ctx.config().max_streams_per_ip;
-                drop(n);
-                self.counted = Some(ip);
-                if over {
-                    return self.stream_error(
-                        StreamError::PolicyViolation,
-                        Some("too many streams from this address"),
-                    );
-                }
-            }
+        if self.over {
+            return self.stream_error(
+                StreamError::PolicyViolation,
+                Some("too many streams from this address"),
+            );
         }
         if let Some(f) = &self.from {
             if !self.ctx.config().allows(f) {
@@ -554,6 +583,7 @@ impl InState {
             return Flow::StartTls;
         }
         if el.ns() == dialback::NS {
+            self.pace().await;
             return match el.name() {
                 "result" if el.attr("type").is_none() => self.on_db_result(&el),
                 "verify" if el.attr("type").is_none() => self.on_db_verify(&el),
@@ -593,23 +623,29 @@ impl InState {
         use base64::Engine;
         let text = el.text();
         let text = text.trim();
+        // RFC 6120 §6.4.2: "=" is an empty response; XEP-0178 §3: the
+        // authorization identity, when given, is the peer's domain.
         let authzid = if text.is_empty() || text == "=" {
-            String::new()
+            None
         } else {
-            match base64::engine::general_purpose::STANDARD.decode(text) {
-                Ok(b) => String::from_utf8(b).unwrap_or_default(),
-                Err(_) => return failure(self, "incorrect-encoding", "bad base64"),
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok());
+            match decoded {
+                Some(d) => Some(d),
+                None => return failure(self, "incorrect-encoding", "bad base64 or UTF-8"),
             }
         };
-        let domain = if authzid.is_empty() {
-            self.from.clone().unwrap_or_default()
-        } else {
-            authzid.to_ascii_lowercase()
+        let domain = match (&authzid, &self.from) {
+            (Some(a), from) => match norm(a) {
+                Some(d) if from.as_ref().is_none_or(|f| *f == d) => d,
+                _ => return failure(self, "invalid-authzid", "not the stream's domain"),
+            },
+            (None, Some(f)) => f.clone(),
+            (None, None) => return failure(self, "invalid-authzid", "no domain named"),
         };
-        if domain.is_empty()
-            || self.from.as_ref().is_some_and(|f| *f != domain)
-            || !self.cert_proves(&domain)
-        {
+        if !self.cert_proves(&domain) {
             return failure(
                 self,
                 "not-authorized",
@@ -627,59 +663,85 @@ impl InState {
         Flow::Reset
     }
 
+    /// A dialback error answer (XEP-0220 §2.4): the stream stays open.
+    fn dialback_error(
+        &self,
+        name: &str,
+        local: &str,
+        remote: &str,
+        id: Option<&str>,
+        condition: &str,
+    ) {
+        let mut answer = Element::new(name, dialback::NS)
+            .with_attr("from", local.to_owned())
+            .with_attr("to", remote.to_owned())
+            .with_attr("type", "error");
+        if let Some(id) = id {
+            answer.set_attr("id", id.to_owned());
+        }
+        let kind = if condition == "remote-server-timeout" {
+            "wait"
+        } else {
+            "cancel"
+        };
+        answer.push(
+            Element::new("error", ns::JABBER_SERVER)
+                .with_attr("type", kind)
+                .with_child(Element::new(condition, ns::STANZAS)),
+        );
+        self.send_element(&answer);
+    }
+
     /// XEP-0220 §2.1.1-§2.1.2: a key from the originating server.
     fn on_db_result(&mut self, el: &Element) -> Flow {
-        let (Some(remote), Some(local)) = (el.attr("from"), el.attr("to")) else {
+        let (Some(raw_remote), Some(raw_local)) = (el.attr("from"), el.attr("to")) else {
             return self.stream_error(
                 StreamError::ImproperAddressing,
                 Some("db:result without from or to"),
             );
         };
-        let remote = remote.to_ascii_lowercase();
-        let local = local.to_ascii_lowercase();
-        // §2.4: a domain we do not serve.
-        if !self.ctx.is_ours(&local) {
+        let (Some(remote), Some(local)) = (norm(raw_remote), norm(raw_local)) else {
             return self.stream_error(
-                StreamError::HostUnknown,
-                Some("dialback for a domain not served here"),
+                StreamError::ImproperAddressing,
+                Some("db:result with a malformed domain"),
             );
+        };
+        // §2.4: a domain we do not serve is an error for this pair only.
+        if !self.ctx.is_ours(&local) {
+            tracing::info!(peer = ?self.peer, remote, local, "s2s dialback for a domain not served here");
+            self.dialback_error("result", raw_local, raw_remote, None, "item-not-found");
+            return Flow::Continue;
         }
         if !self.secure_for(&remote) {
             return self.stream_error(StreamError::PolicyViolation, Some("TLS is required"));
         }
-        let refuse = |state: &mut Self, condition: &str| {
-            let answer = Element::new("result", dialback::NS)
-                .with_attr("from", local.clone())
-                .with_attr("to", remote.clone())
-                .with_attr("type", "error")
-                .with_child(
-                    Element::new("error", ns::JABBER_SERVER)
-                        .with_attr("type", "cancel")
-                        .with_child(Element::new(condition, ns::STANZAS)),
-                );
-            state.send_element(&answer);
-            Flow::Continue
-        };
         if !self.ctx.config().allows(&remote) {
             tracing::warn!(peer = ?self.peer, remote, "s2s dialback refused by policy");
-            return refuse(self, "not-allowed");
-        }
-        if self.pairs.contains(&(remote.clone(), local.clone())) {
-            self.dialback_answer(remote, local, true);
+            self.dialback_error("result", &local, &remote, None, "not-allowed");
             return Flow::Continue;
         }
-        // XEP-0344 §2.4: a certificate that proves the domain needs no
-        // callback.
-        if self.cert_proves(&remote) {
-            self.dialback_answer(remote, local, true);
-            return Flow::Continue;
+        // From here the peer may be authenticated at any moment: stanzas
+        // take the post-authentication size limit (each is still checked
+        // against the authenticated pairs).
+        if self.pairs.contains(&(remote.clone(), local.clone())) || self.cert_proves(&remote) {
+            // XEP-0344 §2.4: a certificate that proves the domain needs no
+            // callback.
+            self.dialback_answer(remote, local, crate::Verified::Valid);
+            return Flow::Authenticated;
         }
         if !self.ctx.config().dialback {
-            return refuse(self, "not-authorized");
-        }
-        if !self.pending.insert((remote.clone(), local.clone())) {
+            self.dialback_error("result", &local, &remote, None, "not-authorized");
             return Flow::Continue;
         }
+        if self.pending.contains(&(remote.clone(), local.clone())) {
+            return Flow::Authenticated;
+        }
+        // Each pending check costs an outgoing connection: a few at a time.
+        if self.pending.len() >= MAX_PENDING_DIALBACK {
+            self.dialback_error("result", &local, &remote, None, "resource-constraint");
+            return Flow::Continue;
+        }
+        self.pending.insert((remote.clone(), local.clone()));
         let key = el.text();
         let (ctx, me, id) = (
             self.ctx.clone(),
@@ -687,61 +749,76 @@ impl InState {
             self.stream_id.clone(),
         );
         tokio::spawn(async move {
-            let valid = ctx.verify_key(&local, &remote, &id, key.trim()).await;
+            let outcome = ctx.verify_key(&local, &remote, &id, key.trim()).await;
             let _ = me.cast(InMsg::Dialback {
                 remote,
                 local,
-                valid,
+                outcome,
             });
         });
-        Flow::Continue
+        Flow::Authenticated
     }
 
-    fn dialback_answer(&mut self, remote: String, local: String, valid: bool) {
+    fn dialback_answer(&mut self, remote: String, local: String, outcome: crate::Verified) {
         self.pending.remove(&(remote.clone(), local.clone()));
         if self.closing {
             return;
         }
+        let kind = match outcome {
+            crate::Verified::Valid => "valid",
+            crate::Verified::Invalid => "invalid",
+            crate::Verified::Failed(condition) => {
+                // §2.4: the authoritative server could not be asked.
+                tracing::warn!(conn = self.conn_id, peer = ?self.peer, remote, local, condition, "s2s dialback key could not be checked");
+                self.dialback_error("result", &local, &remote, None, condition);
+                return;
+            }
+        };
         let answer = Element::new("result", dialback::NS)
             .with_attr("from", local.clone())
             .with_attr("to", remote.clone())
-            .with_attr("type", if valid { "valid" } else { "invalid" });
+            .with_attr("type", kind);
         self.send_element(&answer);
-        if valid {
+        if kind == "valid" {
             if !self.pairs.contains(&(remote.clone(), local.clone())) {
                 self.authenticated(remote, local, "dialback");
             }
         } else {
+            // §2.1.3 (XEP-0220 1.1.1): a key that does not verify ends the
+            // stream.
             tracing::warn!(conn = self.conn_id, peer = ?self.peer, remote, local, "s2s dialback key not verified");
+            self.close();
         }
     }
 
     /// XEP-0220 §2.1.3: we are the authoritative server for `to`.
     fn on_db_verify(&mut self, el: &Element) -> Flow {
-        let (Some(remote), Some(local), Some(id)) = (el.attr("from"), el.attr("to"), el.attr("id"))
+        let (Some(raw_remote), Some(raw_local), Some(id)) =
+            (el.attr("from"), el.attr("to"), el.attr("id"))
         else {
             return self.stream_error(
                 StreamError::ImproperAddressing,
                 Some("db:verify without from, to or id"),
             );
         };
-        let local = local.to_ascii_lowercase();
-        if !self.ctx.is_ours(&local) {
+        let (Some(remote), Some(local)) = (norm(raw_remote), norm(raw_local)) else {
             return self.stream_error(
-                StreamError::HostUnknown,
-                Some("dialback for a domain not served here"),
+                StreamError::ImproperAddressing,
+                Some("db:verify with a malformed domain"),
             );
+        };
+        if !self.ctx.is_ours(&local) {
+            tracing::info!(peer = ?self.peer, remote, local, "s2s dialback verify for a domain not served here");
+            self.dialback_error("verify", raw_local, raw_remote, Some(id), "item-not-found");
+            return Flow::Continue;
         }
-        let valid = self
-            .ctx
-            .secret
-            .check(&el.text(), &remote.to_ascii_lowercase(), &local, id);
+        let valid = self.ctx.secret.check(&el.text(), &remote, &local, id);
         if !valid {
             tracing::warn!(conn = self.conn_id, peer = ?self.peer, remote, local, "s2s dialback: a key we did not make");
         }
         let answer = Element::new("verify", dialback::NS)
             .with_attr("from", local)
-            .with_attr("to", remote.to_owned())
+            .with_attr("to", remote)
             .with_attr("id", id.to_owned())
             .with_attr("type", if valid { "valid" } else { "invalid" });
         self.send_element(&answer);
@@ -815,6 +892,18 @@ impl InState {
         }
         self.tokens -= 1.0;
     }
+}
+
+/// Dialback checks one incoming stream may have running at once.
+const MAX_PENDING_DIALBACK: usize = 8;
+
+/// A domain as JIDs normalize it (RFC 7622 §3.2), so that what a peer
+/// names in a header, a dialback element or an authzid compares equal to
+/// the domains of the stanzas it sends.
+fn norm(d: &str) -> Option<String> {
+    chorus_jid::Jid::domain_jid(d.trim_end_matches('.'))
+        .ok()
+        .map(|j| j.domain().to_owned())
 }
 
 /// An unpredictable stream id: dialback keys cover it (XEP-0185 §4).

@@ -116,6 +116,16 @@ pub struct S2sContext {
     >,
 }
 
+/// What the authoritative server said about a dialback key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verified {
+    Valid,
+    Invalid,
+    /// It could not be asked, or answered with an error: the stanza error
+    /// condition to report (XEP-0220 §2.4).
+    Failed(&'static str),
+}
+
 /// One stream, as `chorusctl s2s list` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamInfo {
@@ -218,10 +228,27 @@ impl S2sContext {
 
     /// The link from `local` to `remote`, made on first use.
     pub(crate) fn link(self: &Arc<Self>, local: &str, remote: &str) -> Arc<Link> {
+        let key = (local.to_owned(), remote.to_owned());
+        if let Some(l) = self.links.get(&key) {
+            return l.clone();
+        }
+        // Links of domains that failed or went idle are forgotten; sweep
+        // now and then for those whose backoff outlived their actor.
+        if self.links.len() >= 64 && self.links.len().is_power_of_two() {
+            self.links.retain(|_, l| !l.forgettable());
+        }
         self.links
-            .entry((local.to_owned(), remote.to_owned()))
+            .entry(key)
             .or_insert_with(|| Arc::new(Link::new(local, remote)))
             .clone()
+    }
+
+    /// Forgets `link` if nothing waits on it any more.
+    pub(crate) fn forget(&self, link: &Arc<Link>) {
+        self.links
+            .remove_if(&(link.local.clone(), link.remote.clone()), |_, l| {
+                Arc::ptr_eq(l, link) && l.forgettable()
+            });
     }
 
     /// Asks `remote`'s authoritative server, over our stream from `local`,
@@ -233,12 +260,17 @@ impl S2sContext {
         remote: &str,
         id: &str,
         key: &str,
-    ) -> bool {
+    ) -> Verified {
         let link = self.link(local, remote);
         let (tx, rx) = tokio::sync::oneshot::channel();
         link.verify(self, id.to_owned(), key.to_owned(), tx);
         let timeout = self.config().connect_timeout();
-        matches!(tokio::time::timeout(timeout, rx).await, Ok(Ok(true)))
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(v)) => v,
+            // The stream to the authoritative server failed (XEP-0220 §2.4).
+            Ok(Err(_)) => Verified::Failed("remote-connection-failed"),
+            Err(_) => Verified::Failed("remote-server-timeout"),
+        }
     }
 
     /// Every stream, incoming and outgoing.
@@ -320,6 +352,11 @@ pub(crate) fn bounce(
     error_reply(stanza, &err)
 }
 
+/// `domain` as DNS, SNI and certificates spell it: A-labels (RFC 5890).
+pub(crate) fn ascii(domain: &str) -> String {
+    idna::domain_to_ascii(domain).unwrap_or_else(|_| domain.to_owned())
+}
+
 fn domain_of(jid: &str) -> Option<String> {
     jid.parse::<chorus_jid::Jid>()
         .ok()
@@ -358,16 +395,21 @@ impl Service for Remote {
                 tracing::debug!(from, to, "not relaying a stanza between two remote domains");
                 return Outcome::Dropped;
             }
-            let link = ctx.link(&from, &to);
-            match link.push(ctx, stanza) {
-                Ok(()) => Outcome::Delivered,
-                Err((stanza, condition, text)) => match bounce(&stanza, condition, text) {
-                    Some(e) => {
-                        ctx.bounced();
-                        Outcome::Reply(e)
+            let mut stanza = stanza;
+            loop {
+                match ctx.link(&from, &to).push(ctx, stanza) {
+                    Ok(()) => return Outcome::Delivered,
+                    Err(outgoing::Pushed::Removed(s)) => stanza = s,
+                    Err(outgoing::Pushed::Bounce(s, condition, text)) => {
+                        return match bounce(&s, condition, text) {
+                            Some(e) => {
+                                ctx.bounced();
+                                Outcome::Reply(e)
+                            }
+                            None => Outcome::Dropped,
+                        }
                     }
-                    None => Outcome::Dropped,
-                },
+                }
             }
         })
     }

@@ -29,7 +29,7 @@ use crate::{bounce, dialback, S2sContext, StreamInfo};
 
 pub mod connect;
 
-type VerifyReply = oneshot::Sender<bool>;
+type VerifyReply = oneshot::Sender<crate::Verified>;
 
 /// The stanzas and dialback requests for one (local, remote) pair, and
 /// the state of its actor. Outlives the actor (see the module docs).
@@ -49,6 +49,8 @@ struct Inner {
     starting: bool,
     /// Until then, stanzas bounce at once with `failed`.
     retry_at: Option<Instant>,
+    /// The server forgot this link; pushes go to a fresh one.
+    removed: bool,
     backoff: Duration,
     failed: (StanzaErrorCondition, &'static str),
     /// What `chorusctl s2s list` shows.
@@ -67,6 +69,7 @@ impl Link {
                 actor: None,
                 starting: false,
                 retry_at: None,
+                removed: false,
                 backoff: Duration::ZERO,
                 failed: (StanzaErrorCondition::RemoteServerNotFound, ""),
                 auth: "",
@@ -91,16 +94,17 @@ impl Link {
         self: &Arc<Self>,
         ctx: &Arc<S2sContext>,
         stanza: Element,
-    ) -> Result<(), (Element, StanzaErrorCondition, &'static str)> {
+    ) -> Result<(), Pushed> {
         let mut inner = self.lock();
-        if let Some(at) = inner.retry_at {
-            if Instant::now() < at && inner.actor.is_none() && !inner.starting {
-                let (c, t) = inner.failed.clone();
-                return Err((stanza, c, t));
-            }
+        if inner.removed {
+            return Err(Pushed::Removed(stanza));
+        }
+        if self.backing_off(&inner) {
+            let (c, t) = inner.failed.clone();
+            return Err(Pushed::Bounce(stanza, c, t));
         }
         if inner.queue.len() >= ctx.config().queue_max_stanzas {
-            return Err((
+            return Err(Pushed::Bounce(
                 stanza,
                 StanzaErrorCondition::ResourceConstraint,
                 "too many stanzas waiting for this domain",
@@ -120,16 +124,31 @@ impl Link {
         reply: VerifyReply,
     ) {
         let mut inner = self.lock();
+        if inner.removed || self.backing_off(&inner) {
+            // Dropped: the check fails at once (remote-connection-failed).
+            return;
+        }
         inner.verifies.push((id, key, reply));
         self.wake(ctx, &mut inner);
     }
 
+    /// A recent failure: new work bounces until `retry_at`.
+    fn backing_off(&self, inner: &Inner) -> bool {
+        inner.actor.is_none()
+            && !inner.starting
+            && inner.retry_at.is_some_and(|at| Instant::now() < at)
+    }
+
     fn wake(self: &Arc<Self>, ctx: &Arc<S2sContext>, inner: &mut Inner) {
         if let Some(a) = &inner.actor {
-            // A dead actor is being restarted by its supervisor (transient),
-            // and its successor drains the queue.
-            let _ = a.cast(OutMsg::Wake);
-        } else if !inner.starting {
+            if a.cast(OutMsg::Wake).is_ok() {
+                return;
+            }
+            // Gone without telling (its Drop clears this when it runs): a
+            // fresh one, which drains the queue.
+            inner.actor = None;
+        }
+        if !inner.starting {
             self.start(ctx, inner);
         }
     }
@@ -140,13 +159,48 @@ impl Link {
             return;
         };
         inner.starting = true;
+        let sup = ActorRef::<SupervisorMsg>::from(sup);
+        // A spec left by an actor stopped on purpose (`actors kill --mode
+        // stop`) would refuse the new one: forget it first (in order, same
+        // mailbox).
+        let _ = sup.cast(SupervisorMsg::TerminateChild(self.actor_id()));
         let spec = spec(self.clone(), ctx.clone());
-        if ActorRef::<SupervisorMsg>::from(sup)
-            .cast(SupervisorMsg::StartChild(spec, None))
-            .is_err()
-        {
-            inner.starting = false;
+        let link = self.clone();
+        tokio::spawn(async move {
+            let started = sup
+                .call(|reply| SupervisorMsg::StartChild(spec, Some(reply)), None)
+                .await;
+            if !matches!(started, Ok(ractor::rpc::CallResult::Success(Ok(_)))) {
+                tracing::warn!(link = %link.actor_id(), "s2s-out could not be started");
+                link.lock().starting = false;
+            }
+        });
+    }
+
+    /// The actor `id` is gone: unless a successor took its place.
+    pub(crate) fn actor_gone(&self, id: ractor::ActorId) {
+        let mut inner = self.lock();
+        if inner.actor.as_ref().is_some_and(|a| a.get_id() == id) {
+            inner.actor = None;
+            inner.auth = "";
+            inner.tls.clear();
         }
+    }
+
+    /// Whether the server may forget this link: nothing waits, no actor,
+    /// no backoff to remember. Marks it removed (a push that still holds
+    /// it then takes a fresh one).
+    pub(crate) fn forgettable(&self) -> bool {
+        let mut inner = self.lock();
+        let idle = inner.actor.is_none()
+            && !inner.starting
+            && inner.queue.is_empty()
+            && inner.verifies.is_empty()
+            && inner.retry_at.is_none_or(|at| Instant::now() >= at);
+        if idle {
+            inner.removed = true;
+        }
+        idle
     }
 
     /// After a restart of `root/s2s`: an actor for whatever still waits.
@@ -200,12 +254,20 @@ impl Link {
         };
         inner.retry_at = Some(Instant::now() + inner.backoff);
         inner.failed = (condition, text);
-        for (_, _, reply) in inner.verifies.drain(..) {
-            let _ = reply.send(false);
+        // Dropped: the waiting checks learn the connection failed.
+        inner.verifies.clear();
+        inner.queue.drain(..).collect()
+    }
+
+    /// After a failure's bounces: what was pushed meanwhile, or the end of
+    /// the actor when nothing was.
+    fn fail_done(&self, ctx: &S2sContext) -> Vec<Element> {
+        let mut inner = self.lock();
+        inner.verifies.clear();
+        if inner.queue.is_empty() {
+            self.terminate(ctx, &mut inner);
         }
-        let queued: Vec<Element> = inner.queue.drain(..).collect();
-        self.terminate(ctx, &mut inner);
-        queued
+        inner.queue.drain(..).collect()
     }
 
     /// Up to `n` stanzas from the front, left in the queue until written.
@@ -264,6 +326,14 @@ impl Link {
             None => false,
         }
     }
+}
+
+/// Why a stanza was not queued.
+pub(crate) enum Pushed {
+    /// Bounce it with this condition and text.
+    Bounce(Element, StanzaErrorCondition, &'static str),
+    /// The link was forgotten meanwhile: push on a fresh one.
+    Removed(Element),
 }
 
 /// The spec of a link's actor: transient, so a kill brings it back on the
@@ -337,6 +407,9 @@ impl Drop for OutState {
         if let Some(r) = self.reader.take() {
             r.abort();
         }
+        // Killed or stopped: a restart registers again; otherwise the next
+        // stanza starts a fresh actor rather than waking a dead one.
+        self.link.actor_gone(self.myself.get_id());
     }
 }
 
@@ -417,7 +490,9 @@ impl Actor for OutActor {
                     // What is queued is lost with the process's memory.
                     let mut inner = state.link.lock();
                     state.link.terminate(&state.ctx, &mut inner);
-                } else if !state.link.retire(&state.ctx) {
+                } else if state.link.retire(&state.ctx) {
+                    state.ctx.forget(&state.link);
+                } else {
                     state.connect();
                 }
             }
@@ -455,11 +530,8 @@ impl OutState {
         if let Some(r) = self.reader.take() {
             r.abort();
         }
-        for (_, replies) in self.verifying.drain() {
-            for r in replies {
-                let _ = r.send(false);
-            }
-        }
+        // Dropped: the waiting checks learn the connection failed.
+        self.verifying.clear();
     }
 
     async fn connected(&mut self, conn: connect::Conn) {
@@ -600,12 +672,16 @@ impl OutState {
                 }
             }
             (_, "verify", dialback::NS) => {
-                let valid = el.attr("type") == Some("valid")
-                    && el.attr("from") == Some(self.link.remote.as_str())
+                let ours = el.attr("from") == Some(self.link.remote.as_str())
                     && el.attr("to") == Some(self.link.local.as_str());
+                let outcome = match el.attr("type") {
+                    Some("valid") if ours => crate::Verified::Valid,
+                    Some("error") => crate::Verified::Failed("remote-connection-failed"),
+                    _ => crate::Verified::Invalid,
+                };
                 if let Some(replies) = el.attr("id").and_then(|id| self.verifying.remove(id)) {
                     for r in replies {
-                        let _ = r.send(valid);
+                        let _ = r.send(outcome);
                     }
                 }
             }
@@ -665,6 +741,8 @@ impl OutState {
         if !ok {
             tracing::info!(remote = %self.link.remote, "s2s-out: write failed");
             self.writer = None;
+            // Handled as a connection the peer closed, once this step ends.
+            let _ = self.myself.cast(OutMsg::Closed(self.conn));
         }
         ok
     }
@@ -682,6 +760,7 @@ impl OutState {
             return;
         }
         if self.link.retire(&self.ctx) {
+            self.ctx.forget(&self.link);
             return;
         }
         self.reconnects += 1;
@@ -695,6 +774,11 @@ impl OutState {
 
     async fn tick(&mut self) {
         let now = Instant::now();
+        // Checks whose asker gave up (its own timeout) hold nothing open.
+        self.verifying.retain(|_, replies| {
+            replies.retain(|r| !r.is_closed());
+            !replies.is_empty()
+        });
         if self.phase != Phase::Up {
             if now > self.deadline {
                 tracing::info!(local = %self.link.local, remote = %self.link.remote, "s2s connection timed out");
@@ -709,6 +793,7 @@ impl OutState {
         {
             self.write_raw(b"</stream:stream>").await;
             if self.link.retire(&self.ctx) {
+                self.ctx.forget(&self.link);
                 tracing::debug!(remote = %self.link.remote, "idle s2s stream closed");
                 self.drop_connection();
                 self.phase = Phase::Connecting;
@@ -725,14 +810,21 @@ impl OutState {
         // Nothing more happens here until the supervisor stops the actor.
         self.phase = Phase::Connecting;
         self.deadline = Instant::now() + Duration::from_secs(3600);
-        let queued = self.link.fail(&self.ctx, condition.clone(), text);
+        let mut queued = self.link.fail(&self.ctx, condition.clone(), text);
         let router = self.ctx.router().clone();
-        for stanza in queued {
-            if let Some(e) = bounce(&stanza, condition.clone(), text) {
-                self.ctx.bounced();
-                router.send(e).await;
+        // The link keeps its actor until the bounces are routed, so a kill
+        // in between leaves them to the restarted actor... which bounces
+        // what it still finds.
+        while !queued.is_empty() {
+            for stanza in queued {
+                if let Some(e) = bounce(&stanza, condition.clone(), text) {
+                    self.ctx.bounced();
+                    router.send(e).await;
+                }
             }
+            queued = self.link.fail_done(&self.ctx);
         }
+        self.ctx.forget(&self.link);
     }
 }
 

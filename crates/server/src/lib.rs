@@ -209,7 +209,10 @@ pub(crate) fn connections(
         ListenerKind::Http | ListenerKind::Https => Ok(Arc::new(
             chorus_http::HttpConnections::new(ctx.clone(), kind == ListenerKind::Https),
         )),
-        ListenerKind::S2s => Ok(Arc::new(chorus_s2s::S2sConnections::new(s2s.clone()))),
+        ListenerKind::S2s | ListenerKind::S2sTls => Ok(Arc::new(chorus_s2s::S2sConnections::new(
+            s2s.clone(),
+            kind == ListenerKind::S2sTls,
+        ))),
         // XEP-0114: each connection a group of socket, receiver, component.
         ListenerKind::Component => Ok(Arc::new(chorus_component::ComponentConnections::new(
             ctx.clone(),

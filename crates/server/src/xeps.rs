@@ -50,10 +50,6 @@ const MISSING: &[(&str, &str)] = &[
         "XEP-0288 (Bidirectional Server-to-Server Connections)",
         "each direction has its own stream",
     ),
-    (
-        "Direct TLS on incoming server-to-server streams (XEP-0368)",
-        "outgoing streams use _xmpps-server records; the s2s listener takes STARTTLS only",
-    ),
 ];
 
 /// One XEP and the declaration it comes from.

@@ -265,7 +265,10 @@ impl C2sState {
             Some(PresenceType::Probe) => {}
             _ => {
                 match kind {
-                    Some(PresenceType::Available) => {
+                    // RFC 6121 §4.6.3: remembered only for entities the
+                    // broadcast does not reach (no subscription from them),
+                    // or they would get the unavailable presence twice.
+                    Some(PresenceType::Available) if !self.subscribed_from(full, &to).await => {
                         self.directed.insert(to);
                     }
                     Some(PresenceType::Unavailable) => {
@@ -278,6 +281,29 @@ impl C2sState {
                 }
             }
         }
+    }
+
+    /// Whether `to`'s bare JID has a subscription to `full`'s presence
+    /// (`from` or `both` in the user's roster).
+    async fn subscribed_from(&self, full: &FullJid, to: &str) -> bool {
+        use chorus_storage::{RosterStore, Subscription};
+        let Ok(jid) = to.parse::<chorus_jid::Jid>() else {
+            return false;
+        };
+        let contact = jid.bare();
+        let user = full.bare();
+        let Ok(roster) = self
+            .ctx
+            .storage
+            .roster(user.node().unwrap_or_default(), user.domain())
+            .await
+        else {
+            return false;
+        };
+        roster.items.iter().any(|i| {
+            i.jid == contact.as_str()
+                && matches!(i.subscription, Subscription::From | Subscription::Both)
+        })
     }
 
     /// Delivers a routed stanza, holding back presence while the client

@@ -117,7 +117,7 @@ pub async fn connect(
             direct_tls: false,
             addr: Some(*addr),
         }],
-        None => ctx.resolver.targets(remote).await,
+        None => ctx.resolver.targets(&crate::ascii(remote)).await,
     };
     let mut last = ConnectError::Unreachable(remote.to_owned());
     for target in targets {
@@ -163,7 +163,7 @@ async fn tls(
     let cert = ctx.c2s.tls().map(|t| t.certified_key(local));
     let config = crate::verify::client_config(cert, direct)
         .ok_or_else(|| ConnectError::Tls("no TLS client configuration".to_owned()))?;
-    let name = rustls::pki_types::ServerName::try_from(remote.to_owned())
+    let name = rustls::pki_types::ServerName::try_from(crate::ascii(remote))
         .map_err(|e| ConnectError::Tls(e.to_string()))?;
     tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
@@ -280,7 +280,7 @@ async fn attempt(
                 .peer_certificates()
                 .map(|c| c.to_vec())
                 .unwrap_or_default();
-            let verified = ctx.verifier.verifies(&chain, remote);
+            let verified = ctx.verifier.verifies(&chain, &crate::ascii(remote));
             let version = conn
                 .protocol_version()
                 .map(|v| format!("{v:?}"))

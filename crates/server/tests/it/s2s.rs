@@ -372,9 +372,24 @@ async fn hostile_peers_get_their_stream_errors() {
     .await;
     assert_eq!(c.expect_stream_error().await, "host-unknown");
 
-    // Dialback for a domain not served here.
+    // Dialback for a domain not served here: an error for that pair
+    // (XEP-0220 §2.4), and the stream stays open for the others.
     let mut c = raw_s2s(b_s2s, Some("a.test"), "b.test").await;
     c.send("<db:result from='a.test' to='nothere.test'>abc</db:result>")
+        .await;
+    let answer = c.expect("result").await;
+    assert_eq!(answer.attr("type"), Some("error"), "{}", answer.to_xml());
+    assert!(
+        answer.to_xml().contains("item-not-found"),
+        "{}",
+        answer.to_xml()
+    );
+    c.send("<db:verify from='a.test' to='nothere.test' id='x'>abc</db:verify>")
+        .await;
+    let answer = c.expect("verify").await;
+    assert_eq!(answer.attr("type"), Some("error"), "{}", answer.to_xml());
+    // A stanza to a domain not served here, on that still open stream.
+    c.send("<message from='x@a.test' to='y@nothere.test'><body>hi</body></message>")
         .await;
     assert_eq!(c.expect_stream_error().await, "host-unknown");
 
@@ -385,27 +400,278 @@ async fn hostile_peers_get_their_stream_errors() {
     assert_eq!(c.expect_stream_error().await, "invalid-from");
 
     // A domain it cannot prove: evil.test resolves to server A, which does
-    // not serve it, so the key does not verify.
+    // not serve it, so the key cannot be checked (XEP-0220 §2.4)...
     let mut c = raw_s2s(b_s2s, Some("evil.test"), "b.test").await;
     c.send("<db:result from='evil.test' to='b.test'>0123456789abcdef</db:result>")
         .await;
     let answer = c.expect("result").await;
-    assert_eq!(answer.attr("type"), Some("invalid"), "{}", answer.to_xml());
+    assert_eq!(answer.attr("type"), Some("error"), "{}", answer.to_xml());
+    assert!(
+        answer.to_xml().contains("remote-connection-failed"),
+        "{}",
+        answer.to_xml()
+    );
     c.send("<message from='x@evil.test' to='bob@b.test'><body>hi</body></message>")
         .await;
     assert_eq!(c.expect_stream_error().await, "invalid-from");
 
-    // A stream that authenticated a.test sends as another domain.
-    let mut alice = login(&p.a, "alice", "a.test").await;
-    alice
-        .send("<message to='bob@b.test' id='x1'><body>hello</body></message>")
+    // ...and a.test's own server says a forged key for a.test is not its
+    // own: invalid, and the stream ends (XEP-0220 §2.1.3).
+    let mut c = raw_s2s(b_s2s, Some("a.test"), "b.test").await;
+    c.send("<db:result from='a.test' to='b.test'>0123456789abcdef</db:result>")
         .await;
-    // ...meanwhile, nothing above disturbed the real federation.
+    let answer = c.expect("result").await;
+    assert_eq!(answer.attr("type"), Some("invalid"), "{}", answer.to_xml());
+    loop {
+        match c.next_event().await {
+            Some(StreamEvent::End) | None => break,
+            Some(StreamEvent::Element(el)) => panic!("unexpected {}", el.to_xml()),
+            Some(_) => {}
+        }
+    }
+
+    // Nothing above disturbed the real federation; a stanza larger than
+    // the pre-authentication limit (8 KiB) crosses a dialback stream.
+    let mut alice = login(&p.a, "alice", "a.test").await;
     let mut bob = login(&p.b, "bob", "b.test").await;
     bob.send("<presence/>").await;
+    let big = "still here ".repeat(2000);
     alice
-        .send("<message to='bob@b.test/r' id='x2'><body>still here</body></message>")
+        .send(&format!(
+            "<message to='bob@b.test/r' id='x2'><body>{big}</body></message>"
+        ))
         .await;
     let m = wait_for(&mut bob, "alice's message", |e| e.attr("id") == Some("x2")).await;
-    assert_eq!(body(&m).as_deref(), Some("still here"));
+    assert_eq!(body(&m).as_deref(), Some(big.as_str()));
+}
+
+/// What the issue asks of IM from remote senders: offline storage,
+/// archiving, and block lists, all applied to a remote JID.
+#[tokio::test]
+async fn remote_senders_get_offline_storage_archiving_and_blocking() {
+    let p = pair("s2s-im", "127.0.0.14", "127.0.0.15", |_, _| {}).await;
+    let mut alice = login(&p.a, "alice", "a.test").await;
+    alice.send("<presence/>").await;
+
+    // Bob is offline: the message waits on b.test.
+    alice
+        .send("<message to='bob@b.test' type='chat' id='off1'><body>while you were out</body></message>")
+        .await;
+    let stored = wait_until(Duration::from_secs(10), || {
+        p.a.s2s()
+            .streams()
+            .iter()
+            .any(|s| s.direction == "out" && !s.auth.is_empty() && s.queued == 0)
+    })
+    .await;
+    assert!(stored, "a.test's stream to b.test came up and drained");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut bob = login(&p.b, "bob", "b.test").await;
+    bob.send("<presence/>").await;
+    let m = wait_for(&mut bob, "the offline message", |e| {
+        e.attr("id") == Some("off1")
+    })
+    .await;
+    assert_eq!(body(&m).as_deref(), Some("while you were out"));
+    assert!(
+        m.get_child("delay", "urn:xmpp:delay").is_some(),
+        "XEP-0203 delay on an offline message: {}",
+        m.to_xml()
+    );
+
+    // It is in bob's archive, from alice's remote JID.
+    bob.send("<iq type='set' id='mam1'><query xmlns='urn:xmpp:mam:2' queryid='q1'/></iq>")
+        .await;
+    let r = wait_for(&mut bob, "an archived message", |e| {
+        e.get_child("result", "urn:xmpp:mam:2").is_some()
+    })
+    .await;
+    let archived = r.to_xml();
+    assert!(archived.contains("while you were out"), "{archived}");
+    assert!(archived.contains("alice@a.test"), "{archived}");
+
+    // Bob blocks alice's remote JID: her next message does not reach him
+    // and she gets an error (XEP-0191 §3.2).
+    bob.send("<iq type='set' id='blk'><block xmlns='urn:xmpp:blocking'><item jid='alice@a.test'/></block></iq>")
+        .await;
+    wait_for(&mut bob, "the block result", |e| {
+        e.attr("id") == Some("blk")
+    })
+    .await;
+    alice
+        .send("<message to='bob@b.test/r' type='chat' id='blocked1'><body>hello?</body></message>")
+        .await;
+    let err = wait_for(&mut alice, "the error for a blocked message", |e| {
+        e.attr("id") == Some("blocked1")
+    })
+    .await;
+    assert_eq!(err.attr("type"), Some("error"), "{}", err.to_xml());
+    let nothing = tokio::time::timeout(Duration::from_millis(500), async {
+        loop {
+            let el = bob.next_element().await;
+            if el.attr("id") == Some("blocked1") {
+                return el;
+            }
+        }
+    })
+    .await;
+    assert!(nothing.is_err(), "a blocked message reached bob");
+}
+
+/// A user of one server in a room of the other: the room's own domain
+/// (conference.a.test) federates like any domain.
+#[tokio::test]
+async fn a_remote_user_joins_a_room_and_chats() {
+    let p = pair("s2s-muc", "127.0.0.16", "127.0.0.17", |c, is_a| {
+        if !is_a {
+            c.s2s
+                .hosts
+                .push(format!("conference.a.test=127.0.0.16:{S2S_PORT}"));
+        }
+    })
+    .await;
+    let mut alice = login(&p.a, "alice", "a.test").await;
+    let mut bob = login(&p.b, "bob", "b.test").await;
+    let room = "tea@conference.a.test";
+    alice
+        .send(&format!(
+            "<presence to='{room}/alice'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+        ))
+        .await;
+    wait_for(&mut alice, "her own presence in the room", |e| {
+        e.name() == "presence" && e.attr("from") == Some("tea@conference.a.test/alice")
+    })
+    .await;
+    // An instant room (XEP-0045 §10.1.2).
+    alice
+        .send(&format!(
+            "<iq type='set' to='{room}' id='cfg'><query xmlns='http://jabber.org/protocol/muc#owner'>\
+             <x xmlns='jabber:x:data' type='submit'/></query></iq>"
+        ))
+        .await;
+    let cfg = wait_for(&mut alice, "the room configured", |e| {
+        e.attr("id") == Some("cfg")
+    })
+    .await;
+    assert_eq!(cfg.attr("type"), Some("result"), "{}", cfg.to_xml());
+
+    bob.send(&format!(
+        "<presence to='{room}/bob'><x xmlns='http://jabber.org/protocol/muc'/></presence>"
+    ))
+    .await;
+    wait_for(&mut bob, "his own presence in the room", |e| {
+        e.name() == "presence"
+            && e.attr("from") == Some("tea@conference.a.test/bob")
+            && e.attr("type").is_none()
+    })
+    .await;
+    wait_for(&mut alice, "bob entering", |e| {
+        e.name() == "presence" && e.attr("from") == Some("tea@conference.a.test/bob")
+    })
+    .await;
+
+    alice
+        .send(&format!(
+            "<message to='{room}' type='groupchat' id='g1'><body>welcome, bob</body></message>"
+        ))
+        .await;
+    let m = wait_for(&mut bob, "alice's groupchat message", |e| {
+        e.name() == "message" && e.attr("type") == Some("groupchat") && body(e).is_some()
+    })
+    .await;
+    assert_eq!(m.attr("from"), Some("tea@conference.a.test/alice"));
+    assert_eq!(body(&m).as_deref(), Some("welcome, bob"));
+
+    bob.send(&format!(
+        "<message to='{room}' type='groupchat' id='g2'><body>thanks</body></message>"
+    ))
+    .await;
+    let m = wait_for(&mut alice, "bob's groupchat message", |e| {
+        e.name() == "message" && e.attr("from") == Some("tea@conference.a.test/bob")
+    })
+    .await;
+    assert_eq!(body(&m).as_deref(), Some("thanks"));
+}
+
+#[tokio::test]
+async fn policy_and_per_address_limits() {
+    let p = pair("s2s-policy", "127.0.0.18", "127.0.0.19", |c, is_a| {
+        if !is_a {
+            c.s2s.deny_domains = vec!["a.test".to_owned()];
+            c.s2s.max_streams_per_ip = 2;
+        }
+    })
+    .await;
+    let b_s2s: SocketAddr = format!("127.0.0.19:{S2S_PORT}").parse().unwrap();
+    // Two streams from one address are allowed, the third is not.
+    let one = raw_s2s(b_s2s, Some("x.test"), "b.test").await;
+    let two = raw_s2s(b_s2s, Some("y.test"), "b.test").await;
+    let mut three = XmppClient::connect(b_s2s).await;
+    three
+        .send(
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+             xmlns:stream='http://etherx.jabber.org/streams' from='z.test' to='b.test' version='1.0'>",
+        )
+        .await;
+    assert_eq!(three.expect_stream_error().await, "policy-violation");
+    drop((one, two, three));
+
+    // b.test denies a.test: alice's message comes back, and a.test cannot
+    // open a stream to b.test.
+    let mut alice = login(&p.a, "alice", "a.test").await;
+    alice
+        .send("<message to='bob@b.test' id='deny1'><body>let me in</body></message>")
+        .await;
+    let err = wait_for(&mut alice, "the bounce", |e| e.attr("id") == Some("deny1")).await;
+    assert_eq!(err.attr("type"), Some("error"), "{}", err.to_xml());
+    let mut c = XmppClient::connect(b_s2s).await;
+    c.send(
+        "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+         xmlns:stream='http://etherx.jabber.org/streams' from='a.test' to='b.test' version='1.0'>",
+    )
+    .await;
+    assert_eq!(c.expect_stream_error().await, "policy-violation");
+}
+
+/// The `s2s-tls` listener (XEP-0368): TLS from the first byte with ALPN
+/// `xmpp-server`, then a stream with no STARTTLS to offer.
+#[tokio::test]
+async fn direct_tls_listener_takes_servers_without_starttls() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut c = config("s2s-direct", "b.test", "127.0.0.20", &[]);
+    c.listeners.push(ListenerConfig {
+        kind: ListenerKind::S2sTls,
+        address: "127.0.0.20:5270".parse().unwrap(),
+    });
+    let _server = common::start(c).await;
+    let tcp = tokio::net::TcpStream::connect("127.0.0.20:5270")
+        .await
+        .unwrap();
+    let mut tls = common::client::tls_connector(Some(b"xmpp-server"), false)
+        .connect(
+            rustls::pki_types::ServerName::try_from("b.test").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"xmpp-server"[..]));
+    tls.write_all(
+        b"<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
+          xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' \
+          from='a.test' to='b.test' version='1.0'>",
+    )
+    .await
+    .unwrap();
+    let mut got = String::new();
+    let mut buf = [0u8; 4096];
+    while !got.contains("</stream:features>") {
+        let n = tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed early: {got}");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(got.contains("urn:xmpp:features:dialback"), "{got}");
+    assert!(!got.contains("starttls"), "{got}");
 }

@@ -249,6 +249,38 @@ async fn directed_presence_is_followed_by_unavailable_when_the_sender_goes_offli
 }
 
 #[tokio::test]
+async fn directed_presence_to_a_subscriber_ends_with_one_unavailable() {
+    let (server, mut a1, mut b, mut c, mut d, mut e) = presence_world("im-directed-sub").await;
+    // Carol ('both') already gets alice's broadcasts: a directed presence to
+    // her is not remembered (RFC 6121 §4.6.3), so she is told once when
+    // alice goes.
+    a1.send("<presence to='carol@localhost/c'><status>for you</status></presence>")
+        .await;
+    a1.settle().await;
+    c.expect(&[
+        "<presence from='alice@localhost/a1' to='carol@localhost/c'><status>for you</status></presence>"
+            .into(),
+    ])
+    .await;
+    a1.send("</stream:stream>").await;
+    let got = c.c.next_element().await;
+    assert_stanzas(
+        &[got],
+        &[pres("unavailable", "alice@localhost/a1", "carol@localhost")],
+    );
+    // Once: nothing follows.
+    c.expect(&[]).await;
+    let got = b.c.next_element().await;
+    assert_stanzas(
+        &[got],
+        &[pres("unavailable", "alice@localhost/a1", "bob@localhost")],
+    );
+    d.expect(&[]).await;
+    e.expect(&[]).await;
+    server.stop();
+}
+
+#[tokio::test]
 async fn bare_jid_messages_skip_resources_with_negative_priority() {
     let server = server_with("im-negprio", &["alice", "bob"]).await;
     let mut a = Res::online(&server, "alice", "a").await;
