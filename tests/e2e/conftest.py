@@ -147,6 +147,19 @@ address = "127.0.0.1:{p2}"
         log.close()
 
 
+@pytest.fixture(scope="module")
+def chorus(request, server):
+    """The `server` of a federation test module (test_*_s2s.py), whose
+    `SERVER_CONFIG` is s2s_interop.chorus_config: its clients trust the test
+    CA, and its s2s listener, on the module's CHORUS_S2S_PORT, is up."""
+    from s2s_interop import Ca
+
+    server.ca = Ca(server.data_dir)
+    server.cert = server.ca.cert
+    wait_for_port(request.module.CHORUS_S2S_PORT, time.time() + 30)
+    return server
+
+
 class Client(slixmpp.ClientXMPP):
     """A slixmpp client that records what it receives. `mechanism` is the
     only SASL mechanism it tries (another server may not offer Chorus's)."""

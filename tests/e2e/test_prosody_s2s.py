@@ -23,9 +23,6 @@ Without prosody installed (.ci/run installs it) the tests fail, saying so,
 unless CHORUS_ALLOW_SKIP is set: then they are skipped.
 """
 
-import asyncio
-import json
-import os
 import pathlib
 import shutil
 import subprocess
@@ -33,16 +30,14 @@ import time
 
 import pytest
 
-from conftest import USERS, Client, free_port, wait_for_port
-from test_im import next_from, presence_log, until
+from conftest import USERS, free_port, wait_for_port
+from s2s_interop import (
+    assert_streams, chorus_config, issue, require, self_signed, subscribe_and_chat, tail,
+)
 
 HERE = pathlib.Path(__file__).resolve().parent
 CHORUS_S2S_PORT = free_port()
 BOB_PASSWORD = "bob on prosody"
-# The first stanza each way opens a stream: TCP, STARTTLS, and dialback,
-# whose check is a second connection back to the sender. On loopback that
-# takes well under a second; the margin is for a loaded CI machine.
-S2S_WAIT = 30
 
 
 class Prosody:
@@ -119,112 +114,17 @@ DIALBACK = Prosody("p.test", "127.0.0.12", verified=False)
 VERIFIED = Prosody("pv.test", "127.0.0.13", verified=True)
 
 
-def openssl(*args):
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
-
-
-def self_signed(directory, domain):
-    cert, key = directory / f"{domain}.crt", directory / f"{domain}.key"
-    openssl(
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", f"/CN={domain}",
-        "-addext", f"subjectAltName=DNS:{domain}",
-    )
-    return cert, key
-
-
-class Ca:
-    """The test CA, in `directory`."""
-
-    def __init__(self, directory):
-        self.cert, self.key = directory / "ca.crt", directory / "ca.key"
-
-    def make(self):
-        openssl(
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", str(self.key), "-out", str(self.cert), "-days", "2",
-            "-subj", "/CN=Chorus e2e federation CA",
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        )
-
-
-def issue(ca, directory, domain):
-    """A certificate for `domain` from `ca`, good for both ends of s2s."""
-    cert, key, csr = (directory / f"{domain}.{ext}" for ext in ("crt", "key", "csr"))
-    ext = directory / f"{domain}.ext"
-    ext.write_text(
-        f"subjectAltName=DNS:{domain}\nbasicConstraints=critical,CA:FALSE\n"
-        "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n"
-    )
-    openssl(
-        "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-        "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={domain}",
-    )
-    openssl(
-        "x509", "-req", "-in", str(csr), "-CA", str(ca.cert), "-CAkey", str(ca.key),
-        "-CAcreateserial", "-out", str(cert), "-days", "2", "-extfile", str(ext),
-    )
-    return cert, key
-
-
 def prosody_missing():
     for tool in ("prosody", "prosodyctl", "openssl"):
         if shutil.which(tool) is None:
-            return f"`{tool}` is not on PATH (apt-get install prosody)"
+            return f"Debian's prosody: `{tool}` is not on PATH (apt-get install prosody)"
     return None
 
 
-def require_prosody():
-    missing = prosody_missing()
-    if missing is None:
-        return
-    if os.environ.get("CHORUS_ALLOW_SKIP"):
-        pytest.skip(f"the Prosody interop test needs Debian's prosody: {missing}")
-    pytest.fail(
-        f"the Prosody interop test needs Debian's prosody: {missing} "
-        "(set CHORUS_ALLOW_SKIP=1 to skip)"
-    )
-
-
 def SERVER_CONFIG(data_dir):
-    # Chorus's certificate comes from the test CA, which it also trusts for
-    # remote servers; only the server that knows that CA can verify it.
-    require_prosody()
-    ca = Ca(data_dir)
-    ca.make()
-    cert, key = issue(ca, data_dir, "localhost")
-    hosts = ", ".join(f'"{p.domain}={p.host}:{p.s2s_port}"' for p in (DIALBACK, VERIFIED))
-    return f"""
-[tls]
-cert = "{cert}"
-key = "{key}"
-
-[[listeners]]
-kind = "s2s"
-address = "127.0.0.1:{CHORUS_S2S_PORT}"
-
-[s2s]
-hosts = [{hosts}]
-ca_file = "{ca.cert}"
-connect_timeout_secs = 60
-"""
-
-
-@pytest.fixture(scope="module")
-def chorus(server):
-    """The `server`, whose clients trust the test CA."""
-    server.ca = Ca(server.data_dir)
-    server.cert = server.ca.cert
-    wait_for_port(CHORUS_S2S_PORT, time.time() + 30)
-    return server
-
-
-def tail(path, lines=120):
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError as e:
-        return f"({path}: {e})"
+    require("Prosody", prosody_missing())
+    hosts = [f"{p.domain}={p.host}:{p.s2s_port}" for p in (DIALBACK, VERIFIED)]
+    return chorus_config(data_dir, CHORUS_S2S_PORT, hosts)
 
 
 @pytest.fixture(scope="module", params=[DIALBACK, VERIFIED], ids=["dialback", "external"])
@@ -258,97 +158,19 @@ def prosody(request, chorus, tmp_path_factory):
         out.close()
 
 
-def run(coro):
-    return asyncio.run(asyncio.wait_for(coro, 120))
-
-
 def test_chorus_and_prosody_users_subscribe_and_chat_both_ways(chorus, prosody):
     # One account on Chorus per Prosody: each starts with an empty roster.
     alice_jid = "alice@localhost" if prosody is DIALBACK else "carol@localhost"
-    alice_password = USERS[alice_jid.split("@")[0]]
-    bob_jid = f"bob@{prosody.domain}"
-
-    async def scenario():
-        alice = Client(f"{alice_jid}/chorus", alice_password, chorus)
+    subscribe_and_chat(
+        chorus,
+        alice_jid=alice_jid,
+        alice_password=USERS[alice_jid.split("@")[0]],
+        remote=prosody,
+        bob_jid=f"bob@{prosody.domain}",
+        bob_password=BOB_PASSWORD,
+        bob_resource="prosody",
         # Prosody 0.12 stores SCRAM-SHA-1 only, and offers no -PLUS over TLS 1.3.
-        bob = Client(f"{bob_jid}/prosody", BOB_PASSWORD, prosody, mechanism="SCRAM-SHA-1")
-        alice_sees, bob_sees = presence_log(alice), presence_log(bob)
-        # Alice approves requests by herself; Bob answers by hand.
-        alice.auto_authorize = True
-        alice.auto_subscribe = False
-        bob.auto_authorize = None
-        bob.auto_subscribe = False
-        requests = asyncio.Queue()
-        bob.add_event_handler("presence_subscribe", requests.put_nowait)
-        await alice.online()
-        await bob.online()
-        try:
-            await alice.get_roster()
-            await bob.get_roster()
-
-            # Chorus to Prosody: the request opens Chorus's outgoing stream.
-            alice.send_presence(pto=bob_jid, ptype="subscribe")
-            req = await asyncio.wait_for(requests.get(), S2S_WAIT)
-            assert req["from"] == alice_jid
-            # Prosody to Chorus: the approval opens Prosody's.
-            bob.send_presence(pto=alice_jid, ptype="subscribed")
-            bob.send_presence(pto=alice_jid, ptype="subscribe")
-
-            # Each server sends its user's presence after the approval
-            # (RFC 6121 §3.1.5), across the two streams.
-            pres = await next_from(alice_sees["available"], f"{bob_jid}/prosody", S2S_WAIT)
-            assert pres["to"].bare == alice_jid
-            pres = await next_from(bob_sees["available"], f"{alice_jid}/chorus", S2S_WAIT)
-            assert pres["to"].bare == bob_jid
-
-            # Both rosters at 'both' by their pushes, then by a fresh get.
-            await until(
-                lambda: alice.client_roster[bob_jid]["subscription"] == "both"
-                and bob.client_roster[alice_jid]["subscription"] == "both",
-                S2S_WAIT,
-            )
-            await alice.get_roster()
-            await bob.get_roster()
-            for client, contact in ((alice, bob_jid), (bob, alice_jid)):
-                item = client.client_roster[contact]
-                assert item["subscription"] == "both", (contact, item)
-                assert not item["pending_out"], (contact, item)
-
-            # Chat both ways, with the full JIDs each server stamps.
-            alice.send_message(mto=bob_jid, mbody="hello from chorus", mtype="chat")
-            msg = await asyncio.wait_for(bob.messages.get(), S2S_WAIT)
-            assert msg["from"] == f"{alice_jid}/chorus"
-            assert msg["body"] == "hello from chorus"
-            bob.send_message(mto=msg["from"], mbody="hello from prosody ✓", mtype="chat")
-            msg = await asyncio.wait_for(alice.messages.get(), S2S_WAIT)
-            assert msg["from"] == f"{bob_jid}/prosody"
-            assert msg["to"] == f"{alice_jid}/chorus"
-            assert msg["body"] == "hello from prosody ✓"
-
-            # IQs to the other server, and their answers (XEP-0199).
-            await alice.plugin["xep_0199"].ping(jid=prosody.domain, timeout=S2S_WAIT)
-            await bob.plugin["xep_0199"].ping(jid="localhost", timeout=S2S_WAIT)
-        finally:
-            alice.disconnect()
-            bob.disconnect()
-
-    try:
-        run(scenario())
-    except BaseException:
-        print(f"--- Prosody's log ({prosody.domain})\n" + tail(prosody.log))
-        print("--- Chorus's log\n" + tail(chorus.data_dir / "server.log"))
-        raise
-
-    # Chorus's side of it: one stream each way with Prosody, both over TLS
-    # and authenticated the way the certificates allow.
-    r = chorus.ctl("--json", "s2s", "list")
-    assert r.returncode == 0, r.stderr
-    streams = json.loads(r.stdout)["streams"]
-    auth = "external" if prosody.verified else "dialback"
-    for direction in ("in", "out"):
-        mine = [s for s in streams if s["direction"] == direction and s["remote"] == prosody.domain]
-        assert len(mine) == 1, streams
-        assert mine[0]["local"] == "localhost", streams
-        assert mine[0]["auth"] == auth, streams
-        assert mine[0]["tls"].startswith("TLS"), streams
-        assert mine[0]["queued"] == 0, streams
+        mechanism="SCRAM-SHA-1",
+        logs={f"Prosody's log ({prosody.domain})": prosody.log},
+    )
+    assert_streams(chorus, prosody.domain, "external" if prosody.verified else "dialback")

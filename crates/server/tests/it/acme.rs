@@ -4,7 +4,7 @@
 //! serves it by SNI on STARTTLS and HTTPS without a restart.
 //!
 //! Pebble's validation resolves names through `pebble-challtestsrv`, its
-//! companion mock DNS server, which answers every A query with 127.0.0.1,
+//! companion mock DNS server, which answers every A query with 127.0.0.30,
 //! so the test domain (`chorus.test`) and `upload.chorus.test`... all reach
 //! the loopback `http` listener, whose port is pebble's `httpPort`.
 //!
@@ -38,7 +38,17 @@ impl Drop for Killed {
 
 /// A loopback TCP port free right now.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+    free_port_on(std::net::Ipv4Addr::LOCALHOST)
+}
+
+/// The address of Chorus's `http` listener, which pebble validates on: one
+/// no other test uses. A port picked free on 127.0.0.1 could be taken
+/// before Chorus binds it, by the source port of any test's outgoing
+/// loopback connection (they all leave from 127.0.0.1).
+const HTTP_IP: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 30);
+
+fn free_port_on(ip: std::net::Ipv4Addr) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
         .unwrap()
         .local_addr()
         .unwrap()
@@ -93,7 +103,7 @@ fn start_pebble(dir: &std::path::Path, http_port: u16, procs: &mut Vec<Killed>) 
     let log = |name: &str| std::fs::File::create(dir.join(name)).unwrap();
     procs.push(Killed(
         Command::new("pebble-challtestsrv")
-            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
+            .args(["-defaultIPv4", &HTTP_IP.to_string(), "-defaultIPv6", ""])
             .args([
                 "-dns01",
                 &dns,
@@ -221,12 +231,12 @@ async fn acme_certificate_from_pebble_is_served_by_sni_without_a_restart() {
     let started = Instant::now();
     let dir = temp_dir("acme-pebble");
     let ca = pebble_tls(&dir);
-    let http_port = free_port();
+    let http_port = free_port_on(HTTP_IP);
     let mut procs = Vec::new();
     let directory = start_pebble(&dir, http_port, &mut procs);
 
     let extra = format!(
-        "\n[[listeners]]\nkind = 'http'\naddress = '127.0.0.1:{http_port}'\n\
+        "\n[[listeners]]\nkind = 'http'\naddress = '{HTTP_IP}:{http_port}'\n\
          [[listeners]]\nkind = 'https'\naddress = '127.0.0.1:0'\n\
          [acme]\nenabled = true\ndirectory = '{directory}'\ncontact = 'admin@{DOMAIN}'\n\
          ca_file = '{}'\n",

@@ -18,8 +18,13 @@ use crate::common::*;
 
 const NS_UPLOAD: &str = "urn:xmpp:http:upload:0";
 
+/// An address no other test uses: a port picked free on 127.0.0.1 could be
+/// taken before the server binds it, by the source port of any test's
+/// outgoing loopback connection.
+const HTTP_IP: &str = "127.0.0.31";
+
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+    std::net::TcpListener::bind((HTTP_IP, 0))
         .unwrap()
         .local_addr()
         .unwrap()
@@ -36,9 +41,9 @@ async fn server(
     let mut config = test_config(tag);
     config.listeners.push(ListenerConfig {
         kind: ListenerKind::Http,
-        address: format!("127.0.0.1:{port}").parse().unwrap(),
+        address: format!("{HTTP_IP}:{port}").parse().unwrap(),
     });
-    config.http.public_url = format!("http://127.0.0.1:{port}");
+    config.http.public_url = format!("http://{HTTP_IP}:{port}");
     config.upload.max_file_size = 1000;
     config.upload.quota_per_account = 1500;
     tweak(&mut config);
@@ -46,7 +51,7 @@ async fn server(
     assert!(
         wait_until(Duration::from_secs(10), || {
             server
-                .bound_addr(&format!("port:http@127.0.0.1:{port}"))
+                .bound_addr(&format!("port:http@{HTTP_IP}:{port}"))
                 .is_some()
         })
         .await
@@ -70,9 +75,9 @@ async fn http(
     body: &[u8],
 ) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let path = url
-        .strip_prefix(&format!("http://127.0.0.1:{port}"))
+        .strip_prefix(&format!("http://{HTTP_IP}:{port}"))
         .unwrap_or(url);
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut s = TcpStream::connect((HTTP_IP, port)).await.unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
@@ -155,7 +160,7 @@ async fn a_file_goes_up_and_comes_down_byte_for_byte() {
     assert_eq!(slot.attr("type"), Some("result"), "{}", slot.to_xml());
     let (put, get) = urls(&slot);
     assert!(
-        get.starts_with(&format!("http://127.0.0.1:{port}/upload/")),
+        get.starts_with(&format!("http://{HTTP_IP}:{port}/upload/")),
         "{get}"
     );
     assert!(get.ends_with("/tr%C3%A8s%20cool.jpg"), "{get}");
@@ -349,11 +354,11 @@ async fn an_interrupted_upload_leaves_nothing_behind_and_may_be_retried() {
     let slot = request_slot(&mut alice, "pic.png", 600, "image/png").await;
     let (put, get) = urls(&slot);
     let path = put
-        .strip_prefix(&format!("http://127.0.0.1:{port}"))
+        .strip_prefix(&format!("http://{HTTP_IP}:{port}"))
         .unwrap()
         .to_owned();
     // Half the body, then the connection goes.
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut s = TcpStream::connect((HTTP_IP, port)).await.unwrap();
     s.write_all(
         format!(
             "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 600\r\n\
