@@ -138,11 +138,17 @@ impl Router {
     pub async fn send(&self, stanza: Element) {
         if let Outcome::Reply(e) = self.route(stanza).await {
             // An error about an error is never sent (error_reply), so this
-            // recursion ends after one step. The server's answer passes the
-            // block lists: a sender a contact blocked is told (XEP-0191
-            // §3.2), as a c2s writes it straight to its client.
-            Box::pin(self.route_filtered(e, false)).await;
+            // recursion ends after one step.
+            Box::pin(self.route(e)).await;
         }
+    }
+
+    /// Routes the server's answer (`Outcome::Reply`) to a stanza that an
+    /// origin other than a c2s sent (a server-to-server stream), past the
+    /// block lists, as a c2s writes such an answer straight to its client:
+    /// a sender a contact blocked is told so (XEP-0191 §3.2).
+    pub async fn answer(&self, error: Element) {
+        let _ = self.route_filtered(error, false).await;
     }
 
     /// To the local server itself, or on an account's behalf to its bare

@@ -872,7 +872,16 @@ impl InState {
         self.pace().await;
         // RFC 6120 §4.8.3: routed in the client namespace.
         el.rename_ns(ns::JABBER_SERVER, ns::JABBER_CLIENT);
-        self.ctx.router().send(el).await;
+        // A groupchat message a user's block list stops is dropped, not
+        // answered: a room takes an error as its occupant being gone
+        // (XEP-0045 §18.1), and one blocked occupant must not cost the user
+        // the room.
+        let groupchat = el.name() == "message" && el.attr("type") == Some("groupchat");
+        if let chorus_router::Outcome::Reply(e) = self.ctx.router().route(el).await {
+            if !groupchat {
+                self.ctx.router().answer(e).await;
+            }
+        }
         Flow::Continue
     }
 

@@ -261,9 +261,17 @@ impl S2sContext {
         id: &str,
         key: &str,
     ) -> Verified {
-        let link = self.link(local, remote);
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        link.verify(self, id.to_owned(), key.to_owned(), tx);
+        let (mut tx, rx) = tokio::sync::oneshot::channel();
+        // A link forgotten between the lookup and the request: a fresh one.
+        for _ in 0..3 {
+            match self
+                .link(local, remote)
+                .verify(self, id.to_owned(), key.to_owned(), tx)
+            {
+                Ok(()) => break,
+                Err(back) => tx = back,
+            }
+        }
         let timeout = self.config().connect_timeout();
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(v)) => v,

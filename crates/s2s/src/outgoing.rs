@@ -115,21 +115,26 @@ impl Link {
         Ok(())
     }
 
-    /// Queues a db:verify request (XEP-0220 §2.1.2).
+    /// Queues a db:verify request (XEP-0220 §2.1.2); gives the reply back
+    /// when the link was forgotten meanwhile.
     pub(crate) fn verify(
         self: &Arc<Self>,
         ctx: &Arc<S2sContext>,
         id: String,
         key: String,
         reply: VerifyReply,
-    ) {
+    ) -> Result<(), VerifyReply> {
         let mut inner = self.lock();
-        if inner.removed || self.backing_off(&inner) {
+        if inner.removed {
+            return Err(reply);
+        }
+        if self.backing_off(&inner) {
             // Dropped: the check fails at once (remote-connection-failed).
-            return;
+            return Ok(());
         }
         inner.verifies.push((id, key, reply));
         self.wake(ctx, &mut inner);
+        Ok(())
     }
 
     /// A recent failure: new work bounces until `retry_at`.
@@ -217,23 +222,37 @@ impl Link {
     /// done) otherwise. Under the lock, so a stanza pushed at the same time
     /// either is seen here or starts a new actor after this one's spec is
     /// gone.
-    fn retire(&self, ctx: &S2sContext) -> bool {
+    fn retire(&self, ctx: &S2sContext, me: &ActorRef<OutMsg>) -> bool {
         let mut inner = self.lock();
         if !inner.queue.is_empty() || !inner.verifies.is_empty() {
             return false;
         }
-        self.terminate(ctx, &mut inner);
+        self.terminate(ctx, &mut inner, me);
         true
     }
 
-    fn terminate(&self, ctx: &S2sContext, inner: &mut Inner) {
+    /// Ends the actor `me`, and its spec with it while it is the link's
+    /// actor. One that is not any more (a successor was started) only
+    /// stops itself: a TerminateChild by name would stop the successor.
+    fn terminate(&self, ctx: &S2sContext, inner: &mut Inner, me: &ActorRef<OutMsg>) {
+        if inner
+            .actor
+            .as_ref()
+            .is_none_or(|a| a.get_id() != me.get_id())
+        {
+            me.stop(None);
+            return;
+        }
         inner.actor = None;
         inner.starting = false;
         inner.auth = "";
         inner.tls.clear();
-        if let Some(sup) = ctx.supervisor() {
-            let _ = ActorRef::<SupervisorMsg>::from(sup)
-                .cast(SupervisorMsg::TerminateChild(self.actor_id()));
+        match ctx.supervisor() {
+            Some(sup) => {
+                let _ = ActorRef::<SupervisorMsg>::from(sup)
+                    .cast(SupervisorMsg::TerminateChild(self.actor_id()));
+            }
+            None => me.stop(None),
         }
     }
 
@@ -261,11 +280,11 @@ impl Link {
 
     /// After a failure's bounces: what was pushed meanwhile, or the end of
     /// the actor when nothing was.
-    fn fail_done(&self, ctx: &S2sContext) -> Vec<Element> {
+    fn fail_done(&self, ctx: &S2sContext, me: &ActorRef<OutMsg>) -> Vec<Element> {
         let mut inner = self.lock();
         inner.verifies.clear();
         if inner.queue.is_empty() {
-            self.terminate(ctx, &mut inner);
+            self.terminate(ctx, &mut inner, me);
         }
         inner.queue.drain(..).collect()
     }
@@ -489,8 +508,8 @@ impl Actor for OutActor {
                 if state.ctx.shutting_down() {
                     // What is queued is lost with the process's memory.
                     let mut inner = state.link.lock();
-                    state.link.terminate(&state.ctx, &mut inner);
-                } else if state.link.retire(&state.ctx) {
+                    state.link.terminate(&state.ctx, &mut inner, &state.myself);
+                } else if state.link.retire(&state.ctx, &state.myself) {
                     state.ctx.forget(&state.link);
                 } else {
                     state.connect();
@@ -741,7 +760,11 @@ impl OutState {
         if !ok {
             tracing::info!(remote = %self.link.remote, "s2s-out: write failed");
             self.writer = None;
-            // Handled as a connection the peer closed, once this step ends.
+            // Handled as a connection the peer closed, once this step ends;
+            // the reader goes now, so that it is handled once.
+            if let Some(r) = self.reader.take() {
+                r.abort();
+            }
             let _ = self.myself.cast(OutMsg::Closed(self.conn));
         }
         ok
@@ -759,7 +782,7 @@ impl OutState {
                 .await;
             return;
         }
-        if self.link.retire(&self.ctx) {
+        if self.link.retire(&self.ctx, &self.myself) {
             self.ctx.forget(&self.link);
             return;
         }
@@ -792,7 +815,7 @@ impl OutState {
             && self.link.queued() == 0
         {
             self.write_raw(b"</stream:stream>").await;
-            if self.link.retire(&self.ctx) {
+            if self.link.retire(&self.ctx, &self.myself) {
                 self.ctx.forget(&self.link);
                 tracing::debug!(remote = %self.link.remote, "idle s2s stream closed");
                 self.drop_connection();
@@ -812,17 +835,20 @@ impl OutState {
         self.deadline = Instant::now() + Duration::from_secs(3600);
         let mut queued = self.link.fail(&self.ctx, condition.clone(), text);
         let router = self.ctx.router().clone();
-        // The link keeps its actor until the bounces are routed, so a kill
-        // in between leaves them to the restarted actor... which bounces
-        // what it still finds.
-        while !queued.is_empty() {
+        // The link keeps this actor until the bounces are routed, so what
+        // is pushed meanwhile bounces too. (A kill in the middle loses the
+        // bounces not yet routed: the stanzas are out of the queue.)
+        loop {
             for stanza in queued {
                 if let Some(e) = bounce(&stanza, condition.clone(), text) {
                     self.ctx.bounced();
                     router.send(e).await;
                 }
             }
-            queued = self.link.fail_done(&self.ctx);
+            queued = self.link.fail_done(&self.ctx, &self.myself);
+            if queued.is_empty() {
+                break;
+            }
         }
         self.ctx.forget(&self.link);
     }

@@ -277,13 +277,17 @@ impl Drop for C2sState {
         if (was_available || !directed.is_empty()) && !self.replaced {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 let router = self.ctx.router.clone();
+                let storage = self.ctx.storage.clone();
                 rt.spawn(async move {
                     let p = Element::new("presence", ns::JABBER_CLIENT)
                         .with_attr("type", "unavailable")
                         .with_attr("from", full.to_string());
-                    if was_available {
+                    let directed: Vec<String> = if was_available {
                         router.broadcast(&full, &p, false).await;
-                    }
+                        session::beyond_broadcast(&storage, &full, directed).await
+                    } else {
+                        directed.into_iter().collect()
+                    };
                     for to in directed {
                         let mut d = p.clone();
                         d.set_attr("to", to);

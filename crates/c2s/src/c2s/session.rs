@@ -204,7 +204,7 @@ impl C2sState {
                     self.take_routed();
                     self.send_element(&echo);
                 }
-                self.end_directed(full).await;
+                self.end_directed(full, was).await;
             }
             // An undefined type (§4.7.1).
             None => {
@@ -219,9 +219,17 @@ impl C2sState {
         }
     }
 
-    /// §4.6.3: entities that got directed presence get unavailable too.
-    pub(super) async fn end_directed(&mut self, full: &FullJid) {
-        for to in std::mem::take(&mut self.directed) {
+    /// §4.6.3: entities that got directed presence get unavailable too,
+    /// but once: those the broadcast (when there was one) just reached are
+    /// left out.
+    pub(super) async fn end_directed(&mut self, full: &FullJid, broadcast: bool) {
+        let directed = std::mem::take(&mut self.directed);
+        let targets = if broadcast {
+            beyond_broadcast(&self.ctx.storage, full, directed).await
+        } else {
+            directed.into_iter().collect()
+        };
+        for to in targets {
             let p = Element::new("presence", ns::JABBER_CLIENT)
                 .with_attr("type", "unavailable")
                 .with_attr("from", full.to_string())
@@ -265,10 +273,7 @@ impl C2sState {
             Some(PresenceType::Probe) => {}
             _ => {
                 match kind {
-                    // RFC 6121 §4.6.3: remembered only for entities the
-                    // broadcast does not reach (no subscription from them),
-                    // or they would get the unavailable presence twice.
-                    Some(PresenceType::Available) if !self.subscribed_from(full, &to).await => {
+                    Some(PresenceType::Available) => {
                         self.directed.insert(to);
                     }
                     Some(PresenceType::Unavailable) => {
@@ -281,29 +286,6 @@ impl C2sState {
                 }
             }
         }
-    }
-
-    /// Whether `to`'s bare JID has a subscription to `full`'s presence
-    /// (`from` or `both` in the user's roster).
-    async fn subscribed_from(&self, full: &FullJid, to: &str) -> bool {
-        use chorus_storage::{RosterStore, Subscription};
-        let Ok(jid) = to.parse::<chorus_jid::Jid>() else {
-            return false;
-        };
-        let contact = jid.bare();
-        let user = full.bare();
-        let Ok(roster) = self
-            .ctx
-            .storage
-            .roster(user.node().unwrap_or_default(), user.domain())
-            .await
-        else {
-            return false;
-        };
-        roster.items.iter().any(|i| {
-            i.jid == contact.as_str()
-                && matches!(i.subscription, Subscription::From | Subscription::Both)
-        })
     }
 
     /// Delivers a routed stanza, holding back presence while the client
@@ -342,4 +324,39 @@ impl C2sState {
             .available(&ctx.router, full, self.conn_id, self)
             .await;
     }
+}
+
+/// Of the entities `full` sent directed presence to, those a broadcast of
+/// its presence does not reach: not subscribed to it (no `from` or `both`
+/// in its roster). RFC 6121 §4.6.3 asks that they be told it left; the
+/// subscribers already are, by the broadcast. On a storage error, all.
+pub(super) async fn beyond_broadcast(
+    storage: &chorus_storage::Storage,
+    full: &FullJid,
+    directed: std::collections::HashSet<String>,
+) -> Vec<String> {
+    use chorus_storage::{RosterStore, Subscription};
+    if directed.is_empty() {
+        return Vec::new();
+    }
+    let user = full.bare();
+    let Ok(roster) = storage
+        .roster(user.node().unwrap_or_default(), user.domain())
+        .await
+    else {
+        return directed.into_iter().collect();
+    };
+    directed
+        .into_iter()
+        .filter(|to| {
+            let Ok(jid) = to.parse::<chorus_jid::Jid>() else {
+                return true;
+            };
+            let contact = jid.bare();
+            !roster.items.iter().any(|i| {
+                i.jid == contact.as_str()
+                    && matches!(i.subscription, Subscription::From | Subscription::Both)
+            })
+        })
+        .collect()
 }

@@ -335,7 +335,20 @@ async fn a_killed_s2s_out_loses_nothing() {
 /// Opens a raw server stream to `addr` from `from` (none: no `from`), with
 /// STARTTLS; returns it after the second features.
 async fn raw_s2s(addr: SocketAddr, from: Option<&str>, to: &str) -> XmppClient {
-    let mut c = XmppClient::connect(addr).await;
+    raw_s2s_from(addr, None, from, to).await
+}
+
+/// [`raw_s2s`] from the source address `src`.
+async fn raw_s2s_from(
+    addr: SocketAddr,
+    src: Option<std::net::IpAddr>,
+    from: Option<&str>,
+    to: &str,
+) -> XmppClient {
+    let mut c = match src {
+        Some(ip) => XmppClient::connect_from(addr, ip).await,
+        None => XmppClient::connect(addr).await,
+    };
     let header = |from: Option<&str>| {
         format!(
             "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
@@ -457,15 +470,24 @@ async fn remote_senders_get_offline_storage_archiving_and_blocking() {
     alice
         .send("<message to='bob@b.test' type='chat' id='off1'><body>while you were out</body></message>")
         .await;
-    let stored = wait_until(Duration::from_secs(10), || {
-        p.a.s2s()
-            .streams()
-            .iter()
-            .any(|s| s.direction == "out" && !s.auth.is_empty() && s.queued == 0)
-    })
-    .await;
-    assert!(stored, "a.test's stream to b.test came up and drained");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Stored on b.test before bob comes online.
+    let mut stored = false;
+    for _ in 0..200 {
+        use chorus_storage::OfflineStore;
+        if !p
+            .b
+            .storage
+            .offline_messages("bob", "b.test", 10)
+            .await
+            .unwrap()
+            .is_empty()
+        {
+            stored = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(stored, "the message reached b.test's offline storage");
     let mut bob = login(&p.b, "bob", "b.test").await;
     bob.send("<presence/>").await;
     let m = wait_for(&mut bob, "the offline message", |e| {
@@ -603,10 +625,12 @@ async fn policy_and_per_address_limits() {
     })
     .await;
     let b_s2s: SocketAddr = format!("127.0.0.19:{S2S_PORT}").parse().unwrap();
-    // Two streams from one address are allowed, the third is not.
-    let one = raw_s2s(b_s2s, Some("x.test"), "b.test").await;
-    let two = raw_s2s(b_s2s, Some("y.test"), "b.test").await;
-    let mut three = XmppClient::connect(b_s2s).await;
+    // Two streams from one address are allowed, the third is not (from an
+    // address of their own, so that nothing else counts).
+    let src: std::net::IpAddr = "127.0.0.41".parse().unwrap();
+    let one = raw_s2s_from(b_s2s, Some(src), Some("x.test"), "b.test").await;
+    let two = raw_s2s_from(b_s2s, Some(src), Some("y.test"), "b.test").await;
+    let mut three = XmppClient::connect_from(b_s2s, src).await;
     three
         .send(
             "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
@@ -624,7 +648,7 @@ async fn policy_and_per_address_limits() {
         .await;
     let err = wait_for(&mut alice, "the bounce", |e| e.attr("id") == Some("deny1")).await;
     assert_eq!(err.attr("type"), Some("error"), "{}", err.to_xml());
-    let mut c = XmppClient::connect(b_s2s).await;
+    let mut c = XmppClient::connect_from(b_s2s, "127.0.0.42".parse().unwrap()).await;
     c.send(
         "<?xml version='1.0'?><stream:stream xmlns='jabber:server' \
          xmlns:stream='http://etherx.jabber.org/streams' from='a.test' to='b.test' version='1.0'>",

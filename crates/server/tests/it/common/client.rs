@@ -51,6 +51,18 @@ impl XmppClient {
         }
     }
 
+    /// [`XmppClient::connect`] from the local address `src`, so that a
+    /// per-address limit counts this connection alone.
+    pub async fn connect_from(addr: std::net::SocketAddr, src: std::net::IpAddr) -> XmppClient {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::new(src, 0)).unwrap();
+        XmppClient {
+            io: Io::Plain(socket.connect(addr).await.unwrap()),
+            parser: parser(),
+            domain: "localhost".into(),
+        }
+    }
+
     /// Direct TLS (XEP-0368) with ALPN xmpp-client.
     pub async fn connect_tls(addr: std::net::SocketAddr) -> XmppClient {
         let tcp = TcpStream::connect(addr).await.unwrap();
