@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -203,10 +204,18 @@ def subscribe_and_chat(chorus, *, alice_jid, alice_password, remote, bob_jid, bo
 
 def assert_streams(chorus, domain, auth):
     """Chorus's side of it: one stream each way with `domain`, both over TLS
-    and authenticated by `auth` ("dialback", "external")."""
-    r = chorus.ctl("--json", "s2s", "list")
-    assert r.returncode == 0, r.stderr
-    streams = json.loads(r.stdout)["streams"]
+    and authenticated by `auth` ("dialback", "external"), and nothing left
+    waiting. What the clients sent last (their unavailable presence as
+    they left) may still be on its way: the queue is read until it drains,
+    for a few seconds."""
+    deadline = time.monotonic() + 5
+    while True:
+        r = chorus.ctl("--json", "s2s", "list")
+        assert r.returncode == 0, r.stderr
+        streams = json.loads(r.stdout)["streams"]
+        if all(s["queued"] == 0 for s in streams) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     for direction in ("in", "out"):
         mine = [s for s in streams if s["direction"] == direction and s["remote"] == domain]
         assert len(mine) == 1, streams

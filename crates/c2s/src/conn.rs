@@ -45,6 +45,8 @@ pub struct C2sContext {
     pub sessions_path: String,
     /// Source of `conn-<id>` ids, unique across ports.
     next_id: AtomicU64,
+    /// Open client connections by address (`c2s.max_connections_per_ip`).
+    pub(crate) per_ip: chorus_listener::IpCounts,
     /// The server is draining: new streams are refused with system-shutdown.
     pub shutting_down: std::sync::atomic::AtomicBool,
     /// Seals FAST token hashes in storage (`chorus_sasl::seal`); kept in
@@ -103,6 +105,7 @@ impl C2sContext {
             registry,
             sessions_path,
             next_id: AtomicU64::new(1),
+            per_ip: Default::default(),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
             acme_challenges: Arc::default(),
         }
@@ -216,6 +219,10 @@ pub fn connection_group(
             let (r, w) = stream.into_split();
             (Input::Plain(r), Writer::Plain(w))
         };
+        // Across the c2s and c2s-tls listeners; one past the cap is
+        // refused at its header, with a stream error.
+        let slot =
+            chorus_listener::IpSlot::take(&ctx.per_ip, peer, ctx.config.c2s.max_connections_per_ip);
         let transport = Transport {
             peer,
             input,
@@ -223,6 +230,8 @@ pub fn connection_group(
             framing,
             tls: None,
             messages: false,
+            over_limit: slot.is_none(),
+            slot,
         };
         start_members(id, sctx, transport, ctx).await
     })
@@ -238,6 +247,12 @@ pub(crate) struct Transport {
     pub(crate) tls: Option<crate::tls::ChannelBindings>,
     /// Writes are messages (WebSocket), not a byte stream.
     pub(crate) messages: bool,
+    /// The connection's place in its listener's per-address count; None
+    /// when the address has no place left (refused at its header) or its
+    /// listener counts otherwise (HTTP).
+    pub(crate) slot: Option<chorus_listener::IpSlot>,
+    /// Past `c2s.max_connections_per_ip`.
+    pub(crate) over_limit: bool,
 }
 
 /// Spawns socket, c2s and receiver for `transport` under the `conns`
@@ -256,6 +271,8 @@ pub(crate) async fn start_members(
         framing,
         tls,
         messages,
+        slot,
+        over_limit,
     } = transport;
     let mut gauge = OutboundGauge::new(
         ctx.config.limits.max_outbound_stanzas,
@@ -271,6 +288,7 @@ pub(crate) async fn start_members(
         None,
         SocketActor,
         SocketArgs {
+            slot,
             writer,
             write_timeout: ctx.config.c2s.write_timeout(),
             gauge: gauge.clone(),
@@ -291,6 +309,7 @@ pub(crate) async fn start_members(
             ctx: ctx.clone(),
             framing: framing.clone(),
             tls,
+            over_limit,
         },
         sup.clone(),
     )

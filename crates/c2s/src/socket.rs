@@ -235,6 +235,9 @@ pub struct SocketArgs {
     pub gauge: Arc<OutboundGauge>,
     /// How the stream error is framed if the queue overflows.
     pub framing: Arc<dyn Framing>,
+    /// The connection's place in its listener's per-address count, held
+    /// while the connection is (the socket ends with it).
+    pub slot: Option<chorus_listener::IpSlot>,
 }
 
 pub struct SocketState {
@@ -246,6 +249,7 @@ pub struct SocketState {
     /// pre-serialized cost every idle connection a few hundred bytes.
     framing: Arc<dyn Framing>,
     write_timeout: Duration,
+    _slot: Option<chorus_listener::IpSlot>,
 }
 
 impl SocketState {
@@ -296,6 +300,7 @@ impl Actor for SocketActor {
             writer: args.writer,
             gauge: args.gauge,
             framing: args.framing,
+            _slot: args.slot,
             write_timeout: args.write_timeout,
         })
     }

@@ -77,6 +77,9 @@ pub fn websocket_group(
             framing: Arc::new(crate::framing::WebSocket),
             tls,
             messages: true,
+            // The HTTP listener counted this connection.
+            slot: None,
+            over_limit: false,
         };
         start_members(id, sctx, transport, ctx).await
     })

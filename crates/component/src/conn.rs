@@ -79,6 +79,7 @@ async fn start_members(
         None,
         SocketActor,
         SocketArgs {
+            slot: None,
             writer: Writer::Plain(w),
             write_timeout: ctx.config.c2s.write_timeout(),
             gauge: gauge.clone(),

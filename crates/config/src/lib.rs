@@ -127,6 +127,11 @@ spec::options! {
         /// Seconds one write to a client may stall (a peer that stopped
         /// reading) before its connection is dropped.
         write_timeout_secs: u64 = 30, restart, min 1;
+        /// Connections one address may have open at once on the `c2s` and
+        /// `c2s-tls` listeners; more get `policy-violation` at their stream
+        /// header. Generous: carrier-grade NAT puts many users behind one
+        /// address.
+        max_connections_per_ip: u32 = 256, restart, min 1;
         /// STARTTLS is required before authentication. FOR BENCHMARKS AND
         /// TESTS ONLY may this be false (STARTTLS is then offered, not
         /// required).

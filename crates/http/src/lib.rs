@@ -112,41 +112,6 @@ pub struct HttpConnections {
     per_ip: Arc<dashmap::DashMap<Option<IpAddr>, usize>>,
 }
 
-/// A connection's place in the per-address count, given back on drop:
-/// when the connection ends, or hands over to a WebSocket group.
-struct IpSlot {
-    peer: Option<IpAddr>,
-    counts: Arc<dashmap::DashMap<Option<IpAddr>, usize>>,
-}
-
-impl IpSlot {
-    /// A place for `peer`, or None past `cap`.
-    fn take(
-        counts: &Arc<dashmap::DashMap<Option<IpAddr>, usize>>,
-        peer: Option<IpAddr>,
-        cap: u32,
-    ) -> Option<IpSlot> {
-        let mut n = counts.entry(peer).or_insert(0);
-        if *n >= cap as usize {
-            return None;
-        }
-        *n += 1;
-        Some(IpSlot {
-            peer,
-            counts: counts.clone(),
-        })
-    }
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        if let Some(mut n) = self.counts.get_mut(&self.peer) {
-            *n = n.saturating_sub(1);
-        }
-        self.counts.remove_if(&self.peer, |_, n| *n == 0);
-    }
-}
-
 impl HttpConnections {
     pub fn new(ctx: Arc<C2sContext>, tls: bool) -> HttpConnections {
         let upload = chorus_modules::upload::UploadOptions::from_config(&ctx.config).map(Arc::new);
@@ -284,7 +249,9 @@ async fn serve(args: HttpArgs) {
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok().map(|a| a.ip());
     // Held for the connection's life; dropped with this task.
-    let Some(_slot) = IpSlot::take(&per_ip, peer, ctx.config.http.max_connections_per_ip) else {
+    let Some(_slot) =
+        chorus_listener::IpSlot::take(&per_ip, peer, ctx.config.http.max_connections_per_ip)
+    else {
         tracing::info!(conn = id, peer = ?peer, "HTTP connections per address reached");
         let mut stream = stream;
         use tokio::io::{AsyncReadExt, AsyncWriteExt};

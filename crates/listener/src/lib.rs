@@ -35,6 +35,41 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 /// binds an ephemeral port).
 pub type BoundAddrs = Arc<DashMap<String, SocketAddr>>;
 
+/// Open connections by peer address, for a listener kind's per-address
+/// cap (`c2s.max_connections_per_ip`, `http.max_connections_per_ip`,
+/// `s2s.max_streams_per_ip`).
+pub type IpCounts = Arc<DashMap<Option<std::net::IpAddr>, usize>>;
+
+/// A connection's place in its address's count, given back on drop.
+pub struct IpSlot {
+    peer: Option<std::net::IpAddr>,
+    counts: IpCounts,
+}
+
+impl IpSlot {
+    /// A place for `peer`, or None when it already has `cap`.
+    pub fn take(counts: &IpCounts, peer: Option<std::net::IpAddr>, cap: u32) -> Option<IpSlot> {
+        let mut n = counts.entry(peer).or_insert(0);
+        if *n >= cap as usize {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            peer,
+            counts: counts.clone(),
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        if let Some(mut n) = self.counts.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+        }
+        self.counts.remove_if(&self.peer, |_, n| *n == 0);
+    }
+}
+
 /// What a listener kind does with the connections it accepts.
 pub trait Connections: Send + Sync + 'static {
     /// The id of the next connection (`conn-<id>`), unique across ports.

@@ -71,6 +71,10 @@ async fn start_members(
 ) -> Result<Vec<GroupMember>, ractor::SpawnErr> {
     let _ = stream.set_nodelay(true);
     let peer = stream.peer_addr().ok().map(|a| a.ip());
+    // Counted at accept, so that connections that never send a header
+    // count too; one past the cap is refused at its header.
+    let slot = chorus_listener::IpSlot::take(&ctx.per_ip, peer, ctx.config().max_streams_per_ip);
+    let over = slot.is_none();
     let (input, writer) = if direct_tls {
         (Input::Handshake(stream), Writer::Detached)
     } else {
@@ -89,6 +93,7 @@ async fn start_members(
         None,
         SocketActor,
         SocketArgs {
+            slot,
             writer,
             write_timeout: ctx.c2s.config.c2s.write_timeout(),
             gauge: gauge.clone(),
@@ -107,6 +112,7 @@ async fn start_members(
             peer,
             socket: SocketHandle::new(socket.clone(), gauge),
             path: format!("{}/s2s-in", sctx.path),
+            over,
         },
         sup.clone(),
     )
@@ -217,6 +223,8 @@ impl InInfo {
 }
 
 pub struct InArgs {
+    /// Past `s2s.max_streams_per_ip`: refused at the header.
+    over: bool,
     ctx: Arc<S2sContext>,
     conn_id: u64,
     peer: Option<IpAddr>,
@@ -246,8 +254,6 @@ pub struct InState {
     pending: HashSet<(String, String)>,
     sasl_done: bool,
     listed: Arc<Mutex<Listed>>,
-    /// Counted in `per_ip`.
-    counted: Option<IpAddr>,
     /// Past `s2s.max_streams_per_ip`: refused at the header.
     over: bool,
     /// When the peer last sent anything.
@@ -260,18 +266,6 @@ pub struct InState {
 impl Drop for InState {
     fn drop(&mut self) {
         self.ctx.incoming.remove(&self.conn_id);
-        if let Some(ip) = self.counted {
-            let gone = match self.ctx.per_ip.get_mut(&ip) {
-                Some(mut n) => {
-                    *n = n.saturating_sub(1);
-                    *n == 0
-                }
-                None => false,
-            };
-            if gone {
-                self.ctx.per_ip.remove_if(&ip, |_, n| *n == 0);
-            }
-        }
     }
 }
 
@@ -298,17 +292,8 @@ impl Actor for InActor {
         );
         myself.send_after(args.ctx.config().connect_timeout() * 2, || InMsg::Deadline);
         myself.send_interval(args.ctx.config().idle_timeout() / 4, || InMsg::IdleCheck);
-        // Counted at accept, so that connections that never send a header
-        // count too; refused at the header, with a stream error.
-        let mut over = false;
-        if let Some(ip) = args.peer {
-            let mut n = args.ctx.per_ip.entry(ip).or_insert(0);
-            *n += 1;
-            over = *n > args.ctx.config().max_streams_per_ip;
-        }
         Ok(InState {
-            counted: args.peer,
-            over,
+            over: args.over,
             tokens: args.ctx.config().max_stanzas_per_sec as f64,
             refilled: Instant::now(),
             last_active: Instant::now(),

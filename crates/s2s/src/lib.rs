@@ -27,7 +27,7 @@ pub mod resolve;
 pub mod verify;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use chorus_c2s::C2sContext;
@@ -105,7 +105,7 @@ pub struct S2sContext {
     /// Incoming streams by connection id, for `chorusctl s2s list`.
     pub(crate) incoming: DashMap<u64, incoming::InInfo>,
     /// Incoming streams per remote address (`s2s.max_streams_per_ip`).
-    pub(crate) per_ip: DashMap<IpAddr, u32>,
+    pub(crate) per_ip: chorus_listener::IpCounts,
     /// The s2s TLS configurations, derived from the c2s ones (which a
     /// reload replaces): (the c2s setup they came from, ours).
     tls: Mutex<
@@ -163,7 +163,7 @@ impl S2sContext {
             links: DashMap::new(),
             supervisor: Mutex::new(None),
             incoming: DashMap::new(),
-            per_ip: DashMap::new(),
+            per_ip: Default::default(),
             tls: Mutex::new(None),
             c2s,
         }))

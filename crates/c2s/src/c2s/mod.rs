@@ -138,6 +138,9 @@ pub struct C2sArgs {
     /// TLS already up below the stream (an `https` WebSocket, or one a
     /// trusted proxy terminated): the stream starts encrypted.
     pub tls: Option<ChannelBindings>,
+    /// The client's address has `c2s.max_connections_per_ip` connections
+    /// already: the stream is refused at its header.
+    pub over_limit: bool,
 }
 
 pub struct C2sState {
@@ -171,6 +174,8 @@ pub struct C2sState {
     plus_advertised: bool,
     auth_failures: u32,
     peer: Option<std::net::IpAddr>,
+    /// Past `c2s.max_connections_per_ip`: refused at the header.
+    over_limit: bool,
     /// The mechanism of the exchange under way, for metrics.
     auth_mech: &'static str,
     /// Authenticated account.
@@ -543,6 +548,7 @@ impl Actor for C2sActor {
             plus_advertised: false,
             auth_failures: 0,
             peer: args.peer,
+            over_limit: args.over_limit,
             auth_mech: "none",
             user: None,
             full: None,

@@ -124,6 +124,12 @@ impl C2sState {
         {
             return self.stream_error(StreamError::SystemShutdown, None);
         }
+        if self.over_limit {
+            return self.stream_error(
+                StreamError::PolicyViolation,
+                Some("too many connections from this address"),
+            );
+        }
         // RFC 6120 §4.8.1-§4.8.2: the streams namespace, and this
         // stream's content namespace (jabber:client).
         if let Err(text) = self.framing.accepts(h) {

@@ -157,3 +157,38 @@ async fn silent_connection_gets_connection_timeout() {
     assert!(started.elapsed() < Duration::from_secs(4));
     server.stop();
 }
+
+/// `c2s.max_connections_per_ip`: one connection past the cap gets
+/// `policy-violation` at its header; the others are unaffected, and a
+/// place freed is a place again.
+#[tokio::test]
+async fn connections_past_the_per_address_cap_are_policy_violation() {
+    let mut cfg = test_config("per-ip");
+    cfg.c2s.max_connections_per_ip = 2;
+    let server = start(cfg).await;
+    let addr = server.first_addr().unwrap();
+    let mut one = open_stream(addr).await;
+    let two = open_stream(addr).await;
+    let out = exchange(addr, HEADER.as_bytes()).await;
+    assert_stream_error(&out, "policy-violation");
+    assert!(
+        out.contains("too many connections from this address"),
+        "{out}"
+    );
+    one.write_all(b" ").await.unwrap();
+    assert!(is_open(&mut one).await, "the first connections stay");
+    drop(two);
+    let mut freed = false;
+    for _ in 0..100 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(HEADER.as_bytes()).await.unwrap();
+        let got = read_until_any(&mut s, &["</stream:features>", "</stream:stream>"]).await;
+        if got.contains("</stream:features>") {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(freed, "a closed connection gives its place back");
+    server.stop();
+}
