@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 
 use crate::c2s::{C2sActor, C2sArgs, C2sMsg};
 use crate::framing::Framing;
+use crate::receiver::StreamOwner;
 use crate::receiver::{Input, ReceiverActor, ReceiverArgs};
 use crate::socket::{OutboundGauge, SocketActor, SocketArgs, SocketHandle, Writer};
 use crate::tls::TlsSetup;
@@ -263,7 +264,6 @@ pub(crate) async fn start_members(
     transport: Transport,
     ctx: Arc<C2sContext>,
 ) -> Result<Vec<GroupMember>, ractor::SpawnErr> {
-    let sup = sctx.supervisor.clone();
     let Transport {
         peer,
         input,
@@ -274,85 +274,152 @@ pub(crate) async fn start_members(
         slot,
         over_limit,
     } = transport;
+    let sup = sctx.supervisor.clone();
+    let members = spawn_stream(
+        &sctx,
+        &ctx,
+        StreamTransport {
+            input,
+            writer,
+            framing: framing.clone(),
+            messages,
+            slot,
+            tls: ctx.tls(),
+            significant: false,
+        },
+        "c2s",
+        |socket| async {
+            let (c2s, _) = Actor::spawn_linked(
+                None,
+                C2sActor,
+                C2sArgs {
+                    peer,
+                    conn_id: id,
+                    socket,
+                    ctx: ctx.clone(),
+                    framing,
+                    tls,
+                    over_limit,
+                },
+                sup,
+            )
+            .await?;
+            Ok(c2s)
+        },
+    )
+    .await?;
+    // c2s monitors the transport from here on (a member that already
+    // died is noticed by its status).
+    members
+        .owner
+        .cast(C2sMsg::Monitor(members.transport.to_vec()))
+        .map_err(|_| ractor::SpawnErr::StartupFailed("c2s exited at start".into()))?;
+    tracing::debug!(conn = id, "connection started");
+    Ok(members.group.finish())
+}
+
+/// What the socket and receiver of one stream take, whichever state
+/// machine owns the stream (c2s, `s2s-in`, `component`).
+pub struct StreamTransport {
+    pub input: Input,
+    pub writer: Writer,
+    pub framing: Arc<dyn Framing>,
+    /// Writes are messages (WebSocket), not a byte stream.
+    pub messages: bool,
+    /// The connection's place in its listener's per-address count, held by
+    /// the socket.
+    pub slot: Option<chorus_listener::IpSlot>,
+    /// For the receiver's STARTTLS or direct TLS handshake.
+    pub tls: Option<Arc<TlsSetup>>,
+    /// Whether the socket's or the receiver's exit ends the group. False
+    /// when the owner monitors them and decides (c2s: XEP-0198
+    /// detachment).
+    pub significant: bool,
+}
+
+/// One stream's members, as [`spawn_stream`] started them.
+pub struct StreamMembers<M: ractor::Message> {
+    /// Socket, receiver and owner, in the tree's order; dropping it kills
+    /// them (an early return leaks no actor).
+    pub group: PartialGroup,
+    pub owner: ActorRef<M>,
+    /// The socket's and the receiver's cells, for the owner to monitor.
+    pub transport: [ractor::ActorCell; 2],
+}
+
+/// Spawns one stream's socket, then its owner (`owner`, given the socket's
+/// handle), then the receiver that feeds the owner, linked to the `conns`
+/// supervisor in that dependency order. The members are named `socket`,
+/// `receiver` and `owner_id`; if a spawn fails, what was started is killed.
+pub async fn spawn_stream<M, F, Fut>(
+    sctx: &StartCtx,
+    ctx: &C2sContext,
+    t: StreamTransport,
+    owner_id: &str,
+    owner: F,
+) -> Result<StreamMembers<M>, ractor::SpawnErr>
+where
+    M: StreamOwner,
+    F: FnOnce(SocketHandle) -> Fut,
+    Fut: std::future::Future<Output = Result<ActorRef<M>, ractor::SpawnErr>>,
+{
+    let sup = sctx.supervisor.clone();
     let mut gauge = OutboundGauge::new(
         ctx.config.limits.max_outbound_stanzas,
         ctx.config.limits.max_outbound_bytes,
     );
-    if messages {
+    if t.messages {
         gauge = gauge.messages();
     }
     let gauge = Arc::new(gauge);
-    // Kills whatever was started if a later spawn fails.
-    let mut started = PartialGroup::new();
+    let mut group = PartialGroup::new();
     let (socket, _) = Actor::spawn_linked(
         None,
         SocketActor,
         SocketArgs {
-            slot,
-            writer,
+            slot: t.slot,
+            writer: t.writer,
             write_timeout: ctx.config.c2s.write_timeout(),
             gauge: gauge.clone(),
-            framing: framing.clone(),
+            framing: t.framing.clone(),
         },
         sup.clone(),
     )
     .await?;
-    started.push_member(GroupMember::new("socket", "worker", socket.get_cell()).significant(false));
-    let handle = SocketHandle::new(socket.clone(), gauge);
-    let (c2s, _) = Actor::spawn_linked(
-        None,
-        C2sActor,
-        C2sArgs {
-            peer,
-            conn_id: id,
-            socket: handle,
-            ctx: ctx.clone(),
-            framing: framing.clone(),
-            tls,
-            over_limit,
-        },
-        sup.clone(),
-    )
-    .await?;
-    let c2s_cell = c2s.get_cell();
     let socket_cell = socket.get_cell();
-    let (receiver, _) = match Actor::spawn_linked(
+    group.push_member(
+        GroupMember::new("socket", "worker", socket_cell.clone()).significant(t.significant),
+    );
+    let owner = owner(SocketHandle::new(socket.clone(), gauge)).await?;
+    let receiver = Actor::spawn_linked(
         None,
-        ReceiverActor::default(),
+        ReceiverActor::<M>::default(),
         ReceiverArgs {
-            input,
-            owner: c2s.clone(),
+            input: t.input,
+            owner: owner.clone(),
             socket,
             limits: ctx.limits(),
-            tls: ctx.tls(),
+            tls: t.tls,
             handshake_timeout: ctx.config.handshake_timeout(),
-            framing,
+            framing: t.framing,
         },
         sup,
     )
-    .await
-    {
-        Ok(r) => r,
+    .await;
+    let receiver = match receiver {
+        Ok((r, _)) => r.get_cell(),
         Err(e) => {
-            c2s_cell.kill();
+            owner.get_cell().kill();
             return Err(e);
         }
     };
-    // c2s monitors the transport from here on (a member that already
-    // died is noticed by its status).
-    if c2s
-        .cast(C2sMsg::Monitor(vec![socket_cell, receiver.get_cell()]))
-        .is_err()
-    {
-        receiver.get_cell().kill();
-        return Err(ractor::SpawnErr::StartupFailed(
-            "c2s exited at start".into(),
-        ));
-    }
-    started.push_member(
-        GroupMember::new("receiver", "worker", receiver.get_cell()).significant(false),
+    group.push_member(
+        GroupMember::new("receiver", "worker", receiver.clone()).significant(t.significant),
     );
-    started.push("c2s", "worker", c2s_cell);
-    tracing::debug!(conn = id, "connection started");
-    Ok(started.finish())
+    group.push(owner_id.to_owned(), "worker", owner.get_cell());
+    Ok(StreamMembers {
+        group,
+        owner,
+        transport: [socket_cell, receiver],
+    })
 }

@@ -16,11 +16,12 @@
 
 use std::sync::Arc;
 
+use chorus_c2s::conn::{spawn_stream, StreamTransport};
 use chorus_c2s::framing::{Framing, XmlStream};
-use chorus_c2s::receiver::{Input, ReceiverActor, ReceiverArgs};
-use chorus_c2s::socket::{OutboundGauge, SocketActor, SocketArgs, SocketHandle, Writer};
+use chorus_c2s::receiver::Input;
+use chorus_c2s::socket::Writer;
 use chorus_c2s::C2sContext;
-use chorus_supervisor::{GroupMember, GroupSpec, PartialGroup, StartCtx};
+use chorus_supervisor::{GroupMember, GroupSpec, StartCtx};
 use ractor::Actor;
 use tokio::net::TcpStream;
 
@@ -69,83 +70,44 @@ async fn start_members(
     let peer = stream.peer_addr().ok().map(|a| a.ip());
     let (r, w) = stream.into_split();
     let sup = sctx.supervisor.clone();
-    let gauge = Arc::new(OutboundGauge::new(
-        ctx.config.limits.max_outbound_stanzas,
-        ctx.config.limits.max_outbound_bytes,
-    ));
-    // Kills whatever was started if a later spawn fails.
-    let mut started = PartialGroup::new();
-    let (socket, _) = Actor::spawn_linked(
-        None,
-        SocketActor,
-        SocketArgs {
-            slot: None,
-            writer: Writer::Plain(w),
-            write_timeout: ctx.config.c2s.write_timeout(),
-            gauge: gauge.clone(),
-            framing: framing.clone(),
-        },
-        sup.clone(),
-    )
-    .await?;
-    started.push_member(GroupMember::new("socket", "worker", socket.get_cell()).significant(false));
-    let handle = SocketHandle::new(socket.clone(), gauge);
-    let (component, _) = Actor::spawn_linked(
-        None,
-        ComponentActor,
-        ComponentArgs {
-            peer,
-            conn_id: id,
-            socket: handle,
-            ctx: ctx.clone(),
-            framing: framing.clone(),
-        },
-        sup.clone(),
-    )
-    .await?;
-    let component_cell = component.get_cell();
-    let socket_cell = socket.get_cell();
-    let (receiver, _) = match Actor::spawn_linked(
-        None,
-        ReceiverActor::<ComponentMsg>::default(),
-        ReceiverArgs {
+    let members = spawn_stream(
+        &sctx,
+        &ctx,
+        StreamTransport {
             input: Input::Plain(r),
-            owner: component.clone(),
-            socket,
-            limits: ctx.limits(),
+            writer: Writer::Plain(w),
+            framing: framing.clone(),
+            messages: false,
+            slot: None,
             // Never used: the stream never answers Flow::StartTls.
             tls: None,
-            handshake_timeout: ctx.config.handshake_timeout(),
-            framing,
+            significant: false,
         },
-        sup,
+        "component",
+        |socket| async {
+            let (component, _) = Actor::spawn_linked(
+                None,
+                ComponentActor,
+                ComponentArgs {
+                    peer,
+                    conn_id: id,
+                    socket,
+                    ctx: ctx.clone(),
+                    framing,
+                },
+                sup,
+            )
+            .await?;
+            Ok(component)
+        },
     )
-    .await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            component_cell.kill();
-            return Err(e);
-        }
-    };
+    .await?;
     // The stream monitors the transport from here on (a member that
     // already died is noticed by its status).
-    if component
-        .cast(ComponentMsg::Monitor(vec![
-            socket_cell,
-            receiver.get_cell(),
-        ]))
-        .is_err()
-    {
-        receiver.get_cell().kill();
-        return Err(ractor::SpawnErr::StartupFailed(
-            "component exited at start".into(),
-        ));
-    }
-    started.push_member(
-        GroupMember::new("receiver", "worker", receiver.get_cell()).significant(false),
-    );
-    started.push("component", "worker", component_cell);
+    members
+        .owner
+        .cast(ComponentMsg::Monitor(members.transport.to_vec()))
+        .map_err(|_| ractor::SpawnErr::StartupFailed("component exited at start".into()))?;
     tracing::debug!(conn = id, "component connection started");
-    Ok(started.finish())
+    Ok(members.group.finish())
 }

@@ -22,12 +22,13 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chorus_c2s::conn::{spawn_stream, StreamTransport};
 use chorus_c2s::framing::{Framing, OutHeader, XmlStream};
-use chorus_c2s::receiver::{Flow, Input, ReceiverActor, ReceiverArgs, StreamOwner};
-use chorus_c2s::socket::{OutboundGauge, SocketActor, SocketArgs, SocketHandle, Writer};
+use chorus_c2s::receiver::{Flow, Input, StreamOwner};
+use chorus_c2s::socket::{SocketHandle, Writer};
 use chorus_c2s::tls::ChannelBindings;
 use chorus_proto::{ns, StanzaKind, StreamError};
-use chorus_supervisor::{GroupMember, GroupSpec, PartialGroup, StartCtx};
+use chorus_supervisor::{GroupMember, GroupSpec, StartCtx};
 use chorus_xml::{Element, StreamEvent, StreamHeader, XmlError};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::net::TcpStream;
@@ -81,68 +82,43 @@ async fn start_members(
         let (r, w) = stream.into_split();
         (Input::Plain(r), Writer::Plain(w))
     };
-    let framing: Arc<dyn Framing> = Arc::new(XmlStream::server());
-    let limits = &ctx.c2s.config.limits;
-    let gauge = Arc::new(OutboundGauge::new(
-        limits.max_outbound_stanzas,
-        limits.max_outbound_bytes,
-    ));
-    let mut started = PartialGroup::new();
     let sup = sctx.supervisor.clone();
-    let (socket, _) = Actor::spawn_linked(
-        None,
-        SocketActor,
-        SocketArgs {
-            slot,
-            writer,
-            write_timeout: ctx.c2s.config.c2s.write_timeout(),
-            gauge: gauge.clone(),
-            framing: framing.clone(),
-        },
-        sup.clone(),
-    )
-    .await?;
-    started.push("socket", "worker", socket.get_cell());
-    let (owner, _) = Actor::spawn_linked(
-        None,
-        InActor,
-        InArgs {
-            ctx: ctx.clone(),
-            conn_id: id,
-            peer,
-            socket: SocketHandle::new(socket.clone(), gauge),
-            path: format!("{}/s2s-in", sctx.path),
-            over,
-        },
-        sup.clone(),
-    )
-    .await?;
-    let owner_cell = owner.get_cell();
-    let receiver = Actor::spawn_linked(
-        None,
-        ReceiverActor::<InMsg>::default(),
-        ReceiverArgs {
+    let path = format!("{}/s2s-in", sctx.path);
+    let members = spawn_stream(
+        &sctx,
+        &ctx.c2s,
+        StreamTransport {
             input,
-            owner,
-            socket,
-            limits: ctx.c2s.limits(),
+            writer,
+            framing: Arc::new(XmlStream::server()),
+            messages: false,
+            slot,
             tls: ctx.server_tls(),
-            handshake_timeout: ctx.c2s.config.handshake_timeout(),
-            framing,
+            // No session outlives the connection: either one's end is the
+            // stream's.
+            significant: true,
         },
-        sup,
+        "s2s-in",
+        |socket| async {
+            let (owner, _) = Actor::spawn_linked(
+                None,
+                InActor,
+                InArgs {
+                    ctx: ctx.clone(),
+                    conn_id: id,
+                    peer,
+                    socket,
+                    path,
+                    over,
+                },
+                sup,
+            )
+            .await?;
+            Ok(owner)
+        },
     )
-    .await;
-    let receiver = match receiver {
-        Ok((r, _)) => r,
-        Err(e) => {
-            owner_cell.kill();
-            return Err(e);
-        }
-    };
-    started.push("receiver", "worker", receiver.get_cell());
-    started.push("s2s-in", "worker", owner_cell);
-    Ok(started.finish())
+    .await?;
+    Ok(members.group.finish())
 }
 
 pub enum InMsg {

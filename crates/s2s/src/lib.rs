@@ -332,11 +332,6 @@ impl S2sContext {
             .shutting_down
             .load(std::sync::atomic::Ordering::Relaxed)
     }
-
-    /// Stanzas waiting for remote domains, for the metrics.
-    pub fn queued(&self) -> usize {
-        self.links.iter().map(|l| l.queued()).sum()
-    }
 }
 
 /// The route table's handler for every domain it does not know.
